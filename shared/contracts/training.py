@@ -1,0 +1,96 @@
+"""The training request and progress as they travel between backend, host and executor (no torch)."""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Workload(StrEnum):
+    STRATEGY = "strategy"
+    TABULAR = "tabular"
+    PLUGIN = "plugin"
+
+
+class TabularTask(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class TrainingOverrides(BaseModel):
+    """Per-request changes to the training parameters of a strategy (or the defaults of a workload)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int | None = Field(None, ge=1, le=10_000, description="Maximum number of epochs.")
+    batch_size: int | None = Field(None, ge=1, le=65_536, description="Samples per batch.")
+    learning_rate: float | None = Field(None, gt=0, le=10, description="Optimizer learning rate.")
+    early_stopping_patience: int | None = Field(
+        None, ge=0, le=10_000, description="Epochs without improvement before stopping (0 disables)."
+    )
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Random seed.")
+    device: str | None = Field(
+        None, pattern="^(auto|cpu|cuda|mps)$", description="Device: auto (CUDA > MPS > CPU), cpu, cuda or mps."
+    )
+
+
+class TabularSpec(BaseModel):
+    """What to learn from a tabular CSV in the data folder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(..., min_length=1, description="File name of a CSV in the data folder.")
+    target: str = Field(..., min_length=1, description="Name of the target column.")
+    task: TabularTask = TabularTask.CLASSIFICATION
+    hidden_layers: list[int] = Field(default_factory=lambda: [64, 32])
+
+
+class TrainingRequest(BaseModel):
+    """A fully resolved training request: everything the executor needs, nothing environment-specific.
+
+    For the strategy workload ``strategy_yaml`` holds the strategy text itself (not a path), so a host
+    with no shared filesystem can run it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    workload: Workload = Workload.STRATEGY
+    strategy_name: str | None = None
+    strategy_yaml: str | None = None
+    symbols: list[str] = Field(default_factory=list)
+    timeframes: list[str] = Field(default_factory=list)
+    start_date: date | None = None
+    end_date: date | None = None
+    tabular: TabularSpec | None = None
+    plugin: str | None = Field(None, description="Import path 'package.module:factory' of a plugin.")
+    overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
+
+    @model_validator(mode="after")
+    def _workload_fields(self) -> TrainingRequest:
+        if self.workload is Workload.STRATEGY:
+            if not self.strategy_yaml:
+                raise ValueError("strategy workload needs strategy_yaml")
+            if not self.symbols or not self.timeframes:
+                raise ValueError("strategy workload needs at least one symbol and one timeframe")
+        elif self.workload is Workload.TABULAR and self.tabular is None:
+            raise ValueError("tabular workload needs 'tabular' (dataset, target, task)")
+        elif self.workload is Workload.PLUGIN and not self.plugin:
+            raise ValueError("plugin workload needs 'plugin' ('package.module:factory')")
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise ValueError("start_date must not be after end_date")
+        return self
+
+
+class ProgressUpdate(BaseModel):
+    """One progress report. ``percentage`` never goes backwards within one run."""
+
+    percentage: float = Field(..., ge=0, le=100)
+    phase: str
+    message: str = ""
+    epoch: int | None = None
+    total_epochs: int | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)

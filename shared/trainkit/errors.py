@@ -1,0 +1,73 @@
+"""One error taxonomy for the training library.
+
+Every error trainkit raises derives from :class:`TrainkitError`. Errors are grouped by what the
+caller can do about them: fix the input (config/data), give up on this run (divergence), or nothing
+at all because the user asked for it (cancelled). Each carries a stable ``code`` so services can map
+it to a wire error without string matching, and ``details`` naming the field/file/row at fault.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TrainkitError(Exception):
+    """Root of every error raised by trainkit."""
+
+    code = "trainkit_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(TrainkitError):
+    """A configuration value is invalid; ``details['field']`` names it."""
+
+    code = "invalid_config"
+
+
+class DataError(TrainkitError):
+    """Input data is missing, malformed or insufficient; details name the file, column or row."""
+
+    code = "invalid_data"
+
+
+class DataNotFoundError(DataError):
+    """The requested dataset does not exist."""
+
+    code = "data_not_found"
+
+
+class TrainingDivergedError(TrainkitError):
+    """The loss became NaN or infinite; details carry ``epoch`` and ``batch``."""
+
+    code = "training_diverged"
+
+
+class TrainingCancelledError(TrainkitError):
+    """Training stopped because its cancel token was set. The one exception type for cancellation."""
+
+    code = "cancelled"
+
+
+class CheckpointError(TrainkitError):
+    """A checkpoint cannot be written or is unreadable, foreign, tampered with or of another version."""
+
+    code = "invalid_checkpoint"
+
+
+class StorageError(TrainkitError):
+    """The model store could not complete an operation."""
+
+    code = "storage_error"
+
+
+class ModelNotFoundError(StorageError):
+    """No such model or version in the store."""
+
+    code = "model_not_found"

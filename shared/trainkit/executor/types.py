@@ -1,0 +1,78 @@
+"""What the executor consumes and produces, and the ports it is handed (progress, persistence)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.contracts.training import ProgressUpdate
+
+ProgressCallback = Callable[[ProgressUpdate], None]
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    """A trained model ready to persist: ``model_bytes`` is a ``model.pt`` in the checkpoint format;
+    the dicts become ``config.json``, ``metrics.json``, ``features.json`` and ``metadata.json``."""
+
+    strategy: str
+    name: str
+    model_bytes: bytes
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    features: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a stored model version lives."""
+
+    strategy: str
+    name: str
+    version: int
+    path: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "name": self.name, "version": self.version, "path": self.path}
+
+
+class ModelSink(Protocol):
+    """Persists a finished model. The backend stores it locally; a host keeps it for the hand-off."""
+
+    def save(self, artifact: ModelArtifact) -> ModelRef: ...
+
+
+@dataclass
+class TrainingResult:
+    """The outcome of one executed training."""
+
+    model: ModelRef
+    device: str
+    test_metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    best_epoch: int | None
+    best_val_loss: float | None
+    epochs_trained: int
+    stop_reason: str
+    feature_importance: dict[str, float]
+    duration_s: float
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.as_dict(),
+            "device": self.device,
+            "test_metrics": self.test_metrics,
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "epochs_trained": self.epochs_trained,
+            "stop_reason": self.stop_reason,
+            "feature_importance": self.feature_importance,
+            "duration_s": self.duration_s,
+            "decisions": self.decisions,
+            "warnings": self.warnings,
+        }
