@@ -33,7 +33,9 @@ class TrainingOverrides(BaseModel):
     )
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Random seed.")
     device: str | None = Field(
-        None, pattern="^(auto|cpu|cuda|mps)$", description="Device: auto (CUDA > MPS > CPU), cpu, cuda or mps."
+        None,
+        pattern="^(auto|cpu|cuda|mps)$",
+        description="Device: auto (CUDA > MPS > CPU), cpu, cuda or mps.",
     )
 
 

@@ -42,7 +42,12 @@ class TrainerConfig:
         _require_int(self, "accumulate_grad_batches", 1, 10_000)
         _require_int(self, "seed", 0, 2**32 - 1)
         lr = self.learning_rate
-        if isinstance(lr, bool) or not isinstance(lr, int | float) or not math.isfinite(lr) or not 0 < lr <= 10:
+        if (
+            isinstance(lr, bool)
+            or not isinstance(lr, int | float)
+            or not math.isfinite(lr)
+            or not 0 < lr <= 10
+        ):
             raise ConfigError(
                 f"learning_rate must be a number in (0, 10], got {lr!r}", field="learning_rate", value=lr
             )
@@ -54,11 +59,16 @@ class TrainerConfig:
             )
         if self.device not in DEVICES:
             raise ConfigError(
-                f"device must be one of {', '.join(DEVICES)}, got {self.device!r}", field="device", value=self.device
+                f"device must be one of {', '.join(DEVICES)}, got {self.device!r}",
+                field="device",
+                value=self.device,
             )
         clip = self.gradient_clip_val
         if clip is not None and (
-            isinstance(clip, bool) or not isinstance(clip, int | float) or not math.isfinite(clip) or clip <= 0
+            isinstance(clip, bool)
+            or not isinstance(clip, int | float)
+            or not math.isfinite(clip)
+            or clip <= 0
         ):
             raise ConfigError(
                 f"gradient_clip_val must be a positive number or null, got {clip!r}",
@@ -66,7 +76,9 @@ class TrainerConfig:
                 value=clip,
             )
         if not isinstance(self.deterministic, bool):
-            raise ConfigError("deterministic must be true or false", field="deterministic", value=self.deterministic)
+            raise ConfigError(
+                "deterministic must be true or false", field="deterministic", value=self.deterministic
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -143,10 +143,14 @@ class Callback:
     def on_exception(self, trainer: Trainer, module: TrainableModule, error: BaseException) -> None:
         """When fit is about to raise ``error`` (divergence, cancellation, a provider bug)."""
 
-    def on_save_checkpoint(self, trainer: Trainer, module: TrainableModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: Trainer, module: TrainableModule, checkpoint: dict[str, Any]
+    ) -> None:
         """When a checkpoint is written; may add entries to ``checkpoint``."""
 
-    def on_load_checkpoint(self, trainer: Trainer, module: TrainableModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: Trainer, module: TrainableModule, checkpoint: dict[str, Any]
+    ) -> None:
         """When a checkpoint is restored."""
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,0 +1,147 @@
+"""Wire schemas of the host service: what the backend sends a host and what it gets back (pydantic only).
+
+Endpoints (every request signed, see :mod:`shared.contracts.signing`)::
+
+    GET  /health                                  -> HostHealth
+    POST /training/start          StartSession    -> 202 SessionView   (409 SESSION_CONFLICT, 503 + Retry-After)
+    GET  /training/status/{session_id}            -> SessionView
+    POST /training/stop/{session_id}              -> SessionView
+    GET  /training/result/{session_id}            -> result payload (shared.contracts.handoff; ResultPayload)
+    GET  /training/result/{session_id}/model      -> raw model.pt bytes, header MODEL_SHA256_HEADER
+    POST /training/result/{session_id}/ack        -> SessionView
+    GET  /training/sessions                       -> SessionList
+
+Errors have the body ``{"error": {"code", "message", "details"}}`` (:class:`HostErrorBody`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.training import ProgressUpdate, TrainingRequest
+
+MODEL_SHA256_HEADER = "X-Content-SHA256"
+HOST_API_VERSION = "1"
+
+_SHA256 = "^[0-9a-f]{64}$"
+_FILENAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class SessionStatusName(StrEnum):
+    """``starting`` covers the data download; ``stopping`` is a stop in progress."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_SESSION_STATUSES = frozenset(
+    {SessionStatusName.COMPLETED, SessionStatusName.FAILED, SessionStatusName.CANCELLED}
+)
+
+
+class DatasetRef(BaseModel):
+    """A file the host downloads into the session's data folder before training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(..., pattern=_FILENAME, description="Name in the data folder, e.g. EURUSD_1h.csv.")
+    sha256: str = Field(..., pattern=_SHA256, description="sha256 hex digest of the file's bytes.")
+    url: str = Field(..., min_length=1, description="Absolute URL the host GETs (signed) to download it.")
+
+
+class StartSession(BaseModel):
+    """POST /training/start: the backend's operation id travels end to end."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation_id: str = Field(..., min_length=1, max_length=200)
+    request: TrainingRequest
+    callback_url: str = Field(..., min_length=1, description="Where the host POSTs the result payload.")
+    datasets: list[DatasetRef] = Field(default_factory=list)
+
+
+class SessionError(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class SessionView(BaseModel):
+    session_id: str
+    operation_id: str
+    status: SessionStatusName
+    progress: ProgressUpdate | None = None
+    device: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    last_heartbeat: datetime | None = None
+    error: SessionError | None = None
+    result_available: bool = False
+    result_acknowledged: bool = False
+    callback_delivered: bool = False
+    worker_pid: int | None = None
+
+
+class SessionList(BaseModel):
+    items: list[SessionView]
+
+
+class DeviceView(BaseModel):
+    kind: str
+    name: str
+    memory_bytes: int | None = None
+
+
+class HostHealth(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    api_version: str = HOST_API_VERSION
+    device: DeviceView
+    capacity: int
+    sessions_in_use: int
+    signing_required: bool
+
+
+class InlineModel(BaseModel):
+    encoding: Literal["gzip+base64"]
+    data: str
+    sha256: str = Field(..., pattern=_SHA256)
+    size: int = Field(..., ge=0)
+
+
+class ExternalModel(BaseModel):
+    encoding: Literal["external"]
+    url: str = Field(..., description="Relative to the host's base URL unless absolute.")
+    sha256: str = Field(..., pattern=_SHA256)
+    size: int = Field(..., ge=0)
+
+
+class ResultArtifact(BaseModel):
+    strategy: str
+    name: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    features: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class ResultPayload(BaseModel):
+    """The body of the result callback and of GET /training/result/{session_id}."""
+
+    operation_id: str
+    session_id: str
+    result: dict[str, Any]
+    artifact: ResultArtifact
+    model: InlineModel | ExternalModel = Field(..., discriminator="encoding")
+
+
+class HostErrorBody(BaseModel):
+    error: SessionError

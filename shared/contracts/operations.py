@@ -1,0 +1,134 @@
+"""Wire schemas of the backend's training and operation endpoints (pydantic only)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.training import TabularSpec, TrainingOverrides, Workload
+
+
+class OperationStatusName(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ExecutionModeName(StrEnum):
+    LOCAL = "local"
+    HOST = "host"
+    AUTO = "auto"
+
+
+_START_EXAMPLE: dict[str, Any] = {
+    "strategy": "trend_momentum",
+    "symbol": "EURUSD",
+    "timeframe": "1h",
+    "execution_mode": "local",
+    "overrides": {"epochs": 5, "batch_size": 64, "learning_rate": 0.001},
+    "idempotency_key": "my-run-2025-01-05",
+}
+
+
+class StartTrainingRequest(BaseModel):
+    """What a user posts to start a training. Give ``strategy`` (a file name) or ``strategy_yaml``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_START_EXAMPLE]})
+
+    workload: Workload = Workload.STRATEGY
+    strategy: str | None = Field(None, min_length=1, max_length=200, description="Name of a strategy file.")
+    strategy_yaml: str | None = Field(None, min_length=1, max_length=200_000, description="Inline strategy.")
+    symbol: str | list[str] | None = Field(None, description="Symbol, or a list of symbols.")
+    timeframe: str | list[str] | None = Field(None, description="Timeframe, or a list of timeframes.")
+    start_date: date | None = None
+    end_date: date | None = None
+    execution_mode: ExecutionModeName | None = Field(None, description="local, host or auto (default).")
+    require_gpu: bool = False
+    overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
+    tabular: TabularSpec | None = None
+    plugin: str | None = Field(None, description="Import path 'package.module:factory' of a plugin.")
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+class StartTrainingResponse(BaseModel):
+    operation_id: str
+    status: OperationStatusName
+    execution_mode: str
+    mode_reason: str
+    warnings: list[str] = Field(default_factory=list)
+    link: str
+
+
+class ProgressView(BaseModel):
+    percentage: float = 0.0
+    phase: str = "queued"
+    message: str = ""
+    epoch: int | None = None
+    total_epochs: int | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class OperationView(BaseModel):
+    operation_id: str
+    type: str
+    status: OperationStatusName
+    execution_mode: str
+    mode_reason: str = ""
+    device: str | None = None
+    queue_position: int | None = Field(None, description="1 for the next pending operation to run.")
+    progress: ProgressView
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    result: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+    warnings: list[str] = Field(default_factory=list)
+    idempotency_key: str | None = None
+
+
+class OperationList(BaseModel):
+    items: list[OperationView]
+    total: int
+    limit: int
+    offset: int
+
+
+class OperationMetrics(BaseModel):
+    """Per-epoch history of an operation and what can be read from it."""
+
+    operation_id: str
+    status: OperationStatusName
+    history: list[dict[str, Any]]
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    plateau: bool = False
+    overfitting: bool = False
+    decisions: list[dict[str, Any]] = Field(default_factory=list)
+    analysis: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogLine(BaseModel):
+    seq: int
+    at: datetime
+    level: str
+    logger: str
+    message: str
+
+
+class OperationLogs(BaseModel):
+    operation_id: str
+    lines: list[LogLine]
+    next_offset: int
+    truncated: bool = False

@@ -1,0 +1,20 @@
+"""The callbacks trainkit ships: early stopping, checkpoints, progress, LR schedules, timing, run record."""
+
+from shared.trainkit.callbacks.checkpointing import ModelCheckpoint
+from shared.trainkit.callbacks.early_stopping import EarlyStopping
+from shared.trainkit.callbacks.lr_scheduling import CosineAnnealing, ReduceLROnPlateau
+from shared.trainkit.callbacks.progress import ProgressListener, ProgressReporter, TrainingProgress
+from shared.trainkit.callbacks.run_recording import RunRecorder
+from shared.trainkit.callbacks.timer import Timer
+
+__all__ = [
+    "CosineAnnealing",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "ProgressListener",
+    "ProgressReporter",
+    "ReduceLROnPlateau",
+    "RunRecorder",
+    "Timer",
+    "TrainingProgress",
+]

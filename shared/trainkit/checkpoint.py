@@ -1,0 +1,220 @@
+"""The versioned checkpoint format, validated on load.
+
+Layout of a file (all integers big-endian)::
+
+    magic        8 bytes   b"MYCKPT\\r\\n"  (the CR LF catches text-mode mangling)
+    version      u16       FORMAT_VERSION
+    header_len   u32       length of the JSON header
+    header_hash  32 bytes  sha256 of the JSON header (a flipped header byte is caught too)
+    header       JSON      format_version, torch_version, model_class, config_hash,
+                           payload_sha256, payload_bytes, created_at
+    payload      torch.save({"state_dict": ..., "extra": ...})
+
+Loading checks magic, version, header hash, payload length and hash, model class and config hash,
+each with its own :class:`CheckpointError` message, and only then unpickles the payload, always with
+``torch.load(weights_only=True)`` so a crafted file cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import struct
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shared.trainkit.errors import CheckpointError
+
+MAGIC = b"MYCKPT\r\n"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct(">8sHI32s")
+_MAX_HEADER_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class CheckpointHeader:
+    format_version: int
+    torch_version: str
+    model_class: str
+    config_hash: str
+    payload_sha256: str
+    payload_bytes: int
+    created_at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    header: CheckpointHeader
+    state_dict: dict[str, torch.Tensor]
+    extra: dict[str, Any]
+
+
+def model_class_name(module: torch.nn.Module) -> str:
+    """The name a checkpoint records for ``module``'s class: ``package.module.ClassName``."""
+    cls = type(module)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``config`` (sorted keys, no whitespace)."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def checkpoint_bytes(
+    state_dict: Mapping[str, Any],
+    *,
+    model_class: str,
+    config: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> bytes:
+    """Serialize ``state_dict`` (+ ``extra``: plain containers, numbers, strings, tensors) to the format."""
+    buffer = io.BytesIO()
+    torch.save({"state_dict": dict(state_dict), "extra": dict(extra or {})}, buffer)
+    payload = buffer.getvalue()
+    header = CheckpointHeader(
+        format_version=FORMAT_VERSION,
+        torch_version=str(torch.__version__),
+        model_class=model_class,
+        config_hash=config_hash(config),
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        payload_bytes=len(payload),
+        created_at=datetime.now(UTC).isoformat(),
+    )
+    header_json = json.dumps(header.as_dict(), sort_keys=True).encode("utf-8")
+    prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_json), hashlib.sha256(header_json).digest())
+    return prefix + header_json + payload
+
+
+def save_checkpoint(
+    path: Path | str,
+    state_dict: Mapping[str, Any],
+    *,
+    model_class: str,
+    config: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a checkpoint atomically: a temp file in the same folder, fsync, then ``os.replace``."""
+    target = Path(path)
+    data = checkpoint_bytes(state_dict, model_class=model_class, config=config, extra=extra)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {target}: {exc}", path=str(target)) from exc
+
+
+def load_checkpoint(
+    source: Path | str | bytes,
+    *,
+    expected_model_class: str | None = None,
+    expected_config_hash: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> Checkpoint:
+    """Read and validate a checkpoint from a file path or from bytes; raise :class:`CheckpointError`."""
+    name = "<bytes>" if isinstance(source, bytes) else str(source)
+    data = source if isinstance(source, bytes) else _read_file(Path(source))
+    header, payload = _split(data, name)
+    if expected_model_class is not None and header.model_class != expected_model_class:
+        raise CheckpointError(
+            f"checkpoint {name} holds a {header.model_class!r}, not the expected {expected_model_class!r}; "
+            "load it with the model class that wrote it",
+            path=name,
+            model_class=header.model_class,
+        )
+    if expected_config_hash is not None and header.config_hash != expected_config_hash:
+        raise CheckpointError(
+            f"checkpoint {name} was trained with another configuration (config hash "
+            f"{header.config_hash[:12]}…, expected {expected_config_hash[:12]}…); "
+            "use the config it was saved with",
+            path=name,
+        )
+    content = _unpickle(payload, name, map_location)
+    return Checkpoint(header=header, state_dict=content["state_dict"], extra=content.get("extra", {}))
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}", path=str(path)) from exc
+
+
+def _split(data: bytes, name: str) -> tuple[CheckpointHeader, bytes]:
+    if len(data) < _PREFIX.size:
+        if not MAGIC.startswith(data[: len(MAGIC)]):
+            raise CheckpointError(f"{name} is not a modelyard checkpoint (wrong magic bytes)", path=name)
+        raise CheckpointError(
+            f"checkpoint {name} is truncated ({len(data)} bytes); write it again", path=name
+        )
+    magic, version, header_len, header_digest = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise CheckpointError(f"{name} is not a modelyard checkpoint (wrong magic bytes)", path=name)
+    if version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(
+            f"checkpoint {name} has format version {version}; this modelyard reads versions 1 to "
+            f"{FORMAT_VERSION}; upgrade modelyard to load it",
+            path=name,
+            format_version=version,
+        )
+    header_end = _PREFIX.size + header_len
+    if header_len > _MAX_HEADER_BYTES or header_end > len(data):
+        raise CheckpointError(f"checkpoint {name} is truncated inside its header; write it again", path=name)
+    header_json = data[_PREFIX.size : header_end]
+    if hashlib.sha256(header_json).digest() != header_digest:
+        raise CheckpointError(f"checkpoint {name} has a corrupted header (hash mismatch)", path=name)
+    header = _parse_header(header_json, name)
+    payload = data[header_end:]
+    if len(payload) != header.payload_bytes:
+        raise CheckpointError(
+            f"checkpoint {name} is truncated: payload has {len(payload)} of {header.payload_bytes} bytes",
+            path=name,
+        )
+    if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
+        raise CheckpointError(
+            f"checkpoint {name} is corrupted: payload sha256 does not match its header", path=name
+        )
+    return header, payload
+
+
+def _parse_header(header_json: bytes, name: str) -> CheckpointHeader:
+    try:
+        fields = json.loads(header_json)
+        return CheckpointHeader(**fields)
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {name} has an unreadable header: {exc}", path=name) from exc
+
+
+def _unpickle(payload: bytes, name: str, map_location: str | torch.device) -> dict[str, Any]:
+    try:
+        content = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint {name} payload holds objects other than tensors and plain data; refusing to load "
+            f"it ({type(exc).__name__})",
+            path=name,
+        ) from exc
+    if not isinstance(content, dict) or "state_dict" not in content:
+        raise CheckpointError(f"checkpoint {name} payload has no 'state_dict' entry", path=name)
+    return content

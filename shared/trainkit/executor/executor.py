@@ -1,0 +1,224 @@
+"""TrainingExecutor: the one synchronous training pipeline, run alike in the backend and on a host.
+
+It never knows where it runs (in-process worker thread or host child process) nor how it was invoked.
+It does know the hardware: the device is chosen by the trainer (CUDA > MPS > CPU) and reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from shared.contracts.training import TrainingRequest
+from shared.trainkit.callbacks import EarlyStopping, ProgressReporter, RunRecorder, TrainingProgress
+from shared.trainkit.cancellation import CancelToken
+from shared.trainkit.config import FitResult
+from shared.trainkit.executor.progress import PipelineProgress, Step
+from shared.trainkit.executor.types import ModelSink, ProgressCallback, TrainingResult
+from shared.trainkit.executor.workload import PRE_TRAINING_PHASES, Workload
+from shared.trainkit.spi import Callback, EpochMetrics, TrainableModule
+from shared.trainkit.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+STEPS: tuple[Step, ...] = (
+    Step("data_loading", 4, "Loading data"),
+    Step("indicators", 4, "Computing indicators"),
+    Step("fuzzy_memberships", 3, "Computing fuzzy memberships"),
+    Step("features", 2, "Engineering features"),
+    Step("labels", 2, "Generating labels"),
+    Step("dataset", 2, "Preparing dataset"),
+    Step("model_creation", 1, "Creating model"),
+    Step("training", 72, "Training"),
+    Step("evaluation", 3, "Evaluating on the test set"),
+    Step("feature_importance", 4, "Computing feature importance"),
+    Step("persistence", 2, "Saving model"),
+    Step("aggregation", 1, "Aggregating results"),
+)
+
+
+class TrainingExecutor:
+    """Runs one training request to completion, or raises a ``TrainkitError``.
+
+    ``sink`` persists the model (the backend's ModelStorage, or a host's hand-off store); ``run_root``, when
+    given, receives a run record folder per execution; ``plugin_allowlist`` names the module prefixes a
+    plugin workload may be imported from.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        sink: ModelSink,
+        *,
+        run_root: Path | None = None,
+        plugin_allowlist: Sequence[str] = (),
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.sink = sink
+        self.run_root = run_root
+        self.plugin_allowlist = tuple(plugin_allowlist)
+
+    def workload(self, request: TrainingRequest) -> Workload:
+        from shared.trainkit.workloads import create_workload
+
+        return create_workload(request, self.data_dir, self.plugin_allowlist)
+
+    def validate(self, request: TrainingRequest) -> list[str]:
+        """Cheap preflight (parse the strategy, find the data); raises on what would fail; returns warnings."""
+        workload = self.workload(request)
+        workload.validate()
+        return list(workload.warnings)
+
+    def execute(
+        self,
+        request: TrainingRequest,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        *,
+        run_name: str | None = None,
+    ) -> TrainingResult:
+        started = time.perf_counter()
+        tracker = PipelineProgress(STEPS, progress)
+        workload = self.workload(request)
+        workload.validate()
+        for phase in PRE_TRAINING_PHASES:
+            cancel.raise_if_cancelled(phase)
+            tracker.start(phase)
+            summary = workload.run_phase(phase, cancel, partial(tracker.report, phase))
+            logger.info("%s: %s", phase, summary)
+
+        cancel.raise_if_cancelled("model_creation")
+        tracker.start("model_creation")
+        module = workload.create_model()
+        tracker.total_epochs = workload.params.epochs
+        params_count = sum(p.numel() for p in module.parameters())
+        logger.info("model: %s with %d parameters", type(module).__name__, params_count)
+
+        fit, trainer = self._train(workload, module, tracker, cancel, run_name)
+
+        cancel.raise_if_cancelled("evaluation")
+        tracker.start("evaluation")
+        test_metrics = workload.evaluate(module, trainer.device)
+        logger.info("test metrics: %s", _headline(test_metrics))
+
+        tracker.start("feature_importance")
+        importance = workload.feature_importance(
+            module, trainer.device, cancel, lambda f, m: tracker.report("feature_importance", f, m)
+        )
+
+        cancel.raise_if_cancelled("persistence")
+        tracker.start("persistence")
+        artifact = workload.artifact(module, fit, test_metrics, importance)
+        model_ref = self.sink.save(artifact)
+        logger.info("model saved: %s/%s v%d", model_ref.strategy, model_ref.name, model_ref.version)
+
+        tracker.start("aggregation")
+        result = TrainingResult(
+            model=model_ref,
+            device=fit.device,
+            test_metrics=test_metrics,
+            history=[_epoch_record(m) for m in fit.history],
+            best_epoch=None if fit.best_epoch is None else fit.best_epoch + 1,
+            best_val_loss=fit.best_val_loss,
+            epochs_trained=fit.epochs_trained,
+            stop_reason=str(fit.stop_reason),
+            feature_importance=importance,
+            duration_s=round(time.perf_counter() - started, 3),
+            decisions=[_numbered(d) for d in trainer.decisions],
+            warnings=list(workload.warnings),
+        )
+        tracker.finish(f"completed: {_headline(test_metrics)}")
+        return result
+
+    def _train(
+        self,
+        workload: Workload,
+        module: TrainableModule,
+        tracker: PipelineProgress,
+        cancel: CancelToken,
+        run_name: str | None,
+    ) -> tuple[FitResult, Trainer]:
+        params = workload.params
+        callbacks: list[Callback] = [
+            ProgressReporter(lambda p: _report_training(tracker, p)),
+            _EpochForwarder(tracker),
+        ]
+        if params.early_stopping_patience > 0:
+            callbacks.append(EarlyStopping(monitor="val_loss", patience=params.early_stopping_patience))
+        if self.run_root is not None:
+            folder = run_name or time.strftime("run-%Y%m%d-%H%M%S")
+            callbacks.append(RunRecorder(self.run_root / folder))
+        trainer = Trainer(params.trainer_config(), callbacks=callbacks, cancel=cancel)
+        tracker.start("training", f"Training on up to {params.epochs} epochs")
+        fit = trainer.fit(module, workload.data_module())
+        logger.info(
+            "training finished after %d epochs (%s) on %s; best val_loss %s at epoch %s",
+            fit.epochs_trained,
+            fit.stop_reason,
+            fit.device,
+            fit.best_val_loss,
+            fit.best_epoch,
+        )
+        return fit, trainer
+
+
+class _EpochForwarder(Callback):
+    """Sends each finished epoch's metrics and any new decisions out as progress ``extra`` payloads."""
+
+    def __init__(self, tracker: PipelineProgress) -> None:
+        self._tracker = tracker
+        self._decisions_seen = 0
+
+    def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
+        total = trainer.config.max_epochs
+        record = _epoch_record(metrics)
+        number = int(record["epoch"] or 0)
+        scalars = {k: float(v) for k, v in record.items() if isinstance(v, int | float) and k != "epoch"}
+        self._tracker.report(
+            "training",
+            number / total,
+            f"Epoch {number}/{total}",
+            epoch=number,
+            metrics=scalars,
+            extra={"epoch_metrics": record},
+        )
+        self._flush_decisions(trainer)
+        logger.info("epoch %d/%d: %s", number, total, _headline(scalars))
+
+    def on_fit_end(self, trainer: Trainer, module: TrainableModule, result: FitResult) -> None:
+        self._flush_decisions(trainer)
+
+    def _flush_decisions(self, trainer: Trainer) -> None:
+        for decision in trainer.decisions[self._decisions_seen :]:
+            numbered = _numbered(decision)
+            self._tracker.report(
+                "training", 0.0, str(numbered.get("message", "")), extra={"decision": numbered}
+            )
+        self._decisions_seen = len(trainer.decisions)
+
+
+def _epoch_record(metrics: EpochMetrics) -> dict[str, Any]:
+    """An epoch as users count it: trainkit numbers epochs from 0 (as Lightning does), the wire from 1."""
+    record: dict[str, Any] = dict(metrics.as_dict())
+    record["epoch"] = metrics.epoch + 1
+    return record
+
+
+def _numbered(decision: dict[str, Any]) -> dict[str, Any]:
+    epoch = decision.get("epoch")
+    return {**decision, "epoch": epoch + 1} if isinstance(epoch, int) else dict(decision)
+
+
+def _report_training(tracker: PipelineProgress, progress: TrainingProgress) -> None:
+    epoch = None if progress.epoch is None else progress.epoch + 1
+    tracker.report("training", progress.fraction, progress.message, epoch=epoch, metrics=progress.metrics)
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    keys = ("accuracy", "macro_f1", "rmse", "r2", "train_loss", "val_loss", "val_accuracy")
+    parts = [f"{k}={metrics[k]:.4f}" for k in keys if isinstance(metrics.get(k), int | float)]
+    return ", ".join(parts) or "n/a"

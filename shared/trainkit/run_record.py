@@ -1,0 +1,229 @@
+"""The run record of one fit, on disk in a run folder:
+
+- ``run.json``          config, seed, python/torch versions, device, start time (written at start);
+- ``metrics.jsonl``     one JSON line per epoch, appended by a background writer thread;
+- ``run_summary.json``  status (completed/failed/cancelled) and min/max/mean/p50/p95/last of every
+                        metric (written on every exit path);
+- ``artifacts.json``    every file the run produced: path, kind, bytes, sha256.
+
+Backpressure: metric lines go through a bounded ``queue.Queue``. When it is full (the disk stalls),
+:meth:`MetricsWriter.write` blocks up to ``put_timeout_s`` to absorb a hiccup, then *drops* the line
+and counts it (``metrics_lines_dropped`` in the summary) rather than stall training indefinitely:
+metrics.jsonl is a log, the summary and the fit result are computed from the in-memory rows and stay
+complete. At one line per epoch the queue fills only when the disk is badly stuck.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import queue
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_STOP: Final = object()
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ArtifactKind(StrEnum):
+    CHECKPOINT = "checkpoint"
+    MODEL = "model"
+    METRICS = "metrics"
+    CONFIG = "config"
+    REPORT = "report"
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: str
+    kind: ArtifactKind
+    bytes: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": str(self.kind)}
+
+
+def describe_artifact(path: Path, kind: ArtifactKind) -> Artifact:
+    """Size and sha256 of the file at ``path`` (streamed, so big files are fine)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return Artifact(path=str(path), kind=kind, bytes=path.stat().st_size, sha256=digest.hexdigest())
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default method) of already sorted values."""
+    position = (len(sorted_values) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def summarize_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | int]]:
+    """min/max/mean/p50/p95/last/count of every numeric column (``epoch`` excluded; None/NaN skipped)."""
+    columns: dict[str, list[float]] = {}
+    for row in rows:
+        for name, value in row.items():
+            if name == "epoch" or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if math.isfinite(value):
+                columns.setdefault(name, []).append(float(value))
+    summary: dict[str, dict[str, float | int]] = {}
+    for name, values in columns.items():
+        ordered = sorted(values)
+        summary[name] = {
+            "min": ordered[0],
+            "max": ordered[-1],
+            "mean": sum(values) / len(values),
+            "p50": percentile(ordered, 50),
+            "p95": percentile(ordered, 95),
+            "last": values[-1],
+            "count": len(values),
+        }
+    return summary
+
+
+def write_json(path: Path, content: Any) -> None:
+    """Write JSON atomically (temp file + replace) so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def environment() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": str(torch.__version__),
+        "platform": platform.platform(),
+    }
+
+
+class MetricsWriter:
+    """Appends JSON lines to a file from one background thread, fed through a bounded queue."""
+
+    def __init__(self, path: Path, *, max_pending: int = 256, put_timeout_s: float = 1.0) -> None:
+        self.path = path
+        self.put_timeout_s = put_timeout_s
+        self.dropped = 0
+        self.failed: str | None = None
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_pending)
+        self._thread = threading.Thread(
+            target=self._run, name=f"metrics-writer:{path.parent.name}", daemon=True
+        )
+        self._thread.start()
+
+    def write(self, row: Mapping[str, Any]) -> bool:
+        """Queue one line; False when it was dropped because the queue stayed full."""
+        try:
+            self._queue.put(json.dumps(row, default=str), timeout=self.put_timeout_s)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            logger.warning(
+                "metrics queue for %s full for %.1fs; dropped a line", self.path, self.put_timeout_s
+            )
+            return False
+
+    def close(self, timeout_s: float = 5.0) -> bool:
+        """Flush and stop the thread; False when it did not finish within ``timeout_s``."""
+        try:
+            self._queue.put(_STOP, timeout=timeout_s)
+        except queue.Full:
+            return False
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            with self.path.open("a", encoding="utf-8") as handle:
+                while (item := self._queue.get()) is not _STOP:
+                    handle.write(f"{item}\n")
+                    if self._queue.empty():
+                        handle.flush()
+        except OSError as exc:
+            self.failed = str(exc)
+            logger.exception("metrics writer for %s failed", self.path)
+            while self._queue.get() is not _STOP:  # keep draining so writers never block on a dead thread
+                pass
+
+
+class RunRecord:
+    """Writes one run's folder. ``start`` → ``log_epoch`` … → ``finish`` (safe to call on any exit path)."""
+
+    def __init__(self, run_dir: Path, *, max_pending: int = 256, put_timeout_s: float = 1.0) -> None:
+        self.run_dir = Path(run_dir)
+        self.rows: list[dict[str, Any]] = []
+        self.artifacts: dict[str, Artifact] = {}
+        self.started_at: datetime | None = None
+        self._writer: MetricsWriter | None = None
+        self._max_pending = max_pending
+        self._put_timeout_s = put_timeout_s
+
+    @property
+    def started(self) -> bool:
+        return self.started_at is not None
+
+    def start(self, *, config: Mapping[str, Any], seed: int, device: Mapping[str, Any], **extra: Any) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.started_at = datetime.now(UTC)
+        run = {"config": dict(config), "seed": seed, "device": dict(device), "started_at": self.started_at}
+        write_json(self.run_dir / "run.json", {**run, **environment(), **extra})
+        self._writer = MetricsWriter(
+            self.run_dir / "metrics.jsonl", max_pending=self._max_pending, put_timeout_s=self._put_timeout_s
+        )
+
+    def log_epoch(self, row: Mapping[str, Any]) -> None:
+        self.rows.append(dict(row))
+        if self._writer is not None:
+            self._writer.write(row)
+
+    def add_artifact(self, path: Path, kind: ArtifactKind) -> None:
+        if path.is_file():
+            self.artifacts[str(path)] = describe_artifact(path, kind)
+
+    def finish(self, status: RunStatus, **outcome: Any) -> dict[str, Any]:
+        """Stop the writer, then write ``run_summary.json`` and ``artifacts.json``; returns the summary."""
+        dropped = 0
+        if self._writer is not None:
+            if not self._writer.close():
+                logger.warning("metrics writer for %s did not finish in time", self.run_dir)
+            dropped = self._writer.dropped
+            self.add_artifact(self._writer.path, ArtifactKind.METRICS)
+            self._writer = None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        finished = datetime.now(UTC)
+        summary = {
+            "status": str(status),
+            "started_at": self.started_at,
+            "finished_at": finished,
+            "duration_s": (finished - self.started_at).total_seconds() if self.started_at else None,
+            "epochs": len(self.rows),
+            "metrics": summarize_metrics(self.rows),
+            "metrics_lines_dropped": dropped,
+            **outcome,
+        }
+        write_json(self.run_dir / "run_summary.json", summary)
+        write_json(self.run_dir / "artifacts.json", [a.as_dict() for a in self.artifacts.values()])
+        return summary

@@ -1,0 +1,73 @@
+"""File-system moves that survive a crash: fsynced writes, atomic symlink switches, two-step removal.
+
+POSIX only: directory fsync and atomic ``rename``/``replace`` semantics are what make a version appear
+all at once or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from pathlib import Path
+
+from shared.trainkit.errors import StorageError
+
+
+def fsync_dir(path: Path) -> None:
+    """Persist a folder's entries (a created, renamed or removed child) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write a new file and fsync it; refuses to overwrite (the folder is private to one writer)."""
+    with path.open("xb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def replace_durably(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically: readers see the old or the new content, never half."""
+    temp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
+    try:
+        write_durably(temp, data)
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    fsync_dir(path.parent)
+
+
+def switch_symlink(link: Path, target: str) -> None:
+    """Point ``link`` at ``target`` (relative) atomically: a temp symlink then ``os.replace``."""
+    temp = link.with_name(f".{link.name}.{uuid.uuid4().hex}.part")
+    os.symlink(target, temp)
+    try:
+        os.replace(temp, link)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise StorageError(f"could not switch {link} to {target}: {exc}", file=str(link)) from exc
+    fsync_dir(link.parent)
+
+
+def remove_symlink(link: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+        fsync_dir(link.parent)
+
+
+def move_aside(path: Path, new_name: str) -> Path:
+    """Rename ``path`` to a sibling ``new_name`` (e.g. a trash name) durably and return the new path.
+
+    Removing a folder in place can be interrupted half-way; renaming it first makes it vanish at once,
+    and whatever the later ``rmtree`` leaves behind is hidden and swept by ``cleanup_stale``.
+    """
+    moved = path.with_name(new_name)
+    os.rename(path, moved)
+    fsync_dir(path.parent)
+    return moved

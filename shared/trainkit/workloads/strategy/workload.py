@@ -1,0 +1,184 @@
+"""The strategy workload: candles -> indicators -> fuzzy memberships -> features -> labels -> MLP.
+
+Several symbols or timeframes train one model: each dataset is featurised, labelled and split in time on
+its own (so no set mixes past and future of one series), then the splits are concatenated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from shared.contracts.training import TrainingRequest
+from shared.trainkit.cancellation import CancelToken
+from shared.trainkit.config import FitResult
+from shared.trainkit.errors import DataError
+from shared.trainkit.executor.types import ModelArtifact
+from shared.trainkit.executor.workload import ArrayWorkload, PreparedArrays, StepReport
+from shared.trainkit.normalization import standardize
+from shared.trainkit.spi import TrainableModule
+from shared.trainkit.workloads.strategy import candles as candle_data
+from shared.trainkit.workloads.strategy import features as feature_engineering
+from shared.trainkit.workloads.strategy import labels as labelling
+from shared.trainkit.workloads.strategy.indicators import Prices
+from shared.trainkit.workloads.strategy.schema import ForwardReturnLabels, StrategyConfig, parse_strategy
+from shared.trainkit.workloads.strategy.splits import class_weights, time_split
+
+
+@dataclass
+class _Series:
+    """One (symbol, timeframe) dataset as it moves through the phases."""
+
+    symbol: str
+    timeframe: str
+    candles: pd.DataFrame
+    prices: Prices | None = None
+    outputs: dict[str, np.ndarray] | None = None
+    memberships: dict[str, np.ndarray] | None = None
+    features: feature_engineering.FeatureMatrix | None = None
+    labels: np.ndarray | None = None
+
+
+class StrategyWorkload(ArrayWorkload):
+    kind = "strategy"
+
+    def __init__(self, request: TrainingRequest, data_dir: Path) -> None:
+        super().__init__(request, data_dir)
+        self.config: StrategyConfig | None = None
+        self.series: list[_Series] = []
+
+    def validate(self) -> None:
+        source = self.request.strategy_name or "<inline strategy>"
+        config = parse_strategy(self.request.strategy_yaml or "", source=source)
+        self.config = config
+        self.hidden_layers = list(config.model.hidden_layers)
+        self.dropout = config.model.dropout
+        self.activation = config.model.activation
+        t = config.training
+        self.params.epochs, self.params.batch_size = t.epochs, t.batch_size
+        self.params.learning_rate, self.params.seed = t.learning_rate, t.seed
+        self.params.early_stopping_patience = t.early_stopping_patience
+        self.apply_overrides()
+        for symbol in self.request.symbols:
+            for timeframe in self.request.timeframes:
+                path = candle_data.candle_path(self.data_dir, symbol, timeframe)
+                if not path.is_file():
+                    candle_data.load_candles(self.data_dir, symbol, timeframe)  # raises DataNotFoundError
+
+    def run_phase(self, phase: str, cancel: CancelToken, report: StepReport) -> str:
+        return getattr(self, f"_phase_{phase}")(cancel, report)  # type: ignore[no-any-return]
+
+    def _config(self) -> StrategyConfig:
+        assert self.config is not None
+        return self.config
+
+    def _phase_data_loading(self, cancel: CancelToken, report: StepReport) -> str:
+        pairs = [(s, t) for s in self.request.symbols for t in self.request.timeframes]
+        for i, (symbol, timeframe) in enumerate(pairs):
+            cancel.raise_if_cancelled("data_loading")
+            frame = candle_data.load_candles(
+                self.data_dir, symbol, timeframe, self.request.start_date, self.request.end_date
+            )
+            self.series.append(_Series(symbol, timeframe, frame))
+            report((i + 1) / len(pairs), f"loaded {symbol} {timeframe}: {len(frame)} candles")
+        return ", ".join(f"{s.symbol} {s.timeframe}: {len(s.candles)} candles" for s in self.series)
+
+    def _phase_indicators(self, cancel: CancelToken, report: StepReport) -> str:
+        config = self._config()
+        for i, s in enumerate(self.series):
+            cancel.raise_if_cancelled("indicators")
+            feature_engineering.check_enough_candles(s.candles, config)
+            s.prices = Prices.from_candles(s.candles)
+            s.outputs = feature_engineering.compute_indicators(s.prices, config)
+            report((i + 1) / len(self.series), f"{s.symbol} {s.timeframe}: indicators computed")
+        return f"{len(config.indicators)} indicators ({', '.join(spec.id for spec in config.indicators)})"
+
+    def _phase_fuzzy_memberships(self, cancel: CancelToken, report: StepReport) -> str:
+        config = self._config()
+        for s in self.series:
+            cancel.raise_if_cancelled("fuzzy_memberships")
+            assert s.outputs is not None
+            s.memberships = feature_engineering.fuzzy_memberships(s.outputs, config)
+            s.outputs = None  # only the memberships are needed from here on
+        sets = sum(len(v) for v in config.fuzzy_sets.values())
+        return f"{sets} fuzzy sets over {len(config.fuzzy_sets)} inputs"
+
+    def _phase_features(self, cancel: CancelToken, report: StepReport) -> str:
+        config = self._config()
+        for s in self.series:
+            cancel.raise_if_cancelled("features")
+            assert s.prices is not None
+            assert s.memberships is not None
+            s.features = feature_engineering.assemble(s.candles, s.prices, s.memberships, config)
+            s.prices = s.memberships = None
+        first = self.series[0].features
+        assert first is not None
+        return f"{len(first.names)} features, warm-up {first.first_row} candles"
+
+    def _phase_labels(self, cancel: CancelToken, report: StepReport) -> str:
+        spec = self._config().labels
+        counts = np.zeros(3, dtype=np.int64)
+        for s in self.series:
+            cancel.raise_if_cancelled("labels")
+            assert s.features is not None
+            s.features, s.labels = labelling.align(s.features, labelling.make_labels(s.candles, spec))
+            counts += np.bincount(s.labels, minlength=3)
+        dist = ", ".join(f"{n}={c}" for n, c in zip(labelling.CLASS_NAMES, counts, strict=True))
+        return f"{spec.method} labels: {dist}"
+
+    def _phase_dataset(self, cancel: CancelToken, report: StepReport) -> str:
+        split = self._config().split
+        parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"train": [], "val": [], "test": []}
+        for s in self.series:
+            assert s.features is not None
+            assert s.labels is not None
+            indices = time_split(len(s.labels), split.train, split.val, split.test, gap=self._label_horizon())
+            for name, rows in indices.items():
+                parts[name].append((s.features.values[rows], s.labels[rows]))
+        x = {k: np.concatenate([p[0] for p in v]) for k, v in parts.items()}
+        y = {k: np.concatenate([p[1] for p in v]).astype(np.int64) for k, v in parts.items()}
+        if len(np.unique(y["train"])) < 2:
+            raise DataError(
+                "the training set holds a single label class; change the labels thresholds or use more data",
+                field="labels",
+            )
+        (x_train, x_val, x_test), stats = standardize(x["train"], x["val"], x["test"])
+        weights = class_weights(y["train"], 3) if self._config().training.class_weighting else None
+        first = self.series[0].features
+        assert first is not None
+        self.prepared = PreparedArrays(
+            train=(x_train, y["train"]),
+            val=(x_val, y["val"]),
+            test=(x_test, y["test"]),
+            feature_names=list(first.names),
+            task="classification",
+            class_names=list(labelling.CLASS_NAMES),
+            class_weights=None if weights is None else [float(w) for w in weights],
+            normalization=stats,
+        )
+        return "train/val/test = {}/{}/{} rows".format(*(len(y[k]) for k in ("train", "val", "test")))
+
+    def _label_horizon(self) -> int:
+        """Rows dropped at each split boundary so no training label looks into validation or test.
+
+        A forward-return label reads ``horizon`` candles ahead; a zigzag label reads up to the next
+        pivot, of no fixed distance, so it gets no gap (its leak is at most one swing per boundary).
+        """
+        spec = self._config().labels
+        return spec.horizon if isinstance(spec, ForwardReturnLabels) else 0
+
+    def artifact(
+        self,
+        module: TrainableModule,
+        fit: FitResult,
+        test_metrics: dict[str, Any],
+        importance: dict[str, float],
+    ) -> ModelArtifact:
+        config = self._config()
+        name = "+".join(self.request.symbols) + "_" + "+".join(self.request.timeframes)
+        extra = {"strategy": config.model_dump(mode="json"), "strategy_yaml": self.request.strategy_yaml}
+        return self.build_artifact(config.name, name, module, fit, test_metrics, importance, extra)

@@ -1,0 +1,97 @@
+"""The tabular workload: any CSV in the data folder with a named target column.
+
+Rows of a generic table carry no time order, so the split is a seeded shuffle (70/15/15 by default);
+features are standardised with the train split's statistics only.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shared.contracts.training import TabularSpec, TabularTask, TrainingRequest
+from shared.trainkit.cancellation import CancelToken
+from shared.trainkit.config import FitResult
+from shared.trainkit.errors import DataError
+from shared.trainkit.executor.types import ModelArtifact
+from shared.trainkit.executor.workload import ArrayWorkload, PreparedArrays, StepReport
+from shared.trainkit.normalization import standardize
+from shared.trainkit.spi import TrainableModule
+from shared.trainkit.workloads.strategy.splits import class_weights as inverse_frequency
+from shared.trainkit.workloads.tabular_data import TabularData, load_tabular
+
+SPLIT = (0.70, 0.15, 0.15)
+
+
+class TabularWorkload(ArrayWorkload):
+    kind = "tabular"
+
+    def __init__(self, request: TrainingRequest, data_dir: Path) -> None:
+        super().__init__(request, data_dir)
+        assert request.tabular is not None  # guaranteed by TrainingRequest's validator
+        self.spec_in: TabularSpec = request.tabular
+        self.hidden_layers = list(self.spec_in.hidden_layers)
+        self._table: TabularData | None = None
+
+    def validate(self) -> None:
+        self._table = load_tabular(
+            self.data_dir, self.spec_in.dataset, self.spec_in.target, self.spec_in.task
+        )
+        self.apply_overrides()
+
+    def run_phase(self, phase: str, cancel: CancelToken, report: StepReport) -> str:
+        if phase == "data_loading":
+            if self._table is None:
+                self.validate()
+            assert self._table is not None
+            return f"{len(self._table.X)} rows, {len(self._table.feature_names)} features"
+        if phase == "dataset":
+            self.prepared = self._split()
+            sizes = [len(part[0]) for part in (self.prepared.train, self.prepared.val, self.prepared.test)]
+            return "split train/val/test = {}/{}/{}".format(*sizes)
+        return "not used by the tabular workload"
+
+    def _split(self) -> PreparedArrays:
+        table = self._table
+        assert table is not None
+        n = len(table.X)
+        order = np.random.default_rng(self.params.seed).permutation(n)
+        n_train, n_val = int(n * SPLIT[0]), int(n * SPLIT[1])
+        parts = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+        for name, part in zip(("train", "validation", "test"), parts, strict=True):
+            if len(part) == 0:
+                raise DataError(
+                    f"{self.spec_in.dataset}: {n} usable rows leave the {name} split empty; "
+                    "add rows (at least 10 are needed)",
+                    file=self.spec_in.dataset,
+                    rows=n,
+                )
+        (x_train, x_val, x_test), stats = standardize(*(table.X[p] for p in parts))
+        y_train, y_val, y_test = (table.y[p] for p in parts)
+        classification = self.spec_in.task is TabularTask.CLASSIFICATION
+        weights = inverse_frequency(y_train, len(table.class_names)) if classification else None
+        return PreparedArrays(
+            train=(x_train, y_train),
+            val=(x_val, y_val),
+            test=(x_test, y_test),
+            feature_names=list(table.feature_names),
+            task="classification" if classification else "regression",
+            class_names=list(table.class_names),
+            class_weights=None if weights is None else [float(w) for w in weights],
+            normalization=stats,
+        )
+
+    def artifact(
+        self,
+        module: TrainableModule,
+        fit: FitResult,
+        test_metrics: dict[str, Any],
+        importance: dict[str, float],
+    ) -> ModelArtifact:
+        stem = Path(self.spec_in.dataset).stem
+        name = re.sub(r"[^A-Za-z0-9._+-]", "-", f"{stem}_{self.spec_in.target}")
+        config = {"tabular": self.spec_in.model_dump(mode="json")}
+        return self.build_artifact("tabular", name, module, fit, test_metrics, importance, config)
