@@ -182,3 +182,12 @@ def test_allowed_plugin_trains_and_stores(data_dir: Path, tmp_path: Path) -> Non
     result = executor.execute(request, lambda u: None, CancelToken())
     assert result.model.strategy == "plugin"
     assert result.test_metrics["accuracy"] > 0.8
+
+
+def test_stored_metrics_number_epochs_like_the_result(data_dir: Path, tmp_path: Path) -> None:
+    storage = ModelStorage(tmp_path / "models")
+    result = TrainingExecutor(data_dir, storage).execute(_request(), lambda u: None, CancelToken())
+    stored = storage.load_json(result.model.strategy, result.model.name, result.model.version, "metrics")
+    assert stored["fit"]["best_epoch"] == result.best_epoch
+    assert [h["epoch"] for h in stored["fit"]["history"]] == [h["epoch"] for h in result.history]
+    assert result.history[0]["epoch"] == 1

@@ -19,7 +19,7 @@ from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.config import FitResult
 from shared.trainkit.executor.progress import PipelineProgress, Step
 from shared.trainkit.executor.types import ModelSink, ProgressCallback, TrainingResult
-from shared.trainkit.executor.workload import PRE_TRAINING_PHASES, Workload
+from shared.trainkit.executor.workload import PRE_TRAINING_PHASES, Workload, epoch_record, numbered_decision
 from shared.trainkit.spi import Callback, EpochMetrics, TrainableModule
 from shared.trainkit.trainer import Trainer
 
@@ -121,14 +121,14 @@ class TrainingExecutor:
             model=model_ref,
             device=fit.device,
             test_metrics=test_metrics,
-            history=[_epoch_record(m) for m in fit.history],
+            history=[epoch_record(m) for m in fit.history],
             best_epoch=None if fit.best_epoch is None else fit.best_epoch + 1,
             best_val_loss=fit.best_val_loss,
             epochs_trained=fit.epochs_trained,
             stop_reason=str(fit.stop_reason),
             feature_importance=importance,
             duration_s=round(time.perf_counter() - started, 3),
-            decisions=[_numbered(d) for d in trainer.decisions],
+            decisions=[numbered_decision(d) for d in trainer.decisions],
             warnings=list(workload.warnings),
         )
         tracker.finish(f"completed: {_headline(test_metrics)}")
@@ -175,7 +175,7 @@ class _EpochForwarder(Callback):
 
     def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
         total = trainer.config.max_epochs
-        record = _epoch_record(metrics)
+        record = epoch_record(metrics)
         number = int(record["epoch"] or 0)
         scalars = {k: float(v) for k, v in record.items() if isinstance(v, int | float) and k != "epoch"}
         self._tracker.report(
@@ -194,23 +194,11 @@ class _EpochForwarder(Callback):
 
     def _flush_decisions(self, trainer: Trainer) -> None:
         for decision in trainer.decisions[self._decisions_seen :]:
-            numbered = _numbered(decision)
+            numbered = numbered_decision(decision)
             self._tracker.report(
                 "training", 0.0, str(numbered.get("message", "")), extra={"decision": numbered}
             )
         self._decisions_seen = len(trainer.decisions)
-
-
-def _epoch_record(metrics: EpochMetrics) -> dict[str, Any]:
-    """An epoch as users count it: trainkit numbers epochs from 0 (as Lightning does), the wire from 1."""
-    record: dict[str, Any] = dict(metrics.as_dict())
-    record["epoch"] = metrics.epoch + 1
-    return record
-
-
-def _numbered(decision: dict[str, Any]) -> dict[str, Any]:
-    epoch = decision.get("epoch")
-    return {**decision, "epoch": epoch + 1} if isinstance(epoch, int) else dict(decision)
 
 
 def _report_training(tracker: PipelineProgress, progress: TrainingProgress) -> None:

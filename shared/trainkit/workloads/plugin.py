@@ -21,7 +21,7 @@ from shared.trainkit.checkpoint import checkpoint_bytes
 from shared.trainkit.config import FitResult
 from shared.trainkit.errors import ConfigError
 from shared.trainkit.executor.types import ModelArtifact
-from shared.trainkit.executor.workload import StepReport, Workload
+from shared.trainkit.executor.workload import StepReport, Workload, fit_summary
 from shared.trainkit.spi import DataModule, Stage, TrainableModule
 
 _PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -121,7 +121,7 @@ class PluginWorkload(Workload):
             name=re.sub(r"[^A-Za-z0-9._+-]", "-", self.path),
             model_bytes=checkpoint_bytes(state, model_class=model_class, config=config),
             config=config,
-            metrics={"test": test_metrics, "fit": fit.as_dict()},
+            metrics={"test": test_metrics, "fit": fit_summary(fit)},
             features={},
             metadata={
                 "workload": self.kind,

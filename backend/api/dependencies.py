@@ -1,0 +1,45 @@
+"""What routes depend on, as ``Annotated`` aliases over the components built by the lifespan."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from backend.components import Components
+from backend.domain.ports import DatasetCatalog, ModelStore, StrategyCatalog
+from backend.services.operations import OperationsService
+from backend.services.training import TrainingService
+
+
+def get_components(request: Request) -> Components:
+    components: Components = request.app.state.components
+    return components
+
+
+def get_operations(request: Request) -> OperationsService:
+    return get_components(request).operations
+
+
+def get_training(request: Request) -> TrainingService:
+    return get_components(request).training
+
+
+def get_models(request: Request) -> ModelStore:
+    return get_components(request).models
+
+
+def get_strategies(request: Request) -> StrategyCatalog:
+    return get_components(request).strategies
+
+
+def get_datasets(request: Request) -> DatasetCatalog:
+    return get_components(request).datasets
+
+
+ComponentsDep = Annotated[Components, Depends(get_components)]
+OperationsDep = Annotated[OperationsService, Depends(get_operations)]
+TrainingDep = Annotated[TrainingService, Depends(get_training)]
+ModelsDep = Annotated[ModelStore, Depends(get_models)]
+StrategiesDep = Annotated[StrategyCatalog, Depends(get_strategies)]
+DatasetsDep = Annotated[DatasetCatalog, Depends(get_datasets)]

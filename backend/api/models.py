@@ -1,0 +1,49 @@
+"""Models: list, versions with metrics, download one version as a zip, delete a version."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+from fastapi.responses import StreamingResponse
+
+from backend.api.dependencies import ModelsDep
+from backend.api.error_handlers import error_responses
+from shared.contracts.api import ModelDetail, ModelSummary, ModelVersionView
+
+router = APIRouter(prefix="/api/v1/models", tags=["models"])
+
+NamePart = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Version = Annotated[int, Path(ge=1)]
+
+
+@router.get("", response_model=list[ModelSummary])
+def list_models(models: ModelsDep) -> list[ModelSummary]:
+    return [ModelSummary.model_validate(m) for m in models.list_models()]
+
+
+@router.get("/{strategy}/{name}", response_model=ModelDetail, responses=error_responses(404, 422))
+def get_model(strategy: NamePart, name: NamePart, models: ModelsDep) -> ModelDetail:
+    """Every version of one model, newest first, with its metrics."""
+    versions = [ModelVersionView.model_validate(v) for v in models.list_versions(strategy, name)]
+    return ModelDetail(strategy=strategy, name=name, versions=versions)
+
+
+@router.get(
+    "/{strategy}/{name}/versions/{version}/download",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}}, **error_responses(404, 422)},
+)
+def download_model_version(
+    strategy: NamePart, name: NamePart, version: Version, models: ModelsDep
+) -> StreamingResponse:
+    """One zip archive with every file of the version, streamed."""
+    filename, chunks = models.archive(strategy, name, version)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return StreamingResponse(chunks, media_type="application/zip", headers=headers)
+
+
+@router.delete("/{strategy}/{name}/versions/{version}", status_code=204, responses=error_responses(404, 422))
+def delete_model_version(strategy: NamePart, name: NamePart, version: Version, models: ModelsDep) -> Response:
+    models.delete(strategy, name, version)
+    return Response(status_code=204)

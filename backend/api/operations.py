@@ -1,0 +1,93 @@
+"""Operations: list, get, cancel, metrics and logs (the SSE stream lives in ``events``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from anyio import to_thread
+from fastapi import APIRouter, Query
+
+from backend.api.dependencies import ComponentsDep, OperationsDep, TrainingDep
+from backend.api.error_handlers import error_responses
+from backend.api.views import operation_metrics, operation_view
+from backend.domain.operations import OperationStatus
+from backend.services.operations import OperationsService
+from shared.contracts.operations import (
+    LogLine,
+    OperationList,
+    OperationLogs,
+    OperationMetrics,
+    OperationStatusName,
+    OperationView,
+)
+
+router = APIRouter(prefix="/api/v1/operations", tags=["operations"])
+
+
+@router.get("", response_model=OperationList, responses=error_responses(422))
+def list_operations(
+    operations: OperationsDep,
+    status: Annotated[list[OperationStatusName] | None, Query(description="Filter; repeatable.")] = None,
+    type: Annotated[str | None, Query(max_length=32, description="Operation type, e.g. training.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> OperationList:
+    """Newest first."""
+    statuses = [OperationStatus(s.value) for s in status or []]
+    ops, total = operations.list_operations(statuses=statuses, op_type=type, limit=limit, offset=offset)
+    positions = operations.queue_positions() if any(o.status is OperationStatus.PENDING for o in ops) else {}
+    return OperationList(
+        items=[operation_view(o, positions) for o in ops], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{operation_id}", response_model=OperationView, responses=error_responses(404))
+async def get_operation(operation_id: str, operations: OperationsDep) -> OperationView:
+    # The hot polling path: running and finished operations come from memory on the event loop, with
+    # no thread hop (which costs most under a busy training thread); the rest reads the database.
+    op = operations.get_cached(operation_id)
+    if op is None or op.status is OperationStatus.PENDING:
+        return await to_thread.run_sync(_read_operation, operations, operation_id)
+    return operation_view(op)
+
+
+def _read_operation(operations: OperationsService, operation_id: str) -> OperationView:
+    op = operations.get(operation_id)
+    positions = operations.queue_positions() if op.status is OperationStatus.PENDING else {}
+    return operation_view(op, positions)
+
+
+@router.post("/{operation_id}/cancel", response_model=OperationView, responses=error_responses(404, 409))
+def cancel_operation(operation_id: str, training: TrainingDep) -> OperationView:
+    """Pending → cancelled at once; running → cancelling, stopping within one batch; finished → 409."""
+    return operation_view(training.cancel(operation_id))
+
+
+@router.delete("/{operation_id}", response_model=OperationView, responses=error_responses(404, 409))
+def delete_operation(operation_id: str, training: TrainingDep) -> OperationView:
+    """Same as cancel: operations are kept as history, never erased."""
+    return operation_view(training.cancel(operation_id))
+
+
+@router.get("/{operation_id}/metrics", response_model=OperationMetrics, responses=error_responses(404))
+def get_operation_metrics(operation_id: str, operations: OperationsDep) -> OperationMetrics:
+    """Per-epoch history with the best epoch and plateau / overfitting flags."""
+    return operation_metrics(operations.get(operation_id))
+
+
+@router.get("/{operation_id}/logs", response_model=OperationLogs, responses=error_responses(404))
+def get_operation_logs(
+    operation_id: str,
+    components: ComponentsDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> OperationLogs:
+    """What the training logged, oldest first; page with ``offset``."""
+    op = components.operations.get(operation_id)
+    lines, truncated = components.log_store.read(op.id, offset, limit)
+    return OperationLogs(
+        operation_id=op.id,
+        lines=[LogLine(seq=x.seq, at=x.at, level=x.level, logger=x.logger, message=x.message) for x in lines],
+        next_offset=offset + len(lines),
+        truncated=truncated,
+    )

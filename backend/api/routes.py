@@ -1,0 +1,14 @@
+"""Every router of the backend, assembled once."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from backend.api import data, events, models, operations, strategies, system, trainings
+
+root_router = APIRouter()
+root_router.include_router(system.router)
+
+api_router = APIRouter()
+for module in (trainings, operations, events, models, strategies, data):
+    api_router.include_router(module.router)

@@ -1,0 +1,64 @@
+"""Domain → wire: the explicit mapping from Operation to OperationView (and its metrics)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backend.domain.operations import Operation, OperationStatus
+from shared.contracts.operations import (
+    ErrorInfo,
+    OperationMetrics,
+    OperationStatusName,
+    OperationView,
+    ProgressView,
+)
+from shared.trainkit.decisions import analyze
+
+
+def operation_view(op: Operation, positions: dict[str, int] | None = None) -> OperationView:
+    position = (positions or {}).get(op.id) if op.status is OperationStatus.PENDING else None
+    error = (
+        ErrorInfo(code=op.error.code, message=op.error.message, details=op.error.details)
+        if op.error
+        else None
+    )
+    return OperationView(
+        operation_id=op.id,
+        type=op.type,
+        status=OperationStatusName(op.status.value),
+        execution_mode=op.execution_mode,
+        mode_reason=op.mode_reason,
+        device=op.device,
+        queue_position=position,
+        progress=ProgressView(**op.progress.as_dict()),
+        created_at=op.created_at,
+        started_at=op.started_at,
+        completed_at=op.completed_at,
+        result=op.result,
+        error=error,
+        warnings=list(op.warnings),
+        idempotency_key=op.idempotency_key,
+    )
+
+
+def _analysis(history: list[dict[str, Any]]) -> dict[str, Any]:
+    if not history:
+        return {}
+    return dict(analyze(history).as_dict())
+
+
+def operation_metrics(op: Operation) -> OperationMetrics:
+    history = [dict(row) for row in op.history]
+    analysis = _analysis(history)
+    best_val = analysis.get("best_val_loss")
+    return OperationMetrics(
+        operation_id=op.id,
+        status=OperationStatusName(op.status.value),
+        history=history,
+        best_epoch=analysis.get("best_epoch"),
+        best_val_loss=float(best_val) if best_val is not None else None,
+        plateau=bool(analysis.get("plateau", False)),
+        overfitting=bool(analysis.get("overfitting", False)),
+        decisions=[dict(d) for d in op.decisions],
+        analysis=analysis,
+    )

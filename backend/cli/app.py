@@ -1,0 +1,62 @@
+"""The ``modelyard`` command: the root group, its subcommands, and the one place client errors become
+exit codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from backend.cli.backend_client import BackendApiError, BackendUnreachableError
+from backend.cli.catalog_commands import data_group, strategies_group
+from backend.cli.failures import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_UNREACHABLE, CliFailure
+from backend.cli.model_commands import models_group
+from backend.cli.ops_commands import ops_group
+from backend.cli.options import CliEnv
+from backend.cli.serve_command import serve_command
+from backend.cli.train_command import train_command
+
+ROOT_HELP = """modelyard: train models from strategy files, here or on a modelyard server.
+
+\b
+A first training, no server needed:
+  modelyard data sample
+  modelyard strategies list
+  modelyard train strategies/trend_momentum.yaml --symbol EURUSD --timeframe 1h
+  modelyard models list
+
+\b
+Against a server (`modelyard serve`, or MODELYARD_SERVER=URL):
+  modelyard train trend_momentum --symbol EURUSD --timeframe 1h --server http://127.0.0.1:8000
+  modelyard ops list
+"""
+
+
+class ModelyardGroup(click.Group):
+    """Turns the backend client's errors into plain messages and exit codes for every subcommand."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BackendUnreachableError as exc:
+            raise CliFailure(str(exc), EXIT_UNREACHABLE) from exc
+        except BackendApiError as exc:
+            code = EXIT_BAD_INPUT if 400 <= exc.status_code < 500 else EXIT_FAILED
+            status = f"HTTP {exc.status_code}, " if exc.status_code else ""
+            raise CliFailure(f"{exc.message} ({status}{exc.code})", code, exc.details) from exc
+
+
+@click.group(cls=ModelyardGroup, help=ROOT_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modelyard", prog_name="modelyard")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    ctx.ensure_object(CliEnv)
+
+
+for command in (data_group, strategies_group, train_command, ops_group, models_group, serve_command):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point (``modelyard = "backend.cli:main"``)."""
+    cli(prog_name="modelyard")

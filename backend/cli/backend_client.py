@@ -1,0 +1,190 @@
+"""BackendClient: the CLI's typed client of the backend's REST API, one method per endpoint used.
+
+Every call has an explicit timeout set where the client is built. Transport failures are never
+swallowed: a refused connection becomes :class:`BackendUnreachableError`, a non-2xx answer becomes
+:class:`BackendApiError` carrying the server's ``{"error": {"code", "message", "details"}}`` body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from shared.contracts.api import ModelDetail, ModelSummary
+from shared.contracts.operations import OperationList, OperationLogs, OperationView, StartTrainingResponse
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+#: Short connect timeout so a dead server is reported at once; reads allow a busy backend some slack.
+DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
+#: Model archives can be large: no overall read deadline per chunk beyond this.
+DOWNLOAD_TIMEOUT = httpx.Timeout(120.0, connect=3.0)
+
+
+class BackendClientError(Exception):
+    """Root of the errors the CLI's backend client raises."""
+
+
+class BackendUnreachableError(BackendClientError):
+    """Nothing answered at the server URL (refused, unknown host, connect timeout)."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"cannot reach the modelyard server at {url}: is it running? (make run)")
+        self.url = url
+        self.reason = reason
+
+
+class BackendApiError(BackendClientError):
+    """The server answered with an error status; ``code``/``message``/``details`` come from its body."""
+
+    def __init__(self, status_code: int, code: str, message: str, details: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class BackendClient:
+    """Talks to one backend at ``base_url``. ``transport`` lets tests script the answers."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_SERVER,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
+
+    def __enter__(self) -> BackendClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- trainings and operations ----------------------------------------------------------------
+
+    def start_training(self, body: dict[str, Any]) -> StartTrainingResponse:
+        return _parse(StartTrainingResponse, self._request("POST", "/api/v1/trainings", json=body))
+
+    def list_operations(self, *, status: str | None = None, limit: int = 20) -> OperationList:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        return _parse(OperationList, self._request("GET", "/api/v1/operations", params=params))
+
+    def get_operation(self, operation_id: str) -> OperationView:
+        return _parse(OperationView, self._request("GET", f"/api/v1/operations/{_seg(operation_id)}"))
+
+    def cancel_operation(self, operation_id: str) -> OperationView | None:
+        """Ask the server to cancel; returns the operation as it answered (``None`` if it sent no body)."""
+        answer = self._request("POST", f"/api/v1/operations/{_seg(operation_id)}/cancel")
+        if not answer.content:
+            return None
+        return _parse(OperationView, answer)
+
+    def operation_logs(self, operation_id: str, *, offset: int = 0) -> OperationLogs:
+        path = f"/api/v1/operations/{_seg(operation_id)}/logs"
+        return _parse(OperationLogs, self._request("GET", path, params={"offset": offset}))
+
+    # --- models ----------------------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelSummary]:
+        data = _json(self._request("GET", "/api/v1/models"))
+        items = data.get("items", []) if isinstance(data, dict) else data
+        try:
+            return [ModelSummary.model_validate(item) for item in items]
+        except (ValidationError, TypeError) as exc:
+            raise _unexpected("/api/v1/models", exc) from exc
+
+    def model_detail(self, strategy: str, name: str) -> ModelDetail:
+        return _parse(ModelDetail, self._request("GET", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}"))
+
+    def download_model(self, strategy: str, name: str, version: int, out: BinaryIO) -> int:
+        """Stream the version's archive into ``out``; returns the number of bytes written."""
+        path = f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}/download"
+        written = 0
+        with self._stream("GET", path) as response:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                written += len(chunk)
+        return written
+
+    def delete_model_version(self, strategy: str, name: str, version: int) -> None:
+        self._request("DELETE", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}")
+
+    # --- transport -------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise BackendUnreachableError(self.base_url, str(exc)) from exc
+        except httpx.TimeoutException as exc:
+            raise BackendApiError(0, "timeout", f"{method} {path} timed out: {exc}", {}) from exc
+        _raise_for_error(response)
+        return response
+
+    @contextmanager
+    def _stream(self, method: str, path: str) -> Iterator[httpx.Response]:
+        try:
+            with self._http.stream(method, path, timeout=DOWNLOAD_TIMEOUT) as response:
+                if response.is_error:
+                    response.read()
+                    _raise_for_error(response)
+                yield response
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise BackendUnreachableError(self.base_url, str(exc)) from exc
+
+
+def _raise_for_error(response: httpx.Response) -> None:
+    if not response.is_error:
+        return
+    try:
+        error = response.json().get("error", {})
+    except (ValueError, AttributeError):
+        error = {}
+    if not isinstance(error, dict) or "message" not in error:
+        text = response.text.strip()[:300] or response.reason_phrase
+        raise BackendApiError(response.status_code, f"http_{response.status_code}", text, {})
+    details = error.get("details")
+    raise BackendApiError(
+        response.status_code,
+        str(error.get("code", f"http_{response.status_code}")),
+        str(error["message"]),
+        details if isinstance(details, dict) else {},
+    )
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise _unexpected(str(response.url), exc) from exc
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    try:
+        return model.model_validate(_json(response))
+    except ValidationError as exc:
+        raise _unexpected(str(response.url), exc) from exc
+
+
+def _unexpected(where: str, exc: Exception) -> BackendApiError:
+    return BackendApiError(0, "unexpected_response", f"unexpected answer from {where}: {exc}", {})
+
+
+def _seg(value: str) -> str:
+    """One URL path segment, escaped so a name cannot reach another route."""
+    return quote(value, safe="")

@@ -1,0 +1,95 @@
+"""In-process training for ``modelyard train`` without a server: the executor runs on a worker thread
+so the main thread stays free to turn Ctrl-C into a cooperative cancel."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from backend.cli.failures import EXIT_BAD_INPUT, EXIT_CANCELLED, CliFailure
+from backend.cli.options import Executor
+from backend.cli.progress_display import TrainingProgressDisplay
+from shared.contracts.training import ProgressUpdate, TrainingRequest
+from shared.trainkit.cancellation import CancelToken
+from shared.trainkit.errors import TrainingCancelledError, TrainkitError
+
+if TYPE_CHECKING:
+    from shared.trainkit.executor.types import TrainingResult
+
+#: How often the main thread wakes up while waiting, so Ctrl-C is noticed promptly.
+_WAIT_SLICE_S = 0.1
+#: After Ctrl-C, how long to wait for the training to reach its next cancel check.
+CANCEL_GRACE_S = 60.0
+
+
+def create_executor(data_dir: Path, models_dir: Path, runs_dir: Path) -> Executor:
+    """The real TrainingExecutor storing into a ModelStorage on ``models_dir`` (imports torch)."""
+    from shared.trainkit.executor import TrainingExecutor
+    from shared.trainkit.storage import ModelStorage
+
+    return TrainingExecutor(data_dir, ModelStorage(models_dir), run_root=runs_dir)
+
+
+@dataclass
+class _Outcome:
+    result: TrainingResult | None = None
+    error: BaseException | None = None
+
+
+def run_local_training(
+    executor: Executor, request: TrainingRequest, display: TrainingProgressDisplay
+) -> TrainingResult:
+    """Train ``request`` with a live bar. Ctrl-C cancels at the next batch and raises a ``CliFailure``
+    with exit code 130; a second Ctrl-C stops waiting. Trainkit errors become exit code 2."""
+    token = CancelToken()
+    outcome = _Outcome()
+    # Waiting on an Event, not Thread.join: a KeyboardInterrupt inside join() can leave the thread
+    # wrongly marked as stopped (CPython gh-90882), and then we would report before it finished.
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.result = executor.execute(request, display.update, token)
+        except BaseException as exc:  # handed to the main thread, which decides what it means
+            outcome.error = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=work, name="modelyard-train", daemon=True)
+    with display:
+        try:
+            worker.start()
+            while not done.wait(_WAIT_SLICE_S):
+                pass
+        except KeyboardInterrupt:
+            _cancel(token, done, display)
+    return _result_of(outcome)
+
+
+def _cancel(token: CancelToken, done: threading.Event, display: TrainingProgressDisplay) -> None:
+    """Set the token and wait for the worker to stop at its next check (it may also just finish)."""
+    token.cancel("cancelled by Ctrl-C")
+    display.update(
+        ProgressUpdate(percentage=display.last_percentage, phase="cancelling", message="cancelling")
+    )
+    # A second Ctrl-C stops waiting; the daemon worker then ends with the process.
+    with contextlib.suppress(KeyboardInterrupt):
+        done.wait(CANCEL_GRACE_S)
+    if not done.is_set():
+        raise CliFailure("cancelled (the training did not stop in time; exiting anyway)", EXIT_CANCELLED)
+
+
+def _result_of(outcome: _Outcome) -> TrainingResult:
+    error = outcome.error
+    if isinstance(error, TrainingCancelledError):
+        raise CliFailure("cancelled", EXIT_CANCELLED) from error
+    if isinstance(error, TrainkitError):
+        raise CliFailure(error.message, EXIT_BAD_INPUT) from error
+    if error is not None:
+        raise error
+    if outcome.result is None:
+        raise CliFailure("training ended without a result", 1)
+    return outcome.result

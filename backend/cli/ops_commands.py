@@ -1,0 +1,128 @@
+"""``modelyard ops …``: operations on the backend (list, show, cancel, follow, logs)."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from backend.cli.options import cli_env, server_option
+from backend.cli.progress_display import TrainingProgressDisplay
+from backend.cli.remote_training import follow_operation, report_finished
+from backend.cli.tables import operation_table, operations_table
+from shared.contracts.operations import OperationStatusName
+
+_STATUSES = [s.value for s in OperationStatusName]
+
+
+@click.group(name="ops")
+def ops_group() -> None:
+    """Operations (trainings) on the backend. Needs a running server (`modelyard serve`)."""
+
+
+@ops_group.command(name="list")
+@click.option("--status", type=click.Choice(_STATUSES), help="Only operations in this status.")
+@click.option(
+    "--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many, newest first."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@server_option
+@click.pass_context
+def ops_list(ctx: click.Context, status: str | None, limit: int, as_json: bool, server: str) -> None:
+    """List operations, newest first.
+
+    \b
+    Examples:
+      modelyard ops list
+      modelyard ops list --status running --limit 5
+    """
+    with cli_env(ctx).client(server) as client:
+        page = client.list_operations(status=status, limit=limit)
+    if as_json:
+        click.echo(page.model_dump_json(indent=2))
+    elif not page.items:
+        click.echo("no operations" + (f" with status {status}" if status else ""))
+    else:
+        Console().print(operations_table(page.items))
+        if page.total > len(page.items):
+            click.echo(f"{len(page.items)} of {page.total} shown (--limit)")
+
+
+@ops_group.command(name="show")
+@click.argument("operation_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the operation as JSON.")
+@server_option
+@click.pass_context
+def ops_show(ctx: click.Context, operation_id: str, as_json: bool, server: str) -> None:
+    """Show one operation: status, progress, timings, error or result.
+
+    \b
+    Example:
+      modelyard ops show 3f2c9a7e
+    """
+    with cli_env(ctx).client(server) as client:
+        op = client.get_operation(operation_id)
+    if as_json:
+        click.echo(op.model_dump_json(indent=2))
+    else:
+        Console().print(operation_table(op))
+
+
+@ops_group.command(name="cancel")
+@click.argument("operation_id")
+@server_option
+@click.pass_context
+def ops_cancel(ctx: click.Context, operation_id: str, server: str) -> None:
+    """Cancel an operation; a running training stops within one batch.
+
+    \b
+    Example:
+      modelyard ops cancel 3f2c9a7e
+    """
+    with cli_env(ctx).client(server) as client:
+        answer = client.cancel_operation(operation_id)
+    status = answer.status.value if answer is not None else "cancel requested"
+    click.echo(f"operation {operation_id}: {status}")
+
+
+@ops_group.command(name="follow")
+@click.argument("operation_id")
+@click.option("--json", "as_json", is_flag=True, help="No bar; print the finished operation as JSON.")
+@server_option
+@click.pass_context
+def ops_follow(ctx: click.Context, operation_id: str, as_json: bool, server: str) -> None:
+    """Follow an operation with a live progress bar until it ends, then print its result.
+
+    Ctrl-C asks whether to cancel the training on the server.
+
+    \b
+    Example:
+      modelyard ops follow 3f2c9a7e
+    """
+    env = cli_env(ctx)
+    display = TrainingProgressDisplay(Console(stderr=True), enabled=not as_json)
+    with env.client(server) as client:
+        op = follow_operation(client, operation_id, display, interval_s=env.poll_interval_s)
+    report_finished(op, Console(), as_json=as_json)
+
+
+@ops_group.command(name="logs")
+@click.argument("operation_id")
+@click.option(
+    "--offset", type=click.IntRange(0), default=0, show_default=True, help="First log line to show."
+)
+@server_option
+@click.pass_context
+def ops_logs(ctx: click.Context, operation_id: str, offset: int, server: str) -> None:
+    """Print what the training logged.
+
+    \b
+    Examples:
+      modelyard ops logs 3f2c9a7e
+      modelyard ops logs 3f2c9a7e --offset 100
+    """
+    with cli_env(ctx).client(server) as client:
+        logs = client.operation_logs(operation_id, offset=offset)
+    for line in logs.lines:
+        click.echo(f"{line.at:%Y-%m-%d %H:%M:%S} {line.level:<7} {line.logger}: {line.message}")
+    if logs.truncated:
+        click.echo(f"… more lines: --offset {logs.next_offset}")

@@ -1,0 +1,104 @@
+"""Options shared by several commands (local folders, the server URL) and the injected environment.
+
+Local folders default like the backend's settings: ``MODELYARD_DATA_DIR`` / ``MODELYARD_MODELS_DIR`` /
+``MODELYARD_STRATEGIES_DIR`` / ``MODELYARD_RUNS_DIR``, else ``./data`` ``./models`` ``./strategies``
+``./var/runs``. The server comes from ``--server`` or ``MODELYARD_SERVER``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import click
+import httpx
+
+from backend.cli.backend_client import DEFAULT_SERVER, BackendClient
+from shared.contracts.training import TrainingRequest
+
+if TYPE_CHECKING:  # importing shared.trainkit loads torch: keep it out of `--help` and remote commands
+    from shared.trainkit.cancellation import CancelToken
+    from shared.trainkit.executor.types import ProgressCallback, TrainingResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Executor(Protocol):
+    """What the CLI needs of a TrainingExecutor."""
+
+    def execute(
+        self, request: TrainingRequest, progress: ProgressCallback, cancel: CancelToken
+    ) -> TrainingResult: ...
+
+
+ExecutorFactory = Callable[[Path, Path, Path], Executor]
+
+
+@dataclass
+class CliEnv:
+    """What the commands are built with; tests pass their own through ``CliRunner.invoke(obj=...)``.
+
+    ``transport`` scripts the backend's answers; ``executor_factory(data_dir, models_dir, runs_dir)``
+    replaces the real TrainingExecutor; ``poll_interval_s`` is how often a followed operation is polled.
+    """
+
+    transport: httpx.BaseTransport | None = None
+    executor_factory: ExecutorFactory | None = None
+    poll_interval_s: float = 0.5
+
+    def client(self, server: str) -> BackendClient:
+        return BackendClient(server, transport=self.transport)
+
+
+def cli_env(ctx: click.Context) -> CliEnv:
+    env = ctx.find_object(CliEnv)
+    return env if env is not None else ctx.ensure_object(CliEnv)
+
+
+def _folder(flag: str, env: str, default: str, what: str) -> Callable[[F], F]:
+    return click.option(
+        flag,
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar=env,
+        default=default,
+        show_default=True,
+        show_envvar=True,
+        help=what,
+    )
+
+
+data_dir_option = _folder(
+    "--data-dir", "MODELYARD_DATA_DIR", "data", "Folder of candle CSVs ({SYMBOL}_{TF}.csv)."
+)
+models_dir_option = _folder("--models-dir", "MODELYARD_MODELS_DIR", "models", "Model store folder.")
+strategies_dir_option = _folder(
+    "--strategies-dir", "MODELYARD_STRATEGIES_DIR", "strategies", "Folder of strategy YAML files."
+)
+runs_dir_option = _folder(
+    "--runs-dir", "MODELYARD_RUNS_DIR", "var/runs", "Where run records (metrics.jsonl …) go."
+)
+
+
+def optional_server_option(what: str) -> Callable[[F], F]:
+    """``--server`` with no default: without it the command works locally."""
+    return click.option(
+        "--server",
+        envvar="MODELYARD_SERVER",
+        default=None,
+        show_envvar=True,
+        metavar="URL",
+        help=f"Backend URL, e.g. {DEFAULT_SERVER}. {what}",
+    )
+
+
+server_option = click.option(
+    "--server",
+    envvar="MODELYARD_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    show_envvar=True,
+    metavar="URL",
+    help="Backend URL.",
+)

@@ -1,0 +1,38 @@
+"""``modelyard serve``: the backend (REST API, dashboard) under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from backend.cli.failures import EXIT_BAD_INPUT, CliFailure
+
+SERVE_HELP = """Run the backend: REST API under /api/v1, OpenAPI at /docs, the dashboard at /.
+
+Everything else comes from the environment (prefix MODELYARD_, and DATABASE_URL): see
+backend/settings.py. With embedded defaults it uses SQLite in ./var/modelyard.db and writes
+sample data on first start.
+
+\b
+Examples:
+  modelyard serve
+  modelyard serve --host 0.0.0.0 --port 8080
+  DATABASE_URL=postgresql+psycopg://modelyard@db:5432/modelyard modelyard serve
+"""
+
+
+@click.command(name="serve", help=SERVE_HELP)
+@click.option("--host", help="Interface to listen on [default: MODELYARD_HOST or 127.0.0.1].")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port [default: MODELYARD_PORT or 8000].")
+def serve_command(host: str | None, port: int | None) -> None:
+    from backend.errors import SettingsError
+    from backend.server import serve
+    from backend.settings import load_settings
+
+    overrides: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        raise CliFailure(exc.message, EXIT_BAD_INPUT) from exc
+    serve(settings)

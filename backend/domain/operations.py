@@ -1,0 +1,130 @@
+"""The operation: a unit of work the backend tracks from request to outcome, and its state machine."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from backend.errors import IllegalTransitionError
+
+
+class OperationStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES: frozenset[OperationStatus] = frozenset(
+    {OperationStatus.COMPLETED, OperationStatus.FAILED, OperationStatus.CANCELLED}
+)
+ACTIVE_STATUSES: frozenset[OperationStatus] = frozenset({OperationStatus.RUNNING, OperationStatus.CANCELLING})
+
+# A cancelling operation may still complete: the worker can finish its last batch and store the model
+# before it sees the token; the model then exists, and saying "cancelled" would be a lie.
+_ALLOWED: dict[OperationStatus, frozenset[OperationStatus]] = {
+    OperationStatus.PENDING: frozenset(
+        {OperationStatus.RUNNING, OperationStatus.CANCELLED, OperationStatus.FAILED}
+    ),
+    OperationStatus.RUNNING: frozenset(
+        {
+            OperationStatus.CANCELLING,
+            OperationStatus.COMPLETED,
+            OperationStatus.FAILED,
+            OperationStatus.CANCELLED,
+        }
+    ),
+    OperationStatus.CANCELLING: frozenset(
+        {OperationStatus.CANCELLED, OperationStatus.COMPLETED, OperationStatus.FAILED}
+    ),
+}
+
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class Progress:
+    percentage: float = 0.0
+    phase: str = "queued"
+    message: str = ""
+    epoch: int | None = None
+    total_epochs: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class OperationError:
+    code: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    type: str
+    status: OperationStatus
+    execution_mode: str
+    mode_reason: str
+    request: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    progress: Progress = field(default_factory=Progress)
+    device: str | None = None
+    result: dict[str, Any] | None = None
+    error: OperationError | None = None
+    warnings: tuple[str, ...] = ()
+    idempotency_key: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    history: tuple[dict[str, Any], ...] = ()
+    decisions: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def with_changes(self, **changes: Any) -> Operation:
+        return dataclasses.replace(self, **changes)
+
+
+def can_transition(current: OperationStatus, target: OperationStatus) -> bool:
+    return target in _ALLOWED.get(current, frozenset())
+
+
+def transition(
+    op: Operation,
+    target: OperationStatus,
+    now: datetime,
+    *,
+    error: OperationError | None = None,
+    result: dict[str, Any] | None = None,
+) -> Operation:
+    """The one way an operation changes status; timestamps follow the status."""
+    if not can_transition(op.status, target):
+        if op.is_terminal:
+            message = f"operation {op.id} is already {op.status.value}; it cannot become {target.value}"
+        else:
+            message = f"operation {op.id} cannot go from {op.status.value} to {target.value}"
+        raise IllegalTransitionError(
+            message, operation_id=op.id, status=op.status.value, requested=target.value
+        )
+    changes: dict[str, Any] = {"status": target, "updated_at": now}
+    if target is OperationStatus.RUNNING:
+        changes["started_at"] = now
+    if target in TERMINAL_STATUSES:
+        changes["completed_at"] = now
+    if target is OperationStatus.FAILED:
+        changes["error"] = error or OperationError("failed", "the operation failed")
+    if target is OperationStatus.COMPLETED:
+        changes["result"] = result
+        changes["progress"] = dataclasses.replace(op.progress, percentage=100.0, phase="completed")
+    return op.with_changes(**changes)

@@ -1,0 +1,129 @@
+"""Ports: what the services need from the outside world. Adapters implement them; tests fake them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from backend.domain.operations import Operation, OperationStatus
+from shared.contracts.training import TrainingRequest
+from shared.trainkit.cancellation import CancelToken
+from shared.trainkit.executor.types import ProgressCallback, TrainingResult
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class OperationRepository(Protocol):
+    def add(self, op: Operation) -> Operation:
+        """Insert; if ``op.idempotency_key`` is taken, return the operation that holds it instead."""
+        ...
+
+    def get(self, op_id: str) -> Operation | None: ...
+
+    def get_by_idempotency_key(self, key: str) -> Operation | None: ...
+
+    def save(self, op: Operation, *, expected: OperationStatus) -> bool:
+        """Write ``op`` only if the stored status is still ``expected`` (compare-and-set)."""
+        ...
+
+    def find(
+        self, *, statuses: Sequence[OperationStatus], op_type: str | None, limit: int, offset: int
+    ) -> tuple[list[Operation], int]:
+        """Newest first; an empty ``statuses`` means all."""
+        ...
+
+    def pending_ids(self) -> list[str]:
+        """Pending operations, oldest first (the FIFO order they run in)."""
+        ...
+
+    def count_by_status(self) -> dict[OperationStatus, int]: ...
+
+    def ping(self) -> None: ...
+
+
+class TrainingEngine(Protocol):
+    """The shared TrainingExecutor, seen from the backend."""
+
+    def validate(self, request: TrainingRequest) -> list[str]: ...
+
+    def execute(
+        self,
+        request: TrainingRequest,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        *,
+        run_name: str | None = None,
+    ) -> TrainingResult: ...
+
+
+class TrainingRunner(Protocol):
+    """Where an accepted operation runs (in-process, on a host …)."""
+
+    def submit(self, op_id: str) -> None: ...
+
+    def cancel(self, op_id: str) -> bool:
+        """Ask a running operation to stop; False if this runner is not running it."""
+        ...
+
+    @property
+    def queue_depth(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class LogRecordLine:
+    seq: int
+    at: datetime
+    level: str
+    logger: str
+    message: str
+
+
+class OperationLogStore(Protocol):
+    def append(self, op_id: str, line: LogRecordLine) -> None: ...
+
+    def read(self, op_id: str, offset: int, limit: int) -> tuple[list[LogRecordLine], bool]:
+        """Lines from ``offset``; the flag says lines were dropped because the log hit its bound."""
+        ...
+
+
+class StrategyCatalog(Protocol):
+    def list_strategies(self) -> list[dict[str, Any]]: ...
+
+    def read_text(self, name: str) -> str:
+        """The YAML of a strategy file; StrategyNotFoundError if there is none."""
+        ...
+
+    def validate(self, text: str) -> dict[str, Any]:
+        """Parse a strategy; ConfigError naming the field if it is invalid; a summary if not."""
+        ...
+
+
+class DatasetCatalog(Protocol):
+    def list_datasets(self) -> list[dict[str, Any]]: ...
+
+    def store(self, symbol: str, timeframe: str, content: bytes) -> dict[str, Any]:
+        """Validate and store an uploaded candle CSV; DataError naming the row/column if invalid."""
+        ...
+
+    def path_of(self, symbol: str, timeframe: str) -> Path:
+        """The stored CSV; DataNotFoundError if absent."""
+        ...
+
+    def write_samples(self) -> list[str]: ...
+
+
+class ModelStore(Protocol):
+    def list_models(self) -> list[dict[str, Any]]: ...
+
+    def list_versions(self, strategy: str, name: str) -> list[dict[str, Any]]: ...
+
+    def archive(self, strategy: str, name: str, version: int) -> tuple[str, Iterator[bytes]]:
+        """A file name and the bytes of one archive holding every file of the version."""
+        ...
+
+    def delete(self, strategy: str, name: str, version: int) -> None: ...

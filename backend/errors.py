@@ -1,0 +1,100 @@
+"""The backend's error taxonomy and its one mapping to HTTP status codes.
+
+Errors are grouped by what the caller can do: fix the request (422/400), look elsewhere (404), stop
+asking for something the operation's state forbids (409), or retry later (503). Trainkit errors are
+mapped here too, so no layer above the domain ever string-matches a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.trainkit.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DataNotFoundError,
+    ModelNotFoundError,
+    TrainkitError,
+)
+
+
+class BackendError(Exception):
+    """Root of every error the backend raises on purpose."""
+
+    code = "backend_error"
+    status_code = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequestError(BackendError):
+    code = "invalid_request"
+    status_code = 422
+
+
+class NotFoundError(BackendError):
+    code = "not_found"
+    status_code = 404
+
+
+class OperationNotFoundError(NotFoundError):
+    code = "operation_not_found"
+
+
+class StrategyNotFoundError(NotFoundError):
+    code = "strategy_not_found"
+
+
+class IllegalTransitionError(BackendError):
+    """An operation was asked to move to a status its current status does not allow."""
+
+    code = "illegal_transition"
+    status_code = 409
+
+
+class ExecutionModeUnavailableError(BackendError):
+    """No execution mode can run the request right now (e.g. a GPU is required and no host is up)."""
+
+    code = "execution_mode_unavailable"
+    status_code = 503
+
+
+class PayloadTooLargeError(BackendError):
+    code = "payload_too_large"
+    status_code = 413
+
+
+class SettingsError(BackendError):
+    """A setting from the environment is invalid; ``details['env']`` names the variable."""
+
+    code = "invalid_settings"
+
+
+_TRAINKIT_STATUS: tuple[tuple[type[TrainkitError], int], ...] = (
+    (DataNotFoundError, 404),
+    (ModelNotFoundError, 404),
+    (ConfigError, 422),
+    (DataError, 422),
+    (CheckpointError, 422),
+)
+
+
+def http_status_of(error: BackendError | TrainkitError) -> int:
+    """The HTTP status that answers ``error``: the one place this decision is made."""
+    if isinstance(error, BackendError):
+        return error.status_code
+    for kind, status in _TRAINKIT_STATUS:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}

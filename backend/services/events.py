@@ -1,0 +1,87 @@
+"""Fan-out of operation events to SSE subscribers, safe to publish from the training thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from dataclasses import dataclass
+
+from backend.domain.operations import Operation
+
+QUEUE_SIZE = 256
+
+
+@dataclass(frozen=True)
+class OperationEvent:
+    """``kind`` is ``progress`` or ``status`` (a lifecycle change); ``operation`` is the state after it."""
+
+    kind: str
+    operation: Operation
+
+
+class Subscription:
+    def __init__(self, broker: EventBroker, op_id: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.op_id = op_id
+        self.loop = loop
+        self.queue: asyncio.Queue[OperationEvent | None] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self._broker = broker
+
+    def offer(self, event: OperationEvent | None) -> None:
+        """Runs on the subscriber's loop. A slow reader loses old progress, never the end (None)."""
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(event)
+
+    def close(self) -> None:
+        self._broker.unsubscribe(self)
+
+
+class EventBroker:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: dict[str, list[Subscription]] = {}
+        self._closed = False
+
+    def subscribe(self, op_id: str) -> Subscription:
+        sub = Subscription(self, op_id, asyncio.get_running_loop())
+        with self._lock:
+            if self._closed:
+                sub.offer(None)
+            else:
+                self._subs.setdefault(op_id, []).append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.op_id, [])
+            if sub in subs:
+                subs.remove(sub)
+            if not subs:
+                self._subs.pop(sub.op_id, None)
+
+    def publish(self, event: OperationEvent) -> None:
+        with self._lock:
+            subs = list(self._subs.get(event.operation.id, ()))
+        for sub in subs:
+            _deliver(sub, event)
+
+    def close(self) -> None:
+        """Server shutdown: end every stream so no SSE response holds the process open."""
+        with self._lock:
+            self._closed = True
+            subs = [s for group in self._subs.values() for s in group]
+            self._subs.clear()
+        for sub in subs:
+            _deliver(sub, None)
+
+    @property
+    def subscriber_count(self) -> int:
+        with self._lock:
+            return sum(len(group) for group in self._subs.values())
+
+
+def _deliver(sub: Subscription, event: OperationEvent | None) -> None:
+    # A closed loop means its subscriber is gone: nobody is listening any more.
+    with contextlib.suppress(RuntimeError):
+        sub.loop.call_soon_threadsafe(sub.offer, event)

@@ -1,0 +1,290 @@
+"""OperationsService: the lifecycle of operations, their live progress, and its throttled persistence.
+
+Readers (the API) take only ``_cache_lock`` for a dictionary lookup, so they never wait on the
+training thread or on a database write. Writers (status changes, throttled progress) serialise on
+``_write_lock`` and use compare-and-set on the stored status, so two writers cannot both win.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from backend.domain.operations import (
+    ACTIVE_STATUSES,
+    INTERRUPTED,
+    Operation,
+    OperationError,
+    OperationStatus,
+    Progress,
+    transition,
+)
+from backend.domain.ports import Clock, OperationRepository
+from backend.errors import OperationNotFoundError
+from backend.services.events import EventBroker, OperationEvent
+from backend.services.progress import merge_progress
+from shared.contracts.training import ProgressUpdate
+
+logger = logging.getLogger(__name__)
+
+TerminalObserver = Callable[[Operation], None]
+FINISHED_CACHE_SIZE = 1000
+
+
+def new_operation_id() -> str:
+    return "op_" + uuid.uuid4().hex[:24]
+
+
+class _Live:
+    """What a running operation looks like right now, ahead of the database by at most one interval."""
+
+    def __init__(self, op: Operation) -> None:
+        self.op = op
+        self.persisted_at = time.monotonic()
+
+
+class OperationsService:
+    def __init__(
+        self,
+        repo: OperationRepository,
+        clock: Clock,
+        broker: EventBroker,
+        *,
+        progress_interval_s: float = 1.0,
+        new_id: Callable[[], str] = new_operation_id,
+    ) -> None:
+        self._repo = repo
+        self._clock = clock
+        self._broker = broker
+        self._interval = progress_interval_s
+        self._new_id = new_id
+        self._cache_lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._live: dict[str, _Live] = {}
+        # Finished operations never change again, so they are safe to cache (even across backends).
+        self._finished: OrderedDict[str, Operation] = OrderedDict()
+        self._observers: list[TerminalObserver] = []
+
+    def on_terminal(self, observer: TerminalObserver) -> None:
+        self._observers.append(observer)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get_cached(self, op_id: str) -> Operation | None:
+        """A running (live) or finished operation without touching the database; None otherwise."""
+        with self._cache_lock:
+            live = self._live.get(op_id)
+            if live is not None:
+                return live.op
+            return self._finished.get(op_id)
+
+    def get(self, op_id: str) -> Operation:
+        cached = self.get_cached(op_id)
+        if cached is not None:
+            return cached
+        op = self._repo.get(op_id)
+        if op is not None and op.is_terminal:
+            self._remember_finished(op)
+        if op is None:
+            raise OperationNotFoundError(
+                f"no operation with id {op_id!r}; list operations with GET /api/v1/operations",
+                operation_id=op_id,
+            )
+        return op
+
+    def _remember_finished(self, op: Operation) -> None:
+        with self._cache_lock:
+            self._finished[op.id] = op
+            self._finished.move_to_end(op.id)
+            while len(self._finished) > FINISHED_CACHE_SIZE:
+                self._finished.popitem(last=False)
+
+    def find_by_idempotency_key(self, key: str) -> Operation | None:
+        return self._repo.get_by_idempotency_key(key)
+
+    def list_operations(
+        self,
+        *,
+        statuses: Sequence[OperationStatus] = (),
+        op_type: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Operation], int]:
+        ops, total = self._repo.find(statuses=statuses, op_type=op_type, limit=limit, offset=offset)
+        with self._cache_lock:
+            return [self._live[o.id].op if o.id in self._live else o for o in ops], total
+
+    def queue_positions(self) -> dict[str, int]:
+        """1-based FIFO position of every pending operation."""
+        return {op_id: i + 1 for i, op_id in enumerate(self._repo.pending_ids())}
+
+    def pending_ids(self) -> list[str]:
+        return self._repo.pending_ids()
+
+    def count_by_status(self) -> dict[OperationStatus, int]:
+        return self._repo.count_by_status()
+
+    def ping(self) -> None:
+        self._repo.ping()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        op_type: str,
+        request: dict[str, Any],
+        execution_mode: str,
+        mode_reason: str,
+        warnings: Sequence[str] = (),
+        idempotency_key: str | None = None,
+    ) -> tuple[Operation, bool]:
+        """A new pending operation, or (existing, False) when ``idempotency_key`` was used before."""
+        now = self._clock.now()
+        op = Operation(
+            id=self._new_id(),
+            type=op_type,
+            status=OperationStatus.PENDING,
+            execution_mode=execution_mode,
+            mode_reason=mode_reason,
+            request=request,
+            created_at=now,
+            updated_at=now,
+            warnings=tuple(warnings),
+            idempotency_key=idempotency_key,
+        )
+        stored = self._repo.add(op)
+        if stored.id == op.id:
+            self._broker.publish(OperationEvent("status", stored))
+        return stored, stored.id == op.id
+
+    def mark_running(self, op_id: str) -> Operation | None:
+        """Claim a pending operation for a worker; None if it is no longer pending (e.g. cancelled)."""
+        with self._write_lock:
+            op = self._repo.get(op_id)
+            if op is None or op.status is not OperationStatus.PENDING:
+                return None
+            running = transition(op, OperationStatus.RUNNING, self._clock.now())
+            running = running.with_changes(progress=Progress(phase="starting"))
+            if not self._repo.save(running, expected=OperationStatus.PENDING):
+                return None
+            with self._cache_lock:
+                self._live[op_id] = _Live(running)
+        self._broker.publish(OperationEvent("status", running))
+        return running
+
+    def report_progress(self, op_id: str, update: ProgressUpdate) -> None:
+        """Called from the training thread for every update; persists at most once per interval."""
+        now = self._clock.now()
+        with self._cache_lock:
+            live = self._live.get(op_id)
+            if live is None:
+                return
+            live.op = merge_progress(live.op, update, now)
+            snapshot = live.op
+            due = time.monotonic() - live.persisted_at >= self._interval
+            if due:
+                live.persisted_at = time.monotonic()
+        self._broker.publish(OperationEvent("progress", snapshot))
+        if due:
+            self._persist_progress(op_id)
+
+    def _persist_progress(self, op_id: str) -> None:
+        with self._write_lock:
+            with self._cache_lock:
+                live = self._live.get(op_id)
+                snapshot = live.op if live else None
+            if snapshot is not None and not snapshot.is_terminal:
+                self._repo.save(snapshot, expected=snapshot.status)
+
+    def complete(self, op_id: str, result: dict[str, Any], *, device: str | None = None) -> Operation:
+        def change(op: Operation) -> Operation:
+            history = tuple(result.get("history") or op.history)
+            decisions = tuple(result.get("decisions") or op.decisions)
+            warnings = op.warnings + tuple(w for w in result.get("warnings", []) if w not in op.warnings)
+            stored = {k: v for k, v in result.items() if k != "history"}
+            done = transition(op, OperationStatus.COMPLETED, self._clock.now(), result=stored)
+            return done.with_changes(
+                history=history, decisions=decisions, warnings=warnings, device=device or op.device
+            )
+
+        return self._apply(op_id, change)
+
+    def fail(self, op_id: str, error: OperationError) -> Operation:
+        return self._apply(
+            op_id, lambda op: transition(op, OperationStatus.FAILED, self._clock.now(), error=error)
+        )
+
+    def mark_cancelled(self, op_id: str) -> Operation:
+        return self._apply(op_id, lambda op: transition(op, OperationStatus.CANCELLED, self._clock.now()))
+
+    def request_cancel(self, op_id: str) -> Operation:
+        """Pending → cancelled at once; running → cancelling (the runner stops it); terminal → 409."""
+
+        def change(op: Operation) -> Operation:
+            target = (
+                OperationStatus.CANCELLED
+                if op.status is OperationStatus.PENDING
+                else OperationStatus.CANCELLING
+            )
+            return transition(op, target, self._clock.now())
+
+        return self._apply(op_id, change)
+
+    def recover_after_restart(self) -> list[str]:
+        """Fail what a dead process was running locally; return the pending ids to re-queue, FIFO."""
+        interrupted, _ = self._repo.find(
+            statuses=sorted(ACTIVE_STATUSES), op_type=None, limit=10_000, offset=0
+        )
+        for op in interrupted:
+            if op.execution_mode != "local":
+                continue
+            error = OperationError(
+                INTERRUPTED,
+                "the backend stopped while this operation was running; start the training again",
+                {"previous_status": op.status.value},
+            )
+            try:
+                self.fail(op.id, error)
+            except Exception:
+                logger.exception("could not mark operation %s as interrupted", op.id)
+            else:
+                logger.warning(
+                    "operation %s was %s when the backend stopped: failed/interrupted", op.id, op.status
+                )
+        return self._repo.pending_ids()
+
+    def _apply(self, op_id: str, change: Callable[[Operation], Operation]) -> Operation:
+        """Compute and store a status change; retried when another writer changed the status first."""
+        for _ in range(3):
+            with self._write_lock:
+                current = self.get(op_id)
+                updated = change(current)
+                if not self._repo.save(updated, expected=current.status):
+                    with self._cache_lock:
+                        self._live.pop(op_id, None)  # stale: re-read from the database
+                    continue
+                with self._cache_lock:
+                    if updated.is_terminal:
+                        self._live.pop(op_id, None)
+                    elif op_id in self._live:
+                        self._live[op_id].op = updated
+                if updated.is_terminal:
+                    self._remember_finished(updated)
+            self._broker.publish(OperationEvent("status", updated))
+            if updated.is_terminal:
+                self._notify_terminal(updated)
+            return updated
+        raise RuntimeError(f"operation {op_id} kept changing under concurrent writers")
+
+    def _notify_terminal(self, op: Operation) -> None:
+        for observer in self._observers:
+            try:
+                observer(op)
+            except Exception:
+                logger.exception("terminal observer failed for %s", op.id)

@@ -1,0 +1,147 @@
+"""TrainingService, the orchestrator: validate a request, record an operation, pick a mode, hand it over."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+
+from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector
+from backend.domain.operations import Operation, OperationStatus
+from backend.domain.ports import StrategyCatalog, TrainingEngine, TrainingRunner
+from backend.errors import InvalidRequestError
+from backend.services.operations import OperationsService
+from shared.contracts.operations import StartTrainingRequest
+from shared.contracts.training import TrainingRequest, Workload
+
+logger = logging.getLogger(__name__)
+
+# Symbols and timeframes become file names (data/{SYMBOL}_{TIMEFRAME}.csv): no separators, no dots first.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+
+
+def check_name(value: str, field: str) -> str:
+    if not NAME_PATTERN.match(value):
+        raise InvalidRequestError(
+            f"{field} {value!r} is not valid: use 1-32 letters, digits, '_', '-' or '.', starting with a "
+            "letter or digit",
+            field=field,
+            value=value,
+        )
+    return value
+
+
+def _as_list(value: str | list[str] | None, field: str) -> list[str]:
+    values = [value] if isinstance(value, str) else list(value or [])
+    return [check_name(v, field) for v in values]
+
+
+class TrainingService:
+    def __init__(
+        self,
+        operations: OperationsService,
+        engine: TrainingEngine,
+        strategies: StrategyCatalog,
+        selector: ExecutionModeSelector,
+        runners: Mapping[ExecutionMode, TrainingRunner],
+    ) -> None:
+        self._ops = operations
+        self._engine = engine
+        self._strategies = strategies
+        self._selector = selector
+        self._runners = runners
+
+    def start_training(self, body: StartTrainingRequest) -> tuple[Operation, bool]:
+        """The operation for ``body`` and whether it was created now (False: idempotent replay)."""
+        if body.idempotency_key:
+            existing = self._ops.find_by_idempotency_key(body.idempotency_key)
+            if existing is not None:
+                return existing, False
+        request = self.resolve(body)
+        warnings = self._engine.validate(request)
+        requested = ExecutionMode(body.execution_mode.value) if body.execution_mode else None
+        decision = self._selector.select(requested, body.require_gpu)
+        op, created = self._ops.create(
+            op_type="training",
+            request=request.model_dump(mode="json"),
+            execution_mode=decision.mode.value,
+            mode_reason=decision.reason,
+            warnings=[*decision.warnings, *warnings],
+            idempotency_key=body.idempotency_key,
+        )
+        if created:
+            logger.info("operation %s accepted: %s (%s)", op.id, decision.mode.value, decision.reason)
+            self._runner_for(decision.mode).submit(op.id)
+        return op, created
+
+    def resolve(self, body: StartTrainingRequest) -> TrainingRequest:
+        """The executor's request for ``body``; every problem names the field at fault."""
+        if body.start_date and body.end_date and body.start_date > body.end_date:
+            raise InvalidRequestError(
+                f"start_date {body.start_date} is after end_date {body.end_date}; swap them or drop one",
+                field="end_date",
+            )
+        strategy_name, strategy_yaml = None, None
+        if body.workload is Workload.STRATEGY:
+            strategy_name, strategy_yaml = self._strategy_of(body)
+        try:
+            return TrainingRequest(
+                workload=body.workload,
+                strategy_name=strategy_name,
+                strategy_yaml=strategy_yaml,
+                symbols=_as_list(body.symbol, "symbol"),
+                timeframes=_as_list(body.timeframe, "timeframe"),
+                start_date=body.start_date,
+                end_date=body.end_date,
+                tabular=body.tabular,
+                plugin=body.plugin,
+                overrides=body.overrides,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or _field_of_workload(body.workload)
+            raise InvalidRequestError(f"{field}: {first['msg']}", field=field) from exc
+
+    def _strategy_of(self, body: StartTrainingRequest) -> tuple[str, str]:
+        if bool(body.strategy) == bool(body.strategy_yaml):
+            raise InvalidRequestError(
+                "give exactly one of 'strategy' (the name of a strategy file) or 'strategy_yaml' (its text)",
+                field="strategy",
+            )
+        if not body.symbol or not body.timeframe:
+            missing = "symbol" if not body.symbol else "timeframe"
+            raise InvalidRequestError(f"{missing} is required for a strategy training", field=missing)
+        text = body.strategy_yaml or self._strategies.read_text(check_name(body.strategy or "", "strategy"))
+        summary = self._strategies.validate(text)
+        return str(summary.get("name") or body.strategy or "inline"), text
+
+    def cancel(self, op_id: str) -> Operation:
+        """Pending → cancelled; running → cancelling and the runner's token set; finished → 409."""
+        op = self._ops.request_cancel(op_id)
+        if op.status is OperationStatus.CANCELLING:
+            runner = self._runners.get(ExecutionMode(op.execution_mode))
+            if runner is None or not runner.cancel(op_id):
+                logger.warning("operation %s is cancelling but no runner here is running it", op_id)
+        return op
+
+    def resume_after_restart(self) -> list[str]:
+        """Fail interrupted operations and re-queue pending ones, oldest first."""
+        pending = self._ops.recover_after_restart()
+        for op_id in pending:
+            op = self._ops.get(op_id)
+            self._runner_for(ExecutionMode(op.execution_mode)).submit(op_id)
+        if pending:
+            logger.info("re-queued %d pending operation(s)", len(pending))
+        return pending
+
+    def _runner_for(self, mode: ExecutionMode) -> TrainingRunner:
+        runner = self._runners.get(mode) or self._runners.get(ExecutionMode.LOCAL)
+        if runner is None:
+            raise RuntimeError(f"no runner for execution mode {mode.value}")
+        return runner
+
+
+def _field_of_workload(workload: Workload) -> str:
+    return {Workload.STRATEGY: "strategy", Workload.TABULAR: "tabular", Workload.PLUGIN: "plugin"}[workload]

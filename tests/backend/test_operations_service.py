@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.adapters.db.engine import build_engine, migrate
+from backend.adapters.db.operations import SqlOperationRepository
+from backend.domain.operations import OperationStatus
+from backend.services.events import EventBroker
+from backend.services.operations import OperationsService
+from shared.contracts.training import ProgressUpdate
+from tests.backend.fakes import FixedClock
+
+
+def make_service(tmp_path: Path, interval: float) -> tuple[OperationsService, SqlOperationRepository]:
+    engine = build_engine(f"sqlite:///{tmp_path / 'ops.db'}")
+    migrate(engine)
+    repo = SqlOperationRepository(engine)
+    return OperationsService(repo, FixedClock(), EventBroker(), progress_interval_s=interval), repo
+
+
+def update(pct: float, **extra: object) -> ProgressUpdate:
+    return ProgressUpdate(percentage=pct, phase="training", message=f"{pct}", extra=dict(extra))
+
+
+def test_readers_see_live_progress_while_writes_are_throttled(tmp_path: Path) -> None:
+    service, repo = make_service(tmp_path, interval=3600.0)
+    op, _ = service.create(op_type="training", request={}, execution_mode="local", mode_reason="t")
+    service.mark_running(op.id)
+    for pct in range(1, 200):
+        service.report_progress(op.id, update(pct / 2))
+    assert service.get(op.id).progress.percentage == 99.5
+    stored = repo.get(op.id)
+    assert stored is not None
+    assert stored.progress.percentage == 0.0  # not one write in the interval
+
+
+def test_progress_never_goes_backwards_and_history_accumulates(tmp_path: Path) -> None:
+    service, repo = make_service(tmp_path, interval=0.0)
+    op, _ = service.create(op_type="training", request={}, execution_mode="local", mode_reason="t")
+    service.mark_running(op.id)
+    service.report_progress(op.id, update(50, epoch_metrics={"epoch": 0, "train_loss": 1.0}))
+    service.report_progress(op.id, update(40, epoch_metrics={"epoch": 1, "train_loss": 0.9}))
+    live = service.get(op.id)
+    assert live.progress.percentage == 50
+    assert [row["epoch"] for row in live.history] == [0, 1]
+    stored = repo.get(op.id)
+    assert stored is not None
+    assert len(stored.history) == 2
+
+
+def test_completion_persists_result_without_duplicating_history(tmp_path: Path) -> None:
+    service, repo = make_service(tmp_path, interval=3600.0)
+    op, _ = service.create(op_type="training", request={}, execution_mode="local", mode_reason="t")
+    service.mark_running(op.id)
+    result = {
+        "model": {"version": 1},
+        "test_metrics": {"accuracy": 0.7},
+        "history": [{"epoch": 0}],
+        "warnings": ["w"],
+    }
+    service.complete(op.id, result, device="cpu")
+    stored = repo.get(op.id)
+    assert stored is not None
+    assert stored.status is OperationStatus.COMPLETED
+    assert stored.result == {"model": {"version": 1}, "test_metrics": {"accuracy": 0.7}, "warnings": ["w"]}
+    assert stored.history == ({"epoch": 0},)
+    assert stored.warnings == ("w",)
+
+
+def test_claiming_a_cancelled_operation_fails(tmp_path: Path) -> None:
+    service, _ = make_service(tmp_path, interval=0.0)
+    op, _ = service.create(op_type="training", request={}, execution_mode="local", mode_reason="t")
+    assert service.request_cancel(op.id).status is OperationStatus.CANCELLED
+    assert service.mark_running(op.id) is None
+
+
+def test_recovery_fails_running_ops_as_interrupted_and_returns_pending_fifo(tmp_path: Path) -> None:
+    service, _ = make_service(tmp_path, interval=0.0)
+    ids = [
+        service.create(op_type="training", request={}, execution_mode="local", mode_reason="t")[0].id
+        for _ in "abcd"
+    ]
+    service.mark_running(ids[0])
+    service.mark_running(ids[1])
+    service.request_cancel(ids[1])
+    restarted = OperationsService(
+        SqlOperationRepository(build_engine(f"sqlite:///{tmp_path / 'ops.db'}")), FixedClock(), EventBroker()
+    )
+    assert restarted.recover_after_restart() == ids[2:]
+    for op_id in ids[:2]:
+        op = restarted.get(op_id)
+        assert op.status is OperationStatus.FAILED
+        assert op.error is not None
+        assert op.error.code == "interrupted"
+
+
+def test_unknown_operation_raises_not_found(tmp_path: Path) -> None:
+    from backend.errors import OperationNotFoundError
+
+    service, _ = make_service(tmp_path, interval=0.0)
+    with pytest.raises(OperationNotFoundError):
+        service.get("op_nope")

@@ -1,0 +1,136 @@
+"""SqlOperationRepository on SQLite, and on PostgreSQL when MODELYARD_TEST_POSTGRES_URL answers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from backend.adapters.db.engine import build_engine, migrate, normalize_database_url
+from backend.adapters.db.operations import SqlOperationRepository
+from backend.domain.operations import Operation, OperationError, OperationStatus, Progress, transition
+
+T0 = datetime(2025, 1, 5, 12, 0, tzinfo=UTC)
+
+
+def _postgres_engine() -> Iterator[Engine]:
+    url = os.environ.get("MODELYARD_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("MODELYARD_TEST_POSTGRES_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = build_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # unreachable server: skip, do not fail
+        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
+    engine = build_engine(url, schema=schema)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlOperationRepository]:
+    if request.param == "sqlite":
+        engine = build_engine(f"sqlite:///{tmp_path / 'db' / 'ops.db'}")
+        migrate(engine)
+        yield SqlOperationRepository(engine)
+        engine.dispose()
+        return
+    for engine in _postgres_engine():
+        migrate(engine)
+        yield SqlOperationRepository(engine)
+
+
+def make_op(op_id: str, *, minutes: int = 0, key: str | None = None) -> Operation:
+    at = T0 + timedelta(minutes=minutes)
+    return Operation(
+        id=op_id,
+        type="training",
+        status=OperationStatus.PENDING,
+        execution_mode="local",
+        mode_reason="test",
+        request={"strategy_name": "trend", "symbols": ["EURUSD"]},
+        created_at=at,
+        updated_at=at,
+        idempotency_key=key,
+        warnings=("w1",),
+    )
+
+
+def test_an_operation_round_trips_with_every_field(repo: SqlOperationRepository) -> None:
+    op = make_op("op_a", key="k")
+    repo.add(op)
+    running = transition(op, OperationStatus.RUNNING, T0 + timedelta(seconds=1)).with_changes(
+        progress=Progress(42.5, "training", "epoch 2/5", 2, 5, {"loss": 0.5}),
+        history=({"epoch": 0, "train_loss": 1.0},),
+        device="cpu",
+    )
+    assert repo.save(running, expected=OperationStatus.PENDING)
+    failed = transition(
+        running, OperationStatus.FAILED, T0 + timedelta(seconds=2), error=OperationError("x", "y", {"a": 1})
+    )
+    assert repo.save(failed, expected=OperationStatus.RUNNING)
+    assert repo.get("op_a") == failed
+    assert repo.get_by_idempotency_key("k") == failed
+    assert repo.get("op_missing") is None
+
+
+def test_save_is_compare_and_set_on_the_status(repo: SqlOperationRepository) -> None:
+    op = make_op("op_b")
+    repo.add(op)
+    cancelled = transition(op, OperationStatus.CANCELLED, T0)
+    assert repo.save(cancelled, expected=OperationStatus.PENDING)
+    late_start = transition(op, OperationStatus.RUNNING, T0)
+    assert not repo.save(late_start, expected=OperationStatus.PENDING)
+    stored = repo.get("op_b")
+    assert stored is not None
+    assert stored.status is OperationStatus.CANCELLED
+
+
+def test_a_duplicate_idempotency_key_returns_the_first_operation(repo: SqlOperationRepository) -> None:
+    first = repo.add(make_op("op_1", key="same"))
+    second = repo.add(make_op("op_2", key="same"))
+    assert second.id == first.id == "op_1"
+    assert repo.get("op_2") is None
+
+
+def test_find_is_newest_first_with_filters_and_paging(repo: SqlOperationRepository) -> None:
+    for i in range(5):
+        repo.add(make_op(f"op_{i}", minutes=i))
+    done = transition(make_op("op_1", minutes=1), OperationStatus.CANCELLED, T0)
+    repo.save(done, expected=OperationStatus.PENDING)
+    ops, total = repo.find(statuses=(), op_type=None, limit=2, offset=1)
+    assert [o.id for o in ops] == ["op_3", "op_2"]
+    assert total == 5
+    pending, count = repo.find(statuses=[OperationStatus.PENDING], op_type="training", limit=10, offset=0)
+    assert count == 4
+    assert "op_1" not in [o.id for o in pending]
+    assert repo.pending_ids() == ["op_0", "op_2", "op_3", "op_4"]
+    assert repo.count_by_status() == {OperationStatus.PENDING: 4, OperationStatus.CANCELLED: 1}
+
+
+def test_migrations_apply_twice_without_harm(tmp_path: Path) -> None:
+    engine = build_engine(f"sqlite:///{tmp_path / 'twice.db'}")
+    migrate(engine)
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    engine.dispose()
+
+
+def test_postgres_urls_use_the_psycopg3_driver() -> None:
+    assert normalize_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"

@@ -1,0 +1,116 @@
+"""The CLI against a real ``modelyard serve`` on 127.0.0.1: submit, follow, list, download."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.cli.options import CliEnv
+from tests.cli.conftest import SAMPLE_STRATEGIES, Invoke
+
+pytestmark = pytest.mark.e2e
+
+START_DEADLINE_S = 60.0
+STOP_DEADLINE_S = 15.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"modelyard serve exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"modelyard serve was not healthy within {START_DEADLINE_S}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory, tiny_candles: Path) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("server")
+    shutil.copytree(tiny_candles, root / "data")
+    shutil.copytree(SAMPLE_STRATEGIES, root / "strategies")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "MODELYARD_PORT": str(port),
+        "MODELYARD_HOST": "127.0.0.1",
+        "MODELYARD_DATABASE_URL": f"sqlite:///{root / 'modelyard.db'}",
+        "MODELYARD_DATA_DIR": str(root / "data"),
+        "MODELYARD_MODELS_DIR": str(root / "models"),
+        "MODELYARD_STRATEGIES_DIR": str(root / "strategies"),
+        "MODELYARD_RUNS_DIR": str(root / "runs"),
+        "MODELYARD_GENERATE_SAMPLE_DATA": "false",
+        "MODELYARD_LOG_LEVEL": "WARNING",
+    }
+    env.pop("DATABASE_URL", None)
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from backend.cli import main; main()", "serve"],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(STOP_DEADLINE_S)
+
+
+def test_train_on_the_server_follows_to_a_stored_model_that_cannot_be_cancelled_after(
+    invoke: Invoke, server_url: str
+) -> None:
+    env = CliEnv(poll_interval_s=0.2)
+    server = ["--server", server_url]
+    args = ["train", "trend_momentum", "--symbol", "EURUSD", "--timeframe", "1h", "--epochs", "2"]
+    trained = invoke([*args, *server], env=env)
+    assert trained.exit_code == 0, trained.output
+    assert "macro F1" in trained.stdout
+    assert "EURUSD_1h_v1" in trained.stdout
+
+    listed = invoke(["models", "list", "--json", *server], env=env)
+    [model] = json.loads(listed.stdout)
+    assert (model["strategy"], model["name"], model["latest_version"]) == ("trend_momentum", "EURUSD_1h", 1)
+
+    ops = invoke(["ops", "list", "--status", "completed", "--json", *server], env=env)
+    [op] = json.loads(ops.stdout)["items"]
+
+    refused = invoke(["ops", "cancel", op["operation_id"], *server], env=env)
+    assert refused.exit_code == 2
+    assert "HTTP 409" in refused.stderr
+
+
+def test_a_strategy_the_server_does_not_have_is_reported_plainly(invoke: Invoke, server_url: str) -> None:
+    result = invoke(["train", "no_such_strategy", "--symbol", "EURUSD", "--timeframe", "1h",
+                     "--server", server_url])  # fmt: skip
+    assert result.exit_code == 2
+    assert "no_such_strategy" in result.stderr
+    assert "HTTP 404" in result.stderr

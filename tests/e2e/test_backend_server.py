@@ -1,0 +1,197 @@
+"""The backend as a real uvicorn process on 127.0.0.1 with the real training library.
+
+Every wait has a deadline; every server started here is killed at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.trainkit.storage.names import TEMP_PREFIX
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+START_DEADLINE_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BackendProcess:
+    def __init__(self, workdir: Path, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "MODELYARD_PORT": str(self.port),
+            "MODELYARD_DATABASE_URL": f"sqlite:///{workdir / 'var' / 'modelyard.db'}",
+            "MODELYARD_MODELS_DIR": str(workdir / "models"),
+            "MODELYARD_DATA_DIR": str(data_dir),
+            "MODELYARD_STRATEGIES_DIR": str(REPO / "strategies"),
+            "MODELYARD_RUNS_DIR": str(workdir / "runs"),
+            "MODELYARD_PROGRESS_WRITE_INTERVAL_S": "0.2",
+            "MODELYARD_SSE_HEARTBEAT_S": "1",
+        }
+        env.pop("DATABASE_URL", None)
+        self.log = (workdir / f"server-{self.port}.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.server"],
+            cwd=workdir,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"backend exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("backend did not become healthy in time")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sample candles written once for the module (the first server start writes them)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def servers(tmp_path: Path, data_dir: Path) -> Iterator[list[BackendProcess]]:
+    started: list[BackendProcess] = []
+    yield started
+    for server in started:
+        server.kill()
+
+
+def start(servers: list[BackendProcess], workdir: Path, data_dir: Path) -> BackendProcess:
+    server = BackendProcess(workdir, data_dir)
+    servers.append(server)
+    return server
+
+
+def poll(client: httpx.Client, op_id: str, until: set[str], deadline_s: float = 120.0) -> dict[str, Any]:
+    end = time.monotonic() + deadline_s
+    body: dict[str, Any] = {}
+    while time.monotonic() < end:
+        body = client.get(f"/api/v1/operations/{op_id}").json()
+        if body["status"] in until:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"{op_id} never reached {until}: {body}")
+
+
+def submit(client: httpx.Client, epochs: int) -> str:
+    body = {
+        "strategy": "trend_momentum",
+        "symbol": "EURUSD",
+        "timeframe": "1h",
+        "overrides": {"epochs": epochs},
+    }
+    response = client.post("/api/v1/trainings", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["operation_id"])
+
+
+def test_real_training_through_the_api_lands_a_model_and_streams_events(
+    servers: list[BackendProcess], tmp_path: Path, data_dir: Path
+) -> None:
+    server = start(servers, tmp_path, data_dir)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        op_id = submit(client, epochs=2)
+        events = []
+        with client.stream("GET", f"/api/v1/operations/{op_id}/events", timeout=120) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+        assert events[-1]["status"] == "completed"
+        percentages = [e["progress"]["percentage"] for e in events]
+        assert percentages == sorted(percentages)
+        done = poll(client, op_id, {"completed", "failed"})
+        assert done["status"] == "completed", done
+        model = done["result"]["model"]
+        versions = client.get(f"/api/v1/models/{model['strategy']}/{model['name']}").json()["versions"]
+        assert [v["version"] for v in versions] == [model["version"]]
+        assert "accuracy" in done["result"]["test_metrics"]
+        csv = client.get("/api/v1/data/EURUSD/1h/download")
+        assert csv.headers["x-content-sha256"] == hashlib.sha256(csv.content).hexdigest()
+
+
+def test_kill_9_mid_training_then_restart_marks_it_interrupted_and_leaves_no_partial_model(
+    servers: list[BackendProcess], tmp_path: Path, data_dir: Path
+) -> None:
+    server = start(servers, tmp_path, data_dir)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        op_id = submit(client, epochs=500)
+        end = time.monotonic() + 60
+        while client.get(f"/api/v1/operations/{op_id}").json()["progress"]["phase"] != "training":
+            assert time.monotonic() < end, "training never started"
+            time.sleep(0.05)
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(timeout=10)
+    # What a kill during the model save leaves behind: the store's hidden temp folder.
+    half_written = tmp_path / "models" / "trend_momentum" / f"{TEMP_PREFIX}EURUSD_1h_v1-crashed"
+    half_written.mkdir(parents=True)
+    (half_written / "model.pt").write_bytes(b"half a model")
+
+    restarted = start(servers, tmp_path, data_dir)
+    with httpx.Client(base_url=restarted.url, timeout=10) as client:
+        op = client.get(f"/api/v1/operations/{op_id}").json()
+        assert op["status"] == "failed"
+        assert op["error"]["code"] == "interrupted"
+        assert client.get("/api/v1/models").json() == []
+    assert not half_written.exists()
+    assert [p for p in (tmp_path / "models").rglob("*.pt")] == []
+
+
+def test_sigterm_ends_open_event_streams_and_the_server_exits(
+    servers: list[BackendProcess], tmp_path: Path, data_dir: Path
+) -> None:
+    server = start(servers, tmp_path, data_dir)
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        op_id = submit(client, epochs=500)
+        with client.stream("GET", f"/api/v1/operations/{op_id}/events", timeout=30) as stream:
+            lines = stream.iter_lines()
+            assert next(lines).startswith("event: state")
+            server.proc.send_signal(signal.SIGTERM)
+            for _ in lines:  # drains until the server closes the stream
+                pass
+    # uvicorn re-raises the captured SIGTERM once shutdown is complete, so -15 is a clean exit too.
+    assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    server.log.flush()
+    log = next(tmp_path.glob(f"server-{server.port}.log")).read_text()
+    assert "Application shutdown complete" in log
+    assert "did not stop within" not in log
+    with httpx.Client(base_url=server.url, timeout=10) as client, pytest.raises(httpx.TransportError):
+        client.get("/health")
