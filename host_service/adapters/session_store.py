@@ -1,0 +1,50 @@
+"""Sessions on disk: ``{work_dir}/sessions/{id}/session.json``, each write atomic (temp file + rename)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from host_service.domain.sessions import Session
+from shared.trainkit.storage.durable_files import replace_durably
+
+logger = logging.getLogger(__name__)
+
+SESSION_FILE = "session.json"
+
+
+class DiskSessionStore:
+    def __init__(self, work_dir: Path) -> None:
+        self.root = Path(work_dir) / "sessions"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def session_dir(self, session_id: str) -> Path:
+        return self.root / session_id
+
+    def data_dir(self, session_id: str) -> Path:
+        return self.session_dir(session_id) / "data"
+
+    def result_dir(self, session_id: str) -> Path:
+        return self.session_dir(session_id) / "result"
+
+    def save(self, session: Session) -> None:
+        folder = self.session_dir(session.session_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(session.to_record(), indent=1, sort_keys=True)
+        replace_durably(folder / SESSION_FILE, text.encode())
+
+    def load_all(self) -> list[Session]:
+        """Every readable session; an unreadable session.json is logged and skipped, never fatal."""
+        sessions = []
+        for path in sorted(self.root.glob(f"*/{SESSION_FILE}")):
+            try:
+                sessions.append(Session.from_record(json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                logger.error("skipping unreadable session file %s: %s", path, exc)
+        return sessions
+
+    def delete_files(self, session_id: str) -> None:
+        for folder in (self.result_dir(session_id), self.data_dir(session_id)):
+            shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""HTTP routers of the host service: parse, call a service, return a contract."""

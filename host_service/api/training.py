@@ -1,0 +1,78 @@
+"""Training sessions: start, status, stop, result (JSON or raw model), acknowledge, list."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import FileResponse
+
+from host_service.api.dependencies import SessionsDep
+from host_service.api.views import session_view
+from shared.contracts.host import (
+    MODEL_SHA256_HEADER,
+    HostErrorBody,
+    ResultPayload,
+    SessionList,
+    SessionView,
+    StartSession,
+)
+
+router = APIRouter(prefix="/training", tags=["training"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": HostErrorBody} for status in (401, 404, 409, 503)
+}
+
+
+@router.post("/start", status_code=202, response_model=SessionView, responses=_ERRORS)
+async def start_training(command: StartSession, sessions: SessionsDep) -> SessionView:
+    """Start a session for the backend's operation (idempotent for the same request while it is live)."""
+    session, _ = sessions.start(command)
+    return session_view(session)
+
+
+@router.get("/status/{session_id}", response_model=SessionView, responses=_ERRORS)
+async def session_status(session_id: str, sessions: SessionsDep) -> SessionView:
+    return session_view(sessions.get(session_id))
+
+
+@router.post("/stop/{session_id}", response_model=SessionView, responses=_ERRORS)
+async def stop_training(session_id: str, sessions: SessionsDep) -> SessionView:
+    """Graceful cancel, then terminate and kill after the grace period; a finished session is unchanged."""
+    return session_view(sessions.stop(session_id))
+
+
+@router.get(
+    "/result/{session_id}",
+    responses={200: {"model": ResultPayload}, **_ERRORS},
+    response_class=Response,
+)
+async def session_result(session_id: str, sessions: SessionsDep) -> Response:
+    """The result payload, as the callback sends it (for a backend that missed the callback)."""
+    session = sessions.get(session_id)
+    body = await asyncio.to_thread(sessions.handoff.payload, session)
+    return Response(content=body, media_type="application/json")
+
+
+@router.get("/result/{session_id}/model", response_class=FileResponse, responses=_ERRORS)
+async def session_model(session_id: str, sessions: SessionsDep) -> FileResponse:
+    """The raw ``model.pt`` bytes, streamed; its sha256 is in the ``X-Content-SHA256`` header."""
+    model = sessions.handoff.model_file(sessions.get(session_id))
+    return FileResponse(
+        model.path,
+        media_type="application/octet-stream",
+        headers={MODEL_SHA256_HEADER: model.sha256},
+    )
+
+
+@router.post("/result/{session_id}/ack", response_model=SessionView, responses=_ERRORS)
+async def acknowledge_result(session_id: str, sessions: SessionsDep) -> SessionView:
+    """The backend stored the result; the host deletes its copy."""
+    return session_view(sessions.acknowledge(session_id))
+
+
+@router.get("/sessions", response_model=SessionList)
+async def list_sessions(sessions: SessionsDep) -> SessionList:
+    return SessionList(items=[session_view(s) for s in sessions.list()])

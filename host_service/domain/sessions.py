@@ -1,0 +1,102 @@
+"""A training session on this host and its one state machine."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from host_service.errors import IllegalTransitionError
+
+
+class SessionStatus(StrEnum):
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset({SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED})
+
+_ALLOWED: dict[SessionStatus, frozenset[SessionStatus]] = {
+    SessionStatus.STARTING: frozenset(
+        {SessionStatus.RUNNING, SessionStatus.STOPPING, SessionStatus.FAILED, SessionStatus.CANCELLED}
+    ),
+    SessionStatus.RUNNING: frozenset(
+        {SessionStatus.STOPPING, SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED}
+    ),
+    # A stop can race the end of training: whatever the worker reports last wins.
+    SessionStatus.STOPPING: frozenset(
+        {SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED}
+    ),
+    SessionStatus.COMPLETED: frozenset(),
+    SessionStatus.FAILED: frozenset(),
+    SessionStatus.CANCELLED: frozenset(),
+}
+
+
+@dataclass
+class Session:
+    """One training on this host. ``fingerprint`` identifies the start request (for idempotent starts)."""
+
+    session_id: str
+    operation_id: str
+    fingerprint: str
+    callback_url: str
+    request: dict[str, Any]
+    datasets: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+    status: SessionStatus = SessionStatus.STARTING
+    progress: dict[str, Any] | None = None
+    device: str | None = None
+    last_heartbeat: datetime | None = None
+    error: dict[str, Any] | None = None
+    result_available: bool = False
+    result_acknowledged: bool = False
+    callback_delivered: bool = False
+    worker_pid: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["status"] = self.status.value
+        for key in ("created_at", "updated_at", "last_heartbeat"):
+            value = record[key]
+            record[key] = value.isoformat() if value is not None else None
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Session:
+        fields = dict(record)
+        fields["status"] = SessionStatus(fields["status"])
+        for key in ("created_at", "updated_at", "last_heartbeat"):
+            value = fields.get(key)
+            fields[key] = datetime.fromisoformat(value) if value else None
+        return cls(**fields)
+
+
+def transition(
+    session: Session, target: SessionStatus, *, now: datetime, error: dict[str, Any] | None = None
+) -> None:
+    """Move ``session`` to ``target`` (the only way its status changes); illegal moves raise."""
+    if target not in _ALLOWED[session.status]:
+        raise IllegalTransitionError(
+            f"session {session.session_id} cannot go from {session.status.value} to {target.value}",
+            session_id=session.session_id,
+            status=session.status.value,
+            target=target.value,
+        )
+    session.status = target
+    session.updated_at = now
+    if error is not None:
+        session.error = error
+    if target in TERMINAL_STATUSES:
+        session.worker_pid = None

@@ -1,0 +1,1 @@
+"""Use cases of the host service: claim capacity, run sessions, hand results off."""

@@ -1,0 +1,222 @@
+"""SessionService: start, follow, stop, list and acknowledge training sessions; recover them after a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from host_service.adapters.result_files import result_complete
+from host_service.domain.ports import Clock, NewId, SessionStore, WorkerLauncher, WorkerSpec
+from host_service.domain.sessions import Session, SessionStatus, transition
+from host_service.errors import ResultNotAvailableError, SessionConflictError, SessionNotFoundError
+from host_service.services.capacity import CapacityLedger
+from host_service.services.datasets import DatasetCache
+from host_service.services.handoff import ResultHandoff
+from host_service.services.supervision import RunnerTimings, SessionRunner
+from shared.contracts.host import StartSession
+
+logger = logging.getLogger(__name__)
+
+
+class SessionService:
+    def __init__(
+        self,
+        *,
+        store: SessionStore,
+        ledger: CapacityLedger,
+        datasets: DatasetCache,
+        launcher: WorkerLauncher,
+        handoff: ResultHandoff,
+        clock: Clock,
+        new_id: NewId,
+        timings: RunnerTimings,
+    ) -> None:
+        self._store = store
+        self._ledger = ledger
+        self._datasets = datasets
+        self._launcher = launcher
+        self._handoff = handoff
+        self._clock = clock
+        self._new_id = new_id
+        self._timings = timings
+        self._sessions: dict[str, Session] = {}
+        self._runners: dict[str, SessionRunner] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._session_tasks: dict[str, asyncio.Task[None]] = {}
+        self._lock = threading.Lock()
+
+    def recover(self) -> None:
+        """Load every session from disk; a session that was live when the host stopped has lost its
+        child: it becomes completed if its result is complete on disk, else failed ``host_restarted``.
+        Unacknowledged results are sent again."""
+        for session in self._store.load_all():
+            if not session.is_terminal:
+                if result_complete(self._store.result_dir(session.session_id)):
+                    session.result_available = True
+                    transition(session, _via_running(session), now=self._clock())
+                else:
+                    error = {"code": "host_restarted", "message": "the host restarted during this training"}
+                    transition(session, SessionStatus.FAILED, now=self._clock(), error=error)
+                self._store.save(session)
+            self._sessions[session.session_id] = session
+            if session.status is SessionStatus.COMPLETED and session.result_available:
+                self._spawn(self._deliver(session), f"redeliver-{session.session_id}")
+        logger.info("recovered %d sessions", len(self._sessions))
+
+    def start(self, command: StartSession) -> tuple[Session, bool]:
+        """The session for ``command`` and whether it is new. Same operation + same request while live:
+        the existing session (idempotent); another request: SessionConflictError; no slot:
+        CapacityExhaustedError. Checking and claiming happen under one lock."""
+        fingerprint = _fingerprint(command)
+        with self._lock:
+            live = [
+                s
+                for s in self._sessions.values()
+                if s.operation_id == command.operation_id and not s.is_terminal
+            ]
+            if live:
+                if live[0].fingerprint == fingerprint:
+                    return live[0], False
+                raise SessionConflictError(
+                    f"operation {command.operation_id} already has live session {live[0].session_id} "
+                    "started with a different request; stop it first",
+                    session_id=live[0].session_id,
+                    operation_id=command.operation_id,
+                )
+            session_id = self._new_id()
+            self._ledger.claim(session_id)
+            now = self._clock()
+            session = Session(
+                session_id=session_id,
+                operation_id=command.operation_id,
+                fingerprint=fingerprint,
+                callback_url=command.callback_url,
+                request=command.request.model_dump(mode="json"),
+                datasets=[d.model_dump() for d in command.datasets],
+                created_at=now,
+                updated_at=now,
+            )
+            self._sessions[session_id] = session
+        try:
+            self._store.save(session)
+        except BaseException:
+            self._forget(session_id)
+            raise
+        self._launch_runner(session)
+        logger.info("session %s started for operation %s", session_id, command.operation_id)
+        return session, True
+
+    def get(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise SessionNotFoundError(f"no session {session_id} on this host", session_id=session_id)
+        return session
+
+    def list(self) -> list[Session]:
+        return sorted(self._sessions.values(), key=lambda s: s.created_at)
+
+    def stop(self, session_id: str) -> Session:
+        """Ask a live session to stop (no-op for a finished one); it ends ``cancelled`` shortly."""
+        session = self.get(session_id)
+        runner = self._runners.get(session_id)
+        if runner is not None:
+            runner.request_stop()
+            task = self._session_tasks.get(session_id)
+            if not runner.has_worker and task is not None:
+                task.cancel()  # still downloading data: nothing to stop gracefully
+        return session
+
+    def acknowledge(self, session_id: str) -> Session:
+        """The backend has stored the result: delete it here (idempotent)."""
+        session = self.get(session_id)
+        if session.result_acknowledged:
+            return session
+        if session.status is not SessionStatus.COMPLETED:
+            raise ResultNotAvailableError(
+                f"session {session_id} is {session.status.value}; only a completed session's result "
+                "can be acknowledged",
+                session_id=session_id,
+            )
+        session.result_acknowledged = True
+        session.result_available = False
+        session.updated_at = self._clock()
+        self._store.save(session)
+        self._store.delete_files(session_id)
+        logger.info("result of session %s acknowledged and deleted", session_id)
+        return session
+
+    @property
+    def handoff(self) -> ResultHandoff:
+        return self._handoff
+
+    async def shutdown(self) -> None:
+        """Cancel every task; a running child is reaped (terminate, then kill) before this returns."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _launch_runner(self, session: Session) -> None:
+        spec = WorkerSpec(
+            session_id=session.session_id,
+            request=session.request,
+            data_dir=self._store.data_dir(session.session_id),
+            result_dir=self._store.result_dir(session.session_id),
+            heartbeat_interval_s=self._timings.heartbeat_interval_s,
+        )
+        runner = SessionRunner(
+            session,
+            spec,
+            datasets=self._datasets,
+            launcher=self._launcher,
+            persist=self._store.save,
+            clock=self._clock,
+            timings=self._timings,
+        )
+        self._runners[session.session_id] = runner
+        self._session_tasks[session.session_id] = self._spawn(
+            self._run(runner), f"session-{session.session_id}"
+        )
+
+    async def _run(self, runner: SessionRunner) -> None:
+        session_id = runner.session.session_id
+        try:
+            await runner.run()
+        finally:
+            self._ledger.release(session_id)
+            self._runners.pop(session_id, None)
+            self._session_tasks.pop(session_id, None)
+        if runner.session.status is SessionStatus.COMPLETED:
+            await self._deliver(runner.session)
+
+    async def _deliver(self, session: Session) -> None:
+        if await self._handoff.deliver(session):
+            session.callback_delivered = True
+            self._store.save(session)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _forget(self, session_id: str) -> None:
+        with self._lock:
+            self._sessions.pop(session_id, None)
+        self._ledger.release(session_id)
+
+
+def _fingerprint(command: StartSession) -> str:
+    canonical = json.dumps(command.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _via_running(session: Session) -> SessionStatus:
+    """A session found ``starting`` with a finished result cannot skip running; move it there first."""
+    if session.status is SessionStatus.STARTING:
+        transition(session, SessionStatus.RUNNING, now=session.updated_at)
+    return SessionStatus.COMPLETED

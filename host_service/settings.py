@@ -1,0 +1,74 @@
+"""Host service settings: ``MODELYARD_HOST_*`` environment variables, plus the shared secret(s).
+
+| variable | default | meaning |
+|---|---|---|
+| MODELYARD_HOST_BIND / _PORT | 127.0.0.1 / 5002 | where uvicorn listens |
+| MODELYARD_HOST_WORK_DIR | var/host | sessions, results and the dataset cache |
+| MODELYARD_HOST_CAPACITY | 1 | trainings at once |
+| MODELYARD_HOST_PUBLIC_URL | (none) | base URL the backend reaches this host at (for model URLs) |
+| MODELYARD_SHARED_SECRET | (none) | HMAC secret shared with the backend |
+| MODELYARD_SHARED_SECRETS | (none) | several secrets, comma-separated, while rotating |
+| MODELYARD_HOST_STOP_GRACE_S | 10 | graceful stop before terminate(), and again before kill() |
+| MODELYARD_HOST_INLINE_MODEL_LIMIT_BYTES | 32 MiB | above it the model is streamed, not inlined |
+| MODELYARD_HOST_CALLBACK_ATTEMPTS | 3 | result callback attempts |
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.contracts.handoff import DEFAULT_GZIP_LEVEL
+
+
+class HostSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELYARD_HOST_", extra="ignore", populate_by_name=True)
+
+    bind: str = "127.0.0.1"
+    port: int = Field(5002, ge=1, le=65535)
+    work_dir: Path = Path("var/host")
+    capacity: int = Field(1, ge=1, le=64)
+    public_url: str | None = None
+    shared_secret: str | None = Field(
+        None, validation_alias=AliasChoices("shared_secret", "MODELYARD_SHARED_SECRET")
+    )
+    shared_secrets: str | None = Field(
+        None, validation_alias=AliasChoices("shared_secrets", "MODELYARD_SHARED_SECRETS")
+    )
+    signature_tolerance_s: int = Field(300, ge=1)
+    max_request_bytes: int = Field(16 << 20, ge=1024)
+    stop_grace_s: float = Field(10.0, gt=0)
+    heartbeat_interval_s: float = Field(2.0, gt=0)
+    poll_interval_s: float = Field(0.25, gt=0)
+    progress_persist_interval_s: float = Field(2.0, gt=0)
+    inline_model_limit_bytes: int = Field(32 << 20, ge=0)
+    gzip_level: int = Field(DEFAULT_GZIP_LEVEL, ge=0, le=9)
+    callback_attempts: int = Field(3, ge=1)
+    callback_initial_wait_s: float = Field(1.0, ge=0)
+    callback_max_wait_s: float = Field(30.0, ge=0)
+    callback_timeout_s: float = Field(120.0, gt=0)
+    download_timeout_s: float = Field(120.0, gt=0)
+    retry_after_s: int = Field(5, ge=1)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every configured secret, the rotation list first; empty means requests go unsigned."""
+        listed = (self.shared_secrets or "").replace(" ", ",").split(",")
+        ordered = [s.strip() for s in [*listed, self.shared_secret or ""] if s.strip()]
+        return list(dict.fromkeys(ordered))
+
+    @property
+    def loopback_only(self) -> bool:
+        return is_loopback(self.bind)
+
+
+def is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

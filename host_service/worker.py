@@ -1,0 +1,95 @@
+"""Entry point of a training child process: run one session's TrainingExecutor and report to the parent.
+
+Runs under the ``spawn`` start method, so it imports everything itself and shares nothing with the API
+process but a message queue (child -> parent) and a cancel event (parent -> child). A watcher thread
+turns the event into ``CancelToken.cancel`` (training stops at the next batch), sends heartbeats, and
+exits the child if the host process that started it is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from host_service.adapters.result_files import ResultFolderSink, write_result
+from host_service.domain.ports import WorkerMessage, WorkerSpec
+from shared.contracts.training import ProgressUpdate, TrainingRequest
+from shared.trainkit.cancellation import CancelToken
+from shared.trainkit.devices import select_device
+from shared.trainkit.errors import TrainingCancelledError, TrainkitError
+from shared.trainkit.executor import TrainingExecutor
+
+logger = logging.getLogger(__name__)
+
+ORPHAN_EXIT_CODE = 3
+
+
+def run_worker(spec: WorkerSpec, messages: Queue[WorkerMessage], cancel: Event) -> None:
+    """The child's target: train, then put exactly one completed / failed / cancelled message."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s worker[{spec.session_id}] %(levelname)s %(name)s: %(message)s",
+    )
+    token = CancelToken()
+    finished = threading.Event()
+    watcher = threading.Thread(
+        target=_watch, args=(spec, messages, cancel, token, finished, os.getppid()), daemon=True
+    )
+    watcher.start()
+    try:
+        messages.put(_train(spec, messages, token))
+    finally:
+        finished.set()
+
+
+def _train(spec: WorkerSpec, messages: Queue[WorkerMessage], token: CancelToken) -> WorkerMessage:
+    def forward(update: ProgressUpdate) -> None:
+        messages.put(WorkerMessage("progress", update.model_dump(mode="json")))
+
+    try:
+        request = TrainingRequest.model_validate(spec.request)
+        # Reported up front so the status shows the device while training runs.
+        messages.put(
+            WorkerMessage("heartbeat", {"device": select_device(request.overrides.device or "auto").type})
+        )
+        executor = TrainingExecutor(spec.data_dir, ResultFolderSink(spec.result_dir))
+        result = executor.execute(request, forward, token, run_name=spec.session_id)
+        write_result(spec.result_dir, result.as_dict())
+        return WorkerMessage("completed", {"device": result.device})
+    except TrainingCancelledError as exc:
+        return WorkerMessage("cancelled", {"message": exc.message})
+    except TrainkitError as exc:
+        return WorkerMessage(
+            "failed", {"code": exc.code, "message": exc.message, "details": _plain(exc.details)}
+        )
+    except Exception as exc:
+        logger.exception("training crashed")
+        return WorkerMessage("failed", {"code": "training_error", "message": f"{type(exc).__name__}: {exc}"})
+
+
+def _watch(
+    spec: WorkerSpec,
+    messages: Queue[WorkerMessage],
+    cancel: Event,
+    token: CancelToken,
+    finished: threading.Event,
+    parent_pid: int,
+) -> None:
+    while not finished.is_set():
+        if cancel.wait(spec.heartbeat_interval_s) and not token.cancelled:
+            token.cancel("stopped on request of the backend")
+        if os.getppid() != parent_pid:
+            logger.error("host process %d is gone; stopping this orphaned training", parent_pid)
+            os._exit(ORPHAN_EXIT_CODE)
+        messages.put(WorkerMessage("heartbeat"))
+
+
+def _plain(details: dict[str, Any]) -> dict[str, Any]:
+    """Details as JSON-safe data (they cross a process boundary and land in session.json)."""
+    result: dict[str, Any] = json.loads(json.dumps(details, default=str))
+    return result
