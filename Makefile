@@ -42,6 +42,9 @@ contracts: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/trainer_overhead.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/api_overhead.py
+	$(BIN)/python benchmarks/poll_load.py
+	$(BIN)/python benchmarks/handoff.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
