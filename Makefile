@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts bench host install clean
+.PHONY: run serve test lint typecheck contracts bench host install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,18 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The backend on 127.0.0.1:8000 and one host service on 127.0.0.1:5002, sharing a secret generated once
+# into var/shared-secret (never committed). Ctrl-C stops both.
 run: $(STAMP)
+	@mkdir -p var
+	@test -s var/shared-secret || $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > var/shared-secret
+	@export MODELYARD_SHARED_SECRET="$$(cat var/shared-secret)"; \
+	$(BIN)/modelyard host --work-dir var/host & host_pid=$$!; \
+	trap 'kill $$host_pid 2>/dev/null; wait $$host_pid 2>/dev/null' EXIT INT TERM; \
+	MODELYARD_HOSTS="$${MODELYARD_HOSTS:-http://127.0.0.1:5002}" $(BIN)/modelyard serve
+
+# Only the backend (local mode), or only a host service (run this one on the GPU machine).
+serve: $(STAMP)
 	$(BIN)/modelyard serve
 
 host: $(STAMP)

@@ -6,17 +6,35 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import httpx
 from sqlalchemy import Engine
 
 from backend.adapters.db.engine import build_engine, describe, migrate
+from backend.adapters.db.instances import SqlInstanceRepository
 from backend.adapters.db.operations import SqlOperationRepository
+from backend.adapters.host_client import HostRetryPolicy, HostTimeouts, HttpHostClient
 from backend.adapters.operation_logs import FileOperationLogStore
-from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector, HostAvailability, NoHost
-from backend.domain.ports import Clock, DatasetCatalog, ModelStore, StrategyCatalog, TrainingEngine
+from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector, HostAvailability
+from backend.domain.ports import (
+    Clock,
+    DatasetCatalog,
+    HostClient,
+    ModelStore,
+    ModelValidator,
+    ResultSink,
+    StrategyCatalog,
+    TrainingEngine,
+)
 from backend.services.events import EventBroker
+from backend.services.host_dispatch import HostTimings
+from backend.services.host_registry import HostRegistry
+from backend.services.host_sessions import HostSessionManager
+from backend.services.instance_lease import InstanceLease
 from backend.services.local_runner import LocalTrainingRunner
 from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
+from backend.services.result_ingest import IngestLimits, ResultIngest
+from backend.services.stale_models import StaleModelSweeper
 from backend.services.telemetry import Telemetry
 from backend.services.training import TrainingService
 from backend.settings import Settings
@@ -38,7 +56,14 @@ class Adapters:
     datasets: DatasetCatalog | None = None
     models: ModelStore | None = None
     clock: Clock = field(default_factory=SystemClock)
-    host: HostAvailability = field(default_factory=NoHost)
+    #: None: the host registry answers (MODELYARD_HOSTS, health-checked in the background).
+    host: HostAvailability | None = None
+    host_client: HostClient | None = None
+    #: For tests: an httpx transport under the real HttpHostClient (e.g. MockTransport).
+    host_transport: httpx.AsyncBaseTransport | None = None
+    host_retry: HostRetryPolicy | None = None
+    sink: ResultSink | None = None
+    validator: ModelValidator | None = None
 
 
 @dataclass
@@ -57,6 +82,12 @@ class Components:
     broker: EventBroker
     telemetry: Telemetry
     device: str
+    registry: HostRegistry
+    hosts: HostSessionManager
+    ingest: ResultIngest
+    http: httpx.AsyncClient | None
+    lease: InstanceLease
+    model_sweeper: StaleModelSweeper
 
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
@@ -77,6 +108,16 @@ def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
             runs_dir=settings.runs_dir,
             plugin_allowlist=settings.plugin_allowlist,
         )
+    sink = given.sink
+    if sink is None:
+        from backend.adapters.storage import LocalModelStore
+
+        sink = models if isinstance(models, LocalModelStore) else LocalModelStore.at(settings.models_dir)
+    validator = given.validator
+    if validator is None:
+        from backend.adapters.model_validation import CheckpointValidator
+
+        validator = CheckpointValidator()
     return Adapters(
         engine=engine,
         strategies=given.strategies or StrategyFiles(settings.strategies_dir),
@@ -84,6 +125,38 @@ def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
         models=models,
         clock=given.clock,
         host=given.host,
+        host_client=given.host_client,
+        host_transport=given.host_transport,
+        host_retry=given.host_retry,
+        sink=sink,
+        validator=validator,
+    )
+
+
+def _host_client(settings: Settings, given: Adapters) -> tuple[HostClient, httpx.AsyncClient | None]:
+    """The client every host call goes through; its timeouts are decided here, once."""
+    if given.host_client is not None:
+        return given.host_client, None
+    timeouts = HostTimeouts(
+        connect_s=min(settings.host_health_timeout_s, settings.host_request_timeout_s),
+        health_s=settings.host_health_timeout_s,
+        request_s=settings.host_request_timeout_s,
+        transfer_s=settings.host_transfer_timeout_s,
+    )
+    http = httpx.AsyncClient(timeout=timeouts.request(), transport=given.host_transport)
+    return HttpHostClient(http, settings.secrets, timeouts=timeouts, policy=given.host_retry), http
+
+
+def host_timings(settings: Settings) -> HostTimings:
+    return HostTimings(
+        lease_s=settings.host_lease_s,
+        poll_initial_s=settings.host_poll_initial_s,
+        poll_max_s=max(settings.host_poll_max_s, settings.host_poll_initial_s),
+        result_pull_delay_s=settings.host_result_pull_delay_s,
+        cancel_grace_s=settings.cancel_grace_s,
+        max_retries=settings.max_retries,
+        sweep_interval_s=max(min(settings.host_lease_s / 2, 5.0), 0.1),
+        callback_max_bytes=settings.callback_max_bytes,
     )
 
 
@@ -102,7 +175,14 @@ def local_device() -> str:
 
 def build_components(settings: Settings, given: Adapters) -> Components:
     adapters = _real_adapters(settings, given)
-    if not (adapters.engine and adapters.strategies and adapters.datasets and adapters.models):
+    if not (
+        adapters.engine
+        and adapters.strategies
+        and adapters.datasets
+        and adapters.models
+        and adapters.sink
+        and adapters.validator
+    ):
         raise RuntimeError("every port must have an adapter")
     db = build_engine(settings.database_url)
     migrate(db)
@@ -113,15 +193,43 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         broker,
         progress_interval_s=settings.progress_write_interval_s,
     )
+    lease = InstanceLease(
+        SqlInstanceRepository(db), operations, adapters.clock, lease_s=settings.instance_lease_s
+    )
     log_store = FileOperationLogStore(settings.logs_dir)
     logs = LogCapture(log_store)
     runner = LocalTrainingRunner(adapters.engine, operations, logs, concurrency=settings.local_concurrency)
+    operations.on_changed_elsewhere(runner.stop_if_changed_elsewhere)
     device = local_device()
+    client, http = _host_client(settings, adapters)
+    registry = HostRegistry(
+        settings.hosts, client, adapters.clock, interval_s=settings.host_health_interval_s
+    )
     selector = ExecutionModeSelector(
-        ExecutionMode(settings.default_execution_mode), adapters.host, local_has_gpu=device != "cpu"
+        ExecutionMode(settings.default_execution_mode),
+        adapters.host or registry,
+        local_has_gpu=device != "cpu",
+    )
+    limits = IngestLimits(settings.inline_model_max_bytes, settings.max_model_bytes)
+    ingest = ResultIngest(operations, adapters.sink, adapters.validator, client, limits=limits)
+    hosts = HostSessionManager(
+        operations,
+        registry,
+        client,
+        ingest,
+        adapters.datasets,
+        runner,
+        logs,
+        backend_url=settings.backend_url,
+        timings=host_timings(settings),
     )
     training = TrainingService(
-        operations, adapters.engine, adapters.strategies, selector, {ExecutionMode.LOCAL: runner}
+        operations,
+        adapters.engine,
+        adapters.strategies,
+        selector,
+        {ExecutionMode.LOCAL: runner, ExecutionMode.HOST: hosts},
+        logs=logs,
     )
     telemetry = Telemetry(operations, lambda: runner.running)
     operations.on_terminal(telemetry.observe_terminal)
@@ -140,6 +248,12 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         broker=broker,
         telemetry=telemetry,
         device=device,
+        registry=registry,
+        hosts=hosts,
+        ingest=ingest,
+        http=http,
+        lease=lease,
+        model_sweeper=StaleModelSweeper(getattr(adapters.models, "cleanup_stale", None)),
     )
 
 

@@ -59,6 +59,20 @@ class IllegalTransitionError(BackendError):
     status_code = 409
 
 
+class IdempotencyConflictError(BackendError):
+    """An idempotency key was reused with a request body other than the one it was first used with."""
+
+    code = "idempotency_conflict"
+    status_code = 409
+
+
+class ModelIntegrityError(BackendError):
+    """A stored model version's files do not match the sha256 recorded when it was saved."""
+
+    code = "model_corrupted"
+    status_code = 500
+
+
 class ExecutionModeUnavailableError(BackendError):
     """No execution mode can run the request right now (e.g. a GPU is required and no host is up)."""
 
@@ -69,6 +83,57 @@ class ExecutionModeUnavailableError(BackendError):
 class PayloadTooLargeError(BackendError):
     code = "payload_too_large"
     status_code = 413
+
+
+class HostError(BackendError):
+    """A host service could not do what was asked; ``details['host']`` names it."""
+
+    code = "host_error"
+    status_code = 502
+
+
+class HostUnavailableError(HostError):
+    """Retryable: the host did not answer (timeout, refused connection, 5xx, at capacity)."""
+
+    code = "host_unavailable"
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after_s = retry_after_s
+
+
+class HostRejectedError(HostError):
+    """Not retryable as is: the host refused the request (4xx) or answered nonsense."""
+
+    code = "host_rejected"
+
+
+class SignatureRejectedError(BackendError):
+    """A request from a host is unsigned, stale or signed with an unknown secret."""
+
+    code = "bad_signature"
+    status_code = 401
+
+
+class ResultRejectedError(BackendError):
+    """A host's result is malformed, fails its checksum, or holds something other than weights."""
+
+    code = "result_rejected"
+    status_code = 422
+
+
+class ResultConflictError(BackendError):
+    """A result arrived for an operation that cannot take it (finished otherwise, another session)."""
+
+    code = "result_conflict"
+    status_code = 409
+
+
+class ListenError(BackendError):
+    """The server cannot listen on its address (the port is taken, or the address is not this host's)."""
+
+    code = "cannot_listen"
 
 
 class SettingsError(BackendError):

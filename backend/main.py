@@ -12,15 +12,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from backend import dashboard
 from backend.api.error_handlers import install_error_handlers
 from backend.api.middleware import BodySizeLimit, RequestMetrics
 from backend.api.routes import api_router, root_router
 from backend.components import Adapters, Components, build_components
 from backend.settings import Settings, load_settings
+from backend.version import VERSION
+from shared.trainkit.workloads.strategy.sample_data import write_sample_strategies
 
 logger = logging.getLogger(__name__)
-
-VERSION = "0.1.0"
 
 
 def create_app(settings: Settings | None = None, adapters: Adapters | None = None) -> FastAPI:
@@ -50,34 +51,46 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     app.add_middleware(RequestMetrics)
     app.include_router(root_router)
     app.include_router(api_router)
+    app.include_router(dashboard.router)
     return app
 
 
 async def start(components: Components) -> None:
+    """Register this backend's lease, take over what dead backends left, then start taking work."""
     settings = components.settings
     logging.getLogger("backend").setLevel(settings.log_level)
+    # One line per host poll and health check is noise at INFO; failures still show as warnings.
+    logging.getLogger("httpx").setLevel(max(logging.getLevelName(settings.log_level), logging.WARNING))
     components.logs.install()
-    await asyncio.to_thread(prepare_folders, components)
+    lease = components.lease
+    await asyncio.to_thread(lease.register)
+    taken_over = await asyncio.to_thread(lease.sweep)
+    alone = not await asyncio.to_thread(lease.others_alive)
+    await asyncio.to_thread(prepare_folders, components, alone)
     await components.runner.start()
+    await components.hosts.start()
     requeued = await asyncio.to_thread(components.training.resume_after_restart)
+    await lease.start()
+    await components.model_sweeper.start()
     logger.info(
-        "backend ready: database %s, models %s, %d operation(s) re-queued",
+        "backend %s ready: database %s, models %s, %d operation(s) taken over, %d re-queued, %d host(s) %s",
+        lease.me.id,
         components.db.url.render_as_string(hide_password=True),
         settings.models_dir,
+        len(taken_over),
         len(requeued),
+        len(settings.hosts),
+        [(s.url, "up" if s.healthy else "down") for s in components.registry.states()],
     )
 
 
-def prepare_folders(components: Components) -> None:
-    """Sweep crash leftovers from the model store; write sample data on a first start."""
+def prepare_folders(components: Components, alone: bool) -> None:
+    """Sweep crash leftovers from the model store (all of them only when no other backend is alive to
+    be mid-save); write sample data and the sample strategies on a first start."""
     settings = components.settings
     for folder in (settings.models_dir, settings.data_dir, settings.runs_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    cleanup = getattr(components.models, "cleanup_stale", None)
-    if cleanup is not None:
-        removed = cleanup()
-        if removed:
-            logger.warning("removed %d half-written model folder(s): %s", len(removed), removed)
+    components.model_sweeper.sweep(everything=alone)
     if settings.generate_sample_data and not any(settings.data_dir.glob("*.csv")):
         try:
             written = components.datasets.write_samples()
@@ -85,11 +98,25 @@ def prepare_folders(components: Components) -> None:
             logger.exception("could not write sample data into %s", settings.data_dir)
         else:
             logger.info("wrote %d sample dataset(s) into %s", len(written), settings.data_dir)
+    strategies = settings.strategies_dir
+    has_strategies = strategies.is_dir() and any(p.suffix in (".yaml", ".yml") for p in strategies.iterdir())
+    if settings.generate_sample_data and not has_strategies:
+        try:
+            added = write_sample_strategies(strategies)
+        except OSError:
+            logger.exception("could not write the sample strategies into %s", strategies)
+        else:
+            logger.info("wrote %d sample strateg(ies) into %s", len(added), strategies)
 
 
 async def stop(components: Components) -> None:
     components.broker.close()
+    await components.hosts.stop()
+    if components.http is not None:
+        await components.http.aclose()
     await components.runner.stop(components.settings.shutdown_timeout_s)
+    await components.model_sweeper.stop()
+    await components.lease.stop()
     components.logs.uninstall()
     components.db.dispose()
     logger.info("backend stopped")

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import socket
+import sys
 from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
 
+from backend.errors import ListenError, SettingsError
 from backend.main import create_app
 from backend.settings import Settings, load_settings
+
+LISTEN_BACKLOG = 2048
 
 
 class _Server(uvicorn.Server):
@@ -27,9 +32,29 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, claimed before the app starts: a second server on a taken port stops
+    here, before its start-up could touch the database (restart recovery, re-queueing)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; is another modelyard server running "
+            "there? Stop it or pick another port (--port / MODELYARD_PORT)",
+            host=host,
+            port=port,
+        ) from exc
+    return sock
+
+
 def serve(settings: Settings) -> None:
     """Serve the backend on ``settings.host:settings.port`` until SIGINT/SIGTERM."""
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = listen(settings.host, settings.port)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -38,8 +63,15 @@ def serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s) + 5,
     )
-    _Server(config, app).run()
+    try:
+        _Server(config, app).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 if __name__ == "__main__":
-    serve(load_settings())
+    try:
+        serve(load_settings())
+    except (ListenError, SettingsError) as error:
+        print(f"modelyard: {error.message}", file=sys.stderr)
+        sys.exit(1)

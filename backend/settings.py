@@ -17,6 +17,28 @@
 | MODELYARD_GENERATE_SAMPLE_DATA | true | write sample candles at start when the data folder has none |
 | MODELYARD_SHUTDOWN_TIMEOUT_S | 10 | how long shutdown waits for running trainings to stop |
 | MODELYARD_SSE_HEARTBEAT_S | 15 | seconds between heartbeat comments on an idle event stream |
+| MODELYARD_SSE_MIN_INTERVAL_S | 0.25 | least time between two progress events to one client (lifecycle events are never held) |
+| MODELYARD_INSTANCE_LEASE_S | 15 | a backend silent for longer is dead: another one fails its local operations as interrupted |
+
+Host mode (see docs/operations.md, "Host mode" and "Failure handling"):
+
+| variable | default | meaning |
+|---|---|---|
+| MODELYARD_HOSTS | (empty) | comma-separated base URLs of host services, e.g. http://10.0.0.5:5002 |
+| MODELYARD_SHARED_SECRET / _SECRETS | (none) | HMAC secret(s) shared with the hosts; several while rotating |
+| MODELYARD_PUBLIC_URL | http://{host}:{port} | how hosts reach this backend (callback and data URLs) |
+| MODELYARD_HOST_LEASE_S | 30 | a host silent for longer fails its operations with host_lost |
+| MODELYARD_HOST_HEALTH_INTERVAL_S | 5 | seconds between background health checks of each host |
+| MODELYARD_HOST_HEALTH_TIMEOUT_S | 2 | timeout of one health check (connect and read) |
+| MODELYARD_HOST_REQUEST_TIMEOUT_S | 10 | timeout of start / status / stop / ack calls |
+| MODELYARD_HOST_TRANSFER_TIMEOUT_S | 300 | read timeout while pulling a result or streaming a model |
+| MODELYARD_HOST_POLL_INITIAL_S / _MAX_S | 1 / 5 | status polling starts here and backs off to the max |
+| MODELYARD_HOST_RESULT_PULL_DELAY_S | 3 | after the host says completed, wait this long for the callback, then pull |
+| MODELYARD_CALLBACK_MAX_BYTES | 64 MiB | largest accepted result callback body (413 beyond) |
+| MODELYARD_INLINE_MODEL_MAX_BYTES | 32 MiB | largest model accepted inline (gzip+base64); bigger ones come by reference |
+| MODELYARD_MAX_MODEL_BYTES | 4 GiB | largest model accepted by reference (streamed to a temp file) |
+| MODELYARD_MAX_RETRIES | 0 | re-dispatches of a training whose host was lost (to another host or local) |
+| MODELYARD_CANCEL_GRACE_S | 15 | a cancel the host does not confirm within this is forced to cancelled |
 """
 
 from __future__ import annotations
@@ -54,8 +76,29 @@ class Settings(BaseSettings):
     generate_sample_data: bool = True
     shutdown_timeout_s: float = Field(10.0, ge=0, le=600)
     sse_heartbeat_s: float = Field(15.0, gt=0, le=300)
+    sse_min_interval_s: float = Field(0.25, ge=0, le=60)
+    instance_lease_s: float = Field(15.0, gt=0, le=3600)
+    hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    shared_secret: str | None = Field(
+        None, validation_alias=AliasChoices("MODELYARD_SHARED_SECRET", "shared_secret")
+    )
+    shared_secrets: Annotated[tuple[str, ...], NoDecode] = ()
+    public_url: str | None = None
+    host_lease_s: float = Field(30.0, gt=0, le=3600)
+    host_health_interval_s: float = Field(5.0, gt=0, le=600)
+    host_health_timeout_s: float = Field(2.0, gt=0, le=60)
+    host_request_timeout_s: float = Field(10.0, gt=0, le=600)
+    host_transfer_timeout_s: float = Field(300.0, gt=0, le=7200)
+    host_poll_initial_s: float = Field(1.0, gt=0, le=60)
+    host_poll_max_s: float = Field(5.0, gt=0, le=600)
+    host_result_pull_delay_s: float = Field(3.0, ge=0, le=600)
+    callback_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    inline_model_max_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_model_bytes: int = Field(4 * 1024**3, ge=1024)
+    max_retries: int = Field(0, ge=0, le=10)
+    cancel_grace_s: float = Field(15.0, ge=0, le=3600)
 
-    @field_validator("plugin_allowlist", mode="before")
+    @field_validator("plugin_allowlist", "hosts", "shared_secrets", mode="before")
     @classmethod
     def _split_allowlist(cls, value: object) -> object:
         if isinstance(value, str):
@@ -74,9 +117,31 @@ class Settings(BaseSettings):
             raise ValueError("use sqlite:///path/to.db or postgresql+psycopg://user@host:5432/db")
         return value
 
+    @field_validator("hosts")
+    @classmethod
+    def _host_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"host {url!r} is not a URL; write it as http://address:5002")
+        return tuple(dict.fromkeys(url.rstrip("/") for url in value))
+
     @property
     def logs_dir(self) -> Path:
         return self.runs_dir / "operation-logs"
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every shared secret, the rotation list first; empty means host traffic is unsigned."""
+        ordered = [*self.shared_secrets, self.shared_secret or ""]
+        return list(dict.fromkeys(s.strip() for s in ordered if s and s.strip()))
+
+    @property
+    def backend_url(self) -> str:
+        """The base URL hosts call back to: MODELYARD_PUBLIC_URL, else this server's own address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        address = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{address}:{self.port}"
 
 
 def _env_name(field: str) -> str:

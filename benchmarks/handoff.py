@@ -8,7 +8,8 @@ the gzip ratio (raw / gzip bytes), the JSON body size and MB/s. "Trained-like" w
 layer-wise N(0, 1/sqrt(fan_in)) init plus a tenth of that in accumulated updates (what a trained MLP's
 weights look like to a compressor: full-entropy mantissas, a narrow exponent range). One extra row
 uses a real MLP trained for 200 Adam steps, saved through the checkpoint format, as a cross-check.
-The backend half (time to stored model, peak memory during ingest) belongs to the backend benchmark.
+The backend half (``--backend``, at the end of this file) times host completion to stored model for the
+JSON and the streaming path and reports the backend's peak memory during ingest.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import tracemalloc
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=float, nargs="+", default=[1, 45, 200])
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 6, 9])
+    parser.add_argument("--backend", action="store_true", help="run the backend half instead")
     args = parser.parse_args()
+    if args.backend:
+        backend_main(args.sizes)
+        return
     print(
         f"{'weights':>14} {'raw MB':>8} {'level':>5} {'ratio':>8} {'body MB':>9} {'enc s':>8} {'enc MB/s':>8} {'dec s':>8}"
     )
@@ -94,6 +102,140 @@ def main() -> None:
         measure("real MLP", real_trained_mlp(), args.levels, Path(folder))
         for size in args.sizes:
             measure("trained-like", trained_like_weights(size), args.levels, Path(folder))
+
+
+# --- backend half -------------------------------------------------------------------------------------
+# From host completion to a stored model version, as the backend sees it, in-process (no network):
+#   json:   the host encodes the inline payload (gzip+base64) and signs it; the backend verifies the
+#           signature on the raw bytes, parses, decodes (bounded), validates the checkpoint, stores it.
+#   stream: the payload references the model; the backend streams the raw bytes to a temp file in
+#           1 MiB chunks, checks the sha256, validates (memory-mapped), stores it.
+# "peak MB" is tracemalloc's peak of Python allocations during the backend's part (tensors live in
+# torch's allocator and are not counted; they are the model once, to validate it).
+# Run: ``.venv/bin/python benchmarks/handoff.py --backend [--sizes 1 45 200]``.
+
+
+def _checkpoint_of(size_mb: float, path: Path) -> dict[str, Any]:
+    """A real MLP checkpoint of about ``size_mb`` (layer-init weights: as incompressible as trained ones)."""
+    import torch
+
+    from shared.trainkit.checkpoint import checkpoint_bytes
+    from shared.trainkit.models import MLPSpec, build_model
+
+    width = max(int((size_mb * MB / 4 / 2) ** 0.5), 8)
+    spec = MLPSpec(input_dim=width, output_dim=width, hidden_layers=[width], dropout=0.0)
+    config = {"model": spec.as_dict(), "training": {"epochs": 1}}
+    torch.manual_seed(0)
+    path.write_bytes(checkpoint_bytes(build_model(spec).state_dict(), model_class="MLP", config=config))
+    return config
+
+
+class _LocalHost:
+    """The host's model endpoint, stood in for by a file read in 1 MiB chunks."""
+
+    def __init__(self, model: Path) -> None:
+        self.model = model
+
+    async def download_model(self, host: str, url: str, destination: Path, *, max_bytes: int) -> None:
+        with self.model.open("rb") as source, destination.open("wb") as sink:
+            for block in iter(lambda: source.read(MB), b""):
+                sink.write(block)
+
+    async def acknowledge(self, host: str, session_id: str) -> None:
+        return None
+
+
+def _running_operation(folder: Path) -> tuple[Any, str]:
+    from backend.adapters.db.engine import build_engine, migrate
+    from backend.adapters.db.operations import SqlOperationRepository
+    from backend.domain.operations import OperationStatus, transition
+    from backend.services.events import EventBroker
+    from backend.services.operations import OperationsService
+
+    class Clock:
+        def now(self) -> datetime:
+            return datetime.now(UTC)
+
+    engine = build_engine(f"sqlite:///{folder / 'bench.db'}")
+    migrate(engine)
+    ops = OperationsService(SqlOperationRepository(engine), Clock(), EventBroker())
+    op, _ = ops.create(op_type="training", request={}, execution_mode="host", mode_reason="bench")
+    ops.update(
+        op.id,
+        lambda o: transition(o, OperationStatus.RUNNING, Clock().now()).with_changes(
+            host_url="http://host", host_session_id="hs_bench"
+        ),
+    )
+    return ops, op.id
+
+
+def backend_ingest(size_mb: float, encoding: str, folder: Path) -> dict[str, float]:
+    import asyncio
+
+    from backend.adapters.model_validation import CheckpointValidator
+    from backend.adapters.storage import LocalModelStore
+    from backend.services.result_ingest import IngestLimits, ResultIngest, parse_payload
+    from shared.contracts.handoff import build_payload, describe_model_external, payload_bytes
+    from shared.contracts.signing import sign, verify
+
+    model = folder / "host-model.pt"
+    config = _checkpoint_of(size_mb, model)
+    ops, op_id = _running_operation(folder)
+    ingest = ResultIngest(
+        ops,
+        LocalModelStore.at(folder / "models"),
+        CheckpointValidator(),
+        _LocalHost(model),  # type: ignore[arg-type]
+        limits=IngestLimits(inline_model_max_bytes=1 << 40, max_model_bytes=1 << 40),
+    )
+    started = time.perf_counter()  # the host's part starts: its result is on disk
+    described = (
+        encode_model_inline(model)
+        if encoding == "json"
+        else describe_model_external(model, "/training/result/hs_bench/model")
+    )
+    artifact = {
+        "strategy": "bench",
+        "name": "m",
+        "config": config,
+        "metrics": {},
+        "features": {},
+        "metadata": {},
+    }
+    body = payload_bytes(
+        build_payload(
+            operation_id=op_id, session_id="hs_bench", result={}, artifact=artifact, model=described
+        )
+    )
+    del described
+    headers = sign("bench-secret", body)
+    host_s = time.perf_counter() - started
+    tracemalloc.start()
+    backend_started = time.perf_counter()
+    verify(["bench-secret"], headers, body)
+    asyncio.run(ingest.ingest(parse_payload(body)))
+    backend_s = time.perf_counter() - backend_started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    raw = model.stat().st_size
+    wire = len(body) + (raw if encoding == "stream" else 0)
+    return {"raw": raw, "wire": wire, "host_s": host_s, "backend_s": backend_s, "peak": peak}
+
+
+def backend_main(sizes: list[float]) -> None:
+    print(
+        f"{'path':>6} {'model MB':>9} {'wire MB':>8} {'host s':>7} {'backend s':>9} {'total s':>8} "
+        f"{'peak MB':>8} {'peak/size':>9}"
+    )
+    for size in sizes:
+        for encoding in ("json", "stream"):
+            with tempfile.TemporaryDirectory() as folder:
+                r = backend_ingest(size, encoding, Path(folder))
+            print(
+                f"{encoding:>6} {r['raw'] / MB:9.1f} {r['wire'] / MB:8.1f} {r['host_s']:7.2f} "
+                f"{r['backend_s']:9.2f} {r['host_s'] + r['backend_s']:8.2f} {r['peak'] / MB:8.1f} "
+                f"{r['peak'] / r['raw']:9.2f}"
+            )
 
 
 if __name__ == "__main__":

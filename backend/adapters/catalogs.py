@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 from backend.errors import StrategyNotFoundError
-from shared.trainkit.errors import DataNotFoundError
+from shared.trainkit.errors import DataError, DataNotFoundError
 from shared.trainkit.workloads.strategy.schema import list_strategies, parse_strategy
 
 STRATEGY_SUFFIXES = (".yaml", ".yml")
+_FILE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class StrategyFiles:
@@ -19,7 +23,15 @@ class StrategyFiles:
         self.root = root
 
     def list_strategies(self) -> list[dict[str, Any]]:
-        return [info.as_dict() for info in list_strategies(self.root)]
+        """Each strategy with its path relative to the strategies folder (no server paths)."""
+        items = []
+        for info in list_strategies(self.root):
+            item = info.as_dict()
+            item["path"] = _relative(Path(info.path), self.root)
+            if item.get("error"):
+                item["error"] = _without_root(str(item["error"]), self.root, "strategies")
+            items.append(item)
+        return items
 
     def read_text(self, name: str) -> str:
         for suffix in STRATEGY_SUFFIXES:
@@ -31,7 +43,7 @@ class StrategyFiles:
                 return Path(info.path).read_text(encoding="utf-8")
         known = ", ".join(sorted(i.name for i in list_strategies(self.root))) or "none"
         raise StrategyNotFoundError(
-            f"no strategy named {name!r} in {self.root}; known strategies: {known}",
+            f"no strategy named {name!r} in the strategies folder; known strategies: {known}",
             field="strategy",
             name=name,
         )
@@ -55,9 +67,12 @@ class CandleFiles:
     def list_datasets(self) -> list[dict[str, Any]]:
         from shared.trainkit.workloads.strategy.candles import list_datasets
 
-        return [_as_dict(info) for info in list_datasets(self.root)]
+        return [
+            {**info.as_dict(), "path": _relative(info.path, self.root)} for info in list_datasets(self.root)
+        ]
 
     def store(self, symbol: str, timeframe: str, content: bytes) -> dict[str, Any]:
+        """Validate and store; the answer describes the stored file as the listing does."""
         from shared.trainkit.workloads.strategy.candles import candle_path, validate_candle_csv
 
         frame = validate_candle_csv(content, f"{symbol}_{timeframe}.csv")
@@ -66,7 +81,16 @@ class CandleFiles:
         temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
         temp.write_bytes(content)
         os.replace(temp, target)
-        return {"symbol": symbol, "timeframe": timeframe, "rows": len(frame), "path": str(target)}
+        return {
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "rows": len(frame),
+            "start": frame.index[0].to_pydatetime().isoformat() if len(frame) else None,
+            "end": frame.index[-1].to_pydatetime().isoformat() if len(frame) else None,
+            "path": _relative(target, self.root),
+            "size_bytes": len(content),
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
 
     def path_of(self, symbol: str, timeframe: str) -> Path:
         from shared.trainkit.workloads.strategy.candles import candle_path
@@ -81,13 +105,53 @@ class CandleFiles:
             )
         return path
 
+    def file_path(self, name: str) -> Path:
+        return data_file(self.root, name)
+
     def write_samples(self) -> list[str]:
+        """Generate the samples aside, then move in only those whose file is missing: an uploaded
+        dataset of the same name is never overwritten."""
         from shared.trainkit.workloads.strategy.sample_data import write_sample_data
 
-        return [str(p) for p in write_sample_data(self.root)]
+        self.root.mkdir(parents=True, exist_ok=True)
+        written = []
+        with tempfile.TemporaryDirectory(dir=self.root, prefix=".samples-") as scratch:
+            for sample in write_sample_data(Path(scratch)):
+                target = self.root / sample.name
+                if not target.exists():
+                    os.replace(sample, target)
+                    written.append(target.name)
+        return written
 
 
-def _as_dict(info: Any) -> dict[str, Any]:
-    if hasattr(info, "as_dict"):
-        return dict(info.as_dict())
-    return dict(vars(info))
+def data_file(root: Path, name: str) -> Path:
+    """``root/name`` (``.csv`` may be omitted) for a relative name of safe parts; never outside root."""
+    parts = name.split("/")
+    if not name or len(name) > 255 or not all(_FILE_PART.match(part) for part in parts):
+        raise DataError(
+            f"data file name {name[:100]!r} is not valid: use letters, digits, '.', '_' and '-' "
+            "(folders separated by '/'), each part starting with a letter or digit",
+            field="dataset",
+        )
+    path = root.joinpath(*parts)
+    if not path.is_file() and not path.suffix and path.with_suffix(".csv").is_file():
+        path = path.with_suffix(".csv")
+    if not path.is_file() or not path.resolve().is_relative_to(root.resolve()):
+        raise DataNotFoundError(
+            f"no data file {name!r} in the data folder; upload it or list the data with GET /api/v1/data",
+            file=name,
+        )
+    return path
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path.name
+
+
+def _without_root(text: str, root: Path, label: str) -> str:
+    for spelling in (str(root.resolve()), str(root)):
+        text = text.replace(spelling, label)
+    return text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from backend.domain.ports import LogRecordLine
@@ -27,7 +27,12 @@ class FileOperationLogStore:
 
     def _count(self, path: Path, op_id: str) -> int:
         if op_id not in self._counts:
-            self._counts[op_id] = sum(1 for _ in path.open("rb")) if path.exists() else 0
+            count = 0
+            if path.exists():
+                with path.open("rb") as existing:
+                    count = sum(1 for _ in existing)
+                _end_torn_line(path)
+            self._counts[op_id] = count
         return self._counts[op_id]
 
     def append(self, op_id: str, line: LogRecordLine) -> None:
@@ -55,19 +60,42 @@ class FileOperationLogStore:
             return [], False
         lines: list[LogRecordLine] = []
         total = 0
-        with path.open(encoding="utf-8") as source:
+        mtime = path.stat().st_mtime
+        with path.open(encoding="utf-8", errors="replace") as source:
             for index, raw in enumerate(source):
                 total = index + 1
                 if index < offset or len(lines) >= limit:
                     continue
-                record = json.loads(raw)
-                lines.append(
-                    LogRecordLine(
-                        seq=index,
-                        at=datetime.fromisoformat(record["at"]),
-                        level=record["level"],
-                        logger=record["logger"],
-                        message=record["message"],
-                    )
-                )
+                lines.append(_parse_line(index, raw, mtime))
         return lines, total > self._max_lines
+
+
+def _end_torn_line(path: Path) -> None:
+    """A crash mid-append leaves a line without its newline: end it, so the next line stands alone."""
+    with path.open("rb+") as existing:
+        if existing.seek(0, 2) == 0:
+            return
+        existing.seek(-1, 2)
+        if existing.read(1) != b"\n":
+            existing.write(b"\n")
+
+
+def _parse_line(index: int, raw: str, file_mtime: float) -> LogRecordLine:
+    """One stored line; a torn or foreign one (a crash mid-append) is shown as such, never a 500."""
+    try:
+        record = json.loads(raw)
+        return LogRecordLine(
+            seq=index,
+            at=datetime.fromisoformat(str(record["at"])),
+            level=str(record["level"]),
+            logger=str(record["logger"]),
+            message=str(record["message"]),
+        )
+    except (ValueError, TypeError, KeyError):
+        return LogRecordLine(
+            seq=index,
+            at=datetime.fromtimestamp(file_mtime, tz=UTC),
+            level="WARNING",
+            logger="modelyard.logs",
+            message=f"unreadable log line {index} (cut short by a crash?): {raw.strip()[:200]}",
+        )

@@ -6,6 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from backend.errors import ModelIntegrityError
+from shared.trainkit.errors import ModelNotFoundError, StorageError, TrainkitError
+from shared.trainkit.executor.types import ModelArtifact, ModelRef
 from shared.trainkit.storage import ModelStorage
 from shared.trainkit.storage.names import version_dir_name
 
@@ -36,12 +39,45 @@ class LocalModelStore:
         return versions
 
     def archive(self, strategy: str, name: str, version: int) -> tuple[str, Iterator[bytes]]:
+        """The version's zip, once every file is checked against the sha256 recorded at save time."""
+        try:
+            self.storage.verify(strategy, name, version)
+        except ModelNotFoundError:
+            raise
+        except StorageError as exc:
+            raise ModelIntegrityError(
+                f"{exc.message}; the stored files of {strategy}/{name} v{version} do not match the "
+                "checksums recorded when it was saved, so it is not served",
+                strategy=strategy,
+                name=name,
+                version=version,
+                **exc.details,
+            ) from exc
         chunks = self.storage.archive(strategy, name, version)
         return f"{strategy}-{version_dir_name(name, version)}.zip", chunks
 
     def delete(self, strategy: str, name: str, version: int) -> None:
         self.storage.delete(strategy, name, version)
 
-    def cleanup_stale(self) -> list[str]:
-        """At start no save is in progress, so every temp folder is a crash leftover."""
-        return self.storage.cleanup_stale(older_than_s=0.0)
+    def save(self, artifact: ModelArtifact) -> ModelRef:
+        """A new version (the ResultSink port, for models trained on a host)."""
+        return self.storage.save(artifact)
+
+    def find_by_operation(self, strategy: str, name: str, operation_id: str) -> ModelRef | None:
+        """The version whose metadata names ``operation_id``: an ingest that finished before a crash."""
+        try:
+            versions = self.storage.list_versions(strategy, name)
+        except TrainkitError:  # no such model yet, or names a store would refuse
+            return None
+        for record in versions:
+            try:
+                metadata = self.storage.load_json(strategy, name, record.version, "metadata")
+            except TrainkitError:
+                continue
+            if metadata.get("operation_id") == operation_id:
+                return ModelRef(strategy=strategy, name=name, version=record.version, path=record.path)
+        return None
+
+    def cleanup_stale(self, older_than_s: float = 0.0) -> list[str]:
+        """Remove crash leftovers (temp folders, half-written files) older than ``older_than_s``."""
+        return self.storage.cleanup_stale(older_than_s=older_than_s)

@@ -1,4 +1,5 @@
-"""Data: list candle datasets, upload one (validated), download one with its sha256, regenerate samples."""
+"""Data: list candle datasets, upload one (validated), download one (or any data file) with its sha256,
+write missing samples."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import hashlib
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse
 
 from backend.api.dependencies import ComponentsDep, DatasetsDep
 from backend.api.error_handlers import error_responses
+from backend.api.host_access import check_signed
 from backend.errors import PayloadTooLargeError
-from backend.services.training import check_name
+from backend.services.training import check_name, check_timeframe
 from shared.contracts.api import DatasetList, DatasetView
 
 router = APIRouter(prefix="/api/v1/data", tags=["data"])
@@ -44,7 +46,7 @@ def upload_data(
 ) -> DatasetView:
     """Validate and store a candle CSV as ``{SYMBOL}_{TIMEFRAME}.csv`` (replacing an older one)."""
     check_name(symbol, "symbol")
-    check_name(timeframe, "timeframe")
+    check_timeframe(timeframe)
     limit = components.settings.max_upload_bytes
     content = file.file.read(limit + 1)
     if len(content) > limit:
@@ -56,13 +58,29 @@ def upload_data(
 
 
 @router.get(
+    "/files/{name:path}/download",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 404, 422)},
+)
+def download_data_file(name: str, request: Request, components: ComponentsDep) -> FileResponse:
+    """Any file of the data folder by its relative name (a tabular dataset, e.g. ``iris.csv``), with
+    its sha256 in ``X-Content-SHA256``. Signed requests (hosts) or loopback callers only."""
+    check_signed(request, b"", components.settings.secrets, allow_loopback=True)
+    path = components.datasets.file_path(name)
+    return FileResponse(path, filename=path.name, headers={SHA256_HEADER: _sha256(path)})
+
+
+@router.get(
     "/{symbol}/{timeframe}/download",
     response_class=FileResponse,
-    responses={200: {"content": {"text/csv": {}}}, **error_responses(404, 422)},
+    responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 404, 422)},
 )
-def download_data(symbol: str, timeframe: str, datasets: DatasetsDep) -> FileResponse:
-    """The CSV as stored, with its sha256 in the ``X-Content-SHA256`` header (hosts fetch data this way)."""
-    path = datasets.path_of(check_name(symbol, "symbol"), check_name(timeframe, "timeframe"))
+def download_data(symbol: str, timeframe: str, request: Request, components: ComponentsDep) -> FileResponse:
+    """The CSV as stored, with its sha256 in the ``X-Content-SHA256`` header (hosts fetch data this way).
+
+    Signed requests (hosts) or loopback callers only, once a shared secret is configured."""
+    check_signed(request, b"", components.settings.secrets, allow_loopback=True)
+    path = components.datasets.path_of(check_name(symbol, "symbol"), check_timeframe(timeframe))
     return FileResponse(
         path, media_type="text/csv", filename=path.name, headers={SHA256_HEADER: _sha256(path)}
     )
@@ -70,7 +88,8 @@ def download_data(symbol: str, timeframe: str, datasets: DatasetsDep) -> FileRes
 
 @router.post("/sample", response_model=DatasetList)
 def regenerate_sample_data(datasets: DatasetsDep) -> DatasetList:
-    """Write the seeded sample candles again (they are deterministic) and list the datasets."""
+    """Write the seeded sample candles that are missing (an uploaded file is never overwritten) and
+    list the datasets."""
     datasets.write_samples()
     return DatasetList(items=[DatasetView.model_validate(d) for d in datasets.list_datasets()])
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,8 @@ from shared.contracts.api import ErrorBody
 from shared.trainkit.errors import TrainkitError
 
 logger = logging.getLogger(__name__)
+
+MAX_TEXT = 2000
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -34,14 +38,22 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _field_message(error: Any) -> str:
+    """Pydantic's message, except for NaN/infinity, which no bound check describes truthfully."""
+    value = error.get("input")
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"
+    return str(error.get("msg", ""))
+
+
 def validation_response(exc: RequestValidationError) -> JSONResponse:
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         problem = errors[0].get("ctx", {}).get("error", "invalid JSON")
         message = f"the request body is not valid JSON: {problem}"
-        return JSONResponse(error_body("malformed_json", message), status_code=400)
+        return JSONResponse(error_body("malformed_json", message), status_code=422)
     fields = [
-        {"field": _field_path(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+        {"field": _field_path(e.get("loc", ())), "message": _field_message(e), "type": e.get("type", "")}
         for e in errors
     ]
     first = fields[0] if fields else {"field": "", "message": "invalid request"}
@@ -52,34 +64,92 @@ def validation_response(exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(error_body("validation_error", message, details), status_code=422)
 
 
+class ErrorText:
+    """What an error may say: configured folders shown by their role (``data/…``), never as absolute
+    server paths; strings bounded; details as JSON values (lists stay lists, never Python reprs)."""
+
+    def __init__(self, folders: dict[str, Path]) -> None:
+        pairs = []
+        for label, folder in folders.items():
+            for spelling in {str(folder.resolve()), str(folder)}:
+                if Path(spelling).is_absolute():
+                    pairs.append((spelling.rstrip("/"), label))
+        # Longest first, so a folder inside another is replaced as the inner one.
+        self._folders = sorted(pairs, key=lambda pair: len(pair[0]), reverse=True)
+
+    def text(self, value: str) -> str:
+        for spelling, label in self._folders:
+            value = value.replace(spelling, label)
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
+
+    def details(self, value: Any) -> Any:
+        """``value`` as JSON: containers recursively, paths and other objects as (cleaned) text."""
+        if isinstance(value, dict):
+            return {str(k): self.details(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
+            return [self.details(v) for v in items]
+        if isinstance(value, bool | int | None):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else str(value)
+        return self.text(str(value))
+
+    def body(self, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+        return error_body(code, self.text(message), self.details(details or {}))
+
+
+def json_details(details: dict[str, Any]) -> dict[str, Any]:
+    """Error details as JSON values (for errors returned in a 200 body rather than raised)."""
+    cleaned: dict[str, Any] = ErrorText({}).details(details)
+    return cleaned
+
+
+def _error_text(app: FastAPI) -> ErrorText:
+    settings = getattr(app.state, "settings", None)
+    if settings is None:
+        return ErrorText({})
+    return ErrorText(
+        {
+            "data": settings.data_dir,
+            "models": settings.models_dir,
+            "strategies": settings.strategies_dir,
+            "runs": settings.runs_dir,
+        }
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    text = _error_text(app)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return validation_response(exc)
 
     @app.exception_handler(BackendError)
     async def _backend(_: Request, exc: BackendError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=http_status_of(exc))
+        status = http_status_of(exc)
+        if status >= 500:
+            logger.error("%s: %s", exc.code, exc.message)
+        return JSONResponse(text.body(exc.code, exc.message, exc.details), status_code=status)
 
     @app.exception_handler(TrainkitError)
     async def _trainkit(_: Request, exc: TrainkitError) -> JSONResponse:
         status = http_status_of(exc)
         if status >= 500:
             logger.error("trainkit error: %s", exc.message, exc_info=exc)
-        details = {
-            k: v if isinstance(v, int | float | str | bool | None) else str(v) for k, v in exc.details.items()
-        }
-        return JSONResponse(error_body(exc.code, exc.message, details), status_code=status)
+        return JSONResponse(text.body(exc.code, exc.message, exc.details), status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         message = str(exc.detail)
+        path = text.text(request.url.path[:200])
         if exc.status_code == 404 and message == "Not Found":
-            message = f"no route {request.method} {request.url.path}; see /docs"
+            message = f"no route {request.method} {path}; see /docs"
         elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; see /docs"
-        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+            message = f"{request.method} is not allowed on {path}; see /docs"
+        return JSONResponse(text.body(code, message), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -1,8 +1,11 @@
 """GET /api/v1/operations/{id}/events: Server-Sent Events until the operation ends.
 
 The first event is the current state (a late client catches up at once); then ``progress`` and
-``status`` events; heartbeat comments keep proxies from closing an idle stream. The stream ends when
-the operation ends, when the client goes away (Starlette cancels the generator) or at shutdown.
+``status`` events; heartbeat comments keep proxies from closing an idle stream. Status (lifecycle)
+events go out at once; progress is coalesced to at most one per MODELYARD_SSE_MIN_INTERVAL_S per
+client (the newest wins); a pending operation gets a new ``state`` event whenever its queue position
+moves. The stream ends when the operation ends, when the client goes away (Starlette cancels the
+generator) or at shutdown.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from backend.api.dependencies import ComponentsDep
 from backend.api.error_handlers import error_responses
 from backend.api.views import operation_view
 from backend.domain.operations import Operation, OperationStatus
-from backend.services.events import Subscription
+from backend.services.events import ProgressThrottle, QueueMoved, Subscription
 from backend.services.operations import OperationsService
 
 router = APIRouter(prefix="/api/v1/operations", tags=["operations"])
@@ -43,31 +46,67 @@ async def operation_events(operation_id: str, components: ComponentsDep) -> Stre
     except BaseException:
         subscription.close()
         raise
-    stream = _stream(subscription, first, operations, components.settings.sse_heartbeat_s)
+    settings = components.settings
+    stream = _stream(
+        subscription,
+        first,
+        operations,
+        settings.sse_heartbeat_s,
+        ProgressThrottle(settings.sse_min_interval_s),
+    )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
+async def _positions(operations: OperationsService, op: Operation) -> dict[str, int]:
+    if op.status is not OperationStatus.PENDING:
+        return {}
+    return await to_thread.run_sync(operations.queue_positions)
+
+
 async def _stream(
-    subscription: Subscription, first: Operation, operations: OperationsService, heartbeat_s: float
+    subscription: Subscription,
+    first: Operation,
+    operations: OperationsService,
+    heartbeat_s: float,
+    throttle: ProgressThrottle,
 ) -> AsyncIterator[str]:
+    """Lifecycle events at once; progress at most once per throttle interval (the newest one wins);
+    a pending operation's state again whenever its queue position changes."""
     try:
-        positions = {}
-        if first.status is OperationStatus.PENDING:
-            positions = await to_thread.run_sync(operations.queue_positions)
+        positions = await _positions(operations, first)
         yield sse_message("state", first, positions)
-        if first.is_terminal:
-            return
-        while True:
+        current, held = first, None
+        while not current.is_terminal:
             try:
-                event = await asyncio.wait_for(subscription.queue.get(), timeout=heartbeat_s)
+                timeout = heartbeat_s if held is None else throttle.wait_s()
+                item = await asyncio.wait_for(subscription.queue.get(), timeout=timeout)
             except TimeoutError:
-                yield ": heartbeat\n\n"
+                if held is None:
+                    yield ": heartbeat\n\n"
+                else:
+                    yield sse_message(held.kind, held.operation)
+                    throttle.sent()
+                    held = None
                 continue
-            if event is None:  # the server is shutting down
+            if item is None:  # the server is shutting down
                 return
-            yield sse_message(event.kind, event.operation)
-            if event.operation.is_terminal:
-                return
+            if isinstance(item, QueueMoved):
+                moved = await _positions(operations, current)
+                if moved.get(current.id) != positions.get(current.id):
+                    positions = moved
+                    yield sse_message("state", current, positions)
+                continue
+            current = item.operation
+            if item.kind == "progress":
+                held = item
+                if throttle.wait_s() <= 0:
+                    yield sse_message(item.kind, item.operation)
+                    throttle.sent()
+                    held = None
+                continue
+            held = None  # a lifecycle event carries the newest state: the held progress is stale
+            positions = await _positions(operations, current)
+            yield sse_message(item.kind, current, positions)
     finally:
         subscription.close()

@@ -13,8 +13,9 @@ from shared.contracts.api import ModelDetail, ModelSummary, ModelVersionView
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
-NamePart = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-Version = Annotated[int, Path(ge=1)]
+# '+' joins symbols and timeframes in the name of a multi-series model: AAPL+BTCUSD_1d+1h.
+NamePart = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
+Version = Annotated[int, Path(ge=1, le=10**9)]
 
 
 @router.get("", response_model=list[ModelSummary])
@@ -32,12 +33,13 @@ def get_model(strategy: NamePart, name: NamePart, models: ModelsDep) -> ModelDet
 @router.get(
     "/{strategy}/{name}/versions/{version}/download",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}, **error_responses(404, 422)},
+    responses={200: {"content": {"application/zip": {}}}, **error_responses(404, 422, 500)},
 )
 def download_model_version(
     strategy: NamePart, name: NamePart, version: Version, models: ModelsDep
 ) -> StreamingResponse:
-    """One zip archive with every file of the version, streamed."""
+    """One zip archive with every file of the version, streamed once every file matches the sha256
+    recorded at save time (500 ``model_corrupted`` naming the file if one does not)."""
     filename, chunks = models.archive(strategy, name, version)
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     return StreamingResponse(chunks, media_type="application/zip", headers=headers)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from backend.api.dependencies import ComponentsDep, OperationsDep, TrainingDep
 from backend.api.error_handlers import error_responses
 from backend.api.views import operation_metrics, operation_view
 from backend.domain.operations import OperationStatus
 from backend.services.operations import OperationsService
+from backend.services.training import TrainingService
 from shared.contracts.operations import (
     LogLine,
     OperationList,
@@ -23,6 +24,9 @@ from shared.contracts.operations import (
 
 router = APIRouter(prefix="/api/v1/operations", tags=["operations"])
 
+#: Far beyond any real history, far below what a database integer overflows on.
+MAX_OFFSET = 1_000_000_000
+
 
 @router.get("", response_model=OperationList, responses=error_responses(422))
 def list_operations(
@@ -30,7 +34,7 @@ def list_operations(
     status: Annotated[list[OperationStatusName] | None, Query(description="Filter; repeatable.")] = None,
     type: Annotated[str | None, Query(max_length=32, description="Operation type, e.g. training.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> OperationList:
     """Newest first."""
     statuses = [OperationStatus(s.value) for s in status or []]
@@ -57,16 +61,30 @@ def _read_operation(operations: OperationsService, operation_id: str) -> Operati
     return operation_view(op, positions)
 
 
-@router.post("/{operation_id}/cancel", response_model=OperationView, responses=error_responses(404, 409))
-def cancel_operation(operation_id: str, training: TrainingDep) -> OperationView:
-    """Pending → cancelled at once; running → cancelling, stopping within one batch; finished → 409."""
-    return operation_view(training.cancel(operation_id))
+_CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": OperationView, "description": "cancelling: the stop is under way"},
+    **error_responses(404, 409),
+}
 
 
-@router.delete("/{operation_id}", response_model=OperationView, responses=error_responses(404, 409))
-def delete_operation(operation_id: str, training: TrainingDep) -> OperationView:
+@router.post("/{operation_id}/cancel", response_model=OperationView, responses=_CANCEL_RESPONSES)
+def cancel_operation(operation_id: str, training: TrainingDep, response: Response) -> OperationView:
+    """Pending → cancelled at once (200); running → cancelling, stopping within one batch (202; a
+    second cancel while cancelling changes nothing and answers the same); finished → 409."""
+    return _cancel(operation_id, training, response)
+
+
+@router.delete("/{operation_id}", response_model=OperationView, responses=_CANCEL_RESPONSES)
+def delete_operation(operation_id: str, training: TrainingDep, response: Response) -> OperationView:
     """Same as cancel: operations are kept as history, never erased."""
-    return operation_view(training.cancel(operation_id))
+    return _cancel(operation_id, training, response)
+
+
+def _cancel(operation_id: str, training: TrainingService, response: Response) -> OperationView:
+    op = training.cancel(operation_id)
+    if op.status is OperationStatus.CANCELLING:
+        response.status_code = 202
+    return operation_view(op)
 
 
 @router.get("/{operation_id}/metrics", response_model=OperationMetrics, responses=error_responses(404))
@@ -79,7 +97,7 @@ def get_operation_metrics(operation_id: str, operations: OperationsDep) -> Opera
 def get_operation_logs(
     operation_id: str,
     components: ComponentsDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> OperationLogs:
     """What the training logged, oldest first; page with ``offset``."""

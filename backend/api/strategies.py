@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api.dependencies import StrategiesDep
-from backend.api.error_handlers import error_responses
+from backend.api.error_handlers import error_responses, json_details
 from shared.contracts.api import StrategySummary, ValidateStrategyRequest, ValidateStrategyResponse
 from shared.contracts.operations import ErrorInfo
 from shared.trainkit.errors import ConfigError
@@ -25,10 +25,8 @@ def validate_strategy(body: ValidateStrategyRequest, strategies: StrategiesDep) 
     try:
         summary = strategies.validate(body.strategy_yaml)
     except ConfigError as exc:
-        details = {
-            k: v if isinstance(v, int | float | str | bool | None) else str(v) for k, v in exc.details.items()
-        }
         return ValidateStrategyResponse(
-            valid=False, error=ErrorInfo(code=exc.code, message=exc.message, details=details)
+            valid=False,
+            error=ErrorInfo(code=exc.code, message=exc.message, details=json_details(exc.details)),
         )
     return ValidateStrategyResponse(valid=True, name=summary.get("name"), summary=summary)

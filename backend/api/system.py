@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from backend.api.dependencies import ComponentsDep
+from backend.api.error_handlers import error_responses
 from backend.components import database_label
 from backend.domain.execution_modes import ExecutionMode
+from backend.domain.hosts import HostState
 from backend.domain.operations import OperationStatus
 from backend.errors import error_body
 from backend.services.telemetry import CONTENT_TYPE
-from shared.contracts.api import ExecutionModeState, HealthView, SystemView
+from backend.version import VERSION
+from shared.contracts.api import (
+    ExecutionModeState,
+    ExecutionModeView,
+    HealthView,
+    HostView,
+    SetExecutionModeRequest,
+    SystemView,
+)
 
 router = APIRouter(tags=["system"])
-
-VERSION = "0.1.0"
+logger = logging.getLogger(__name__)
 
 
 @router.get("/health", response_model=HealthView, responses={503: {"description": "database unreachable"}})
@@ -33,6 +44,14 @@ def system(components: ComponentsDep) -> SystemView:
     """Version, device, execution modes and their state, queue depth."""
     counts = components.operations.count_by_status()
     host_up = components.selector.host_available()
+    hosts = [_host_view(state) for state in components.registry.states()]
+    healthy = [h for h in hosts if h.healthy]
+    host_detail = (
+        f"{len(healthy)} of {len(hosts)} host(s) healthy: "
+        + ", ".join(f"{h.url} ({h.device_kind}, {h.sessions_in_use}/{h.capacity} busy)" for h in healthy)
+        if healthy
+        else (f"none of {len(hosts)} host(s) answers" if hosts else "no host configured (MODELYARD_HOSTS)")
+    )
     modes = [
         ExecutionModeState(
             mode=ExecutionMode.LOCAL.value, available=True, detail=f"in-process on {components.device}"
@@ -40,10 +59,12 @@ def system(components: ComponentsDep) -> SystemView:
         ExecutionModeState(
             mode=ExecutionMode.HOST.value,
             available=host_up,
-            detail="host service reachable" if host_up else "no host service configured or reachable",
+            detail=host_detail,
         ),
         ExecutionModeState(
-            mode=ExecutionMode.AUTO.value, available=True, detail="local unless a GPU is required"
+            mode=ExecutionMode.AUTO.value,
+            available=True,
+            detail="local unless a GPU is required; then a GPU host",
         ),
     ]
     return SystemView(
@@ -55,6 +76,30 @@ def system(components: ComponentsDep) -> SystemView:
         running=counts.get(OperationStatus.RUNNING, 0) + counts.get(OperationStatus.CANCELLING, 0),
         local_concurrency=components.settings.local_concurrency,
         database=database_label(components),
+        hosts=hosts,
+    )
+
+
+@router.put("/api/v1/system/execution-mode", response_model=ExecutionModeView, responses=error_responses(422))
+def set_execution_mode(body: SetExecutionModeRequest, components: ComponentsDep) -> ExecutionModeView:
+    """Change the default execution mode (for trainings that name none) until the backend restarts."""
+    components.selector.default = ExecutionMode(body.mode)
+    logger.info("default execution mode set to %s", body.mode)
+    return ExecutionModeView(default_execution_mode=body.mode)
+
+
+def _host_view(state: HostState) -> HostView:
+    return HostView(
+        url=state.url,
+        healthy=state.healthy,
+        device_kind=state.device_kind,
+        device_name=state.device_name,
+        capacity=state.capacity,
+        sessions_in_use=state.in_use,
+        version=state.version,
+        checked_at=state.checked_at.isoformat() if state.checked_at else None,
+        last_ok_at=state.last_ok_at.isoformat() if state.last_ok_at else None,
+        error=state.error,
     )
 
 

@@ -38,6 +38,10 @@ def operation_view(op: Operation, positions: dict[str, int] | None = None) -> Op
         error=error,
         warnings=list(op.warnings),
         idempotency_key=op.idempotency_key,
+        host_url=op.host_url,
+        host_session_id=op.host_session_id,
+        last_heartbeat=op.heartbeat_at,
+        attempts=op.attempts,
     )
 
 

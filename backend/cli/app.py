@@ -10,6 +10,7 @@ import click
 from backend.cli.backend_client import BackendApiError, BackendUnreachableError
 from backend.cli.catalog_commands import data_group, strategies_group
 from backend.cli.failures import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_UNREACHABLE, CliFailure
+from backend.cli.host_command import host_command
 from backend.cli.model_commands import models_group
 from backend.cli.ops_commands import ops_group
 from backend.cli.options import CliEnv
@@ -29,6 +30,10 @@ A first training, no server needed:
 Against a server (`modelyard serve`, or MODELYARD_SERVER=URL):
   modelyard train trend_momentum --symbol EURUSD --timeframe 1h --server http://127.0.0.1:8000
   modelyard ops list
+
+\b
+A GPU host for host mode (on the Mac or CUDA box; backend: MODELYARD_HOSTS=http://that-box:5002):
+  modelyard host --bind 0.0.0.0 --port 5002
 """
 
 
@@ -53,7 +58,15 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(CliEnv)
 
 
-for command in (data_group, strategies_group, train_command, ops_group, models_group, serve_command):
+for command in (
+    data_group,
+    strategies_group,
+    train_command,
+    ops_group,
+    models_group,
+    serve_command,
+    host_command,
+):
     cli.add_command(command)
 
 

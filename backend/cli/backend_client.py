@@ -7,14 +7,15 @@ swallowed: a refused connection becomes :class:`BackendUnreachableError`, a non-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from backend.cli.event_stream import read_events
 from shared.contracts.api import ModelDetail, ModelSummary
 from shared.contracts.operations import OperationList, OperationLogs, OperationView, StartTrainingResponse
 
@@ -25,6 +26,9 @@ DEFAULT_SERVER = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=3.0)
 #: Model archives can be large: no overall read deadline per chunk beyond this.
 DOWNLOAD_TIMEOUT = httpx.Timeout(120.0, connect=3.0)
+#: The event stream is silent between events except for heartbeat comments (the server's
+#: MODELYARD_SSE_HEARTBEAT_S, 15 s by default): a read timeout well above that means "the stream is dead".
+EVENTS_TIMEOUT = httpx.Timeout(10.0, connect=3.0, read=60.0)
 
 
 class BackendClientError(Exception):
@@ -38,6 +42,14 @@ class BackendUnreachableError(BackendClientError):
         super().__init__(f"cannot reach the modelyard server at {url}: is it running? (make run)")
         self.url = url
         self.reason = reason
+
+
+class ServerUrlError(BackendClientError, ValueError):
+    """The server URL is not an ``http(s)://host[:port]`` URL."""
+
+
+class EventStreamError(BackendClientError):
+    """The operation's event stream broke, timed out or was not an event stream: reconnect or poll."""
 
 
 class BackendApiError(BackendClientError):
@@ -61,7 +73,7 @@ class BackendClient:
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = server_url(base_url)
         self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
 
     def __enter__(self) -> BackendClient:
@@ -94,9 +106,28 @@ class BackendClient:
             return None
         return _parse(OperationView, answer)
 
-    def operation_logs(self, operation_id: str, *, offset: int = 0) -> OperationLogs:
+    def operation_logs(self, operation_id: str, *, offset: int = 0, limit: int = 1000) -> OperationLogs:
         path = f"/api/v1/operations/{_seg(operation_id)}/logs"
-        return _parse(OperationLogs, self._request("GET", path, params={"offset": offset}))
+        params = {"offset": offset, "limit": limit}
+        return _parse(OperationLogs, self._request("GET", path, params=params))
+
+    def operation_events(self, operation_id: str) -> Generator[OperationView, None, None]:
+        """``GET /api/v1/operations/{id}/events``: the operation as each Server-Sent Event carries it,
+        starting with its current state, until the server ends the stream (the operation ended).
+
+        A broken, silent (no heartbeat within the read timeout) or non-SSE answer raises
+        :class:`EventStreamError`; an error status raises :class:`BackendApiError` as usual."""
+        path = f"/api/v1/operations/{_seg(operation_id)}/events"
+        headers = {"Accept": "text/event-stream"}
+        with self._stream("GET", path, timeout=EVENTS_TIMEOUT, headers=headers) as response:
+            kind = response.headers.get("content-type", "")
+            if not kind.startswith("text/event-stream"):
+                raise EventStreamError(f"{path} answered {kind or 'no content type'}, not an event stream")
+            try:
+                for event in read_events(response.iter_lines()):
+                    yield _parse_data(OperationView, event.data, path)
+            except httpx.TransportError as exc:
+                raise EventStreamError(f"the event stream of {operation_id} broke: {exc!r}") from exc
 
     # --- models ----------------------------------------------------------------------------------
 
@@ -137,15 +168,49 @@ class BackendClient:
         return response
 
     @contextmanager
-    def _stream(self, method: str, path: str) -> Iterator[httpx.Response]:
+    def _stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        timeout: httpx.Timeout = DOWNLOAD_TIMEOUT,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
         try:
-            with self._http.stream(method, path, timeout=DOWNLOAD_TIMEOUT) as response:
+            with self._http.stream(method, path, timeout=timeout, headers=headers) as response:
                 if response.is_error:
                     response.read()
                     _raise_for_error(response)
                 yield response
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise BackendUnreachableError(self.base_url, str(exc)) from exc
+
+
+def server_url(url: str) -> str:
+    """``url`` without its trailing slash, if it is an ``http(s)://host[:port][/prefix]`` URL; else a
+    :class:`ServerUrlError` naming ``--server`` / ``MODELYARD_SERVER`` with an example."""
+    cleaned = url.strip().rstrip("/")
+    if not _is_http_url(cleaned):
+        raise ServerUrlError(
+            f"{url!r} is not a server URL: give --server (or MODELYARD_SERVER) as http://HOST:PORT, "
+            f"e.g. {DEFAULT_SERVER}"
+        )
+    return cleaned
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an unparsable port or bracketed host
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and (port is None or port > 0)
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 def _raise_for_error(response: httpx.Response) -> None:
@@ -179,6 +244,13 @@ def _parse(model: type[M], response: httpx.Response) -> M:
         return model.model_validate(_json(response))
     except ValidationError as exc:
         raise _unexpected(str(response.url), exc) from exc
+
+
+def _parse_data(model: type[M], data: str, where: str) -> M:
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        raise EventStreamError(f"unexpected event from {where}: {exc}") from exc
 
 
 def _unexpected(where: str, exc: Exception) -> BackendApiError:

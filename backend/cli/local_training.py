@@ -4,8 +4,10 @@ so the main thread stays free to turn Ctrl-C into a cooperative cancel."""
 from __future__ import annotations
 
 import contextlib
+import secrets
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,13 @@ def create_executor(data_dir: Path, models_dir: Path, runs_dir: Path) -> Executo
     return TrainingExecutor(data_dir, ModelStorage(models_dir), run_root=runs_dir)
 
 
+def new_run_name(now: datetime | None = None) -> str:
+    """``run-20250105-100000-3f2c9a``: sortable by start time, and unique even for two runs started in the
+    same second (the random suffix), like the backend's operation ids name its run folders."""
+    started = now or datetime.now(UTC)
+    return f"run-{started:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
 @dataclass
 class _Outcome:
     result: TrainingResult | None = None
@@ -40,10 +49,11 @@ class _Outcome:
 
 
 def run_local_training(
-    executor: Executor, request: TrainingRequest, display: TrainingProgressDisplay
+    executor: Executor, request: TrainingRequest, display: TrainingProgressDisplay, *, run_name: str
 ) -> TrainingResult:
-    """Train ``request`` with a live bar. Ctrl-C cancels at the next batch and raises a ``CliFailure``
-    with exit code 130; a second Ctrl-C stops waiting. Trainkit errors become exit code 2."""
+    """Train ``request`` with a live bar, its run record in the folder ``run_name``. Ctrl-C cancels at
+    the next batch and raises a ``CliFailure`` with exit code 130; a second Ctrl-C stops waiting.
+    Trainkit errors become exit code 2."""
     token = CancelToken()
     outcome = _Outcome()
     # Waiting on an Event, not Thread.join: a KeyboardInterrupt inside join() can leave the thread
@@ -52,7 +62,7 @@ def run_local_training(
 
     def work() -> None:
         try:
-            outcome.result = executor.execute(request, display.update, token)
+            outcome.result = executor.execute(request, display.update, token, run_name=run_name)
         except BaseException as exc:  # handed to the main thread, which decides what it means
             outcome.error = exc
         finally:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
+from backend.cli.log_reader import LogReader
 from backend.cli.options import cli_env, server_option
 from backend.cli.progress_display import TrainingProgressDisplay
 from backend.cli.remote_training import follow_operation, report_finished
 from backend.cli.tables import operation_table, operations_table
-from shared.contracts.operations import OperationStatusName
+from shared.contracts.operations import LogLine, OperationStatusName
 
 _STATUSES = [s.value for s in OperationStatusName]
+#: The server's own bound on ``GET /api/v1/operations?limit=`` (``le=500``): click rejects more up front.
+MAX_LIST_LIMIT = 500
 
 
 @click.group(name="ops")
@@ -22,7 +25,11 @@ def ops_group() -> None:
 @ops_group.command(name="list")
 @click.option("--status", type=click.Choice(_STATUSES), help="Only operations in this status.")
 @click.option(
-    "--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many, newest first."
+    "--limit",
+    type=click.IntRange(1, MAX_LIST_LIMIT),
+    default=20,
+    show_default=True,
+    help=f"How many, newest first (at most {MAX_LIST_LIMIT}).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @server_option
@@ -92,7 +99,8 @@ def ops_cancel(ctx: click.Context, operation_id: str, server: str) -> None:
 def ops_follow(ctx: click.Context, operation_id: str, as_json: bool, server: str) -> None:
     """Follow an operation with a live progress bar until it ends, then print its result.
 
-    Ctrl-C asks whether to cancel the training on the server.
+    Ctrl-C asks whether to cancel the training on the server: yes exits 130, no leaves it running
+    (exit 0).
 
     \b
     Example:
@@ -110,19 +118,43 @@ def ops_follow(ctx: click.Context, operation_id: str, as_json: bool, server: str
 @click.option(
     "--offset", type=click.IntRange(0), default=0, show_default=True, help="First log line to show."
 )
+@click.option("--tail", type=click.IntRange(1), metavar="N", help="Only the last N lines.")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep printing new lines until the operation ends (Ctrl-C stops)."
+)
 @server_option
 @click.pass_context
-def ops_logs(ctx: click.Context, operation_id: str, offset: int, server: str) -> None:
-    """Print what the training logged.
+def ops_logs(
+    ctx: click.Context, operation_id: str, offset: int, tail: int | None, follow: bool, server: str
+) -> None:
+    """Print what the training logged: every line (page after page), the last N, or live.
 
     \b
     Examples:
       modelyard ops logs 3f2c9a7e
-      modelyard ops logs 3f2c9a7e --offset 100
+      modelyard ops logs 3f2c9a7e --tail 50
+      modelyard ops logs 3f2c9a7e --follow
     """
-    with cli_env(ctx).client(server) as client:
-        logs = client.operation_logs(operation_id, offset=offset)
-    for line in logs.lines:
-        click.echo(f"{line.at:%Y-%m-%d %H:%M:%S} {line.level:<7} {line.logger}: {line.message}")
-    if logs.truncated:
-        click.echo(f"… more lines: --offset {logs.next_offset}")
+    env = cli_env(ctx)
+    with env.client(server) as client:
+        reader = LogReader(client, operation_id, offset=offset)
+        lines = reader.last(tail) if tail is not None else reader.read_available()
+        for line in lines:
+            _show_log_line(line)
+        if follow:
+            _follow_log(reader, env.poll_interval_s)
+    if reader.truncated:
+        click.echo("note: the server dropped later lines of this log (its log store is bounded)", err=True)
+
+
+def _show_log_line(line: LogLine) -> None:
+    click.echo(f"{line.at:%Y-%m-%d %H:%M:%S} {line.level:<7} {line.logger}: {line.message}")
+
+
+def _follow_log(reader: LogReader, interval_s: float) -> None:
+    try:
+        op = reader.follow(_show_log_line, interval_s=interval_s)
+    except KeyboardInterrupt:
+        click.echo(f"stopped following; operation {reader.operation_id} goes on", err=True)
+        return
+    click.echo(f"operation {op.operation_id} {op.status.value}", err=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import click
 import httpx
 
-from backend.cli.backend_client import DEFAULT_SERVER, BackendClient
+from backend.cli.backend_client import DEFAULT_SERVER, BackendClient, ServerUrlError, server_url
 from shared.contracts.training import TrainingRequest
 
 if TYPE_CHECKING:  # importing shared.trainkit loads torch: keep it out of `--help` and remote commands
@@ -29,7 +29,12 @@ class Executor(Protocol):
     """What the CLI needs of a TrainingExecutor."""
 
     def execute(
-        self, request: TrainingRequest, progress: ProgressCallback, cancel: CancelToken
+        self,
+        request: TrainingRequest,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        *,
+        run_name: str | None = None,
     ) -> TrainingResult: ...
 
 
@@ -81,6 +86,16 @@ runs_dir_option = _folder(
 )
 
 
+def _checked_server(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A malformed URL (``notaurl``, ``http//x``, ``ftp://x``) is a usage error (exit 2), not a traceback."""
+    if value is None:
+        return None
+    try:
+        return server_url(value)
+    except ServerUrlError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
+
+
 def optional_server_option(what: str) -> Callable[[F], F]:
     """``--server`` with no default: without it the command works locally."""
     return click.option(
@@ -89,6 +104,7 @@ def optional_server_option(what: str) -> Callable[[F], F]:
         default=None,
         show_envvar=True,
         metavar="URL",
+        callback=_checked_server,
         help=f"Backend URL, e.g. {DEFAULT_SERVER}. {what}",
     )
 
@@ -100,5 +116,6 @@ server_option = click.option(
     show_default=True,
     show_envvar=True,
     metavar="URL",
+    callback=_checked_server,
     help="Backend URL.",
 )

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from backend.cli.failures import EXIT_BAD_INPUT, CliFailure
+from backend.cli.failures import EXIT_BAD_INPUT, EXIT_FAILED, CliFailure
 
 SERVE_HELP = """Run the backend: REST API under /api/v1, OpenAPI at /docs, the dashboard at /.
 
@@ -26,7 +26,7 @@ Examples:
 @click.option("--host", help="Interface to listen on [default: MODELYARD_HOST or 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port [default: MODELYARD_PORT or 8000].")
 def serve_command(host: str | None, port: int | None) -> None:
-    from backend.errors import SettingsError
+    from backend.errors import ListenError, SettingsError
     from backend.server import serve
     from backend.settings import load_settings
 
@@ -35,4 +35,7 @@ def serve_command(host: str | None, port: int | None) -> None:
         settings = load_settings(**overrides)
     except SettingsError as exc:
         raise CliFailure(exc.message, EXIT_BAD_INPUT) from exc
-    serve(settings)
+    try:
+        serve(settings)
+    except ListenError as exc:
+        raise CliFailure(exc.message, EXIT_FAILED) from exc

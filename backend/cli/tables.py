@@ -35,11 +35,8 @@ def model_location(model: Mapping[str, Any]) -> str:
     return f"{model.get('strategy', '?')}/{model.get('name', '?')}_v{model.get('version', '?')}"
 
 
-def result_table(result: Mapping[str, Any]) -> Table:
-    """Device, epochs, stop reason, best val loss, then the test metrics (per-class F1 too)."""
-    table = Table(title="Training result", show_header=False, title_justify="left")
-    table.add_column("what", style="bold")
-    table.add_column("value")
+def result_rows(result: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Device, epochs, stop reason, best epoch and val loss, then the test metrics (per-class F1 too)."""
     test: Mapping[str, Any] = result.get("test_metrics") or {}
     rows: list[tuple[str, Any]] = [
         ("device", result.get("device")),
@@ -56,10 +53,28 @@ def result_table(result: Mapping[str, Any]) -> Table:
             rows.append((f"F1 {cls}", scores["f1"]))
     if "duration_s" in result:
         rows.append(("duration (s)", result["duration_s"]))
+    return rows
+
+
+def model_rows(model: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The stored model: ``strategy/name vN`` and where it lies."""
+    named = f"{model.get('strategy', '?')}/{model.get('name', '?')} v{model.get('version', '?')}"
+    return [("model", named), ("model path", model.get("path"))]
+
+
+def result_table(result: Mapping[str, Any]) -> Table:
+    """Device, epochs, stop reason, best val loss, then the test metrics (per-class F1 too)."""
+    table = Table(title="Training result", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    _add_rows(table, result_rows(result))
+    return table
+
+
+def _add_rows(table: Table, rows: Iterable[tuple[str, Any]]) -> None:
     for label, value in rows:
         if value is not None:
             table.add_row(label, _num(value))
-    return table
 
 
 def operations_table(operations: Iterable[OperationView]) -> Table:
@@ -85,9 +100,12 @@ def operations_table(operations: Iterable[OperationView]) -> Table:
 
 
 def operation_table(op: OperationView) -> Table:
+    """Everything about one operation: status and timings, then its result (model, metrics) when it
+    completed, its error when it failed, and every warning (the server's and the training's)."""
     table = Table(title=f"Operation {op.operation_id}", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
+    progress = op.progress
     rows: list[tuple[str, Any]] = [
         ("type", op.type),
         ("status", op.status.value),
@@ -96,20 +114,40 @@ def operation_table(op: OperationView) -> Table:
             f"{op.execution_mode} ({op.mode_reason})" if op.mode_reason else op.execution_mode,
         ),
         ("device", op.device),
+        ("host", op.host_url),
         ("queue position", op.queue_position),
-        ("progress", f"{op.progress.percentage:.1f}% {op.progress.phase}: {op.progress.message}"),
-        ("epoch", f"{op.progress.epoch}/{op.progress.total_epochs}" if op.progress.epoch else None),
+        ("progress", f"{progress.percentage:.1f}% {progress.phase}" + _suffix(progress.message)),
+        ("epoch", f"{progress.epoch}/{progress.total_epochs}" if progress.epoch else None),
         ("created", _when(op.created_at)),
         ("started", _when(op.started_at) if op.started_at else None),
         ("completed", _when(op.completed_at) if op.completed_at else None),
-        ("error", f"{op.error.code}: {op.error.message}" if op.error else None),
     ]
-    rows += [(f"metric {k}", v) for k, v in op.progress.metrics.items()]
-    rows += [("warning", w) for w in op.warnings]
-    for label, value in rows:
-        if value is not None:
-            table.add_row(label, _num(value))
+    if op.result is None:  # once there is a result its metrics say more than the last progress
+        rows += [(f"metric {k}", v) for k, v in progress.metrics.items()]
+    _add_rows(table, rows + _outcome_rows(op))
     return table
+
+
+def _outcome_rows(op: OperationView) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    result: Mapping[str, Any] = op.result or {}
+    if isinstance(result.get("model"), Mapping):
+        rows += model_rows(result["model"])
+    # The operation's own device row already says where it ran.
+    rows += [(label, value) for label, value in result_rows(result) if label != "device" or not op.device]
+    if op.error is not None:
+        rows.append(("error", f"{op.error.code}: {op.error.message}"))
+        rows += [(f"error {key}", value) for key, value in op.error.details.items()]
+    warnings = list(op.warnings)
+    extra = result.get("warnings")
+    if isinstance(extra, list):
+        warnings += [str(w) for w in extra if str(w) not in warnings]
+    rows += [("warning", w) for w in warnings]
+    return rows
+
+
+def _suffix(message: str) -> str:
+    return f": {message}" if message else ""
 
 
 def models_table(models: Iterable[Mapping[str, Any]]) -> Table:

@@ -34,7 +34,8 @@ stored under tabular/{DATASET}_{TARGET}.
 
 Without a server the training runs here, in-process, with a live progress bar; Ctrl-C cancels it
 cleanly (exit code 130). With --server (or MODELYARD_SERVER) it is submitted to the backend and
-followed; Ctrl-C then asks whether to cancel it on the server.
+followed live; Ctrl-C then asks whether to cancel it on the server (yes: exit 130; no: it is left
+running there, exit 0, and `modelyard ops follow ID` picks it up again).
 
 \b
 Examples:
@@ -43,7 +44,8 @@ Examples:
   modelyard train trend_momentum --symbol EURUSD --timeframe 1h --server http://127.0.0.1:8000
   modelyard train iris --workload tabular --dataset iris.csv --target species --epochs 10
 
-Exit codes: 0 trained, 1 the server's training failed, 2 bad input, 3 server unreachable, 130 cancelled.
+Exit codes: 0 trained (or left running on the server), 1 the server's training failed, 2 bad input,
+3 server unreachable, 130 cancelled.
 """
 
 
@@ -181,7 +183,7 @@ def remote_body(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_local(ctx: click.Context, options: dict[str, Any]) -> None:
-    from backend.cli.local_training import create_executor, run_local_training
+    from backend.cli.local_training import create_executor, new_run_name, run_local_training
 
     request = local_request(options)
     env = cli_env(ctx)
@@ -189,13 +191,15 @@ def _train_local(ctx: click.Context, options: dict[str, Any]) -> None:
     executor = factory(options["data_dir"], options["models_dir"], options["runs_dir"])
     console = Console(stderr=True)
     display = TrainingProgressDisplay(console, enabled=options["follow"] and not options["as_json"])
-    result = run_local_training(executor, request, display)
+    run_name = new_run_name()
+    result = run_local_training(executor, request, display, run_name=run_name)
     if options["as_json"]:
         click.echo(json.dumps(result.as_dict(), indent=2, default=str))
         return
     out = Console()
     out.print(result_table(result.as_dict()))
     out.print(f"model saved to [bold]{model_location(result.model.as_dict())}[/]")
+    out.print(f"run record in {Path(options['runs_dir']) / run_name}")
 
 
 def _train_remote(ctx: click.Context, options: dict[str, Any]) -> None:

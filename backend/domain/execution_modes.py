@@ -18,13 +18,22 @@ class ExecutionMode(StrEnum):
 class HostAvailability(Protocol):
     """A cached answer: implementations probe in the background and never block the caller."""
 
-    def is_available(self) -> bool: ...
+    def is_available(self) -> bool:
+        """At least one host answered its last health check."""
+        ...
+
+    def has_gpu(self) -> bool:
+        """At least one healthy host trains on a GPU (CUDA or MPS)."""
+        ...
 
 
 class NoHost:
-    """No host service configured (this issue): host mode is never available."""
+    """No host service configured: host mode is never available."""
 
     def is_available(self) -> bool:
+        return False
+
+    def has_gpu(self) -> bool:
         return False
 
 
@@ -38,8 +47,10 @@ class ModeDecision:
 class ExecutionModeSelector:
     """Turns (requested mode, require_gpu) into a concrete mode: ``local`` or ``host``.
 
-    auto: GPU required → local if it has a GPU, else the host if up, else an error; otherwise local.
-    host: up → host; down → local with a warning, unless a GPU is required (then an error).
+    auto: GPU required → local if it has a GPU, else a GPU host if one is up, else an error (503);
+    otherwise local.
+    host: a host up (a GPU host when a GPU is required) → host; none → local with a warning, unless a
+    GPU is required (then an error, 503).
     """
 
     def __init__(
@@ -57,25 +68,31 @@ class ExecutionModeSelector:
         if mode is ExecutionMode.LOCAL:
             return self._local(require_gpu, "requested local")
         if mode is ExecutionMode.HOST:
-            if self._host.is_available():
-                return ModeDecision(ExecutionMode.HOST, "requested host; host available")
-            if require_gpu and not self._local_has_gpu:
-                raise ExecutionModeUnavailableError(
-                    "host mode was requested with require_gpu, but no host service is available; "
-                    "start the host service or drop require_gpu",
-                    requested=mode.value,
-                )
-            warning = "host service unavailable; fell back to local execution"
-            return ModeDecision(ExecutionMode.LOCAL, warning, (warning,))
+            return self._host_mode(require_gpu)
         return self._auto(require_gpu)
+
+    def _host_mode(self, require_gpu: bool) -> ModeDecision:
+        if require_gpu and self._host.has_gpu():
+            return ModeDecision(ExecutionMode.HOST, "requested host with a GPU; a GPU host is available")
+        if not require_gpu and self._host.is_available():
+            return ModeDecision(ExecutionMode.HOST, "requested host; a host is available")
+        if require_gpu and not self._local_has_gpu:
+            raise ExecutionModeUnavailableError(
+                "host mode was requested with require_gpu, but no host service with a GPU is available; "
+                "start a host service on a CUDA or Apple-silicon machine (modelyard host) and list it in "
+                "MODELYARD_HOSTS, or drop require_gpu",
+                requested=ExecutionMode.HOST.value,
+            )
+        warning = "host mode requested but no host service is healthy; fell back to local execution"
+        return ModeDecision(ExecutionMode.LOCAL, warning, (warning,))
 
     def _auto(self, require_gpu: bool) -> ModeDecision:
         if not require_gpu:
             return ModeDecision(ExecutionMode.LOCAL, "auto: no GPU required, local starts fastest")
         if self._local_has_gpu:
             return ModeDecision(ExecutionMode.LOCAL, "auto: GPU required and available locally")
-        if self._host.is_available():
-            return ModeDecision(ExecutionMode.HOST, "auto: GPU required; host available")
+        if self._host.has_gpu():
+            return ModeDecision(ExecutionMode.HOST, "auto: GPU required; a GPU host is available")
         raise ExecutionModeUnavailableError(
             "a GPU is required but there is none locally and no host service is available; "
             "start the host service or set require_gpu to false",

@@ -31,8 +31,10 @@ _ALLOWED: dict[OperationStatus, frozenset[OperationStatus]] = {
     OperationStatus.PENDING: frozenset(
         {OperationStatus.RUNNING, OperationStatus.CANCELLED, OperationStatus.FAILED}
     ),
+    # running -> pending: a training whose host was lost is re-dispatched (MODELYARD_MAX_RETRIES).
     OperationStatus.RUNNING: frozenset(
         {
+            OperationStatus.PENDING,
             OperationStatus.CANCELLING,
             OperationStatus.COMPLETED,
             OperationStatus.FAILED,
@@ -87,6 +89,16 @@ class Operation:
     completed_at: datetime | None = None
     history: tuple[dict[str, Any], ...] = ()
     decisions: tuple[dict[str, Any], ...] = ()
+    # Host mode: where the training runs, persisted before the backend waits on it (re-attach).
+    host_url: str | None = None
+    host_session_id: str | None = None
+    heartbeat_at: datetime | None = None
+    attempts: int = 0
+    require_gpu: bool = False
+    # Local mode: the backend instance whose runner claimed it (its lease says whether it still lives).
+    owner_id: str | None = None
+    # sha256 of the canonical request body, so a reused idempotency key with another body is refused.
+    request_hash: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -124,6 +136,9 @@ def transition(
         changes["completed_at"] = now
     if target is OperationStatus.FAILED:
         changes["error"] = error or OperationError("failed", "the operation failed")
+        changes["progress"] = dataclasses.replace(op.progress, phase="failed")
+    if target is OperationStatus.CANCELLED:
+        changes["progress"] = dataclasses.replace(op.progress, phase="cancelled")
     if target is OperationStatus.COMPLETED:
         changes["result"] = result
         changes["progress"] = dataclasses.replace(op.progress, percentage=100.0, phase="completed")

@@ -8,10 +8,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from backend.domain.instances import BackendInstance
 from backend.domain.operations import Operation, OperationStatus
+from shared.contracts.host import HostHealth, SessionList, SessionView, StartSession
 from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
-from shared.trainkit.executor.types import ProgressCallback, TrainingResult
+from shared.trainkit.executor.types import ModelArtifact, ModelRef, ProgressCallback, TrainingResult
 
 
 class Clock(Protocol):
@@ -44,6 +46,20 @@ class OperationRepository(Protocol):
     def count_by_status(self) -> dict[OperationStatus, int]: ...
 
     def ping(self) -> None: ...
+
+
+class InstanceRepository(Protocol):
+    """The leases of the backend processes sharing one database."""
+
+    def register(self, instance: BackendInstance) -> None: ...
+
+    def heartbeat(self, instance_id: str, at: datetime) -> bool:
+        """Renew a lease; False when its row is gone."""
+        ...
+
+    def remove(self, instance_id: str) -> None: ...
+
+    def all(self) -> list[BackendInstance]: ...
 
 
 class TrainingEngine(Protocol):
@@ -114,7 +130,14 @@ class DatasetCatalog(Protocol):
         """The stored CSV; DataNotFoundError if absent."""
         ...
 
-    def write_samples(self) -> list[str]: ...
+    def file_path(self, name: str) -> Path:
+        """Any data file by its name relative to the data folder (``.csv`` may be omitted);
+        DataError for a name that could leave the folder, DataNotFoundError if absent."""
+        ...
+
+    def write_samples(self) -> list[str]:
+        """Write the seeded sample candles that are missing (never overwrite a file); their names."""
+        ...
 
 
 class ModelStore(Protocol):
@@ -127,3 +150,44 @@ class ModelStore(Protocol):
         ...
 
     def delete(self, strategy: str, name: str, version: int) -> None: ...
+
+
+class HostClient(Protocol):
+    """A host service, one method per endpoint. Every method raises HostUnavailableError (retryable:
+    no answer, 5xx, at capacity) or HostRejectedError (4xx, nonsense); none returns None on failure."""
+
+    async def health(self, host: str) -> HostHealth: ...
+
+    async def start(self, host: str, command: StartSession) -> SessionView: ...
+
+    async def status(self, host: str, session_id: str) -> SessionView: ...
+
+    async def stop(self, host: str, session_id: str) -> SessionView: ...
+
+    async def result(self, host: str, session_id: str, *, max_bytes: int) -> bytes:
+        """The raw result payload JSON (the same bytes the callback carries)."""
+        ...
+
+    async def download_model(self, host: str, url: str, destination: Path, *, max_bytes: int) -> None:
+        """Stream a model referenced by a payload (``url`` relative to ``host`` unless absolute)."""
+        ...
+
+    async def acknowledge(self, host: str, session_id: str) -> SessionView: ...
+
+    async def sessions(self, host: str) -> SessionList: ...
+
+
+class ModelValidator(Protocol):
+    def validate(self, model_file: Path, config: dict[str, Any]) -> None:
+        """Raise ResultRejectedError unless the file is a checkpoint of weights that fit ``config``."""
+        ...
+
+
+class ResultSink(Protocol):
+    """Where an ingested host result is stored as a new model version."""
+
+    def save(self, artifact: ModelArtifact) -> ModelRef: ...
+
+    def find_by_operation(self, strategy: str, name: str, operation_id: str) -> ModelRef | None:
+        """The version already stored for ``operation_id`` (an ingest that ran before), if any."""
+        ...

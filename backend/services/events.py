@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from backend.domain.operations import Operation
@@ -20,14 +23,39 @@ class OperationEvent:
     operation: Operation
 
 
+@dataclass(frozen=True)
+class QueueMoved:
+    """Some operation left the pending queue: every pending operation behind it moved up one place."""
+
+
+QUEUE_MOVED = QueueMoved()
+StreamItem = OperationEvent | QueueMoved | None
+
+
+class ProgressThrottle:
+    """At most one progress event per ``interval_s`` per client; lifecycle events are never held."""
+
+    def __init__(self, interval_s: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval_s
+        self._monotonic = monotonic
+        self._last = -math.inf
+
+    def wait_s(self) -> float:
+        """Seconds until the next progress event may go out (0: now)."""
+        return max(0.0, self._last + self._interval - self._monotonic())
+
+    def sent(self) -> None:
+        self._last = self._monotonic()
+
+
 class Subscription:
     def __init__(self, broker: EventBroker, op_id: str, loop: asyncio.AbstractEventLoop) -> None:
         self.op_id = op_id
         self.loop = loop
-        self.queue: asyncio.Queue[OperationEvent | None] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.queue: asyncio.Queue[StreamItem] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._broker = broker
 
-    def offer(self, event: OperationEvent | None) -> None:
+    def offer(self, event: StreamItem) -> None:
         """Runs on the subscriber's loop. A slow reader loses old progress, never the end (None)."""
         if self.queue.full():
             self.queue.get_nowait()
@@ -66,6 +94,13 @@ class EventBroker:
         for sub in subs:
             _deliver(sub, event)
 
+    def queue_moved(self) -> None:
+        """Tell every stream the pending queue moved (a pending one re-reads its position)."""
+        with self._lock:
+            subs = [s for group in self._subs.values() for s in group]
+        for sub in subs:
+            _deliver(sub, QUEUE_MOVED)
+
     def close(self) -> None:
         """Server shutdown: end every stream so no SSE response holds the process open."""
         with self._lock:
@@ -81,7 +116,7 @@ class EventBroker:
             return sum(len(group) for group in self._subs.values())
 
 
-def _deliver(sub: Subscription, event: OperationEvent | None) -> None:
+def _deliver(sub: Subscription, event: StreamItem) -> None:
     # A closed loop means its subscriber is gone: nobody is listening any more.
     with contextlib.suppress(RuntimeError):
         sub.loop.call_soon_threadsafe(sub.offer, event)

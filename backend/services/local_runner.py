@@ -10,11 +10,13 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from backend.domain.operations import INTERRUPTED, Operation, OperationError
 from backend.domain.ports import TrainingEngine
+from backend.errors import IllegalTransitionError
 from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
 from shared.contracts.training import ProgressUpdate, TrainingRequest
@@ -58,13 +60,19 @@ class LocalTrainingRunner:
             raise RuntimeError("LocalTrainingRunner.start() was not awaited")
         self._loop.call_soon_threadsafe(self._queue.put_nowait, op_id)
 
-    def cancel(self, op_id: str) -> bool:
+    def cancel(self, op_id: str, reason: str = "cancelled by user") -> bool:
         with self._tokens_lock:
             token = self._tokens.get(op_id)
         if token is None:
             return False
-        token.cancel("cancelled by user")
+        token.cancel(reason)
         return True
+
+    def stop_if_changed_elsewhere(self, op_id: str) -> None:
+        """Another backend cancelled or took over an operation this runner trains: stop training it
+        (a cancel ends it ``cancelled``; a takeover keeps the other backend's outcome)."""
+        if self.cancel(op_id, "the operation was cancelled or taken over through another backend"):
+            logger.warning("operation %s was changed through another backend; stopping its training", op_id)
 
     @property
     def queue_depth(self) -> int:
@@ -106,14 +114,17 @@ class LocalTrainingRunner:
                 logger.exception("local runner failed on operation %s", op_id)
 
     def _run(self, op_id: str) -> None:
-        """Claim the operation and train it; runs on a training thread."""
-        op = self._ops.mark_running(op_id)
-        if op is None:  # cancelled (or taken) while it waited in the queue
-            return
+        """Claim the operation and train it; runs on a training thread.
+
+        The cancel token is registered before the claim publishes ``running``: a cancel that arrives
+        the moment the operation shows as running must find it."""
         token = CancelToken()
         with self._tokens_lock:
             self._tokens[op_id] = token
         try:
+            op = None if self._stopping else self._ops.mark_running(op_id)
+            if op is None:  # cancelled (or taken) while it waited in the queue
+                return
             with self._logs.capture(op_id):
                 self._train(op, token)
         finally:
@@ -132,22 +143,40 @@ class LocalTrainingRunner:
                 )
             else:
                 logger.info("operation %s cancelled: %s", op.id, exc.message)
-                self._ops.mark_cancelled(op.id)
+                self._finish(op.id, "cancelled", lambda: self._ops.mark_cancelled(op.id))
         except TrainkitError as exc:
             logger.warning("operation %s failed: %s", op.id, exc.message)
-            self._finish_failed(op.id, OperationError(exc.code, exc.message, json_safe(exc.details)))
+            device = exc.details.get("device")
+            self._finish_failed(
+                op.id,
+                OperationError(exc.code, exc.message, json_safe(exc.details)),
+                device=device if isinstance(device, str) else None,
+            )
         except Exception as exc:
             logger.exception("operation %s crashed", op.id)
             self._finish_failed(op.id, OperationError("internal_error", f"{type(exc).__name__}: {exc}"))
         else:
             logger.info("operation %s completed: model %s", op.id, result.model.as_dict())
-            self._ops.complete(op.id, result.as_dict(), device=result.device)
+            self._finish(
+                op.id, "completed", lambda: self._ops.complete(op.id, result.as_dict(), device=result.device)
+            )
 
-    def _finish_failed(self, op_id: str, error: OperationError) -> None:
+    def _finish_failed(self, op_id: str, error: OperationError, *, device: str | None = None) -> None:
+        self._finish(op_id, "failed", lambda: self._ops.fail(op_id, error, device=device))
+
+    def _finish(self, op_id: str, outcome: str, record: Callable[[], object]) -> None:
+        """Record the end of a run; an operation another backend took over meanwhile keeps its state."""
         try:
-            self._ops.fail(op_id, error)
+            record()
+        except IllegalTransitionError as exc:
+            logger.warning(
+                "operation %s ended %s here, but it is no longer this backend's (%s); its state stays",
+                op_id,
+                outcome,
+                exc.message,
+            )
         except Exception:
-            logger.exception("could not record the failure of operation %s", op_id)
+            logger.exception("could not record that operation %s %s", op_id, outcome)
 
     def _progress_to(self, op_id: str) -> Any:
         def report(update: ProgressUpdate) -> None:

@@ -13,11 +13,11 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
+from backend.domain.instances import new_instance_id
 from backend.domain.operations import (
-    ACTIVE_STATUSES,
-    INTERRUPTED,
     Operation,
     OperationError,
     OperationStatus,
@@ -57,7 +57,10 @@ class OperationsService:
         *,
         progress_interval_s: float = 1.0,
         new_id: Callable[[], str] = new_operation_id,
+        instance_id: str | None = None,
     ) -> None:
+        #: This backend process: stamped on the local operations its runner claims (``owner_id``).
+        self.instance_id = instance_id or new_instance_id()
         self._repo = repo
         self._clock = clock
         self._broker = broker
@@ -69,9 +72,17 @@ class OperationsService:
         # Finished operations never change again, so they are safe to cache (even across backends).
         self._finished: OrderedDict[str, Operation] = OrderedDict()
         self._observers: list[TerminalObserver] = []
+        self._elsewhere_observers: list[Callable[[str], object]] = []
 
     def on_terminal(self, observer: TerminalObserver) -> None:
         self._observers.append(observer)
+
+    def on_changed_elsewhere(self, observer: Callable[[str], object]) -> None:
+        """``observer(op_id)`` when a progress write finds the status changed by another backend."""
+        self._elsewhere_observers.append(observer)
+
+    def now(self) -> datetime:
+        return self._clock.now()
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -91,9 +102,10 @@ class OperationsService:
         if op is not None and op.is_terminal:
             self._remember_finished(op)
         if op is None:
+            shown = op_id if len(op_id) <= 64 else op_id[:64] + "…"
             raise OperationNotFoundError(
-                f"no operation with id {op_id!r}; list operations with GET /api/v1/operations",
-                operation_id=op_id,
+                f"no operation with id {shown!r}; list operations with GET /api/v1/operations",
+                operation_id=shown,
             )
         return op
 
@@ -143,6 +155,8 @@ class OperationsService:
         mode_reason: str,
         warnings: Sequence[str] = (),
         idempotency_key: str | None = None,
+        require_gpu: bool = False,
+        request_hash: str | None = None,
     ) -> tuple[Operation, bool]:
         """A new pending operation, or (existing, False) when ``idempotency_key`` was used before."""
         now = self._clock.now()
@@ -157,6 +171,8 @@ class OperationsService:
             updated_at=now,
             warnings=tuple(warnings),
             idempotency_key=idempotency_key,
+            require_gpu=require_gpu,
+            request_hash=request_hash,
         )
         stored = self._repo.add(op)
         if stored.id == op.id:
@@ -170,22 +186,28 @@ class OperationsService:
             if op is None or op.status is not OperationStatus.PENDING:
                 return None
             running = transition(op, OperationStatus.RUNNING, self._clock.now())
-            running = running.with_changes(progress=Progress(phase="starting"))
+            running = running.with_changes(progress=Progress(phase="starting"), owner_id=self.instance_id)
             if not self._repo.save(running, expected=OperationStatus.PENDING):
                 return None
             with self._cache_lock:
                 self._live[op_id] = _Live(running)
         self._broker.publish(OperationEvent("status", running))
+        self._broker.queue_moved()
         return running
 
     def report_progress(self, op_id: str, update: ProgressUpdate) -> None:
         """Called from the training thread for every update; persists at most once per interval."""
         now = self._clock.now()
+        self.report_live(op_id, lambda op: merge_progress(op, update, now))
+
+    def report_live(self, op_id: str, change: Callable[[Operation], Operation]) -> None:
+        """Change a running operation's live state (progress, device, heartbeat; never its status)
+        through the same throttle as progress: at most one database write per interval."""
         with self._cache_lock:
             live = self._live.get(op_id)
             if live is None:
                 return
-            live.op = merge_progress(live.op, update, now)
+            live.op = change(live.op)
             snapshot = live.op
             due = time.monotonic() - live.persisted_at >= self._interval
             if due:
@@ -194,13 +216,41 @@ class OperationsService:
         if due:
             self._persist_progress(op_id)
 
+    def track(self, op: Operation) -> None:
+        """Follow an operation already running elsewhere live (a host session re-attached at start)."""
+        with self._cache_lock:
+            self._live.setdefault(op.id, _Live(op))
+
+    def update(self, op_id: str, change: Callable[[Operation], Operation]) -> Operation:
+        """Store a change now (compare-and-set on the status); status moves go through ``transition``."""
+        updated = self._apply(op_id, change)
+        if updated.status is OperationStatus.PENDING:
+            with self._cache_lock:
+                self._live.pop(op_id, None)
+        return updated
+
     def _persist_progress(self, op_id: str) -> None:
         with self._write_lock:
             with self._cache_lock:
                 live = self._live.get(op_id)
                 snapshot = live.op if live else None
-            if snapshot is not None and not snapshot.is_terminal:
-                self._repo.save(snapshot, expected=snapshot.status)
+            if snapshot is None or snapshot.is_terminal:
+                return
+            if self._repo.save(snapshot, expected=snapshot.status):
+                return
+        self._changed_elsewhere(op_id)
+
+    def _changed_elsewhere(self, op_id: str) -> None:
+        """Another backend changed the stored status (a cancel through it, or a takeover): stop
+        mirroring our live view, and tell the observers (the local runner stops the training)."""
+        with self._cache_lock:
+            self._live.pop(op_id, None)
+        logger.warning("operation %s was changed by another backend; its stored state now wins", op_id)
+        for observer in self._elsewhere_observers:
+            try:
+                observer(op_id)
+            except Exception:
+                logger.exception("observer of operation %s failed", op_id)
 
     def complete(self, op_id: str, result: dict[str, Any], *, device: str | None = None) -> Operation:
         def change(op: Operation) -> Operation:
@@ -215,18 +265,25 @@ class OperationsService:
 
         return self._apply(op_id, change)
 
-    def fail(self, op_id: str, error: OperationError) -> Operation:
-        return self._apply(
-            op_id, lambda op: transition(op, OperationStatus.FAILED, self._clock.now(), error=error)
-        )
+    def fail(self, op_id: str, error: OperationError, *, device: str | None = None) -> Operation:
+        """Failed with ``error``; ``device`` fills in the device when the training never reported one."""
+
+        def change(op: Operation) -> Operation:
+            failed = transition(op, OperationStatus.FAILED, self._clock.now(), error=error)
+            return failed.with_changes(device=op.device or device)
+
+        return self._apply(op_id, change)
 
     def mark_cancelled(self, op_id: str) -> Operation:
         return self._apply(op_id, lambda op: transition(op, OperationStatus.CANCELLED, self._clock.now()))
 
     def request_cancel(self, op_id: str) -> Operation:
-        """Pending → cancelled at once; running → cancelling (the runner stops it); terminal → 409."""
+        """Pending → cancelled at once; running → cancelling (the runner stops it); a second cancel
+        while cancelling changes nothing and returns the operation; terminal → 409."""
 
         def change(op: Operation) -> Operation:
+            if op.status is OperationStatus.CANCELLING:
+                return op
             target = (
                 OperationStatus.CANCELLED
                 if op.status is OperationStatus.PENDING
@@ -236,28 +293,15 @@ class OperationsService:
 
         return self._apply(op_id, change)
 
-    def recover_after_restart(self) -> list[str]:
-        """Fail what a dead process was running locally; return the pending ids to re-queue, FIFO."""
-        interrupted, _ = self._repo.find(
-            statuses=sorted(ACTIVE_STATUSES), op_type=None, limit=10_000, offset=0
+    def active_local(self) -> list[Operation]:
+        """Running and cancelling operations of the local runners of every backend on this database."""
+        ops, _ = self._repo.find(
+            statuses=[OperationStatus.RUNNING, OperationStatus.CANCELLING],
+            op_type=None,
+            limit=10_000,
+            offset=0,
         )
-        for op in interrupted:
-            if op.execution_mode != "local":
-                continue
-            error = OperationError(
-                INTERRUPTED,
-                "the backend stopped while this operation was running; start the training again",
-                {"previous_status": op.status.value},
-            )
-            try:
-                self.fail(op.id, error)
-            except Exception:
-                logger.exception("could not mark operation %s as interrupted", op.id)
-            else:
-                logger.warning(
-                    "operation %s was %s when the backend stopped: failed/interrupted", op.id, op.status
-                )
-        return self._repo.pending_ids()
+        return [op for op in ops if op.execution_mode == "local"]
 
     def _apply(self, op_id: str, change: Callable[[Operation], Operation]) -> Operation:
         """Compute and store a status change; retried when another writer changed the status first."""
@@ -265,6 +309,8 @@ class OperationsService:
             with self._write_lock:
                 current = self.get(op_id)
                 updated = change(current)
+                if updated is current:
+                    return current
                 if not self._repo.save(updated, expected=current.status):
                     with self._cache_lock:
                         self._live.pop(op_id, None)  # stale: re-read from the database
@@ -277,6 +323,8 @@ class OperationsService:
                 if updated.is_terminal:
                     self._remember_finished(updated)
             self._broker.publish(OperationEvent("status", updated))
+            if current.status is OperationStatus.PENDING and updated.status is not OperationStatus.PENDING:
+                self._broker.queue_moved()
             if updated.is_terminal:
                 self._notify_terminal(updated)
             return updated

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -11,15 +14,19 @@ from pydantic import ValidationError
 from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector
 from backend.domain.operations import Operation, OperationStatus
 from backend.domain.ports import StrategyCatalog, TrainingEngine, TrainingRunner
-from backend.errors import InvalidRequestError
+from backend.errors import IdempotencyConflictError, InvalidRequestError
+from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
 from shared.contracts.operations import StartTrainingRequest
 from shared.contracts.training import TrainingRequest, Workload
 
 logger = logging.getLogger(__name__)
 
-# Symbols and timeframes become file names (data/{SYMBOL}_{TIMEFRAME}.csv): no separators, no dots first.
+# Names that become file names (strategies, symbols): no separators, no dots first.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+# A timeframe is the part after the last '_' of data/{SYMBOL}_{TIMEFRAME}.csv: it cannot hold one.
+TIMEFRAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,31}$")
+MAX_SERIES = 20
 
 
 def check_name(value: str, field: str) -> str:
@@ -28,14 +35,43 @@ def check_name(value: str, field: str) -> str:
             f"{field} {value!r} is not valid: use 1-32 letters, digits, '_', '-' or '.', starting with a "
             "letter or digit",
             field=field,
-            value=value,
+            value=value[:64],
+        )
+    return value
+
+
+def check_timeframe(value: str, field: str = "timeframe") -> str:
+    if not TIMEFRAME_PATTERN.match(value):
+        raise InvalidRequestError(
+            f"{field} {value!r} is not valid: use 1-32 letters, digits, '-' or '.' (no '_': data files are "
+            "named SYMBOL_TIMEFRAME.csv), e.g. 1h or 1d",
+            field=field,
+            value=value[:64],
         )
     return value
 
 
 def _as_list(value: str | list[str] | None, field: str) -> list[str]:
-    values = [value] if isinstance(value, str) else list(value or [])
-    return [check_name(v, field) for v in values]
+    """The names, each checked, duplicates dropped (first one kept), at most MAX_SERIES of them."""
+    values = list(dict.fromkeys([value] if isinstance(value, str) else list(value or [])))
+    if len(values) > MAX_SERIES:
+        raise InvalidRequestError(
+            f"{field}: {len(values)} distinct values given, at most {MAX_SERIES} are allowed; "
+            "split the training",
+            field=field,
+            count=len(values),
+            limit=MAX_SERIES,
+        )
+    check = check_timeframe if field == "timeframe" else check_name
+    return [check(v, field) for v in values]
+
+
+def request_hash(body: StartTrainingRequest) -> str:
+    """sha256 of the request as sent, in canonical JSON (keys sorted, idempotency key left out)."""
+    canonical = json.dumps(
+        body.model_dump(mode="json", exclude={"idempotency_key"}), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class TrainingService:
@@ -46,7 +82,10 @@ class TrainingService:
         strategies: StrategyCatalog,
         selector: ExecutionModeSelector,
         runners: Mapping[ExecutionMode, TrainingRunner],
+        *,
+        logs: LogCapture | None = None,
     ) -> None:
+        self._logs = logs
         self._ops = operations
         self._engine = engine
         self._strategies = strategies
@@ -54,15 +93,20 @@ class TrainingService:
         self._runners = runners
 
     def start_training(self, body: StartTrainingRequest) -> tuple[Operation, bool]:
-        """The operation for ``body`` and whether it was created now (False: idempotent replay)."""
+        """The operation for ``body`` and whether it was created now (False: idempotent replay).
+
+        A replay must carry the same body as the first request: another body is a 409."""
+        digest = request_hash(body)
         if body.idempotency_key:
             existing = self._ops.find_by_idempotency_key(body.idempotency_key)
             if existing is not None:
-                return existing, False
+                return _same_request(existing, digest), False
         request = self.resolve(body)
         warnings = self._engine.validate(request)
         requested = ExecutionMode(body.execution_mode.value) if body.execution_mode else None
         decision = self._selector.select(requested, body.require_gpu)
+        if body.workload is Workload.PLUGIN:
+            _local_only(requested or self._selector.default, decision.mode)
         op, created = self._ops.create(
             op_type="training",
             request=request.model_dump(mode="json"),
@@ -70,11 +114,19 @@ class TrainingService:
             mode_reason=decision.reason,
             warnings=[*decision.warnings, *warnings],
             idempotency_key=body.idempotency_key,
+            require_gpu=body.require_gpu,
+            request_hash=digest,
         )
-        if created:
-            logger.info("operation %s accepted: %s (%s)", op.id, decision.mode.value, decision.reason)
-            self._runner_for(decision.mode).submit(op.id)
-        return op, created
+        if not created:  # another request with the same key won the race
+            return _same_request(op, digest), False
+        with self._logs.capture(op.id) if self._logs else contextlib.nullcontext():
+            logger.info(
+                "operation %s accepted: execution mode %s (%s)", op.id, decision.mode.value, decision.reason
+            )
+            for warning in decision.warnings:
+                logger.warning("operation %s: %s", op.id, warning)
+        self._runner_for(decision.mode).submit(op.id)
+        return op, True
 
     def resolve(self, body: StartTrainingRequest) -> TrainingRequest:
         """The executor's request for ``body``; every problem names the field at fault."""
@@ -127,8 +179,9 @@ class TrainingService:
         return op
 
     def resume_after_restart(self) -> list[str]:
-        """Fail interrupted operations and re-queue pending ones, oldest first."""
-        pending = self._ops.recover_after_restart()
+        """Re-queue every pending operation, oldest first (dead backends' running ones are the
+        InstanceLease's to take over)."""
+        pending = self._ops.pending_ids()
         for op_id in pending:
             op = self._ops.get(op_id)
             self._runner_for(ExecutionMode(op.execution_mode)).submit(op_id)
@@ -145,3 +198,27 @@ class TrainingService:
 
 def _field_of_workload(workload: Workload) -> str:
     return {Workload.STRATEGY: "strategy", Workload.TABULAR: "tabular", Workload.PLUGIN: "plugin"}[workload]
+
+
+def _same_request(existing: Operation, digest: str) -> Operation:
+    """``existing`` if it was created by the same request; IdempotencyConflictError if not."""
+    if existing.request_hash is not None and existing.request_hash != digest:
+        raise IdempotencyConflictError(
+            f"idempotency_key {existing.idempotency_key!r} was already used by operation {existing.id} "
+            "with a different request; use a new key for a different training, or resend the same body",
+            operation_id=existing.id,
+            idempotency_key=existing.idempotency_key,
+        )
+    return existing
+
+
+def _local_only(requested: ExecutionMode, chosen: ExecutionMode) -> None:
+    """Plugins never go to a host, whatever the hosts' health: the answer must not depend on it."""
+    if ExecutionMode.HOST in (requested, chosen):
+        raise InvalidRequestError(
+            "plugin trainings run only in local mode: plugins are allowlisted per machine "
+            "(MODELYARD_PLUGIN_ALLOWLIST) and a host service does not share this backend's allowlist; "
+            "start it with execution_mode 'local'",
+            field="execution_mode",
+            execution_mode=requested.value,
+        )

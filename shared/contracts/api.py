@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,6 +89,21 @@ class ExecutionModeState(BaseModel):
     detail: str = ""
 
 
+class HostView(BaseModel):
+    """One configured host service as the backend's last background health check saw it."""
+
+    url: str
+    healthy: bool
+    device_kind: str | None = None
+    device_name: str | None = None
+    capacity: int = 0
+    sessions_in_use: int = 0
+    version: str | None = None
+    checked_at: str | None = None
+    last_ok_at: str | None = None
+    error: str | None = None
+
+
 class SystemView(BaseModel):
     version: str
     device: str
@@ -98,6 +113,19 @@ class SystemView(BaseModel):
     running: int
     local_concurrency: int
     database: str
+    hosts: list[HostView] = Field(default_factory=list)
+
+
+class SetExecutionModeRequest(BaseModel):
+    """PUT /api/v1/system/execution-mode: the default for trainings that do not name a mode."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"mode": "host"}]})
+
+    mode: Literal["local", "host", "auto"]
+
+
+class ExecutionModeView(BaseModel):
+    default_execution_mode: str
 
 
 class HealthView(BaseModel):

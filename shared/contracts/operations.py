@@ -96,6 +96,10 @@ class OperationView(BaseModel):
     error: ErrorInfo | None = None
     warnings: list[str] = Field(default_factory=list)
     idempotency_key: str | None = None
+    host_url: str | None = Field(None, description="Host mode: the host service running it.")
+    host_session_id: str | None = Field(None, description="Host mode: the session id on that host.")
+    last_heartbeat: datetime | None = Field(None, description="Host mode: the host's last heartbeat.")
+    attempts: int = Field(0, description="Dispatches so far (more than 1 after a re-dispatch).")
 
 
 class OperationList(BaseModel):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import mmap
 import os
 import pickle
 import struct
@@ -28,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -132,10 +133,46 @@ def load_checkpoint(
     expected_config_hash: str | None = None,
     map_location: str | torch.device = "cpu",
 ) -> Checkpoint:
-    """Read and validate a checkpoint from a file path or from bytes; raise :class:`CheckpointError`."""
-    name = "<bytes>" if isinstance(source, bytes) else str(source)
-    data = source if isinstance(source, bytes) else _read_file(Path(source))
-    header, payload = _split(data, name)
+    """Read and validate a checkpoint from a file path or from bytes; raise :class:`CheckpointError`.
+
+    A file is memory-mapped for the checks and unpickled straight from disk, so loading a large file
+    holds no copy of it in Python memory (only the tensors themselves).
+    """
+    if isinstance(source, bytes):
+        header, offset = _split(source, "<bytes>")
+        _expect(header, "<bytes>", expected_model_class, expected_config_hash)
+        content = _unpickle(io.BytesIO(source[offset:]), "<bytes>", map_location)
+    else:
+        header, content = _load_file(Path(source), expected_model_class, expected_config_hash, map_location)
+    return Checkpoint(header=header, state_dict=content["state_dict"], extra=content.get("extra", {}))
+
+
+def _load_file(
+    path: Path,
+    expected_model_class: str | None,
+    expected_config_hash: str | None,
+    map_location: str | torch.device,
+) -> tuple[CheckpointHeader, dict[str, Any]]:
+    name = str(path)
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}", path=name) from exc
+    with handle:
+        if os.fstat(handle.fileno()).st_size < _PREFIX.size:
+            header, offset = _split(handle.read(), name)  # raises: too short to be a checkpoint
+        else:
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                header, offset = _split(mapped, name)
+        _expect(header, name, expected_model_class, expected_config_hash)
+        # torch reads a zip archive relative to the stream's position when it is handed the stream.
+        handle.seek(offset)
+        return header, _unpickle(handle, name, map_location)
+
+
+def _expect(
+    header: CheckpointHeader, name: str, expected_model_class: str | None, expected_config_hash: str | None
+) -> None:
     if expected_model_class is not None and header.model_class != expected_model_class:
         raise CheckpointError(
             f"checkpoint {name} holds a {header.model_class!r}, not the expected {expected_model_class!r}; "
@@ -150,20 +187,12 @@ def load_checkpoint(
             "use the config it was saved with",
             path=name,
         )
-    content = _unpickle(payload, name, map_location)
-    return Checkpoint(header=header, state_dict=content["state_dict"], extra=content.get("extra", {}))
 
 
-def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}", path=str(path)) from exc
-
-
-def _split(data: bytes, name: str) -> tuple[CheckpointHeader, bytes]:
+def _split(data: bytes | mmap.mmap, name: str) -> tuple[CheckpointHeader, int]:
+    """The validated header and the offset where the payload starts (checked without copying it)."""
     if len(data) < _PREFIX.size:
-        if not MAGIC.startswith(data[: len(MAGIC)]):
+        if not MAGIC.startswith(bytes(data[: len(MAGIC)])):
             raise CheckpointError(f"{name} is not a modelyard checkpoint (wrong magic bytes)", path=name)
         raise CheckpointError(
             f"checkpoint {name} is truncated ({len(data)} bytes); write it again", path=name
@@ -181,21 +210,21 @@ def _split(data: bytes, name: str) -> tuple[CheckpointHeader, bytes]:
     header_end = _PREFIX.size + header_len
     if header_len > _MAX_HEADER_BYTES or header_end > len(data):
         raise CheckpointError(f"checkpoint {name} is truncated inside its header; write it again", path=name)
-    header_json = data[_PREFIX.size : header_end]
+    header_json = bytes(data[_PREFIX.size : header_end])
     if hashlib.sha256(header_json).digest() != header_digest:
         raise CheckpointError(f"checkpoint {name} has a corrupted header (hash mismatch)", path=name)
     header = _parse_header(header_json, name)
-    payload = data[header_end:]
-    if len(payload) != header.payload_bytes:
-        raise CheckpointError(
-            f"checkpoint {name} is truncated: payload has {len(payload)} of {header.payload_bytes} bytes",
-            path=name,
-        )
-    if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
-        raise CheckpointError(
-            f"checkpoint {name} is corrupted: payload sha256 does not match its header", path=name
-        )
-    return header, payload
+    with memoryview(data) as view, view[header_end:] as payload:
+        if len(payload) != header.payload_bytes:
+            raise CheckpointError(
+                f"checkpoint {name} is truncated: payload has {len(payload)} of {header.payload_bytes} bytes",
+                path=name,
+            )
+        if hashlib.sha256(payload).hexdigest() != header.payload_sha256:
+            raise CheckpointError(
+                f"checkpoint {name} is corrupted: payload sha256 does not match its header", path=name
+            )
+    return header, header_end
 
 
 def _parse_header(header_json: bytes, name: str) -> CheckpointHeader:
@@ -206,9 +235,9 @@ def _parse_header(header_json: bytes, name: str) -> CheckpointHeader:
         raise CheckpointError(f"checkpoint {name} has an unreadable header: {exc}", path=name) from exc
 
 
-def _unpickle(payload: bytes, name: str, map_location: str | torch.device) -> dict[str, Any]:
+def _unpickle(payload: BinaryIO, name: str, map_location: str | torch.device) -> dict[str, Any]:
     try:
-        content = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
+        content = torch.load(payload, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, AttributeError, ValueError) as exc:
         raise CheckpointError(
             f"checkpoint {name} payload holds objects other than tensors and plain data; refusing to load "

@@ -94,7 +94,9 @@ def _require_int(config: TrainerConfig, name: str, low: int, high: int) -> None:
 
 @dataclass
 class FitResult:
-    """What ``Trainer.fit`` returns. ``best_*`` follow ``val_loss`` (``train_loss`` without validation)."""
+    """What ``Trainer.fit`` returns. Epochs are numbered from 1. ``best_epoch`` follows ``val_loss``
+    (``train_loss`` when nothing was validated); ``best_val_loss`` is None without validation, and
+    ``best_train_loss`` is the lowest training loss of the fit."""
 
     epochs_trained: int
     best_val_loss: float | None
@@ -103,11 +105,13 @@ class FitResult:
     device: str
     duration_s: float
     history: list[EpochMetrics] = field(default_factory=list)
+    best_train_loss: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "epochs_trained": self.epochs_trained,
             "best_val_loss": self.best_val_loss,
+            "best_train_loss": self.best_train_loss,
             "best_epoch": self.best_epoch,
             "stop_reason": str(self.stop_reason),
             "device": self.device,

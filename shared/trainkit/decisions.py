@@ -6,7 +6,8 @@ and the callbacks (:mod:`shared.trainkit.callbacks`) call these functions instea
 them, so there is one source of truth for each rule.
 
 Conventions: ``mode`` is ``"min"`` (lower is better, losses) or ``"max"`` (accuracy). ``None`` and NaN
-values in a history mean "not measured" / "broken" and never count as an improvement.
+values in a history mean "not measured" / "broken" and never count as an improvement. Epochs are
+numbered from 1, as everywhere in trainkit; indices into a history (``best_index``) count from 0.
 """
 
 from __future__ import annotations
@@ -75,10 +76,12 @@ def should_checkpoint(values: Sequence[float | None], min_delta: float = 0.0, mo
 
 
 def should_evaluate(epoch: int, every_n: int) -> bool:
-    """Validate after epoch ``epoch`` (0-based) when it closes a block of ``every_n`` epochs."""
+    """Validate after epoch ``epoch`` (from 1) when it closes a block of ``every_n`` epochs."""
     if every_n < 1:
         raise ValueError(f"every_n must be at least 1, got {every_n}")
-    return (epoch + 1) % every_n == 0
+    if epoch < 1:
+        raise ValueError(f"epochs are numbered from 1, got {epoch}")
+    return epoch % every_n == 0
 
 
 def next_learning_rate(
@@ -108,10 +111,13 @@ def next_learning_rate(
 
 
 def cosine_learning_rate(epoch: int, t_max: int, base_lr: float, eta_min: float = 0.0) -> float:
-    """Cosine annealing: the rate for the epoch after ``epoch`` (0-based) in a ``t_max``-epoch cycle."""
+    """Cosine annealing: the rate for the epoch after epoch ``epoch`` (from 1; 0 gives ``base_lr``, the
+    rate of the first epoch) in a ``t_max``-epoch cycle."""
     if t_max < 1:
         raise ValueError(f"t_max must be at least 1, got {t_max}")
-    progress = min(epoch + 1, t_max) / t_max
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    progress = min(epoch, t_max) / t_max
     return eta_min + (base_lr - eta_min) * (1.0 + math.cos(math.pi * progress)) / 2.0
 
 
@@ -140,7 +146,11 @@ def detect_overfitting(
 
 @dataclass(frozen=True)
 class TrainingAnalysis:
-    """A summary verdict over a whole history (what the dashboard and the result report)."""
+    """A summary verdict over a whole history (what the dashboard and the result report).
+
+    ``best_epoch`` (from 1) is the best epoch by ``monitor``; ``best_val_loss`` is the lowest validation
+    loss, None when nothing was validated (a training loss is never reported as one); ``best_train_loss``
+    is the lowest training loss."""
 
     epochs: int
     best_epoch: int | None
@@ -148,6 +158,7 @@ class TrainingAnalysis:
     monitor: str
     plateau: bool
     overfitting: bool
+    best_train_loss: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -156,20 +167,24 @@ class TrainingAnalysis:
 def analyze(
     history: Sequence[Mapping[str, float | None]], window: int = 5, plateau_tolerance: float = 1e-3
 ) -> TrainingAnalysis:
-    """Best epoch by ``val_loss`` (``train_loss`` when nothing was validated), plateau and overfitting."""
+    """Best epoch by ``val_loss`` (``train_loss`` when nothing was validated), plateau and overfitting.
+
+    A row's ``epoch`` numbers it; rows without one are numbered by position, from 1."""
     train = [row.get("train_loss") for row in history]
     val = [row.get("val_loss") for row in history]
-    monitor, series = ("val_loss", val) if any(v is not None for v in val) else ("train_loss", train)
+    validated = any(v is not None for v in val)
+    monitor, series = ("val_loss", val) if validated else ("train_loss", train)
     index = best_index(series, "min")
     epoch_value = None if index is None else history[index].get("epoch")
-    best_epoch = index if epoch_value is None else int(epoch_value)
+    best_epoch = (index + 1 if index is not None else None) if epoch_value is None else int(epoch_value)
     return TrainingAnalysis(
         epochs=len(history),
         best_epoch=best_epoch,
-        best_val_loss=None if index is None else series[index],
+        best_val_loss=_best(val, "min") if validated else None,
         monitor=monitor,
         plateau=detect_plateau(series, window, plateau_tolerance),
-        overfitting=monitor == "val_loss" and detect_overfitting(train, val, window),
+        overfitting=validated and detect_overfitting(train, val, window),
+        best_train_loss=_best(train, "min"),
     )
 
 

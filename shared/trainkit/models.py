@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from shared.trainkit.errors import ConfigError
+from shared.trainkit.seeding import GeneratorDropout
 from shared.trainkit.spi import Batch, TrainableModule, TrainStepOutput, ValStepOutput
 
 Task = Literal["classification", "regression"]
@@ -33,9 +35,19 @@ class MLPSpec:
 
 
 class MLP(TrainableModule):
-    """Feed-forward network; cross-entropy (optionally class-weighted) or mean-squared-error loss."""
+    """Feed-forward network; cross-entropy (optionally class-weighted) or mean-squared-error loss.
 
-    def __init__(self, spec: MLPSpec, class_weights: torch.Tensor | None = None) -> None:
+    ``generator`` (optional) draws the initial weights instead of the process-wide RNG; dropout draws
+    from the fit's generator (see :mod:`~shared.trainkit.seeding`). Both keep parallel fits reproducible.
+    """
+
+    def __init__(
+        self,
+        spec: MLPSpec,
+        class_weights: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         if spec.activation not in _ACTIVATIONS:
             raise ConfigError(
@@ -46,13 +58,27 @@ class MLP(TrainableModule):
         layers: list[nn.Module] = []
         width = spec.input_dim
         for hidden in spec.hidden_layers:
-            layers += [nn.Linear(width, hidden), _ACTIVATIONS[spec.activation](), nn.Dropout(spec.dropout)]
+            layers += [
+                nn.Linear(width, hidden),
+                _ACTIVATIONS[spec.activation](),
+                GeneratorDropout(spec.dropout),
+            ]
             width = hidden
         layers.append(nn.Linear(width, spec.output_dim))
         self.net = nn.Sequential(*layers)
+        if generator is not None:
+            self.reset_parameters(generator)
         # Class weights shape the loss only: not persistent, so stored weights hold the network alone.
         self.class_weights: torch.Tensor | None
         self.register_buffer("class_weights", class_weights, persistent=False)
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        """Draw every layer's initial weights from ``generator`` as ``nn.Linear`` draws them."""
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                bound = 1.0 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0.0
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
     def loss_fn(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.spec.task == "classification":
@@ -74,7 +100,12 @@ class MLP(TrainableModule):
         return ValStepOutput(loss=self.loss_fn(out, y), size=len(y), correct=correct)
 
 
-def build_model(spec: dict[str, Any] | MLPSpec, class_weights: Sequence[float] | None = None) -> MLP:
+def build_model(
+    spec: dict[str, Any] | MLPSpec,
+    class_weights: Sequence[float] | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> MLP:
     """Rebuild a model from the spec stored in ``config.json`` (used to validate received weights)."""
     if isinstance(spec, dict):
         known = {k: v for k, v in spec.items() if k in MLPSpec.__dataclass_fields__}
@@ -83,4 +114,4 @@ def build_model(spec: dict[str, Any] | MLPSpec, class_weights: Sequence[float] |
         except TypeError as exc:
             raise ConfigError(f"model spec is incomplete: {exc}", field="model") from exc
     weights = torch.tensor(list(class_weights), dtype=torch.float32) if class_weights is not None else None
-    return MLP(spec, weights)
+    return MLP(spec, weights, generator=generator)

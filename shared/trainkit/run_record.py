@@ -4,7 +4,8 @@
 - ``metrics.jsonl``     one JSON line per epoch, appended by a background writer thread;
 - ``run_summary.json``  status (completed/failed/cancelled) and min/max/mean/p50/p95/last of every
                         metric (written on every exit path);
-- ``artifacts.json``    every file the run produced: path, kind, bytes, sha256.
+- ``artifacts.json``    every file the run produced: path, kind, bytes, sha256 (the three files above,
+                        the checkpoints and whatever else was added; not itself).
 
 Backpressure: metric lines go through a bounded ``queue.Queue``. When it is full (the disk stalls),
 :meth:`MetricsWriter.write` blocks up to ``put_timeout_s`` to absorb a hiccup, then *drops* the line
@@ -204,7 +205,8 @@ class RunRecord:
             self.artifacts[str(path)] = describe_artifact(path, kind)
 
     def finish(self, status: RunStatus, **outcome: Any) -> dict[str, Any]:
-        """Stop the writer, then write ``run_summary.json`` and ``artifacts.json``; returns the summary."""
+        """Stop the writer, then write ``run_summary.json`` and ``artifacts.json`` (listing every file the
+        run wrote, the summary included); returns the summary."""
         dropped = 0
         if self._writer is not None:
             if not self._writer.close():
@@ -225,5 +227,7 @@ class RunRecord:
             **outcome,
         }
         write_json(self.run_dir / "run_summary.json", summary)
+        self.add_artifact(self.run_dir / "run.json", ArtifactKind.CONFIG)
+        self.add_artifact(self.run_dir / "run_summary.json", ArtifactKind.REPORT)
         write_json(self.run_dir / "artifacts.json", [a.as_dict() for a in self.artifacts.values()])
         return summary

@@ -49,7 +49,8 @@ class ValStepOutput:
 
 @dataclass(frozen=True)
 class EpochMetrics:
-    """The record of one finished epoch. ``metrics`` holds any extra scalars (val_accuracy …)."""
+    """The record of one finished epoch (``epoch`` counts from 1). ``metrics`` holds any extra scalars
+    (val_accuracy …)."""
 
     epoch: int
     train_loss: float
@@ -124,7 +125,7 @@ class Callback:
         """Once, before the first epoch."""
 
     def on_train_epoch_start(self, trainer: Trainer, module: TrainableModule, epoch: int) -> None:
-        """At the start of every training epoch."""
+        """At the start of every training epoch; ``epoch`` counts from 1."""
 
     def on_train_batch_end(
         self, trainer: Trainer, module: TrainableModule, output: TrainStepOutput, batch_idx: int

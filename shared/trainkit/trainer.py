@@ -12,43 +12,37 @@ Hook order of one fit (asserted by ``tests/trainkit/test_trainer_hooks.py``)::
 Within one hook, callbacks run in the order given, except that :class:`ModelCheckpoint` instances run
 last so the states they save include the other callbacks' updates of the same epoch.
 
-The hot loop stays lean: on CPU the loss is read once per batch (reading is free there and lets the
-divergence check name the batch before its NaN reaches the weights); on accelerators the losses stay
-on the device and are checked for NaN/inf every ``DIVERGENCE_CHECK_EVERY`` batches in one sync, still
-naming the first bad batch. Callbacks that do not override a hook cost nothing on that hook.
+Epochs are numbered from 1 everywhere (``current_epoch``, ``EpochMetrics.epoch``, decisions, errors,
+checkpoints, the run record); ``current_epoch`` is 0 before the first epoch starts. Batches are indexed
+from 0 (``batch_idx``), as Python indexes them.
+
+The hot loop stays lean (see :mod:`~shared.trainkit.loss_tracking` for when losses are read), and
+callbacks that do not override a hook cost nothing on that hook. Randomness is scoped to the fit (see
+:mod:`~shared.trainkit.seeding` for what still is process-wide).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.config import FitResult, StopReason, TrainerConfig
 from shared.trainkit.decisions import analyze
 from shared.trainkit.devices import move_to_device, resolve_precision, select_device
-from shared.trainkit.errors import DataError, TrainingDivergedError
-from shared.trainkit.spi import (
-    Batch,
-    Callback,
-    DataModule,
-    EpochMetrics,
-    Stage,
-    TrainableModule,
-    TrainStepOutput,
-)
+from shared.trainkit.errors import DataError
+from shared.trainkit.gradient_steps import GradientSteps
+from shared.trainkit.loss_tracking import LossTracker, diverged, prefixed
+from shared.trainkit.seeding import attach_generator, deterministic_kernels, scoped_seed
+from shared.trainkit.spi import Batch, Callback, DataModule, EpochMetrics, Stage, TrainableModule
 
 logger = logging.getLogger(__name__)
 
-DIVERGENCE_CHECK_EVERY = 32
 HOOKS: tuple[str, ...] = tuple(name for name in vars(Callback) if name.startswith("on_"))
 _STOP_DECISIONS = {
     StopReason.EARLY_STOPPING: "early_stop",
@@ -59,7 +53,8 @@ _STOP_DECISIONS = {
 
 class Trainer:
     """Fits a module; callbacks read ``config``, ``device``, ``optimizer``, ``current_epoch``,
-    ``history``, ``decisions``, ``total_batches`` and ``learning_rate``, and may ``request_stop``."""
+    ``history``, ``decisions``, ``total_batches``, ``learning_rate`` and ``generator`` (the fit's
+    seeded :class:`torch.Generator`), and may ``request_stop``."""
 
     def __init__(
         self, config: TrainerConfig, callbacks: Sequence[Callback] = (), cancel: CancelToken | None = None
@@ -70,6 +65,7 @@ class Trainer:
         self.device = torch.device("cpu")
         self.precision: str = config.precision
         self.optimizer: torch.optim.Optimizer | None = None
+        self.generator: torch.Generator | None = None
         self.current_epoch = 0
         self.total_batches: int | None = None
         self.history: list[EpochMetrics] = []
@@ -103,7 +99,7 @@ class Trainer:
             self.record_decision(_STOP_DECISIONS[reason], message)
 
     def record_decision(self, kind: str, message: str, **details: Any) -> None:
-        """Note a training decision (shown on the dashboard) for the current epoch."""
+        """Note a training decision (shown on the dashboard) for the current epoch (from 1)."""
         self.decisions.append({"epoch": self.current_epoch, "kind": kind, "message": message, **details})
         logger.info("epoch %d: %s", self.current_epoch, message)
 
@@ -134,16 +130,23 @@ class Trainer:
 
     def fit(self, module: TrainableModule, data: DataModule) -> FitResult:
         """Train for up to ``config.max_epochs``; raises the trainkit errors after ``on_exception``."""
-        deterministic = torch.are_deterministic_algorithms_enabled()
-        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
         self._reset()
+        started = time.perf_counter()
         try:
-            return self._fit(module, data, time.perf_counter())
+            self.device = select_device(self.config.device)
+            with (
+                deterministic_kernels(self.config.deterministic),
+                scoped_seed(self.config.seed, self.device) as generator,
+            ):
+                self.generator = generator
+                attach_generator(module, generator)
+                try:
+                    return self._fit(module, data, started)
+                finally:
+                    attach_generator(module, None)
         except BaseException as error:
             self._notify_exception(module, error)
             raise
-        finally:
-            torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
     def _reset(self) -> None:
         self.history, self.decisions, self.warnings, self.artifacts = [], [], [], {}
@@ -151,8 +154,6 @@ class Trainer:
         self._hooks = {name: _overridden(self.callbacks, name) for name in HOOKS}
 
     def _fit(self, module: TrainableModule, data: DataModule, started: float) -> FitResult:
-        seed_everything(self.config.seed, deterministic=self.config.deterministic)
-        self.device = select_device(self.config.device)
         self.precision, warning = resolve_precision(self.config.precision, self.device.type)
         if warning is not None:
             self.warnings.append(warning)
@@ -162,9 +163,9 @@ class Trainer:
         train_loader = data.train_dataloader(self.config.batch_size)
         val_loader = data.val_dataloader(self.config.batch_size)
         self.optimizer = module.configure_optimizers(self.config.learning_rate)
-        steps = _Stepper(self.optimizer, self.config, self.device, self.precision)
+        steps = GradientSteps(self.optimizer, self.config, self.device, self.precision)
         self._call("on_fit_start", module)
-        for epoch in range(self.config.max_epochs):
+        for epoch in range(1, self.config.max_epochs + 1):
             self.current_epoch = epoch
             metrics = self._run_epoch(module, steps, train_loader, val_loader)
             self.history.append(metrics)
@@ -176,7 +177,11 @@ class Trainer:
         return result
 
     def _run_epoch(
-        self, module: TrainableModule, steps: _Stepper, train: Iterable[Batch], val: Iterable[Batch] | None
+        self,
+        module: TrainableModule,
+        steps: GradientSteps,
+        train: Iterable[Batch],
+        val: Iterable[Batch] | None,
     ) -> EpochMetrics:
         started = time.perf_counter()
         learning_rate = self.learning_rate
@@ -192,7 +197,7 @@ class Trainer:
         return EpochMetrics(self.current_epoch, train_loss, val_loss, learning_rate, duration, metrics)
 
     def _train_batches(
-        self, module: TrainableModule, steps: _Stepper, loader: Iterable[Batch]
+        self, module: TrainableModule, steps: GradientSteps, loader: Iterable[Batch]
     ) -> tuple[float, dict[str, float]]:
         module.train()
         tracker = LossTracker(self.current_epoch, sync_every=1 if self.device.type == "cpu" else None)
@@ -220,7 +225,7 @@ class Trainer:
         return tracker.result()
 
     def _validate(
-        self, module: TrainableModule, steps: _Stepper, loader: Iterable[Batch]
+        self, module: TrainableModule, steps: GradientSteps, loader: Iterable[Batch]
     ) -> tuple[float, dict[str, float]]:
         module.eval()
         loss_sum, size, correct, counted = torch.zeros((), device=self.device), 0, 0, False
@@ -244,8 +249,8 @@ class Trainer:
             )
         val_loss = float(loss_sum.item()) / size
         if not math.isfinite(val_loss):
-            raise _diverged(self.current_epoch, None, val_loss, "validation")
-        metrics = {_prefixed("val_", key): total / size for key, total in extra.items()}
+            raise diverged(self.current_epoch, None, val_loss, "validation")
+        metrics = {prefixed("val_", key): total / size for key, total in extra.items()}
         if counted:
             metrics["val_accuracy"] = correct / size
         return val_loss, metrics
@@ -256,6 +261,7 @@ class Trainer:
             epochs_trained=len(self.history),
             best_val_loss=analysis.best_val_loss,
             best_epoch=analysis.best_epoch,
+            best_train_loss=analysis.best_train_loss,
             stop_reason=self._stop[0] if self._stop is not None else StopReason.MAX_EPOCHS,
             device=str(self.device),
             duration_s=duration,
@@ -274,133 +280,6 @@ class Trainer:
                 logger.exception("a callback's on_exception failed while handling %r", error)
 
 
-class _Stepper:
-    """Forward under autocast, backward (scaled for fp16), accumulation, clipping, optimizer step."""
-
-    def __init__(
-        self, optimizer: torch.optim.Optimizer, config: TrainerConfig, device: torch.device, precision: str
-    ):
-        self.optimizer = optimizer
-        self.accumulate = config.accumulate_grad_batches
-        self.clip = config.gradient_clip_val
-        self.params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.autocast_dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
-        self.device_type = device.type
-        self.scaler = torch.amp.GradScaler("cuda") if precision == "16-mixed" else None
-        self.pending = 0
-        optimizer.zero_grad(set_to_none=True)
-
-    def forward(self, step: Callable[[Batch, int], Any], batch: Batch, batch_idx: int) -> Any:
-        if self.autocast_dtype is None:
-            return step(batch, batch_idx)
-        with torch.autocast(device_type=self.device_type, dtype=self.autocast_dtype):
-            return step(batch, batch_idx)
-
-    def backward(self, loss: torch.Tensor, batch_idx: int, total_batches: int | None) -> None:
-        if self.accumulate > 1:
-            loss = loss / self.accumulate
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-        else:
-            loss.backward()  # type: ignore[no-untyped-call]
-        self.pending += 1
-        last = total_batches is not None and batch_idx + 1 == total_batches
-        if self.pending == self.accumulate or last:
-            self.step()
-
-    def flush(self) -> None:
-        """Apply gradients still accumulated when a loader of unknown length ran out."""
-        if self.pending:
-            self.step()
-
-    def step(self) -> None:
-        if self.scaler is not None:
-            if self.clip is not None:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.params, self.clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            if self.clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.params, self.clip)
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.pending = 0
-
-
-class LossTracker:
-    """Mean training loss and step metrics of an epoch, and the NaN/inf check naming the batch.
-
-    ``sync_every=1`` reads every loss at once (CPU); otherwise losses stay on the device and are
-    checked and summed in one sync every ``sync_every`` batches (default ``DIVERGENCE_CHECK_EVERY``)."""
-
-    def __init__(self, epoch: int, sync_every: int | None) -> None:
-        self.epoch = epoch
-        self.sync_every = sync_every or DIVERGENCE_CHECK_EVERY
-        self.total = 0.0
-        self.count = 0
-        self.pending: list[torch.Tensor] = []
-        self.first_pending = 0
-        self.metrics: dict[str, float] = {}
-
-    def add(self, output: TrainStepOutput, batch_idx: int) -> None:
-        if self.sync_every == 1:
-            value = output.loss.item()
-            if not math.isfinite(value):
-                raise _diverged(self.epoch, batch_idx, value, "training")
-            self.total += value
-            self.count += 1
-        else:
-            if not self.pending:
-                self.first_pending = batch_idx
-            self.pending.append(output.loss.detach())
-            if len(self.pending) >= self.sync_every:
-                self._sync()
-        if output.metrics:
-            for key, value in output.metrics.items():
-                self.metrics[key] = self.metrics.get(key, 0.0) + float(value)
-
-    def result(self) -> tuple[float, dict[str, float]]:
-        self._sync()
-        mean = {_prefixed("train_", key): total / self.count for key, total in self.metrics.items()}
-        return self.total / self.count, mean
-
-    def _sync(self) -> None:
-        if not self.pending:
-            return
-        losses = torch.stack(self.pending).float()
-        finite = torch.isfinite(losses)
-        if not bool(finite.all()):
-            bad = int((~finite).nonzero()[0].item())
-            raise _diverged(self.epoch, self.first_pending + bad, float(losses[bad].item()), "training")
-        self.total += float(losses.sum().item())
-        self.count += len(self.pending)
-        self.pending = []
-
-
-def seed_everything(seed: int, *, deterministic: bool = False) -> None:
-    """Seed python, numpy and torch; ``deterministic`` also forces deterministic torch kernels."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if deterministic:
-        # cuBLAS needs a fixed workspace for reproducible matmuls; harmless without CUDA.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-
-
-def _diverged(epoch: int, batch: int | None, value: float, phase: str) -> TrainingDivergedError:
-    where = f"epoch {epoch}, batch {batch}" if batch is not None else f"epoch {epoch} ({phase})"
-    return TrainingDivergedError(
-        f"{phase} loss became {value} at {where}; lower learning_rate, set gradient_clip_val, "
-        "or check the data for NaN/inf values",
-        epoch=epoch,
-        batch=batch,
-        phase=phase,
-    )
-
-
 def _overridden(callbacks: Sequence[Callback], hook: str) -> list[Callable[..., None]]:
     """Bound hook methods of the callbacks that override ``hook`` (no-op hooks are never called)."""
     base = getattr(Callback, hook)
@@ -412,7 +291,3 @@ def _length(loader: Iterable[Batch]) -> int | None:
         return len(loader)  # type: ignore[arg-type]
     except TypeError:
         return None
-
-
-def _prefixed(prefix: str, key: str) -> str:
-    return key if key.startswith(("train_", "val_")) else prefix + key

@@ -51,6 +51,8 @@ class FakeEngine:
     runs: list[str] = field(default_factory=list)
     fail_with: Exception | None = None
     version: int = 0
+    #: Reported once, as the real executor does, when training starts (before the gate).
+    device: str = "cpu"
 
     def validate(self, request: TrainingRequest) -> list[str]:
         for symbol in request.symbols:
@@ -70,8 +72,9 @@ class FakeEngine:
         run_name: str | None = None,
     ) -> TrainingResult:
         self.runs.append(run_name or "")
-        self.started.set()
         logger.info("fake training of %s started", request.strategy_name)
+        progress(ProgressUpdate(percentage=1.0, phase="training", extra={"device": self.device}))
+        self.started.set()
         if self.gate is not None and not self.gate.wait(timeout=20):
             raise RuntimeError("test gate never opened")
         if self.fail_with is not None:
@@ -98,7 +101,7 @@ class FakeEngine:
                     epoch=epoch + 1,
                     total_epochs=epochs,
                     metrics={"train_loss": row["train_loss"]},
-                    extra={"epoch_metrics": row, "device": "cpu"},
+                    extra={"epoch_metrics": row},
                 )
             )
         self.version += 1
@@ -106,7 +109,7 @@ class FakeEngine:
         logger.info("fake training finished")
         return TrainingResult(
             model=ref,
-            device="cpu",
+            device=self.device,
             test_metrics={"accuracy": 0.5},
             history=history,
             best_epoch=epochs - 1,
@@ -168,6 +171,11 @@ class FakeDatasets:
         if not path.is_file():
             raise DataNotFoundError(f"no candle data for {symbol} {timeframe}", symbol=symbol)
         return path
+
+    def file_path(self, name: str) -> Path:
+        from backend.adapters.catalogs import data_file  # pure path rules, no CSV parsing
+
+        return data_file(self.root, name)
 
     def write_samples(self) -> list[str]:
         self.samples_written += 1

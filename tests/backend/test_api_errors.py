@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.backend.conftest import training_body
+from backend.settings import Settings
+from shared.trainkit.errors import DataNotFoundError
+from tests.backend.conftest import Fakes, training_body
 
 pytestmark = pytest.mark.anyio
 
@@ -20,11 +23,11 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return dict(body["error"])
 
 
-async def test_malformed_json_is_a_400_with_the_error_body(api: httpx.AsyncClient) -> None:
+async def test_malformed_json_is_a_422_with_the_error_body(api: httpx.AsyncClient) -> None:
     response = await api.post(
         "/api/v1/trainings", content=b'{"strategy": "trend",', headers={"content-type": "application/json"}
     )
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert error_of(response)["code"] == "malformed_json"
 
 
@@ -143,3 +146,81 @@ async def test_bad_query_parameter_names_it(api: httpx.AsyncClient) -> None:
     assert error_of(response)["details"]["field"] == "query.limit"
     response = await api.get("/api/v1/operations", params={"status": "sleeping"})
     assert error_of(response)["details"]["field"] == "query.status.0"
+
+
+async def test_a_chunked_body_over_the_limit_is_a_413_while_it_streams(api: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"strategy": "'
+        for _ in range(64):  # 4 MiB, four times the limit, with no Content-Length
+            yield b"x" * 65536
+
+    response = await api.post(
+        "/api/v1/trainings", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+
+
+async def test_a_chunked_upload_over_the_limit_is_a_413(api: httpx.AsyncClient) -> None:
+    boundary = "b0undary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.csv"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield head
+        for _ in range(40):
+            yield b"1,2,3,4,5,6\n" * 5000
+
+    response = await api.post(
+        "/api/v1/data",
+        content=chunks(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 413
+    assert error_of(response)["code"] == "payload_too_large"
+
+
+async def test_error_details_are_json_values_not_python_reprs(api: httpx.AsyncClient, fakes: Fakes) -> None:
+    def missing(_request: object) -> list[str]:
+        raise DataNotFoundError("no candle data for AAPL 1h", available=["AAPL_1d"], rows=(1, 2))
+
+    fakes.engine.validate = missing  # type: ignore[method-assign,assignment]
+    response = await api.post("/api/v1/trainings", json=training_body())
+    assert response.status_code == 404
+    assert error_of(response)["details"] == {"available": ["AAPL_1d"], "rows": [1, 2]}
+
+
+async def test_server_folders_never_appear_as_absolute_paths_in_errors(
+    api: httpx.AsyncClient, fakes: Fakes, settings: Settings
+) -> None:
+    data = settings.data_dir.resolve()
+
+    def missing(_request: object) -> list[str]:
+        raise DataNotFoundError(
+            f"no candle data: {data}/AAPL_1h.csv does not exist", path=data / "AAPL_1h.csv"
+        )
+
+    fakes.engine.validate = missing  # type: ignore[method-assign,assignment]
+    response = await api.post("/api/v1/trainings", json=training_body())
+    error = error_of(response)
+    assert error["message"] == "no candle data: data/AAPL_1h.csv does not exist"
+    assert error["details"] == {"path": "data/AAPL_1h.csv"}
+    assert str(settings.data_dir.parent) not in response.text
+
+
+async def test_a_huge_operation_id_is_not_echoed_back_whole(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/v1/operations/" + "x" * 5000)
+    assert response.status_code == 404
+    assert len(response.text) < 500
+    assert error_of(response)["details"]["operation_id"].endswith("…")
+
+
+async def test_a_nan_learning_rate_is_called_what_it_is(api: httpx.AsyncClient) -> None:
+    body = (
+        b'{"strategy": "trend", "symbol": "EURUSD", "timeframe": "1h", "overrides": {"learning_rate": NaN}}'
+    )
+    response = await api.post("/api/v1/trainings", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert error_of(response)["message"] == "body.overrides.learning_rate: must be a finite number"

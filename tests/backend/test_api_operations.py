@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.backend.conftest import Fakes, training_body, wait_for_status
+from backend.settings import Settings
+from shared.contracts.training import ProgressUpdate
+from tests.backend.conftest import Fakes, start_app, training_body, wait_for_status
 
 pytestmark = pytest.mark.anyio
 
@@ -140,3 +146,163 @@ async def test_idle_event_stream_sends_heartbeats(api: httpx.AsyncClient, fakes:
         opener.cancel()
     assert ": heartbeat" in response.text.splitlines()
     assert '"status":"completed"' in response.text
+
+
+def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events, kind = [], ""
+    for line in text.splitlines():
+        if line.startswith("event: "):
+            kind = line[len("event: ") :]
+        elif line.startswith("data: "):
+            events.append((kind, json.loads(line[len("data: ") :])))
+    return events
+
+
+async def subscribed(app_components: Any, count: int = 1) -> None:
+    deadline = time.monotonic() + 10
+    while app_components.broker.subscriber_count < count:
+        assert time.monotonic() < deadline, "the event stream never subscribed"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_second_cancel_while_cancelling_is_a_no_op_202(api: httpx.AsyncClient, fakes: Fakes) -> None:
+    fakes.engine.gate = threading.Event()
+    op_id = await start(api)
+    await wait_for_status(api, op_id, {"running"})
+    first = await api.post(f"/api/v1/operations/{op_id}/cancel")
+    second = await api.post(f"/api/v1/operations/{op_id}/cancel")
+    assert (first.status_code, first.json()["status"]) == (202, "cancelling")
+    assert (second.status_code, second.json()["status"]) == (202, "cancelling")
+    fakes.engine.gate.set()
+    done = await wait_for_status(api, op_id, {"cancelled", "completed", "failed"})
+    assert (done["status"], done["progress"]["phase"]) == ("cancelled", "cancelled")
+
+
+async def test_device_reported_at_training_start_shows_while_running_and_after_a_failure(
+    api: httpx.AsyncClient, fakes: Fakes
+) -> None:
+    from shared.trainkit.errors import DataError
+
+    fakes.engine.gate = threading.Event()
+    fakes.engine.device = "cuda:0"
+    fakes.engine.fail_with = DataError("bad rows", file="x.csv")
+    op_id = await start(api)
+    assert fakes.engine.started.wait(5)
+    running = (await api.get(f"/api/v1/operations/{op_id}")).json()
+    assert (running["status"], running["device"]) == ("running", "cuda:0")
+    fakes.engine.gate.set()
+    failed = await wait_for_status(api, op_id, {"failed"})
+    assert (failed["device"], failed["progress"]["phase"]) == ("cuda:0", "failed")
+
+
+async def test_a_failure_before_any_progress_takes_its_device_from_the_error(
+    api: httpx.AsyncClient, fakes: Fakes
+) -> None:
+    from shared.trainkit.errors import TrainkitError
+
+    fakes.engine.device = ""  # the executor reported no device before it failed
+    fakes.engine.fail_with = TrainkitError("out of memory", device="cuda:1")
+    failed = await wait_for_status(api, await start(api), {"failed"})
+    assert failed["device"] == "cuda:1"
+
+
+async def test_a_torn_log_line_is_shown_as_unreadable_not_a_500(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    op_id = await start(api)
+    await wait_for_status(api, op_id, {"completed"})
+    with (settings.logs_dir / f"{op_id}.jsonl").open("a") as log:
+        log.write('{"at": "2025-01-05T12:00:00+00:00", "lev')
+    response = await api.get(f"/api/v1/operations/{op_id}/logs")
+    assert response.status_code == 200, response.text
+    last = response.json()["lines"][-1]
+    assert last["level"] == "WARNING"
+    assert last["message"].startswith("unreadable log line")
+
+
+def test_a_line_appended_after_a_torn_one_stands_on_its_own(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from backend.adapters.operation_logs import FileOperationLogStore
+    from backend.domain.ports import LogRecordLine
+
+    line = LogRecordLine(0, datetime(2025, 1, 5, tzinfo=UTC), "INFO", "t", "hello")
+    FileOperationLogStore(tmp_path).append("op_1", line)
+    with (tmp_path / "op_1.jsonl").open("a") as log:
+        log.write('{"at": "20')
+    FileOperationLogStore(tmp_path).append("op_1", line)  # a new process after the crash
+    lines, _ = FileOperationLogStore(tmp_path).read("op_1", 0, 10)
+    assert [x.message for x in lines][0::2] == ["hello", "hello"]
+    assert lines[1].message.startswith("unreadable log line 1")
+
+
+async def test_offsets_beyond_any_database_integer_are_a_422(api: httpx.AsyncClient) -> None:
+    response = await api.get("/api/v1/operations", params={"offset": "99999999999999999999"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["field"] == "query.offset"
+
+
+async def test_progress_events_are_coalesced_per_client_and_lifecycle_events_all_arrive(
+    settings: Settings, fakes: Fakes
+) -> None:
+    settings.sse_min_interval_s = 60.0  # after the first, no progress event may pass before the end
+    fakes.engine.gate = threading.Event()
+    app, lifespan = await start_app(settings, fakes)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            op_id = await start(client)
+            assert fakes.engine.started.wait(5)
+            stream = asyncio.create_task(client.get(f"/api/v1/operations/{op_id}/events"))
+            await subscribed(app.state.components)
+            for step in range(200):
+                update = ProgressUpdate(percentage=2 + step * 0.1, phase="training")
+                app.state.components.operations.report_progress(op_id, update)
+            fakes.engine.gate.set()
+            events = sse_events((await asyncio.wait_for(stream, 20)).text)
+    finally:
+        await lifespan.__aexit__(None, None, None)
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "state"
+    assert kinds[-1] == "status"
+    assert kinds.count("progress") <= 1, kinds
+    assert events[-1][1]["status"] == "completed"
+
+
+async def test_a_pending_stream_gets_its_new_queue_position_when_the_queue_moves(
+    settings: Settings, fakes: Fakes
+) -> None:
+    fakes.engine.gate = threading.Event()
+    app, lifespan = await start_app(settings, fakes)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            running, ahead, watched = [await start(client) for _ in range(3)]
+            await wait_for_status(client, running, {"running"})
+            stream = asyncio.create_task(client.get(f"/api/v1/operations/{watched}/events"))
+            await subscribed(app.state.components)
+            assert (await client.post(f"/api/v1/operations/{ahead}/cancel")).status_code == 200
+            deadline = time.monotonic() + 10
+            while not stream.done() and time.monotonic() < deadline:
+                if (await client.get(f"/api/v1/operations/{watched}")).json()["queue_position"] == 1:
+                    await asyncio.sleep(0.05)  # let the stream send its state before it ends
+                    await client.post(f"/api/v1/operations/{watched}/cancel")
+                    break
+                await asyncio.sleep(0.01)
+            events = sse_events((await asyncio.wait_for(stream, 10)).text)
+            fakes.engine.gate.set()
+            await wait_for_status(client, running, {"completed"})
+    finally:
+        await lifespan.__aexit__(None, None, None)
+    positions = [data["queue_position"] for kind, data in events if kind == "state"]
+    assert positions == [2, 1]
+    assert events[-1][1]["status"] == "cancelled"
+
+
+async def test_event_streams_stay_out_of_the_http_latency_histogram(api: httpx.AsyncClient) -> None:
+    op_id = await start(api)
+    await wait_for_status(api, op_id, {"completed"})
+    assert (await api.get(f"/api/v1/operations/{op_id}/events")).status_code == 200
+    metrics = (await api.get("/metrics")).text
+    assert 'route="/api/v1/operations/{operation_id}"' in metrics
+    assert 'route="/api/v1/operations/{operation_id}/events"' not in metrics

@@ -93,3 +93,30 @@ async def test_an_unexpected_crash_fails_the_operation_without_a_traceback(
     op_id = (await api.post("/api/v1/trainings", json=training_body())).json()["operation_id"]
     failed = await wait_for_status(api, op_id, {"failed"})
     assert failed["error"] == {"code": "internal_error", "message": "ZeroDivisionError: boom", "details": {}}
+
+
+async def test_the_same_idempotency_key_with_another_body_is_a_409(api: httpx.AsyncClient) -> None:
+    first = await api.post("/api/v1/trainings", json=training_body(idempotency_key="k-2"))
+    other = await api.post("/api/v1/trainings", json=training_body(idempotency_key="k-2", symbol="BTCUSD"))
+    assert other.status_code == 409
+    error = other.json()["error"]
+    assert error["code"] == "idempotency_conflict"
+    assert first.json()["operation_id"] in error["message"]
+    await wait_for_status(api, first.json()["operation_id"], {"completed"})
+
+
+async def test_repeated_symbols_count_once_and_too_many_are_refused(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/v1/trainings", json=training_body(symbol=["EURUSD", "EURUSD"]))
+    assert response.status_code == 202, response.text
+    op_id = response.json()["operation_id"]
+    assert (await api.get(f"/api/v1/operations/{op_id}/request")).json()["symbols"] == ["EURUSD"]
+    many = await api.post("/api/v1/trainings", json=training_body(symbol=[f"S{i}" for i in range(21)]))
+    assert many.status_code == 422
+    assert many.json()["error"]["details"]["field"] == "symbol"
+    await wait_for_status(api, op_id, {"completed"})
+
+
+async def test_a_timeframe_with_an_underscore_cannot_be_trained_on(api: httpx.AsyncClient) -> None:
+    response = await api.post("/api/v1/trainings", json=training_body(timeframe="1_h"))
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["field"] == "timeframe"

@@ -76,26 +76,6 @@ def test_claiming_a_cancelled_operation_fails(tmp_path: Path) -> None:
     assert service.mark_running(op.id) is None
 
 
-def test_recovery_fails_running_ops_as_interrupted_and_returns_pending_fifo(tmp_path: Path) -> None:
-    service, _ = make_service(tmp_path, interval=0.0)
-    ids = [
-        service.create(op_type="training", request={}, execution_mode="local", mode_reason="t")[0].id
-        for _ in "abcd"
-    ]
-    service.mark_running(ids[0])
-    service.mark_running(ids[1])
-    service.request_cancel(ids[1])
-    restarted = OperationsService(
-        SqlOperationRepository(build_engine(f"sqlite:///{tmp_path / 'ops.db'}")), FixedClock(), EventBroker()
-    )
-    assert restarted.recover_after_restart() == ids[2:]
-    for op_id in ids[:2]:
-        op = restarted.get(op_id)
-        assert op.status is OperationStatus.FAILED
-        assert op.error is not None
-        assert op.error.code == "interrupted"
-
-
 def test_unknown_operation_raises_not_found(tmp_path: Path) -> None:
     from backend.errors import OperationNotFoundError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +52,34 @@ COMPLETED_RESULT = {
 }
 
 
+#: One scripted event-stream connection: operation bodies sent as events, an exception raised where it is.
+StreamScript = list[dict[str, Any] | BaseException]
+
+
+class ScriptedEventStream(httpx.SyncByteStream):
+    """An SSE body: a heartbeat comment, then each operation as an event; an exception item is raised
+    there (``httpx.ReadError`` is a dropped connection, ``KeyboardInterrupt`` a Ctrl-C)."""
+
+    def __init__(self, script: StreamScript) -> None:
+        self.script = script
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b": heartbeat\n\n"
+        for index, item in enumerate(self.script):
+            if isinstance(item, BaseException):
+                raise item
+            kind = "state" if index == 0 else "progress"
+            yield f"event: {kind}\ndata: {json.dumps(item)}\n\n".encode()
+
+
 @dataclass
 class FakeBackend:
     """Answers by (method, path); ``operation_states`` are served one per poll, the last one repeatedly.
+
+    The event stream (``GET …/events``) serves the scripts of ``event_streams`` one per connection; with
+    none, a single connection sends every state of ``operation_states``. ``stream_events=False`` is an
+    older server without the stream (404). Logs serve ``log_messages`` paged by offset/limit;
+    ``logs_visible`` says how many exist after each poll (all by default).
 
     ``requests`` records everything received so tests assert on what the CLI sent.
     """
@@ -63,6 +89,12 @@ class FakeBackend:
     errors: dict[tuple[str, str], tuple[int, dict[str, Any]]] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
     polls: int = 0
+    stream_events: bool = True
+    event_streams: list[StreamScript] = field(default_factory=list)
+    event_connections: int = 0
+    log_messages: list[str] = field(default_factory=lambda: ["epoch 1/2: loss 0.9"])
+    logs_visible: list[int] = field(default_factory=list)
+    logs_truncated: bool = False
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -96,19 +128,44 @@ class FakeBackend:
             items = [operation("op-2", "running", 40.0), operation("op-1", "completed", 100.0)]
             return httpx.Response(200, json={"items": items, "total": 5, "limit": 2, "offset": 0})
         if method == "GET" and path.startswith("/api/v1/operations/") and path.endswith("/logs"):
-            line = {
-                "seq": 0,
-                "at": CREATED,
-                "level": "INFO",
-                "logger": "trainkit",
-                "message": "epoch 1/2: loss 0.9",
-            }
-            return httpx.Response(200, json={"operation_id": "op-1", "lines": [line], "next_offset": 1})
+            return self._logs(request)
+        if method == "GET" and path.startswith("/api/v1/operations/") and path.endswith("/events"):
+            return self._events()
         if method == "POST" and path.endswith("/cancel"):
             return httpx.Response(200, json=operation(path.split("/")[-2], "cancelling", 40.0))
         if method == "GET" and path.startswith("/api/v1/operations/"):
             return self._poll()
         return self._models(method, path)
+
+    def _logs(self, request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", 0))
+        limit = int(request.url.params.get("limit", 1000))
+        visible = len(self.log_messages)
+        if self.logs_visible:
+            visible = self.logs_visible[min(max(self.polls - 1, 0), len(self.logs_visible) - 1)]
+        lines = [
+            {"seq": i, "at": CREATED, "level": "INFO", "logger": "trainkit", "message": self.log_messages[i]}
+            for i in range(offset, min(offset + limit, visible))
+        ]
+        body = {
+            "operation_id": "op-1",
+            "lines": lines,
+            "next_offset": offset + len(lines),
+            "truncated": self.logs_truncated,
+        }
+        return httpx.Response(200, json=body)
+
+    def _events(self) -> httpx.Response:
+        if not self.stream_events:
+            missing = {"error": {"code": "not_found", "message": "Not Found", "details": {}}}
+            return httpx.Response(404, json=missing)
+        self.event_connections += 1
+        if self.event_streams:
+            script = self.event_streams[min(self.event_connections, len(self.event_streams)) - 1]
+        else:
+            script = list(self.operation_states)
+        headers = {"content-type": "text/event-stream"}
+        return httpx.Response(200, headers=headers, stream=ScriptedEventStream(script))
 
     def _poll(self) -> httpx.Response:
         self.polls += 1

@@ -85,16 +85,32 @@ def server_url(tmp_path_factory: pytest.TempPathFactory, tiny_candles: Path) -> 
             server.wait(STOP_DEADLINE_S)
 
 
+class RecordingTransport(httpx.HTTPTransport):
+    """The real transport, remembering the method and path of every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.path))
+        return super().handle_request(request)
+
+
 def test_train_on_the_server_follows_to_a_stored_model_that_cannot_be_cancelled_after(
     invoke: Invoke, server_url: str
 ) -> None:
-    env = CliEnv(poll_interval_s=0.2)
+    transport = RecordingTransport()
+    env = CliEnv(transport=transport, poll_interval_s=0.2)
     server = ["--server", server_url]
     args = ["train", "trend_momentum", "--symbol", "EURUSD", "--timeframe", "1h", "--epochs", "2"]
     trained = invoke([*args, *server], env=env)
     assert trained.exit_code == 0, trained.output
     assert "macro F1" in trained.stdout
     assert "EURUSD_1h_v1" in trained.stdout
+    followed = [path for method, path in transport.sent if method == "GET"]
+    assert len(followed) == 1  # live over the event stream: no polling
+    assert followed[0].endswith("/events")
 
     listed = invoke(["models", "list", "--json", *server], env=env)
     [model] = json.loads(listed.stdout)
@@ -102,6 +118,14 @@ def test_train_on_the_server_follows_to_a_stored_model_that_cannot_be_cancelled_
 
     ops = invoke(["ops", "list", "--status", "completed", "--json", *server], env=env)
     [op] = json.loads(ops.stdout)["items"]
+
+    shown = invoke(["ops", "show", op["operation_id"], *server], env=env)
+    for row in ("trend_momentum/EURUSD_1h v1", "model path", "test accuracy", "macro F1", "best epoch",
+                "stop reason", "device"):  # fmt: skip
+        assert row in shown.stdout, row
+    logs = invoke(["ops", "logs", op["operation_id"], "--tail", "2", *server], env=env)
+    assert logs.exit_code == 0
+    assert len(logs.stdout.splitlines()) == 2
 
     refused = invoke(["ops", "cancel", op["operation_id"], *server], env=env)
     assert refused.exit_code == 2

@@ -5,9 +5,11 @@ from __future__ import annotations
 import _thread
 import json
 import os
+import re
+from datetime import UTC, datetime
 from pathlib import Path
 
-from backend.cli.local_training import create_executor
+from backend.cli.local_training import create_executor, new_run_name
 from backend.cli.options import CliEnv, Executor
 from shared.contracts.training import ProgressUpdate, TrainingRequest
 from shared.trainkit.cancellation import CancelToken
@@ -16,6 +18,7 @@ from tests.cli.conftest import Invoke, Workspace
 
 MARKET = ["--symbol", "EURUSD", "--timeframe", "1h"]
 FAST = ["--epochs", "2", "--seed", "1", "--device", "cpu"]
+RUN_NAME = re.compile(r"run-\d{8}-\d{6}-[0-9a-f]{6}")
 
 
 def test_two_trainings_store_v1_then_v2_with_latest_on_v2(
@@ -36,7 +39,18 @@ def test_two_trainings_store_v1_then_v2_with_latest_on_v2(
     folder = ws.models / "trend_momentum"
     assert os.readlink(folder / "EURUSD_1h_latest") == "EURUSD_1h_v2"
     assert (folder / "EURUSD_1h_v1" / "model.pt").is_file()
-    assert len(list(ws.runs.iterdir())) >= 1  # run records written
+    runs = sorted(p.name for p in ws.runs.iterdir())
+    assert len(runs) == 2  # one run folder each, even when both start within the same second
+    assert all(RUN_NAME.fullmatch(name) for name in runs), runs
+    assert f"run record in {ws.runs}" in second.stdout
+
+
+def test_run_names_started_in_the_same_second_differ_and_sort_by_time() -> None:
+    second = datetime(2025, 1, 5, 10, 0, 0, tzinfo=UTC)
+    names = {new_run_name(second) for _ in range(20)}
+    assert len(names) == 20
+    assert all(name.startswith("run-20250105-100000-") and RUN_NAME.fullmatch(name) for name in names)
+    assert new_run_name(second) < new_run_name(datetime(2025, 1, 5, 10, 0, 1, tzinfo=UTC))
 
 
 def test_json_output_is_the_training_result(invoke: Invoke, workspace_with_data: Workspace) -> None:
@@ -114,7 +128,12 @@ class InterruptedExecutor:
         self.cancelled_by_token = False
 
     def execute(
-        self, request: TrainingRequest, progress: ProgressCallback, cancel: CancelToken
+        self,
+        request: TrainingRequest,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        *,
+        run_name: str | None = None,
     ) -> TrainingResult:
         progress(
             ProgressUpdate(percentage=30, phase="training", epoch=1, total_epochs=5, metrics={"loss": 1.0})
@@ -142,15 +161,24 @@ class CtrlCAtFirstEpoch:
         self.pressed = False
 
     def execute(
-        self, request: TrainingRequest, progress: ProgressCallback, cancel: CancelToken
+        self,
+        request: TrainingRequest,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        *,
+        run_name: str | None = None,
     ) -> TrainingResult:
         def watch(update: ProgressUpdate) -> None:
             progress(update)
             if update.epoch is not None and not self.pressed:
                 self.pressed = True
                 _thread.interrupt_main()
+            if self.pressed:
+                # Hold the run (in whichever thread reports next) until the CLI has turned the Ctrl-C into a
+                # cancel: a tiny training could otherwise finish before the main thread sees the interrupt.
+                cancel.wait(30)
 
-        return self.real.execute(request, watch, cancel)
+        return self.real.execute(request, watch, cancel, run_name=run_name)
 
 
 def test_ctrl_c_during_a_real_training_cancels_it_and_stores_nothing(

@@ -44,7 +44,7 @@ def test_train_with_a_server_submits_the_file_inline_and_follows_to_the_result(
     assert body["symbol"] == "EURUSD"
     assert body["timeframe"] == "1h"
     assert body["overrides"] == {"epochs": 3}
-    assert fake.polls == 3
+    assert (fake.event_connections, fake.polls) == (1, 0)  # followed live on the event stream
     assert "macro F1" in result.stdout
     assert "models/trend_momentum/EURUSD_1h_v3" in result.stdout
     assert "warning: few rows" in result.stderr
@@ -135,22 +135,12 @@ def test_unreachable_server_says_so_and_exits_3(invoke: Invoke) -> None:
 
 
 def test_ctrl_c_while_following_asks_and_cancels_on_yes(invoke: Invoke) -> None:
-    fake = finished_training()
-    fake.interrupt_on_poll = 2
+    fake = FakeBackend(event_streams=[[operation("op-1", "running", 30.0), KeyboardInterrupt()]])
     result = invoke(["train", "trend_momentum", *MARKET, *SERVER], env=env_for(fake), input="y\n")
     assert result.exit_code == 130
     assert "Cancel the training on the server? [y/N]" in result.output
     assert len(fake.sent("POST", "/api/v1/operations/op-1/cancel")) == 1
     assert "op-1: cancelling" in result.stderr
-
-
-def test_ctrl_c_while_following_leaves_the_training_running_on_no(invoke: Invoke) -> None:
-    fake = finished_training()
-    fake.interrupt_on_poll = 2
-    result = invoke(["ops", "follow", "op-1", *SERVER], env=env_for(fake), input="n\n")
-    assert result.exit_code == 130
-    assert fake.sent("POST", "/api/v1/operations/op-1/cancel") == []
-    assert "modelyard ops follow op-1" in result.stderr
 
 
 def test_ops_list_shows_operations_and_passes_filters(invoke: Invoke) -> None:

@@ -89,7 +89,7 @@ def _blobs(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tens
 
 
 class RecordingCallback(Callback):
-    """Records every hook call as a string, e.g. ``"on_train_batch_end:0:2"`` (epoch, batch)."""
+    """Records every hook call as a string, e.g. ``"on_train_batch_end:1:2"`` (epoch from 1, batch index)."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []

@@ -50,11 +50,12 @@ def test_model_checkpoint_writes_last_and_best_and_records_the_decision(tmp_path
     trainer.fit(module, BlobData())
     best = load_checkpoint(tmp_path / "best.pt", expected_model_class=model_class_name(module))
     last = load_checkpoint(tmp_path / "last.pt", expected_config_hash=config_hash(trainer.config.as_dict()))
-    assert (best.extra["epoch"], last.extra["epoch"]) == (1, 2)
-    assert checkpoint.best_epoch == 1
+    assert (best.extra["epoch"], last.extra["epoch"]) == (2, 3)
+    assert checkpoint.best_epoch == 2
     assert checkpoint.best_path == tmp_path / "best.pt"
     torch.testing.assert_close(last.state_dict["linear.weight"], module.linear.weight.detach())
-    assert [(d["kind"], d["epoch"]) for d in trainer.decisions] == [("checkpoint", 0), ("checkpoint", 1)]
+    assert [(d["kind"], d["epoch"]) for d in trainer.decisions] == [("checkpoint", 1), ("checkpoint", 2)]
+    assert "at epoch 2" in trainer.decisions[-1]["message"]
     assert set(trainer.artifacts) == {str(tmp_path / "best.pt"), str(tmp_path / "last.pt")}
 
 
@@ -115,8 +116,8 @@ def test_reduce_lr_on_plateau_lowers_the_rate_and_records_it() -> None:
     assert trainer.learning_rate == pytest.approx(0.025)
     lowered = [d for d in trainer.decisions if d["kind"] == "lr_lowered"]
     assert [(d["epoch"], d["new_lr"]) for d in lowered] == [
-        (3, pytest.approx(0.05)),
-        (5, pytest.approx(0.025)),
+        (4, pytest.approx(0.05)),
+        (6, pytest.approx(0.025)),
     ]
 
 

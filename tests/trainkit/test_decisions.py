@@ -73,10 +73,13 @@ def test_should_checkpoint_only_when_latest_is_best() -> None:
     assert d.should_checkpoint([0.1, 0.3], mode="max")
 
 
-def test_should_evaluate_every_n_epochs() -> None:
-    assert [e for e in range(6) if d.should_evaluate(e, 2)] == [1, 3, 5]
+def test_should_evaluate_every_n_epochs_counting_from_one() -> None:
+    assert [e for e in range(1, 7) if d.should_evaluate(e, 2)] == [2, 4, 6]
+    assert [e for e in range(1, 4) if d.should_evaluate(e, 1)] == [1, 2, 3]
     with pytest.raises(ValueError, match="every_n"):
-        d.should_evaluate(0, 0)
+        d.should_evaluate(1, 0)
+    with pytest.raises(ValueError, match="from 1"):
+        d.should_evaluate(0, 2)
 
 
 def test_next_learning_rate_drops_every_patience_stale_epochs() -> None:
@@ -101,10 +104,12 @@ def test_next_learning_rate_rejects_bad_arguments() -> None:
         d.next_learning_rate([1.0], 0.1, patience=0, factor=0.5)
 
 
-def test_cosine_learning_rate_runs_from_base_to_eta_min() -> None:
-    rates = [d.cosine_learning_rate(e, 4, 1.0, 0.0) for e in range(4)]
-    assert rates == pytest.approx([0.853553, 0.5, 0.146447, 0.0], abs=1e-6)
+def test_cosine_learning_rate_after_each_epoch_runs_from_base_to_eta_min() -> None:
+    rates = [d.cosine_learning_rate(e, 4, 1.0, 0.0) for e in range(0, 5)]  # 0: before the first epoch
+    assert rates == pytest.approx([1.0, 0.853553, 0.5, 0.146447, 0.0], abs=1e-6)
     assert d.cosine_learning_rate(10, 4, 1.0, 0.1) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="epoch"):
+        d.cosine_learning_rate(-1, 4, 1.0)
 
 
 def test_detect_plateau_on_flat_tail_only() -> None:
@@ -121,21 +126,23 @@ def test_detect_overfitting_when_train_falls_and_val_rises() -> None:
 
 
 def test_analyze_reports_best_val_epoch_and_overfitting() -> None:
-    history = [
-        {"epoch": e, "train_loss": t, "val_loss": v}
-        for e, (t, v) in enumerate([(1.0, 1.0), (0.8, 0.7), (0.6, 0.75), (0.4, 0.8), (0.3, 0.9), (0.2, 1.0)])
-    ]
+    pairs = [(1.0, 1.0), (0.8, 0.7), (0.6, 0.75), (0.4, 0.8), (0.3, 0.9), (0.2, 1.0)]
+    history = [{"epoch": e, "train_loss": t, "val_loss": v} for e, (t, v) in enumerate(pairs, start=1)]
     analysis = d.analyze(history)
-    assert (analysis.best_epoch, analysis.best_val_loss, analysis.monitor) == (1, 0.7, "val_loss")
+    assert (analysis.best_epoch, analysis.best_val_loss, analysis.monitor) == (2, 0.7, "val_loss")
+    assert analysis.best_train_loss == 0.2
     assert analysis.overfitting
     assert not analysis.plateau
     assert analysis.as_dict()["epochs"] == 6
 
 
-def test_analyze_falls_back_to_train_loss_and_detects_plateau() -> None:
+def test_analyze_without_validation_reports_no_val_loss_but_the_best_train_loss() -> None:
     history = [{"train_loss": v, "val_loss": None} for v in [2.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.5]]
     analysis = d.analyze(history)
-    assert (analysis.monitor, analysis.best_epoch, analysis.best_val_loss) == ("train_loss", 2, 0.5)
+    assert (analysis.monitor, analysis.best_epoch) == ("train_loss", 3)  # rows numbered from 1
+    assert analysis.best_val_loss is None
+    assert analysis.best_train_loss == 0.5
+    assert analysis.as_dict()["best_val_loss"] is None
     assert analysis.plateau
     assert not analysis.overfitting
 
@@ -144,4 +151,5 @@ def test_analyze_of_empty_history() -> None:
     analysis = d.analyze([])
     assert analysis.best_epoch is None
     assert analysis.best_val_loss is None
+    assert analysis.best_train_loss is None
     assert analysis.epochs == 0

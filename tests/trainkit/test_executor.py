@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -21,7 +22,6 @@ from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.checkpoint import load_checkpoint
 from shared.trainkit.errors import ConfigError, DataNotFoundError, TrainingCancelledError
 from shared.trainkit.executor import TrainingExecutor
-from shared.trainkit.models import build_model
 from shared.trainkit.storage import ModelStorage
 from shared.trainkit.workloads.strategy.sample_data import write_sample_data
 
@@ -73,19 +73,23 @@ def test_strategy_training_stores_a_model_and_reports_monotonic_progress(
     phases = {u.phase for u in updates}
     assert {"data_loading", "indicators", "labels", "training", "evaluation", "persistence"} <= phases
     assert any("epoch_metrics" in u.extra for u in updates)
+    device_reports = [u.extra["device"] for u in updates if "device" in u.extra]
+    assert device_reports == ["cpu"]
+    first_epoch = next(i for i, u in enumerate(updates) if "epoch_metrics" in u.extra)
+    assert any("device" in u.extra for u in updates[:first_epoch])
     assert list((tmp_path / "runs").iterdir())
 
 
-def test_stored_weights_rebuild_the_trained_model(data_dir: Path, tmp_path: Path) -> None:
+def test_stored_model_loads_back_through_the_store(data_dir: Path, tmp_path: Path) -> None:
     storage = ModelStorage(tmp_path / "models")
     result = TrainingExecutor(data_dir, storage).execute(_request(), lambda u: None, CancelToken())
-    config = storage.load_json(result.model.strategy, result.model.name, result.model.version, "config")
+    loaded = storage.load_model(result.model.strategy, result.model.name)
     checkpoint = load_checkpoint(Path(result.model.path) / "model.pt", expected_model_class="MLP")
-    model = build_model(config["model"])
-    model.load_state_dict(checkpoint.state_dict)
-    model.eval()
-    x = torch.zeros(4, config["model"]["input_dim"])
-    assert model(x).shape == (4, 3)
+    state = loaded.module.state_dict()
+    assert all(torch.equal(state[key], value) for key, value in checkpoint.state_dict.items())
+    inputs = loaded.config["model"]["input_dim"]
+    assert len(loaded.features["names"]) == inputs
+    assert loaded.module(torch.zeros(4, inputs)).shape == (4, 3)
 
 
 def test_two_trainings_give_two_versions(data_dir: Path, tmp_path: Path) -> None:
@@ -176,7 +180,9 @@ def test_plugin_factory_with_wrong_return_is_a_config_error(data_dir: Path, tmp_
 
 def test_allowed_plugin_trains_and_stores(data_dir: Path, tmp_path: Path) -> None:
     request = TrainingRequest(
-        workload=Workload.PLUGIN, plugin="tests.plugins.linear:make", overrides=TrainingOverrides(epochs=5)
+        workload=Workload.PLUGIN,
+        plugin="tests.plugins.linear:make",
+        overrides=TrainingOverrides(epochs=5, learning_rate=0.05),
     )
     executor = _executor(data_dir, tmp_path, plugin_allowlist=["tests.plugins"])
     result = executor.execute(request, lambda u: None, CancelToken())
@@ -191,3 +197,44 @@ def test_stored_metrics_number_epochs_like_the_result(data_dir: Path, tmp_path: 
     assert stored["fit"]["best_epoch"] == result.best_epoch
     assert [h["epoch"] for h in stored["fit"]["history"]] == [h["epoch"] for h in result.history]
     assert result.history[0]["epoch"] == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_unavailable_device_fails_at_the_start_of_execute_before_any_data_is_read(tmp_path: Path) -> None:
+    updates: list[ProgressUpdate] = []
+    request = _request(overrides=TrainingOverrides(epochs=1, device="cuda"))
+    missing_data = tmp_path / "no-data-here"  # reading it would raise DataNotFoundError instead
+    with pytest.raises(ConfigError) as caught:
+        _executor(missing_data, tmp_path).execute(request, updates.append, CancelToken())
+    assert caught.value.details["field"] == "overrides.device"
+    assert "CUDA is not available" in caught.value.message
+    assert updates == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_validate_accepts_a_device_this_machine_lacks(data_dir: Path, tmp_path: Path) -> None:
+    request = _request(overrides=TrainingOverrides(epochs=1, device="cuda"))
+    assert _executor(data_dir, tmp_path).validate(request) == []  # a GPU host may still run it
+
+
+def test_epochs_count_from_one_in_result_decisions_progress_and_run_record(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    updates: list[ProgressUpdate] = []
+    request = _request(overrides=TrainingOverrides(epochs=4, batch_size=128, early_stopping_patience=1))
+    result = _executor(data_dir, tmp_path, run_root=tmp_path / "runs").execute(
+        request, updates.append, CancelToken(), run_name="run"
+    )
+    epochs = list(range(1, result.epochs_trained + 1))
+    assert [h["epoch"] for h in result.history] == epochs
+    best = min(result.history, key=lambda h: h["val_loss"])
+    assert result.best_epoch == best["epoch"]
+    assert {d["epoch"] for d in result.decisions} <= set(epochs)
+    assert [u.extra["epoch_metrics"]["epoch"] for u in updates if "epoch_metrics" in u.extra] == epochs
+    assert {u.epoch for u in updates if u.phase == "training" and u.epoch is not None} <= set(epochs)
+    first_batch = next(u for u in updates if u.phase == "training" and u.message.startswith("epoch "))
+    assert (first_batch.epoch, first_batch.message[:8]) == (1, "epoch 1/")
+    run = tmp_path / "runs" / "run"
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == epochs
+    assert json.loads((run / "run_summary.json").read_text())["best_epoch"] == result.best_epoch

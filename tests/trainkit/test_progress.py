@@ -25,14 +25,17 @@ def test_reports_cover_the_fit_with_monotonic_fractions_ending_at_one() -> None:
     )  # 6 batches
     fractions = [p.fraction for p in seen]
     assert fractions == sorted(fractions)
-    assert (seen[0].phase, seen[0].fraction) == ("started", 0.0)
+    assert (seen[0].phase, seen[0].fraction, seen[0].epoch) == ("started", 0.0, 1)
     assert (seen[-1].phase, seen[-1].fraction) == ("completed", 1.0)
     batches = [p for p in seen if p.phase == "training"]
-    assert [(p.epoch, p.batch) for p in batches] == [(e, b) for e in range(2) for b in (2, 4, 6)]
+    assert [(p.epoch, p.batch) for p in batches] == [(e, b) for e in (1, 2) for b in (2, 4, 6)]
+    assert batches[0].message.startswith("epoch 1/2, batch 2/6")
     assert batches[0].fraction == pytest.approx(2 / 6 / 2)
     assert all("loss" in p.metrics for p in batches)
     epoch_ends = [p for p in seen if p.phase == "epoch_end"]
     assert [p.fraction for p in epoch_ends] == [0.5, 1.0]
+    assert [p.epoch for p in epoch_ends] == [1, 2]
+    assert epoch_ends[0].message.startswith("epoch 1/2 done")
     assert "val_loss" in epoch_ends[0].metrics
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -36,7 +37,7 @@ def test_successful_fit_writes_all_four_files(tmp_path: Path) -> None:
     assert run["python"]
     assert run["started_at"]
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [line["epoch"] for line in lines] == [0, 1, 2]
+    assert [line["epoch"] for line in lines] == [1, 2, 3]
     assert {"train_loss", "val_loss", "val_accuracy", "lr", "duration_s"} <= set(lines[0])
     summary = _json(run_dir / "run_summary.json")
     assert summary["status"] == "completed"
@@ -50,6 +51,39 @@ def test_successful_fit_writes_all_four_files(tmp_path: Path) -> None:
     assert artifacts["metrics.jsonl"]["kind"] == "metrics"
     assert artifacts["last.pt"]["bytes"] == (run_dir / "ckpt" / "last.pt").stat().st_size
     assert len(artifacts["last.pt"]["sha256"]) == 64
+    best_line = min(lines, key=lambda line: line["val_loss"])
+    assert summary["best_epoch"] == best_line["epoch"]
+
+
+def _listed_artifacts(run_dir: Path) -> dict[Path, Any]:
+    return {Path(a["path"]): a for a in _json(run_dir / "artifacts.json")}
+
+
+def test_artifacts_json_lists_every_file_the_run_wrote_with_kind_size_and_hash(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    callbacks = [RunRecorder(run_dir), ModelCheckpoint(run_dir / "ckpt")]
+    Trainer(TrainerConfig(max_epochs=2, batch_size=16), callbacks).fit(TinyClassifier(), BlobData())
+
+    listed = _listed_artifacts(run_dir)
+    written = {path for path in run_dir.rglob("*") if path.is_file()} - {run_dir / "artifacts.json"}
+    assert set(listed) == written
+    assert {path.name: a["kind"] for path, a in listed.items()} == {
+        "run.json": "config",
+        "metrics.jsonl": "metrics",
+        "run_summary.json": "report",
+        "last.pt": "checkpoint",
+        "best.pt": "checkpoint",
+    }
+    for path, artifact in listed.items():
+        assert artifact["bytes"] == path.stat().st_size
+        assert artifact["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_artifacts_of_a_failed_run_list_its_record_files(tmp_path: Path) -> None:
+    with pytest.raises(DataError):
+        Trainer(TrainerConfig(max_epochs=2, batch_size=16), [RunRecorder(tmp_path)]).fit(_Crash(), BlobData())
+    names = {path.name for path in _listed_artifacts(tmp_path)}
+    assert names == {"run.json", "metrics.jsonl", "run_summary.json"}
 
 
 class _Crash(TinyClassifier):

@@ -14,6 +14,7 @@ from shared.trainkit.callbacks import EarlyStopping
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.config import StopReason, TrainerConfig
 from shared.trainkit.errors import DataError, TrainingCancelledError, TrainingDivergedError
+from shared.trainkit.loss_tracking import LossTracker
 from shared.trainkit.spi import (
     Batch,
     Callback,
@@ -23,7 +24,7 @@ from shared.trainkit.spi import (
     TrainStepOutput,
     ValStepOutput,
 )
-from shared.trainkit.trainer import LossTracker, Trainer
+from shared.trainkit.trainer import Trainer
 from tests.trainkit.conftest import Batches, BlobData, RecordingCallback, TinyClassifier
 
 DEADLINE_S = 10.0
@@ -64,18 +65,23 @@ def test_fit_returns_history_and_best_epoch_from_val_loss(module: TinyClassifier
     assert result.epochs_trained == 3
     assert result.stop_reason is StopReason.MAX_EPOCHS
     assert result.best_val_loss == min(v for v in val_losses if v is not None)
-    assert result.best_epoch == val_losses.index(result.best_val_loss)
+    assert result.best_epoch == val_losses.index(result.best_val_loss) + 1  # epochs count from 1
+    assert [m.epoch for m in result.history] == [1, 2, 3]
     assert all(0.0 <= m.metrics["val_accuracy"] <= 1.0 for m in result.history)
     assert data.stages == [Stage.FIT]
     assert result.device == "cpu"
 
 
-def test_without_validation_best_epoch_follows_train_loss(module: TinyClassifier) -> None:
+def test_without_validation_best_epoch_follows_train_loss_and_no_val_loss_is_reported(
+    module: TinyClassifier,
+) -> None:
     result = Trainer(TrainerConfig(max_epochs=3, batch_size=16)).fit(module, BlobData(with_val=False))
     train_losses = [m.train_loss for m in result.history]
     assert all(m.val_loss is None for m in result.history)
-    assert result.best_val_loss == min(train_losses)
-    assert result.best_epoch == train_losses.index(min(train_losses))
+    assert result.best_val_loss is None
+    assert result.best_train_loss == min(train_losses)
+    assert result.best_epoch == train_losses.index(min(train_losses)) + 1
+    assert result.as_dict()["best_train_loss"] == min(train_losses)
 
 
 class _ScriptedValLoss(TinyClassifier):
@@ -95,10 +101,10 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement() -> Non
     module = _ScriptedValLoss([1.0, 0.8, 0.9, 0.85, 0.7, 0.6])
     stopper = EarlyStopping(patience=2)
     result = Trainer(TrainerConfig(max_epochs=6, batch_size=48), [stopper]).fit(module, BlobData())
-    assert result.epochs_trained == 4  # best at epoch 1, no improvement in epochs 2 and 3
+    assert result.epochs_trained == 4  # best at epoch 2, no improvement in epochs 3 and 4
     assert result.stop_reason is StopReason.EARLY_STOPPING
-    assert stopper.stopped_epoch == 3
-    assert result.best_epoch == 1
+    assert stopper.stopped_epoch == 4
+    assert result.best_epoch == 2
     assert result.best_val_loss == pytest.approx(0.8)
 
 
@@ -126,11 +132,11 @@ class _NanAt(TinyClassifier):
         )
 
 
-def test_nan_loss_raises_diverged_naming_epoch_and_batch() -> None:
+def test_nan_loss_raises_diverged_naming_epoch_from_one_and_batch_index() -> None:
     with pytest.raises(TrainingDivergedError) as caught:
-        Trainer(TrainerConfig(max_epochs=3, batch_size=16)).fit(_NanAt(1, 2), BlobData())
-    assert (caught.value.details["epoch"], caught.value.details["batch"]) == (1, 2)
-    assert "epoch 1, batch 2" in str(caught.value)
+        Trainer(TrainerConfig(max_epochs=3, batch_size=16)).fit(_NanAt(1, 2), BlobData())  # 2nd epoch
+    assert (caught.value.details["epoch"], caught.value.details["batch"]) == (2, 2)
+    assert "epoch 2, batch 2" in str(caught.value)
 
 
 def test_huge_learning_rate_diverges_with_a_named_batch() -> None:
@@ -164,7 +170,7 @@ class _Handshake(TinyClassifier):
 
 def test_cancel_from_another_thread_stops_before_the_next_batch() -> None:
     token = CancelToken()
-    module = _Handshake(token, pause_at=9)  # epoch 1 (6 batches per epoch), mid-epoch
+    module = _Handshake(token, pause_at=9)  # second epoch (6 batches per epoch), mid-epoch
     recorder = RecordingCallback()
 
     def cancel_when_reached() -> None:
@@ -179,7 +185,8 @@ def test_cancel_from_another_thread_stops_before_the_next_batch() -> None:
     canceller.join(DEADLINE_S)
     assert module.steps_after_cancel == 0
     assert module.steps == 9
-    assert "epoch 1, before training batch 3" in str(caught.value)
+    assert "epoch 2, before training batch 3" in str(caught.value)
+    assert caught.value.details["where"] == "epoch 2, before training batch 3"
     assert recorder.calls[-1] == "on_exception:TrainingCancelledError"
 
 

@@ -18,7 +18,7 @@ def test_two_epoch_fit_calls_hooks_in_documented_order() -> None:
     Trainer(TrainerConfig(max_epochs=2, batch_size=8), [recorder]).fit(TinyClassifier(), data)
 
     expected = ["on_fit_start"]
-    for epoch in range(2):
+    for epoch in (1, 2):
         expected.append(f"on_train_epoch_start:{epoch}")
         expected += [f"on_train_batch_end:{epoch}:{b}" for b in range(3)]
         expected += [f"on_validation_end:{epoch}", f"on_train_epoch_end:{epoch}"]
@@ -32,10 +32,10 @@ def test_fit_without_validation_skips_on_validation_end() -> None:
     Trainer(TrainerConfig(max_epochs=1, batch_size=8), [recorder]).fit(TinyClassifier(), data)
     assert recorder.calls == [
         "on_fit_start",
-        "on_train_epoch_start:0",
-        "on_train_batch_end:0:0",
-        "on_train_batch_end:0:1",
-        "on_train_epoch_end:0",
+        "on_train_epoch_start:1",
+        "on_train_batch_end:1:0",
+        "on_train_batch_end:1:1",
+        "on_train_epoch_end:1",
         "on_fit_end",
     ]
 
@@ -52,8 +52,8 @@ def test_failed_fit_ends_with_on_exception_instead_of_on_fit_end() -> None:
         Trainer(TrainerConfig(max_epochs=2, batch_size=8), [recorder]).fit(_NanAtSecondBatch(), BlobData())
     assert recorder.calls == [
         "on_fit_start",
-        "on_train_epoch_start:0",
-        "on_train_batch_end:0:0",
+        "on_train_epoch_start:1",
+        "on_train_batch_end:1:0",
         "on_exception:TrainingDivergedError",
     ]
 

@@ -20,7 +20,7 @@ def _to_row(op: Operation) -> dict[str, Any]:
         "status": op.status.value,
         "execution_mode": op.execution_mode,
         "mode_reason": op.mode_reason,
-        "device": op.device,
+        "device": op.device[:32] if op.device else None,
         "progress_percentage": op.progress.percentage,
         "progress": op.progress.as_dict(),
         "request": op.request,
@@ -36,6 +36,13 @@ def _to_row(op: Operation) -> dict[str, Any]:
         "updated_at": op.updated_at,
         "started_at": op.started_at,
         "completed_at": op.completed_at,
+        "host_url": op.host_url,
+        "host_session_id": op.host_session_id,
+        "heartbeat_at": op.heartbeat_at,
+        "attempts": op.attempts,
+        "require_gpu": op.require_gpu,
+        "owner_id": op.owner_id,
+        "request_hash": op.request_hash,
     }
 
 
@@ -62,6 +69,13 @@ def _to_domain(row: OperationRow) -> Operation:
         completed_at=row.completed_at,
         history=tuple(row.history),
         decisions=tuple(row.decisions),
+        host_url=row.host_url,
+        host_session_id=row.host_session_id,
+        heartbeat_at=row.heartbeat_at,
+        attempts=row.attempts or 0,
+        require_gpu=bool(row.require_gpu),
+        owner_id=row.owner_id,
+        request_hash=row.request_hash,
     )
 
 
@@ -95,7 +109,7 @@ class SqlOperationRepository:
 
     def save(self, op: Operation, *, expected: OperationStatus) -> bool:
         values = _to_row(op)
-        del values["id"], values["created_at"], values["idempotency_key"]
+        del values["id"], values["created_at"], values["idempotency_key"], values["request_hash"]
         with self._sessions.begin() as session:
             result = session.execute(
                 update(OperationRow)

@@ -33,7 +33,8 @@ BATCH_PHASE = "training"
 
 @dataclass(frozen=True)
 class TrainingProgress:
-    """One report. ``fraction`` (0..1) covers the whole fit and never decreases within it."""
+    """One report. ``fraction`` (0..1) covers the whole fit and never decreases within it. ``epoch`` is
+    the epoch in progress or about to start, from 1; ``batch`` counts the epoch's batches done."""
 
     phase: str
     message: str
@@ -148,9 +149,9 @@ class ProgressReporter(Callback):
         within = done / total if total else 0.0
         of_total = f"/{total}" if total else ""
         loss = float(output.loss.detach().item())  # one sync per report, not per batch
-        message = f"epoch {epoch + 1}/{epochs}, batch {done}{of_total}, loss {loss:.4g}"
+        message = f"epoch {epoch}/{epochs}, batch {done}{of_total}, loss {loss:.4g}"
         self._post(
-            trainer, BATCH_PHASE, message, (epoch + within) / epochs, batch=done, metrics={"loss": loss}
+            trainer, BATCH_PHASE, message, (epoch - 1 + within) / epochs, batch=done, metrics={"loss": loss}
         )
 
     def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
@@ -158,10 +159,8 @@ class ProgressReporter(Callback):
         shown = ", ".join(
             f"{k} {values[k]:.4g}" for k in ("train_loss", "val_loss", "val_accuracy") if k in values
         )
-        message = f"epoch {metrics.epoch + 1}/{trainer.config.max_epochs} done: {shown}"
-        self._post(
-            trainer, "epoch_end", message, (metrics.epoch + 1) / trainer.config.max_epochs, metrics=values
-        )
+        message = f"epoch {metrics.epoch}/{trainer.config.max_epochs} done: {shown}"
+        self._post(trainer, "epoch_end", message, metrics.epoch / trainer.config.max_epochs, metrics=values)
 
     def on_fit_end(self, trainer: Trainer, module: TrainableModule, result: FitResult) -> None:
         message = f"training finished after {result.epochs_trained} epochs ({result.stop_reason})"
@@ -197,7 +196,7 @@ class ProgressReporter(Callback):
             phase=phase,
             message=message,
             fraction=self._fraction,
-            epoch=trainer.current_epoch,
+            epoch=max(trainer.current_epoch, 1),  # the "started" report announces epoch 1
             total_epochs=trainer.config.max_epochs,
             batch=batch,
             total_batches=trainer.total_batches,

@@ -1,6 +1,14 @@
-"""The training pipeline shared by local and host execution."""
+"""The training pipeline shared by local and host execution.
 
-from shared.trainkit.executor.executor import STEPS, TrainingExecutor
+The executor itself (:mod:`~shared.trainkit.executor.executor`, which pulls in the trainer, callbacks and
+workloads) is imported on first use, so the model store and other sinks can use the artifact types of
+:mod:`~shared.trainkit.executor.types` without importing the executor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from shared.trainkit.executor.types import (
     ModelArtifact,
     ModelRef,
@@ -8,6 +16,9 @@ from shared.trainkit.executor.types import (
     ProgressCallback,
     TrainingResult,
 )
+
+if TYPE_CHECKING:
+    from shared.trainkit.executor.executor import STEPS, TrainingExecutor
 
 __all__ = [
     "STEPS",
@@ -18,3 +29,11 @@ __all__ = [
     "TrainingExecutor",
     "TrainingResult",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("STEPS", "TrainingExecutor"):
+        from shared.trainkit.executor import executor
+
+        return getattr(executor, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

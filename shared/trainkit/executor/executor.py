@@ -17,9 +17,11 @@ from shared.contracts.training import TrainingRequest
 from shared.trainkit.callbacks import EarlyStopping, ProgressReporter, RunRecorder, TrainingProgress
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.config import FitResult
+from shared.trainkit.devices import select_device
+from shared.trainkit.errors import ConfigError
 from shared.trainkit.executor.progress import PipelineProgress, Step
 from shared.trainkit.executor.types import ModelSink, ProgressCallback, TrainingResult
-from shared.trainkit.executor.workload import PRE_TRAINING_PHASES, Workload, epoch_record, numbered_decision
+from shared.trainkit.executor.workload import PRE_TRAINING_PHASES, Workload
 from shared.trainkit.spi import Callback, EpochMetrics, TrainableModule
 from shared.trainkit.trainer import Trainer
 
@@ -68,7 +70,10 @@ class TrainingExecutor:
         return create_workload(request, self.data_dir, self.plugin_allowlist)
 
     def validate(self, request: TrainingRequest) -> list[str]:
-        """Cheap preflight (parse the strategy, find the data); raises on what would fail; returns warnings."""
+        """Preflight before a request is accepted: parse the configuration and check the data the way
+        ``execute`` would in its data phase (dates, enough rows); raises what would fail; returns warnings.
+
+        The device is not checked here: the request may still be routed to a host that has it."""
         workload = self.workload(request)
         workload.validate()
         return list(workload.warnings)
@@ -82,9 +87,12 @@ class TrainingExecutor:
         run_name: str | None = None,
     ) -> TrainingResult:
         started = time.perf_counter()
+        check_device(request)
         tracker = PipelineProgress(STEPS, progress)
         workload = self.workload(request)
-        workload.validate()
+        cancel.raise_if_cancelled("data_loading")
+        tracker.start("data_loading")
+        workload.validate()  # loads the data once; the data phase below reuses it
         for phase in PRE_TRAINING_PHASES:
             cancel.raise_if_cancelled(phase)
             tracker.start(phase)
@@ -121,14 +129,14 @@ class TrainingExecutor:
             model=model_ref,
             device=fit.device,
             test_metrics=test_metrics,
-            history=[epoch_record(m) for m in fit.history],
-            best_epoch=None if fit.best_epoch is None else fit.best_epoch + 1,
+            history=[m.as_dict() for m in fit.history],
+            best_epoch=fit.best_epoch,
             best_val_loss=fit.best_val_loss,
             epochs_trained=fit.epochs_trained,
             stop_reason=str(fit.stop_reason),
             feature_importance=importance,
             duration_s=round(time.perf_counter() - started, 3),
-            decisions=[numbered_decision(d) for d in trainer.decisions],
+            decisions=[dict(d) for d in trainer.decisions],
             warnings=list(workload.warnings),
         )
         tracker.finish(f"completed: {_headline(test_metrics)}")
@@ -167,16 +175,22 @@ class TrainingExecutor:
 
 
 class _EpochForwarder(Callback):
-    """Sends each finished epoch's metrics and any new decisions out as progress ``extra`` payloads."""
+    """Sends the chosen device, each finished epoch's metrics and any new decisions out as progress
+    ``extra`` payloads, so a service can show them while the run goes on."""
 
     def __init__(self, tracker: PipelineProgress) -> None:
         self._tracker = tracker
         self._decisions_seen = 0
 
+    def on_fit_start(self, trainer: Trainer, module: TrainableModule) -> None:
+        device = str(trainer.device)
+        logger.info("training on %s", device)
+        self._tracker.report("training", 0.0, f"Training on {device}", extra={"device": device})
+
     def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
         total = trainer.config.max_epochs
-        record = epoch_record(metrics)
-        number = int(record["epoch"] or 0)
+        record = metrics.as_dict()
+        number = metrics.epoch
         scalars = {k: float(v) for k, v in record.items() if isinstance(v, int | float) and k != "epoch"}
         self._tracker.report(
             "training",
@@ -194,16 +208,27 @@ class _EpochForwarder(Callback):
 
     def _flush_decisions(self, trainer: Trainer) -> None:
         for decision in trainer.decisions[self._decisions_seen :]:
-            numbered = numbered_decision(decision)
             self._tracker.report(
-                "training", 0.0, str(numbered.get("message", "")), extra={"decision": numbered}
+                "training", 0.0, str(decision.get("message", "")), extra={"decision": dict(decision)}
             )
         self._decisions_seen = len(trainer.decisions)
 
 
 def _report_training(tracker: PipelineProgress, progress: TrainingProgress) -> None:
-    epoch = None if progress.epoch is None else progress.epoch + 1
-    tracker.report("training", progress.fraction, progress.message, epoch=epoch, metrics=progress.metrics)
+    tracker.report(
+        "training", progress.fraction, progress.message, epoch=progress.epoch, metrics=progress.metrics
+    )
+
+
+def check_device(request: TrainingRequest) -> None:
+    """Fail fast when the request names a device (cuda, mps) this machine does not have."""
+    wanted = request.overrides.device
+    if wanted is None or wanted in ("auto", "cpu"):
+        return
+    try:
+        select_device(wanted)
+    except ConfigError as exc:
+        raise ConfigError(f"overrides.device: {exc.message}", field="overrides.device", value=wanted) from exc
 
 
 def _headline(metrics: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from shared.trainkit.evaluation import (
 )
 from shared.trainkit.executor.types import ModelArtifact
 from shared.trainkit.models import MLP, MLPSpec, Task, build_model
-from shared.trainkit.spi import DataModule, EpochMetrics, TrainableModule
+from shared.trainkit.spi import DataModule, TrainableModule
 from shared.trainkit.tensor_data import ArrayDataModule
 
 #: The phases every workload goes through, in order. A workload with nothing to do in a phase says so.
@@ -150,8 +150,9 @@ class ArrayWorkload(Workload):
             activation=self.activation,
             task=data.task,
         )
-        torch.manual_seed(self.params.seed)
-        return build_model(self.spec, data.class_weights)
+        # The fit's own generator, not the process-wide RNG: parallel trainings stay reproducible.
+        generator = torch.Generator().manual_seed(self.params.seed)
+        return build_model(self.spec, data.class_weights, generator=generator)
 
     def data_module(self) -> DataModule:
         data = self._arrays()
@@ -201,7 +202,7 @@ class ArrayWorkload(Workload):
             name=name,
             model_bytes=payload,
             config=model_config,
-            metrics={"test": test_metrics, "fit": fit_summary(fit)},
+            metrics={"test": test_metrics, "fit": fit.as_dict()},
             features={
                 "names": data.feature_names,
                 "normalization": data.normalization,
@@ -219,23 +220,3 @@ class ArrayWorkload(Workload):
                 "rows": {"train": len(data.train[0]), "val": len(data.val[0]), "test": len(data.test[0])},
             },
         )
-
-
-def epoch_record(metrics: EpochMetrics) -> dict[str, Any]:
-    """An epoch as users count it: trainkit numbers epochs from 0 (as Lightning does), the wire from 1."""
-    record: dict[str, Any] = dict(metrics.as_dict())
-    record["epoch"] = metrics.epoch + 1
-    return record
-
-
-def numbered_decision(decision: dict[str, Any]) -> dict[str, Any]:
-    epoch = decision.get("epoch")
-    return {**decision, "epoch": epoch + 1} if isinstance(epoch, int) else dict(decision)
-
-
-def fit_summary(fit: FitResult) -> dict[str, Any]:
-    """``FitResult.as_dict`` with epochs numbered from 1, as stored in ``metrics.json`` and sent on the wire."""
-    summary = fit.as_dict()
-    summary["history"] = [epoch_record(m) for m in fit.history]
-    summary["best_epoch"] = None if fit.best_epoch is None else fit.best_epoch + 1
-    return summary

@@ -23,12 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import torch
+
 from shared.trainkit.errors import ConfigError, ModelNotFoundError, StorageError
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
 from shared.trainkit.storage.archive import stream_zip
 from shared.trainkit.storage.durable_files import fsync_dir, move_aside, remove_symlink, switch_symlink
 from shared.trainkit.storage.durable_files import write_durably as _write_durably
 from shared.trainkit.storage.integrity import METADATA_FILE, file_manifest, verify_files
+from shared.trainkit.storage.model_loading import LoadedModel, load_stored_model
 from shared.trainkit.storage.names import (
     TEMP_PREFIX,
     TRASH_PREFIX,
@@ -192,6 +195,24 @@ class ModelStorage:
     def get_version(self, strategy: str, name: str, version: int | None = None) -> ModelVersion:
         """One version; ``None`` means the latest."""
         return self._catalog.get_version(strategy, name, version)
+
+    def load_model(
+        self,
+        strategy: str,
+        name: str,
+        version: int | None = None,
+        *,
+        map_location: str | torch.device = "cpu",
+    ) -> LoadedModel:
+        """A stored version (``None``: the latest) as a model in eval mode, after every file was checked
+        against ``metadata.json``; a tampered or missing file is a :class:`StorageError` naming it."""
+        record = self.get_version(strategy, name, version)
+        try:
+            return load_stored_model(Path(record.path), record, map_location)
+        except FileNotFoundError as exc:  # deleted while loading
+            raise ModelNotFoundError(
+                f"{strategy}/{name} v{record.version} was just deleted", version=record.version
+            ) from exc
 
     def version_dir(self, strategy: str, name: str, version: int) -> Path:
         return self._catalog.existing_dir(strategy, name, version)

@@ -21,7 +21,8 @@ from shared.trainkit.checkpoint import checkpoint_bytes
 from shared.trainkit.config import FitResult
 from shared.trainkit.errors import ConfigError
 from shared.trainkit.executor.types import ModelArtifact
-from shared.trainkit.executor.workload import StepReport, Workload, fit_summary
+from shared.trainkit.executor.workload import StepReport, Workload
+from shared.trainkit.seeding import scoped_seed
 from shared.trainkit.spi import DataModule, Stage, TrainableModule
 
 _PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -65,7 +66,8 @@ class PluginWorkload(Workload):
             factory = getattr(importlib.import_module(module_name), factory_name)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"cannot import plugin {self.path}: {exc}", field="plugin") from exc
-        made = factory()
+        with scoped_seed(self.params.seed, torch.device("cpu")):  # the module's initial weights
+            made = factory()
         if isinstance(made, tuple) and len(made) == 2:
             module, data = made
         else:
@@ -121,7 +123,7 @@ class PluginWorkload(Workload):
             name=re.sub(r"[^A-Za-z0-9._+-]", "-", self.path),
             model_bytes=checkpoint_bytes(state, model_class=model_class, config=config),
             config=config,
-            metrics={"test": test_metrics, "fit": fit_summary(fit)},
+            metrics={"test": test_metrics, "fit": fit.as_dict()},
             features={},
             metadata={
                 "workload": self.kind,

@@ -150,3 +150,19 @@ def _write_atomically(path: Path, content: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+#: The sample strategies shipped inside the package (the repository's ``strategies/`` links here).
+SAMPLE_STRATEGIES_DIR = Path(__file__).resolve().parent / "samples"
+
+
+def write_sample_strategies(strategies_dir: Path) -> list[Path]:
+    """Copy the shipped sample strategies into ``strategies_dir``, leaving files already there alone."""
+    strategies_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for source in sorted(SAMPLE_STRATEGIES_DIR.glob("*.yaml")):
+        target = strategies_dir / source.name
+        if not target.exists():
+            target.write_bytes(source.read_bytes())
+            written.append(target)
+    return written

@@ -16,10 +16,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.trainkit.errors import ConfigError
+from shared.trainkit.storage.names import validate_component
 from shared.trainkit.workloads.strategy.config_errors import FieldPathError, config_error, yaml_syntax_error
 from shared.trainkit.workloads.strategy.indicators import CATALOG, output_ids
 
-SAFE_NAME = r"^[A-Za-z0-9._-]{1,64}$"
+#: What the model store accepts as a folder name (capped at 64 here), minus '..' which it also refuses:
+#: a strategy's name becomes ``models/{name}/``, so a name the store cannot keep fails at parse time.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$"
+MAX_NAME_LENGTH = 64
 IndicatorName = Literal["sma", "ema", "rsi", "macd", "bbands", "atr", "roc"]
 
 
@@ -142,7 +146,7 @@ class TrainingSpec(_Section):
 
 
 class StrategyConfig(_Section):
-    name: str = Field(..., pattern=SAFE_NAME)
+    name: str = Field(..., max_length=MAX_NAME_LENGTH)
     description: str = ""
     indicators: list[IndicatorSpec] = Field(..., min_length=1)
     fuzzy_sets: dict[str, dict[str, FuzzySet]] = Field(..., min_length=1)
@@ -150,6 +154,15 @@ class StrategyConfig(_Section):
     labels: LabelSpec
     split: SplitSpec = Field(default_factory=SplitSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _storable_name(cls, value: str) -> str:
+        """The model store's own rule (:func:`validate_component`), so the two can never disagree."""
+        try:
+            return validate_component(value, "name")
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message}; trained models are stored under this name") from exc
 
     @field_validator("fuzzy_sets")
     @classmethod

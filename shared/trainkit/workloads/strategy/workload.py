@@ -7,6 +7,7 @@ its own (so no set mixes past and future of one series), then the splits are con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ class StrategyWorkload(ArrayWorkload):
         self.series: list[_Series] = []
 
     def validate(self) -> None:
+        """Parse the strategy, then load every dataset for the request's dates and check it can make a
+        non-empty split; the loaded candles are kept for the data phase (loaded once per execution)."""
         source = self.request.strategy_name or "<inline strategy>"
         config = parse_strategy(self.request.strategy_yaml or "", source=source)
         self.config = config
@@ -63,11 +66,58 @@ class StrategyWorkload(ArrayWorkload):
         self.params.learning_rate, self.params.seed = t.learning_rate, t.seed
         self.params.early_stopping_patience = t.early_stopping_patience
         self.apply_overrides()
-        for symbol in self.request.symbols:
-            for timeframe in self.request.timeframes:
-                path = candle_data.candle_path(self.data_dir, symbol, timeframe)
-                if not path.is_file():
-                    candle_data.load_candles(self.data_dir, symbol, timeframe)  # raises DataNotFoundError
+        self.series = [
+            self._load_series(symbol, timeframe)
+            for symbol in self.request.symbols
+            for timeframe in self.request.timeframes
+        ]
+
+    def _load_series(self, symbol: str, timeframe: str) -> _Series:
+        full = candle_data.load_candles(self.data_dir, symbol, timeframe)  # DataNotFoundError names the rest
+        name = str(candle_data.candle_path(self.data_dir, symbol, timeframe))
+        start, end = self.request.start_date, self.request.end_date
+        first, last = full.index[0].date(), full.index[-1].date()
+        today = datetime.now(UTC).date()
+        if start is not None and start > today:
+            raise DataError(
+                f"start_date {start} is in the future (today is {today}, UTC); {name} covers {first} to "
+                f"{last}: choose a start date inside that range",
+                file=name,
+                field="start_date",
+                available_start=str(first),
+                available_end=str(last),
+            )
+        frame = candle_data.select_dates(full, start, end, name)
+        try:
+            self._check_rows(frame)
+        except DataError as exc:
+            raise self._too_few_rows(exc, frame, full, name) from exc
+        return _Series(symbol, timeframe, frame)
+
+    def _check_rows(self, candles: pd.DataFrame) -> None:
+        """What the indicators, labels and dataset phases would refuse, from the row count alone."""
+        config = self._config()
+        feature_engineering.check_enough_candles(candles, config)
+        labelled = len(candles) - self._label_horizon()  # a zigzag's unlabelled tail is known only later
+        rows = labelled - feature_engineering.warmup_rows(config)
+        split = config.split
+        time_split(rows, split.train, split.val, split.test, gap=self._label_horizon())
+
+    def _too_few_rows(self, exc: DataError, frame: pd.DataFrame, full: pd.DataFrame, name: str) -> DataError:
+        request = self.request
+        first, last = full.index[0].date(), full.index[-1].date()
+        covers = f"{name} covers {first} to {last} ({len(full)} candles)"
+        if request.start_date is None and request.end_date is None:
+            message, field = f"{exc.message} ({covers})", exc.details.get("field")
+        else:
+            field = "start_date" if request.start_date is not None else "end_date"
+            message = (
+                f"the dates {request.start_date or '…'} to {request.end_date or '…'} select {len(frame)} "
+                f"candles of {name}, too few: {exc.message}. The data covers {first} to {last} "
+                f"({len(full)} candles): widen the date range"
+            )
+        details = {**exc.details, "file": name, "field": field}
+        return DataError(message, **details, available_start=str(first), available_end=str(last))
 
     def run_phase(self, phase: str, cancel: CancelToken, report: StepReport) -> str:
         return getattr(self, f"_phase_{phase}")(cancel, report)  # type: ignore[no-any-return]
@@ -77,14 +127,10 @@ class StrategyWorkload(ArrayWorkload):
         return self.config
 
     def _phase_data_loading(self, cancel: CancelToken, report: StepReport) -> str:
-        pairs = [(s, t) for s in self.request.symbols for t in self.request.timeframes]
-        for i, (symbol, timeframe) in enumerate(pairs):
-            cancel.raise_if_cancelled("data_loading")
-            frame = candle_data.load_candles(
-                self.data_dir, symbol, timeframe, self.request.start_date, self.request.end_date
-            )
-            self.series.append(_Series(symbol, timeframe, frame))
-            report((i + 1) / len(pairs), f"loaded {symbol} {timeframe}: {len(frame)} candles")
+        if not self.series:  # validate() loads the candles; a caller that skipped it gets it here
+            self.validate()
+        for i, s in enumerate(self.series):
+            report((i + 1) / len(self.series), f"loaded {s.symbol} {s.timeframe}: {len(s.candles)} candles")
         return ", ".join(f"{s.symbol} {s.timeframe}: {len(s.candles)} candles" for s in self.series)
 
     def _phase_indicators(self, cancel: CancelToken, report: StepReport) -> str:

@@ -1,0 +1,226 @@
+"""HttpHostClient: the HostClient port over httpx, one method per host endpoint, every request signed.
+
+Timeouts are values given where the client is built (:class:`HostTimeouts`): health checks use the
+short one, so a dead host costs a background check two seconds and a request nothing. Transport
+errors, 5xx and 503-at-capacity become :class:`HostUnavailableError` (retryable); other 4xx and
+unreadable answers :class:`HostRejectedError`. Idempotent calls are retried by an injected policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urljoin
+
+import httpx
+from pydantic import BaseModel, ValidationError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from backend.errors import HostRejectedError, HostUnavailableError
+from shared.contracts.host import HostHealth, SessionList, SessionView, StartSession
+from shared.contracts.signing import sign
+
+logger = logging.getLogger(__name__)
+
+Model = TypeVar("Model", bound=BaseModel)
+Sleep = Callable[[float], Awaitable[None]]
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class HostTimeouts:
+    connect_s: float = 2.0
+    health_s: float = 2.0
+    request_s: float = 10.0
+    transfer_s: float = 300.0
+
+    def health(self) -> httpx.Timeout:
+        return httpx.Timeout(self.health_s, connect=min(self.connect_s, self.health_s))
+
+    def request(self) -> httpx.Timeout:
+        return httpx.Timeout(self.request_s, connect=self.connect_s)
+
+    def transfer(self) -> httpx.Timeout:
+        return httpx.Timeout(self.transfer_s, connect=self.connect_s)
+
+
+@dataclass(frozen=True)
+class HostRetryPolicy:
+    """Retries of idempotent host calls on HostUnavailableError; tests inject ``sleep`` that never waits."""
+
+    attempts: int = 2
+    initial_wait_s: float = 0.2
+    max_wait_s: float = 1.0
+    sleep: Sleep = asyncio.sleep
+
+    def retrying(self) -> AsyncRetrying:
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.initial_wait_s, max=self.max_wait_s),
+            retry=retry_if_exception_type(HostUnavailableError),
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+
+class HttpHostClient:
+    """``client`` is owned by the caller (closed in the backend's lifespan)."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        secrets: Sequence[str],
+        *,
+        timeouts: HostTimeouts,
+        policy: HostRetryPolicy | None = None,
+    ) -> None:
+        self._client = client
+        self._secrets = list(secrets)
+        self._timeouts = timeouts
+        self._policy = policy or HostRetryPolicy()
+
+    async def health(self, host: str) -> HostHealth:
+        # No retry: the registry checks again on its own schedule.
+        response = await self._send("GET", host, "/health", timeout=self._timeouts.health())
+        return _parse(HostHealth, response, host)
+
+    async def start(self, host: str, command: StartSession) -> SessionView:
+        # Safe to retry: the host answers a repeated start of the same operation with the same session.
+        body = command.model_dump_json().encode()
+        response = await self._retrying("POST", host, "/training/start", body=body)
+        return _parse(SessionView, response, host)
+
+    async def status(self, host: str, session_id: str) -> SessionView:
+        response = await self._retrying("GET", host, f"/training/status/{session_id}")
+        return _parse(SessionView, response, host)
+
+    async def stop(self, host: str, session_id: str) -> SessionView:
+        response = await self._retrying("POST", host, f"/training/stop/{session_id}")
+        return _parse(SessionView, response, host)
+
+    async def acknowledge(self, host: str, session_id: str) -> SessionView:
+        response = await self._retrying("POST", host, f"/training/result/{session_id}/ack")
+        return _parse(SessionView, response, host)
+
+    async def sessions(self, host: str) -> SessionList:
+        response = await self._retrying("GET", host, "/training/sessions")
+        return _parse(SessionList, response, host)
+
+    async def result(self, host: str, session_id: str, *, max_bytes: int) -> bytes:
+        url = _join(host, f"/training/result/{session_id}")
+        async for attempt in self._policy.retrying():
+            with attempt:
+                return await self._stream_bytes(host, url, max_bytes)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def download_model(self, host: str, url: str, destination: Path, *, max_bytes: int) -> None:
+        """Stream into ``destination`` in 1 MiB chunks: memory stays bounded whatever the model size."""
+        target = _join(host, url)
+        try:
+            async with self._client.stream(
+                "GET", target, headers=self._headers(b""), timeout=self._timeouts.transfer()
+            ) as response:
+                await _raise_for_status(response, host)
+                written = 0
+                with destination.open("wb") as sink:
+                    async for chunk in response.aiter_bytes(_CHUNK):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise HostRejectedError(
+                                f"model from {target} exceeds {max_bytes} bytes (MODELYARD_MAX_MODEL_BYTES)",
+                                host=host,
+                                limit=max_bytes,
+                            )
+                        sink.write(chunk)
+        except httpx.TransportError as exc:
+            raise HostUnavailableError(f"downloading {target} failed: {exc!r}", host=host) from exc
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def _headers(self, body: bytes) -> dict[str, str]:
+        return sign(self._secrets, body) if self._secrets else {}
+
+    async def _retrying(self, method: str, host: str, path: str, *, body: bytes = b"") -> httpx.Response:
+        async for attempt in self._policy.retrying():
+            with attempt:
+                return await self._send(method, host, path, body=body, timeout=self._timeouts.request())
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    async def _send(
+        self, method: str, host: str, path: str, *, timeout: httpx.Timeout, body: bytes = b""
+    ) -> httpx.Response:
+        # Signed afresh per attempt, so a retry never carries a stale timestamp.
+        headers = {"content-type": "application/json", **self._headers(body)} if body else self._headers(body)
+        url = _join(host, path)
+        try:
+            response = await self._client.request(method, url, content=body, headers=headers, timeout=timeout)
+        except httpx.TransportError as exc:
+            raise HostUnavailableError(
+                f"host {host} did not answer {method} {path}: {exc!r}", host=host
+            ) from exc
+        await _raise_for_status(response, host)
+        return response
+
+    async def _stream_bytes(self, host: str, url: str, max_bytes: int) -> bytes:
+        try:
+            async with self._client.stream(
+                "GET", url, headers=self._headers(b""), timeout=self._timeouts.transfer()
+            ) as response:
+                await _raise_for_status(response, host)
+                body = bytearray()
+                async for chunk in response.aiter_bytes(_CHUNK):
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise HostRejectedError(
+                            f"result from {url} exceeds {max_bytes} bytes (MODELYARD_CALLBACK_MAX_BYTES)",
+                            host=host,
+                            limit=max_bytes,
+                        )
+                return bytes(body)
+        except httpx.TransportError as exc:
+            raise HostUnavailableError(f"host {host} did not send {url}: {exc!r}", host=host) from exc
+
+
+def _join(host: str, path: str) -> str:
+    return urljoin(host.rstrip("/") + "/", path.lstrip("/")) if not path.startswith("http") else path
+
+
+async def _raise_for_status(response: httpx.Response, host: str) -> None:
+    status = response.status_code
+    if status < 300:
+        return
+    await response.aread()
+    error = _error_of(response)
+    message = f"host {host} answered {response.request.method} {response.request.url.path} with HTTP {status}"
+    if error.get("message"):
+        message += f": {error['message']}"
+    details = {"host": host, "status": status, "host_error": error.get("code")}
+    if status >= 500 or status in (408, 429):
+        retry_after = response.headers.get("retry-after")
+        seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+        raise HostUnavailableError(message, retry_after_s=seconds, **details)
+    raise HostRejectedError(message, **details)
+
+
+def _error_of(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"message": response.text[:300]}
+    error = body.get("error") if isinstance(body, dict) else None
+    return dict(error) if isinstance(error, dict) else {"message": str(body)[:300]}
+
+
+def _parse(model: type[Model], response: httpx.Response, host: str) -> Model:
+    try:
+        return model.model_validate_json(response.content)
+    except ValidationError as exc:
+        raise HostRejectedError(
+            f"host {host} sent a {model.__name__} this backend cannot read ({exc.error_count()} problem(s): "
+            f"{exc.errors()[0]['msg']}); are backend and host the same modelyard version?",
+            host=host,
+        ) from exc

@@ -1,0 +1,33 @@
+"""POST /api/v1/callbacks/host-result: where hosts deliver finished models (the ``callback_url``).
+
+Order matters: size limit while reading, signature over the raw bytes, and only then parsing. Every
+rejection is a 4xx with nothing stored and the operation untouched; a 2xx means the model is stored
+(or was already: a repeated delivery answers ``duplicate: true``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from backend.api.dependencies import ComponentsDep
+from backend.api.error_handlers import error_responses
+from backend.api.host_access import check_signed, read_body_limited
+from backend.services.result_ingest import parse_payload
+from shared.trainkit.executor.types import ModelRef
+
+router = APIRouter(prefix="/api/v1/callbacks", tags=["host mode"])
+
+
+@router.post("/host-result", responses=error_responses(401, 404, 409, 413, 422, 503))
+async def receive_host_result(request: Request, components: ComponentsDep) -> dict[str, Any]:
+    """A host's result payload (gzip+base64 model inline, or a reference to stream), signed."""
+    settings = components.settings
+    body = await read_body_limited(request, settings.callback_max_bytes)
+    check_signed(request, body, settings.secrets, allow_loopback=False)
+    payload = parse_payload(body)
+    with components.logs.capture(payload.operation_id):
+        outcome = await components.ingest.ingest(payload)
+    model = outcome.model.as_dict() if isinstance(outcome.model, ModelRef) else outcome.model
+    return {"operation_id": outcome.operation_id, "model": model, "duplicate": outcome.duplicate}

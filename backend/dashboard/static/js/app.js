@@ -1,0 +1,67 @@
+// Hash routing: each route renders into <main> and returns a cleanup function run on leaving it.
+
+import { api } from "./api.js";
+import { clear, h } from "./dom.js";
+import * as trainings from "./pages/trainings.js";
+import * as training from "./pages/training.js";
+import * as wizard from "./pages/wizard.js";
+import * as models from "./pages/models.js";
+import * as compare from "./pages/compare.js";
+import * as system from "./pages/system.js";
+
+const ROUTES = [
+  { pattern: /^#\/trainings\/([^/?]+)$/, nav: "trainings", page: training },
+  { pattern: /^#\/trainings(?:\?(.*))?$/, nav: "trainings", page: trainings },
+  { pattern: /^#\/new$/, nav: "new", page: wizard },
+  { pattern: /^#\/models$/, nav: "models", page: models },
+  { pattern: /^#\/compare(?:\?(.*))?$/, nav: "compare", page: compare },
+  { pattern: /^#\/system$/, nav: "system", page: system },
+];
+
+const main = () => document.getElementById("main");
+let cleanup = null;
+
+function route() {
+  const hash = window.location.hash || "#/trainings";
+  const match = ROUTES.map((r) => ({ r, m: hash.match(r.pattern) })).find((x) => x.m);
+  if (cleanup) cleanup();
+  cleanup = null;
+  for (const link of document.querySelectorAll("[data-nav]")) {
+    if (match && link.dataset.nav === match.r.nav) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  const root = clear(main());
+  if (!match) {
+    root.append(h("h1", { text: "Page not found" }), h("p", {}, "No page at ", h("code", { text: hash }), ". ", h("a", { href: "#/trainings", text: "Go to trainings" })));
+    return;
+  }
+  const result = match.r.page.render(root, decodeURIComponent(match.m[1] || ""));
+  cleanup = typeof result === "function" ? result : null;
+}
+
+/** Move focus to the page after a navigation so keyboard and screen reader users land on it. */
+function focusMain() {
+  const heading = main().querySelector("h1");
+  if (heading) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus({ preventScroll: true });
+  }
+}
+
+async function showServer() {
+  const slot = document.getElementById("server-state");
+  try {
+    const sys = await api("/api/v1/system");
+    slot.textContent = `v${sys.version} · ${sys.device} · ${sys.database.split(":")[0]}`;
+  } catch (exc) {
+    slot.textContent = exc.message;
+  }
+}
+
+window.addEventListener("hashchange", () => {
+  route();
+  focusMain();
+});
+if (!window.location.hash) window.history.replaceState(null, "", "#/trainings");
+route();
+showServer();

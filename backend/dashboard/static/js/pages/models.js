@@ -1,0 +1,101 @@
+// Models: strategy → symbol/timeframe → versions with metrics; latest marked; download and delete.
+
+import { api } from "../api.js";
+import { clear, confirmAction, h, pageHead } from "../dom.js";
+import { fmtBytes, fmtDate, fmtNumber, fmtPercent } from "../format.js";
+import { modelDownloadUrl } from "./training_results.js";
+
+function versionRow(v, reload) {
+  const test = v.metrics?.test || {};
+  const fit = v.metrics?.fit || {};
+  const error = h("div", { class: "action-error", role: "alert" });
+  const del = h("button", {
+    type: "button",
+    class: "btn btn-danger btn-small",
+    "aria-label": `Delete ${v.strategy}/${v.name} version ${v.version}`,
+    text: "Delete",
+    onclick: async () => {
+      const yes = await confirmAction("Delete this model version?", `${v.strategy}/${v.name} v${v.version} and its files are removed from the model store. This cannot be undone.`, "Delete version");
+      if (!yes) return;
+      del.disabled = true;
+      try {
+        await api(`/api/v1/models/${encodeURIComponent(v.strategy)}/${encodeURIComponent(v.name)}/versions/${v.version}`, { method: "DELETE" });
+        reload();
+      } catch (exc) {
+        error.textContent = `Could not delete: ${exc.message}`;
+        del.disabled = false;
+      }
+    },
+  });
+  return h(
+    "tr",
+    { "data-version": v.version },
+    h("td", {}, h("strong", { text: `v${v.version}` }), " ", v.is_latest ? h("span", { class: "badge latest", text: "latest" }) : null),
+    h("td", { text: fmtDate(v.created_at) }),
+    h("td", { class: "num", text: test.accuracy === undefined ? "—" : fmtPercent(test.accuracy) }),
+    h("td", { class: "num", text: fmtNumber(test.macro_f1, 3) }),
+    h("td", { class: "num", text: fmtNumber(fit.best_val_loss) }),
+    h("td", { class: "num", text: fmtNumber(fit.epochs_trained) }),
+    h("td", { class: "num", text: fmtBytes(v.size_bytes) }),
+    h("td", {}, h("div", { class: "toolbar" }, h("a", { class: "btn btn-small", href: modelDownloadUrl(v), download: "", "data-action": "download", text: "Download" }), del), error),
+  );
+}
+
+function versionsTable(detail, reload) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      {},
+      h("thead", {}, h("tr", {}, ["Version", "Created", "Accuracy", "Macro F1", "Best val loss", "Epochs", "Size", ""].map((t, i) => h("th", { scope: "col", class: i >= 2 && i <= 6 ? "num" : "", text: t })))),
+      h("tbody", {}, detail.versions.map((v) => versionRow(v, reload))),
+    ),
+  );
+}
+
+function modelEntry(m, reload) {
+  const body = h("div", { style: { padding: "0 0 .8rem" } }, h("p", { class: "muted", text: "Loading versions…" }));
+  const details = h("details", { class: "model", "data-model": `${m.strategy}/${m.name}` },
+    h("summary", {}, h("span", { class: "mono", text: m.name }), h("span", { class: "badge", text: `${m.versions} version${m.versions === 1 ? "" : "s"}` }), h("span", { class: "muted", style: { fontWeight: 400 }, text: `latest v${m.latest_version ?? "—"} · ${fmtDate(m.updated_at)}` })),
+    body);
+  let loaded = false;
+  details.addEventListener("toggle", async () => {
+    if (!details.open || loaded) return;
+    loaded = true;
+    try {
+      clear(body, versionsTable(await api(`/api/v1/models/${encodeURIComponent(m.strategy)}/${encodeURIComponent(m.name)}`), reload));
+    } catch (exc) {
+      clear(body, h("div", { class: "action-error", role: "alert", text: `Could not load versions: ${exc.message}` }));
+      loaded = false;
+    }
+  });
+  return details;
+}
+
+export function render(root) {
+  const list = h("div", {}, h("p", { class: "muted", text: "Loading models…" }));
+  const error = h("div", { class: "action-error", role: "alert" });
+  const opened = new Set();
+  const load = async () => {
+    for (const d of list.querySelectorAll("details[open]")) opened.add(d.dataset.model);
+    try {
+      const models = await api("/api/v1/models");
+      if (!models.length) {
+        clear(list, h("div", { class: "panel empty", text: "No models yet. A completed training stores its model here." }));
+        return;
+      }
+      const byStrategy = Map.groupBy ? Map.groupBy(models, (m) => m.strategy) : models.reduce((acc, m) => acc.set(m.strategy, [...(acc.get(m.strategy) || []), m]), new Map());
+      clear(list, [...byStrategy.entries()].sort().map(([strategy, items]) =>
+        h("section", { class: "panel", "data-strategy": strategy }, h("h2", {}, h("span", { text: strategy }), h("span", { class: "muted", style: { fontWeight: 400, fontSize: ".85rem" }, text: `${items.length} model${items.length === 1 ? "" : "s"}` })), items.map((m) => {
+          const entry = modelEntry(m, load);
+          if (opened.has(entry.dataset.model)) entry.open = true;
+          return entry;
+        }))));
+    } catch (exc) {
+      error.textContent = `Could not list models: ${exc.message}`;
+    }
+  };
+  root.append(pageHead("Models", "Versioned models in the store, grouped by strategy. Open one to see its versions.", h("button", { type: "button", class: "btn", text: "Refresh", onclick: load })), error, list);
+  load();
+}

@@ -1,0 +1,120 @@
+// One training: live progress, loss and learning-rate plots, log, decisions, and the outcome.
+
+import { ACTIVE, api, trainingRequest } from "../api.js";
+import { lineChart } from "../charts.js";
+import { clear, h } from "../dom.js";
+import { fmtDuration, fmtNumber, fmtPercent, runSeconds, shortId } from "../format.js";
+import { followOperation } from "../live.js";
+import { logViewer } from "./log_viewer.js";
+import { resultPanels } from "./training_results.js";
+import { progressCell, statusBadge, stopButton } from "./trainings.js";
+
+const METRICS_THROTTLE_MS = 400;
+
+export function lossSeries(history, suffix = "") {
+  const pick = (key) => history.filter((r) => typeof r[key] === "number").map((r) => [r.epoch, r[key]]);
+  return [
+    { name: `train loss${suffix}`, points: pick("train_loss") },
+    { name: `validation loss${suffix}`, points: pick("val_loss"), dashed: true },
+  ];
+}
+
+function card(label, value, id) {
+  return h("div", { class: "card", id }, h("div", { class: "label", text: label }), h("div", { class: "value", text: value }));
+}
+
+function decisionList(decisions) {
+  if (!decisions.length) return h("p", { class: "muted", text: "No decisions yet: early stopping, LR changes and checkpoints appear here." });
+  return h("ul", { class: "stack", style: { listStyle: "none", padding: 0, gap: ".4rem" } }, decisions.map((d) =>
+    h("li", {}, h("span", { class: "badge", text: String(d.kind || "decision").replaceAll("_", " ") }), " ", h("strong", { text: d.epoch ? `epoch ${d.epoch}: ` : "" }), d.message || "")));
+}
+
+export function render(root, id) {
+  const title = h("h1", { text: `Training ${shortId(id)}` });
+  const sub = h("div", { class: "sub mono", text: id });
+  const actions = h("div", { class: "toolbar" });
+  const progress = h("section", { class: "panel", id: "progress-panel" });
+  const cards = h("div", { class: "cards", id: "current-metrics" });
+  const lossBox = h("div", { id: "loss-chart" });
+  const lrBox = h("div", { id: "lr-chart" });
+  const decisions = h("div", { id: "decisions" });
+  const results = h("div", { id: "results" });
+  const error = h("div", { class: "action-error", role: "alert" });
+  const logs = logViewer(id);
+  let metricsTimer = null;
+  let lastEpochSeen = null;
+  let shownStatus = null;
+  let epochMetrics = {};
+
+  trainingRequest(id).then((req) => {
+    if (req) title.textContent = `${req.strategy || req.workload} · ${req.symbols.join(", ")} ${req.timeframes.join(", ")}`.trim();
+  });
+
+  const drawMetrics = (m) => {
+    clear(lossBox, lineChart({ series: lossSeries(m.history), yLabel: "loss", title: "Loss per epoch" }));
+    clear(lrBox, lineChart({ series: [{ name: "learning rate", points: m.history.filter((r) => typeof r.lr === "number").map((r) => [r.epoch, r.lr]), color: "#7c3aed" }], yLabel: "lr", height: 180, title: "Learning rate per epoch" }));
+    clear(decisions, decisionList(m.decisions || []));
+  };
+  const loadMetrics = async () => {
+    try {
+      drawMetrics(await api(`/api/v1/operations/${encodeURIComponent(id)}/metrics`));
+    } catch (exc) {
+      error.textContent = `Could not load metrics: ${exc.message}`;
+    }
+  };
+  const scheduleMetrics = () => {
+    if (!metricsTimer) metricsTimer = setTimeout(() => { metricsTimer = null; loadMetrics(); }, METRICS_THROTTLE_MS);
+  };
+
+  const update = (op) => {
+    const p = op.progress || {};
+    // Batch reports carry only the running loss; keep the last finished epoch's metrics beside it.
+    if ((p.metrics || {}).train_loss !== undefined) epochMetrics = p.metrics;
+    const m = { ...epochMetrics, ...(p.metrics || {}) };
+    clear(progress, h("h2", {}, "Progress", statusBadge(op.status)), progressCell(op), h("p", { class: "muted", style: { margin: ".5rem 0 0" }, text: p.message || op.mode_reason }));
+    clear(cards,
+      card("Epoch", p.epoch ? `${p.epoch} / ${p.total_epochs ?? "?"}` : "—", "card-epoch"),
+      card("Train loss", fmtNumber(m.train_loss ?? m.loss)),
+      card("Val loss", fmtNumber(m.val_loss)),
+      card("Val accuracy", m.val_accuracy === undefined ? "—" : fmtPercent(m.val_accuracy)),
+      card("Learning rate", fmtNumber(m.lr)),
+      card("Mode · device", op.device ? `${op.execution_mode} · ${op.device}` : op.execution_mode),
+      card("Duration", fmtDuration(runSeconds(op))));
+    if (op.status !== shownStatus) {
+      clear(actions, ACTIVE.has(op.status) && op.status !== "cancelling" ? stopButton(op, update) : null, h("a", { class: "btn", href: `#/compare?ids=${id}`, text: "Compare…" }), h("a", { class: "btn", href: "#/trainings", text: "All trainings" }));
+      shownStatus = op.status;
+    }
+    // A new epoch number means the previous epoch's record exists: reload the history. (Progress events
+    // are coalesced, so the epoch-end report itself may never reach the page.)
+    if (p.epoch && p.epoch !== lastEpochSeen) {
+      lastEpochSeen = p.epoch;
+      scheduleMetrics();
+    }
+  };
+  const finish = (op) => {
+    logs.finish();
+    loadMetrics();
+    clear(results, resultPanels(op));
+  };
+
+  root.append(
+    h("div", { class: "page-head" }, h("div", {}, title, sub), actions),
+    error,
+    progress,
+    cards,
+    h("div", { class: "grid-2" },
+      h("section", { class: "panel" }, h("h2", { text: "Loss" }), lossBox),
+      h("section", { class: "panel" }, h("h2", { text: "Learning rate" }), lrBox)),
+    h("div", { class: "grid-2", style: { marginTop: "1rem" } }, logs.panel, h("section", { class: "panel" }, h("h2", { text: "Decisions" }), decisions)),
+    h("div", { style: { marginTop: "1rem" } }, results),
+  );
+  loadMetrics();
+  const unfollow = followOperation(id, update, finish);
+  // A missing operation: the SSE answers 404, polling then reports it.
+  api(`/api/v1/operations/${encodeURIComponent(id)}`).catch((exc) => { error.textContent = exc.message; });
+  return () => {
+    unfollow();
+    logs.stop();
+    clearTimeout(metricsTimer);
+  };
+}

@@ -1,0 +1,258 @@
+"""HostDispatcher: pending host-mode operations go to a healthy host with a free slot, oldest first.
+
+All hosts busy → the operation waits (pending) for a slot. No healthy host → without ``require_gpu`` it
+runs locally (the fallback reason lands in its warnings and its log); with it, it waits up to the lease
+for a GPU host and then fails ``host_unavailable``. A host is asked to start the session first; only
+when it has accepted does the operation become running, with host URL and session id written in the
+same step (before anything waits on the host).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from backend.domain.operations import Operation, OperationError, OperationStatus, Progress, transition
+from backend.domain.ports import DatasetCatalog, HostClient, TrainingRunner
+from backend.errors import HostRejectedError, HostUnavailableError
+from backend.services.host_registry import HostRegistry
+from backend.services.log_capture import LogCapture
+from backend.services.operations import OperationsService
+from shared.contracts.host import DatasetRef, StartSession
+from shared.contracts.training import TrainingRequest, Workload
+from shared.trainkit.errors import ConfigError, TrainkitError
+
+logger = logging.getLogger(__name__)
+
+CALLBACK_PATH = "/api/v1/callbacks/host-result"
+OnStarted = Callable[[str, str, str], None]
+
+
+@dataclass(frozen=True)
+class HostTimings:
+    lease_s: float = 30.0
+    poll_initial_s: float = 1.0
+    poll_max_s: float = 5.0
+    result_pull_delay_s: float = 3.0
+    cancel_grace_s: float = 15.0
+    max_retries: int = 0
+    sweep_interval_s: float = 5.0
+    callback_max_bytes: int = 64 << 20
+
+
+class HostDispatcher:
+    def __init__(
+        self,
+        operations: OperationsService,
+        registry: HostRegistry,
+        client: HostClient,
+        datasets: DatasetCatalog,
+        fallback: TrainingRunner,
+        logs: LogCapture,
+        *,
+        backend_url: str,
+        timings: HostTimings,
+        on_started: OnStarted,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ops = operations
+        self._registry = registry
+        self._client = client
+        self._datasets = datasets
+        self._fallback = fallback
+        self._logs = logs
+        self._backend_url = backend_url.rstrip("/")
+        self._timings = timings
+        self._on_started = on_started
+        self._monotonic = monotonic
+        self._queue: asyncio.Queue[str] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._excluded: dict[str, set[str]] = {}
+        self._digests: dict[tuple[str, int, int], str] = {}
+        self.in_flight: set[str] = set()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._work(), name="host-dispatch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def submit(self, op_id: str) -> None:
+        """Queue a pending host operation. Safe to call from any thread."""
+        if self._loop is None or self._queue is None:
+            raise RuntimeError("HostDispatcher.start() was not awaited")
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, op_id)
+
+    def exclude(self, op_id: str, host_url: str) -> None:
+        """Do not place ``op_id`` on ``host_url`` again (it was lost there)."""
+        self._excluded.setdefault(op_id, set()).add(host_url)
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize() if self._queue else 0
+
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            op_id = await self._queue.get()
+            self.in_flight.add(op_id)
+            try:
+                with self._logs.capture(op_id):
+                    await self.dispatch(op_id)
+            except Exception:
+                logger.exception("dispatch of operation %s failed", op_id)
+            finally:
+                self.in_flight.discard(op_id)
+
+    async def dispatch(self, op_id: str) -> None:
+        """Wait for a slot and start ``op_id`` there, or fall back / fail as the rules say."""
+        waiting_since = self._monotonic()
+        excluded = self._excluded.get(op_id, set())
+        while True:
+            op = await asyncio.to_thread(self._ops.get, op_id)
+            if op.status is not OperationStatus.PENDING:
+                return
+            url = self._registry.place(exclude=sorted(excluded), require_gpu=op.require_gpu)
+            if url is not None:
+                if await self._start_on(url, op):
+                    self._excluded.pop(op_id, None)
+                    return
+            elif not self._any_host_fits(op, excluded):
+                if not op.require_gpu:
+                    await asyncio.to_thread(self._fall_back, op)
+                    return
+                if self._monotonic() - waiting_since > self._timings.lease_s:
+                    await asyncio.to_thread(self._fail_unavailable, op)
+                    return
+            await self._registry.wait_for_change(self._timings.poll_max_s)
+
+    def _any_host_fits(self, op: Operation, excluded: set[str]) -> bool:
+        return any(
+            s.healthy and s.url not in excluded and (s.has_gpu or not op.require_gpu)
+            for s in self._registry.states()
+        )
+
+    async def _start_on(self, url: str, op: Operation) -> bool:
+        """True when the operation is settled (running there, failed or cancelled); False to retry."""
+        try:
+            command = await asyncio.to_thread(self._command, op)
+        except TrainkitError as exc:
+            self._registry.release(url)
+            await asyncio.to_thread(self._ops.fail, op.id, OperationError(exc.code, exc.message))
+            return True
+        try:
+            view = await self._client.start(url, command)
+        except HostUnavailableError as exc:
+            self._registry.release(url)
+            if exc.details.get("status") is None:
+                self._registry.mark_down(url, exc.message)
+            logger.info("operation %s not started on %s: %s", op.id, url, exc.message)
+            return False
+        except HostRejectedError as exc:
+            self._registry.release(url)
+            error = OperationError("host_rejected", exc.message, {"host": url})
+            await asyncio.to_thread(self._ops.fail, op.id, error)
+            return True
+        self._registry.claimed(url)
+        if not await asyncio.to_thread(self._claim, op.id, url, view.session_id):
+            logger.info("operation %s was cancelled while its host session started; stopping it", op.id)
+            with contextlib.suppress(HostUnavailableError, HostRejectedError):
+                await self._client.stop(url, view.session_id)
+            return True
+        logger.info("operation %s runs on host %s as session %s", op.id, url, view.session_id)
+        self._on_started(op.id, url, view.session_id)
+        return True
+
+    def _claim(self, op_id: str, url: str, session_id: str) -> bool:
+        """pending → running with the host and session recorded in one write; False if no longer pending."""
+
+        def change(op: Operation) -> Operation:
+            if op.status is not OperationStatus.PENDING:
+                return op
+            running = transition(op, OperationStatus.RUNNING, self._ops.now())
+            return running.with_changes(
+                host_url=url,
+                host_session_id=session_id,
+                attempts=op.attempts + 1,
+                progress=Progress(phase="starting", message=f"on host {url}"),
+            )
+
+        op = self._ops.update(op_id, change)
+        if op.status is not OperationStatus.RUNNING or op.host_session_id != session_id:
+            return False
+        self._ops.track(op)
+        return True
+
+    def _command(self, op: Operation) -> StartSession:
+        """What the host needs: the request and every data file it reads (the host shares no disk)."""
+        request = TrainingRequest.model_validate(op.request)
+        if request.workload is Workload.PLUGIN:
+            raise ConfigError(
+                "plugin trainings run only in local mode: plugins are allowlisted per machine",
+                field="workload",
+            )
+        refs = []
+        for symbol in request.symbols:
+            for timeframe in request.timeframes:
+                path = self._datasets.path_of(symbol, timeframe)
+                url = f"{self._backend_url}/api/v1/data/{symbol}/{timeframe}/download"
+                refs.append(DatasetRef(filename=path.name, sha256=self._sha256(path), url=url))
+        if request.tabular is not None:
+            path = self._datasets.file_path(request.tabular.dataset)
+            url = f"{self._backend_url}/api/v1/data/files/{quote(request.tabular.dataset)}/download"
+            refs.append(DatasetRef(filename=path.name, sha256=self._sha256(path), url=url))
+            # The host puts every file flat in its data folder: name the dataset as it lands there.
+            tabular = request.tabular.model_copy(update={"dataset": path.name})
+            request = request.model_copy(update={"tabular": tabular})
+        return StartSession(
+            operation_id=op.id,
+            request=request,
+            callback_url=self._backend_url + CALLBACK_PATH,
+            datasets=refs,
+        )
+
+    def _sha256(self, path: Path) -> str:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._digests:
+            digest = hashlib.sha256()
+            with path.open("rb") as source:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(block)
+            self._digests[key] = digest.hexdigest()
+        return self._digests[key]
+
+    def _fall_back(self, op: Operation) -> None:
+        warning = "no healthy host service when the training was dispatched; fell back to local execution"
+
+        def change(current: Operation) -> Operation:
+            if current.status is not OperationStatus.PENDING:
+                return current
+            return current.with_changes(
+                execution_mode="local", mode_reason=warning, warnings=(*current.warnings, warning)
+            )
+
+        self._ops.update(op.id, change)
+        logger.warning("operation %s: %s", op.id, warning)
+        self._fallback.submit(op.id)
+
+    def _fail_unavailable(self, op: Operation) -> None:
+        message = (
+            f"no host service with a GPU came up within {self._timings.lease_s:.0f} s (MODELYARD_HOST_LEASE_S) "
+            "and this training requires a GPU; start a GPU host or drop require_gpu"
+        )
+        logger.error("operation %s: %s", op.id, message)
+        self._ops.fail(op.id, OperationError("host_unavailable", message))

@@ -1,0 +1,152 @@
+"""InstanceLease: this backend's lease on the shared database, and the takeover of dead backends' work.
+
+Each backend process registers a row and renews its heartbeat every third of the lease. Restart
+recovery and a periodic sweep fail (``interrupted``) or cancel only the local operations whose owner is
+dead (see :mod:`backend.domain.instances`), so a second ``modelyard serve`` on the same database, or
+several backends sharing PostgreSQL, never touch each other's live trainings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from backend.domain.instances import BackendInstance, Liveness, liveness
+from backend.domain.operations import INTERRUPTED, OperationError, OperationStatus
+from backend.domain.ports import Clock, InstanceRepository
+from backend.errors import BackendError
+from backend.services.operations import OperationsService
+
+logger = logging.getLogger(__name__)
+
+
+def machine_key() -> str | None:
+    """This boot of this machine and this pid namespace (Linux); None where that cannot be known."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{namespace}"[:200]
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+class InstanceLease:
+    def __init__(
+        self,
+        repo: InstanceRepository,
+        operations: OperationsService,
+        clock: Clock,
+        *,
+        lease_s: float,
+        pid_alive: Callable[[int], bool] = process_exists,
+        machine: Callable[[], str | None] = machine_key,
+    ) -> None:
+        self._repo = repo
+        self._ops = operations
+        self._clock = clock
+        self._lease_s = lease_s
+        self._pid_alive = pid_alive
+        now = clock.now()
+        self.me = BackendInstance(
+            id=operations.instance_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            machine_key=machine(),
+            started_at=now,
+            heartbeat_at=now,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._swept = False
+
+    def register(self) -> None:
+        self._repo.register(self.me)
+        logger.info("backend instance %s registered (lease %.0f s)", self.me.id, self._lease_s)
+
+    def others_alive(self) -> bool:
+        live, _ = self._snapshot()
+        return bool(live.alive - {self.me.id})
+
+    def sweep(self) -> list[str]:
+        """Renew this lease, then take over what dead backends left running; the ids taken over."""
+        if not self._repo.heartbeat(self.me.id, self._clock.now()):
+            logger.warning("the lease of backend instance %s had lapsed; registering it again", self.me.id)
+            self._repo.register(self.me)
+        live, dead = self._snapshot()
+        # Operations only lose their owner when an instance dies (or, at start, from before leases).
+        reclaimed = self._reclaim(live) if dead or not self._swept else []
+        self._swept = True
+        for instance in dead:
+            logger.warning(
+                "backend instance %s (%s pid %d) stopped renewing its lease; its work was taken over",
+                instance.id,
+                instance.hostname,
+                instance.pid,
+            )
+            self._repo.remove(instance.id)
+        return reclaimed
+
+    def _snapshot(self) -> tuple[Liveness, list[BackendInstance]]:
+        return liveness(
+            self._repo.all(),
+            me=self.me,
+            now=self._clock.now(),
+            lease_s=self._lease_s,
+            pid_alive=self._pid_alive,
+        )
+
+    def _reclaim(self, live: Liveness) -> list[str]:
+        """Cancelling → cancelled, running → failed/interrupted, for every operation of a dead owner."""
+        reclaimed = []
+        for op in self._ops.active_local():
+            if not live.is_dead(op.owner_id):
+                continue
+            try:
+                if op.status is OperationStatus.CANCELLING:
+                    self._ops.mark_cancelled(op.id)
+                else:
+                    message = "the backend running this operation stopped; start the training again"
+                    details = {"previous_status": op.status.value, "owner": op.owner_id}
+                    self._ops.fail(op.id, OperationError(INTERRUPTED, message, details))
+            except BackendError as exc:  # another backend took it over first
+                logger.info("operation %s was already taken over: %s", op.id, exc)
+                continue
+            logger.warning("operation %s of a stopped backend was %s: taken over", op.id, op.status.value)
+            reclaimed.append(op.id)
+        return reclaimed
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._renew_forever(), name="instance-lease")
+
+    async def stop(self) -> None:
+        """Stop renewing and drop the row, so a restart need not wait for the lease to expire."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await asyncio.to_thread(self._repo.remove, self.me.id)
+        except Exception:
+            logger.exception("could not remove the lease of backend instance %s", self.me.id)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                await asyncio.to_thread(self.sweep)
+            except Exception:
+                logger.exception("renewing the lease of backend instance %s failed", self.me.id)

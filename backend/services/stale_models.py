@@ -1,0 +1,52 @@
+"""StaleModelSweeper: removes what crashed model saves left in the store, at start and periodically.
+
+At start this process has no save in flight, so when no other backend is alive every leftover goes at
+once; otherwise (and every ``interval_s`` while running) only leftovers older than ``max_age_s`` go, as
+a younger temp folder may be a save another backend (or this one) is still writing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+Cleanup = Callable[[float], list[str]]
+
+
+class StaleModelSweeper:
+    def __init__(
+        self, cleanup: Cleanup | None, *, interval_s: float = 600.0, max_age_s: float = 3600.0
+    ) -> None:
+        self._cleanup = cleanup
+        self._interval_s = interval_s
+        self._max_age_s = max_age_s
+        self._task: asyncio.Task[None] | None = None
+
+    def sweep(self, *, everything: bool = False) -> list[str]:
+        if self._cleanup is None:
+            return []
+        removed = self._cleanup(0.0 if everything else self._max_age_s)
+        if removed:
+            logger.warning("removed %d half-written model folder(s): %s", len(removed), removed)
+        return removed
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._sweep_forever(), name="stale-model-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                await asyncio.to_thread(self.sweep)
+            except Exception:
+                logger.exception("sweeping stale model folders failed")

@@ -1,0 +1,78 @@
+"""The dashboard's files and its two read-only API routes, over HTTP (no browser needed)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser.conftest import Backend
+
+pytestmark = [pytest.mark.e2e]
+
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"  # a name, never fetched
+
+
+def test_page_is_served_at_the_root_with_module_scripts(backend: Backend) -> None:
+    response = backend.http.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="/dashboard/js/app.js">' in response.text
+
+
+def test_every_asset_the_page_imports_is_served_locally(backend: Backend) -> None:
+    seen: set[str] = set()
+    queue = ["/dashboard/js/app.js"]
+    while queue:
+        path = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        response = backend.http.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith("text/javascript")
+        urls = set(re.findall(r"https?://[^\s\"'`]+", response.text)) - {SVG_NAMESPACE}
+        assert not urls, f"{path} reaches outside: {urls}"
+        base = path.rsplit("/", 1)[0]
+        for target in re.findall(r'from "(\.{1,2}/[^"]+)"', response.text):
+            parts = f"{base}/{target}".split("/")
+            resolved: list[str] = []
+            for part in parts:
+                if part == "..":
+                    resolved.pop()
+                elif part != ".":
+                    resolved.append(part)
+            queue.append("/".join(resolved))
+    assert len(seen) >= 10
+    assert backend.http.get("/dashboard/css/dashboard.css").headers["content-type"].startswith("text/css")
+
+
+@pytest.mark.parametrize("path", ["/dashboard/../main.py", "/dashboard/js/missing.js", "/dashboard/index.py"])
+def test_paths_outside_the_assets_are_not_found(backend: Backend, path: str) -> None:
+    response = backend.http.get(path)
+    assert response.status_code == 404
+    assert "error" in response.json()
+
+
+def test_operation_request_names_strategy_symbol_and_overrides(backend: Backend) -> None:
+    op_id = backend.start_training(epochs=2)
+    body = backend.http.get(f"/api/v1/operations/{op_id}/request").json()
+    assert body["strategy"] == "trend_momentum"
+    assert (body["symbols"], body["timeframes"]) == (["EURUSD"], ["1h"])
+    assert body["overrides"] == {"epochs": 2}
+    backend.wait_status(op_id, {"completed", "failed", "cancelled"})
+
+
+def test_request_of_an_unknown_operation_is_404(backend: Backend) -> None:
+    response = backend.http.get("/api/v1/operations/op_nope/request")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "operation_not_found"
+
+
+def test_strategy_source_returns_the_file_and_names_known_ones_when_missing(backend: Backend) -> None:
+    assert (
+        "name: trend_momentum" in backend.http.get("/api/v1/strategies/trend_momentum/source").json()["yaml"]
+    )
+    missing = backend.http.get("/api/v1/strategies/nope/source")
+    assert missing.status_code == 404
+    assert "trend_momentum" in missing.json()["error"]["message"]

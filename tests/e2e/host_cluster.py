@@ -1,0 +1,210 @@
+"""Real backend and host processes on 127.0.0.1 for the host-mode e2e tests.
+
+Each process gets its own working folder (no shared filesystem: the host downloads data from the
+backend), a free port, a log file, and is killed at the end whatever happens. Every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.contracts.signing import sign
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = "e2e-host-secret"
+START_DEADLINE_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELYARD_") and k != "DATABASE_URL"}
+    env.update(PYTHONPATH=str(REPO), MODELYARD_SHARED_SECRET=SECRET, **extra)
+    return env
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Process:
+    """One server process; ``ready()`` is its health probe."""
+
+    def __init__(self, name: str, folder: Path, command: list[str], env: dict[str, str], port: int) -> None:
+        self.name, self.folder, self.command, self.env, self.port = name, folder, command, env, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = folder / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def launch(self) -> Process:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.command, cwd=self.folder, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def ready(self) -> bool:
+        if not self.alive():
+            raise AssertionError(f"{self.name} exited:\n{self.log()[-3000:]}")
+        try:
+            return httpx.get(self.url + "/health", headers=sign(SECRET, b""), timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+
+def host_process(folder: Path, *, capacity: int = 1, port: int | None = None) -> Process:
+    port = port or free_port()
+    env = clean_env(
+        MODELYARD_HOST_STOP_GRACE_S="3",
+        MODELYARD_HOST_HEARTBEAT_INTERVAL_S="0.5",
+        MODELYARD_HOST_PROGRESS_PERSIST_INTERVAL_S="0.5",
+        MODELYARD_HOST_POLL_INTERVAL_S="0.1",
+        MODELYARD_HOST_CALLBACK_ATTEMPTS="3",
+        MODELYARD_HOST_CALLBACK_INITIAL_WAIT_S="0.2",
+        MODELYARD_HOST_CALLBACK_MAX_WAIT_S="0.5",
+        MODELYARD_HOST_CALLBACK_TIMEOUT_S="20",
+    )
+    command = [sys.executable, "-m", "host_service", "--port", str(port), "--work-dir", str(folder / "work")]
+    command += ["--capacity", str(capacity)]
+    return Process(f"host-{port}", folder, command, env, port)
+
+
+def backend_process(
+    folder: Path, hosts: Iterable[str], *, port: int | None = None, **settings: str
+) -> Process:
+    port = port or free_port()
+    env = clean_env(
+        MODELYARD_PORT=str(port),
+        MODELYARD_DATABASE_URL=f"sqlite:///{folder / 'var' / 'modelyard.db'}",
+        MODELYARD_MODELS_DIR=str(folder / "models"),
+        MODELYARD_DATA_DIR=str(folder / "data"),
+        MODELYARD_STRATEGIES_DIR=str(REPO / "strategies"),
+        MODELYARD_RUNS_DIR=str(folder / "runs"),
+        MODELYARD_HOSTS=",".join(hosts),
+        MODELYARD_PROGRESS_WRITE_INTERVAL_S="0.2",
+        MODELYARD_HOST_HEALTH_INTERVAL_S="0.3",
+        MODELYARD_HOST_HEALTH_TIMEOUT_S="1",
+        MODELYARD_HOST_LEASE_S="3",
+        MODELYARD_HOST_POLL_INITIAL_S="0.2",
+        MODELYARD_HOST_POLL_MAX_S="0.5",
+        MODELYARD_HOST_RESULT_PULL_DELAY_S="1",
+        MODELYARD_CANCEL_GRACE_S="8",
+        MODELYARD_CALLBACK_MAX_BYTES=str(1 << 20),
+        **{f"MODELYARD_{k.upper()}": v for k, v in settings.items()},
+    )
+    return Process(f"backend-{port}", folder, [sys.executable, "-m", "backend.server"], env, port)
+
+
+def start_all(processes: list[Process]) -> None:
+    """Launch together (they start in parallel), then wait for every health probe."""
+    for process in processes:
+        process.launch()
+    for process in processes:
+        wait_until(process.ready, START_DEADLINE_S, f"{process.name} to answer /health", every=0.2)
+
+
+class Api:
+    """The backend's REST API, as a user (curl) sees it."""
+
+    def __init__(self, backend: Process) -> None:
+        self.backend = backend
+        self.http = httpx.Client(base_url=backend.url, timeout=20)
+
+    def train(self, *, epochs: int = 2, mode: str | None = "host", **extra: Any) -> httpx.Response:
+        body: dict[str, Any] = {
+            "strategy": "trend_momentum",
+            "symbol": "EURUSD",
+            "timeframe": "1h",
+            "overrides": {"epochs": epochs, "early_stopping_patience": 0},
+            **extra,
+        }
+        if mode is not None:
+            body["execution_mode"] = mode
+        return self.http.post("/api/v1/trainings", json=body)
+
+    def start(self, **kwargs: Any) -> str:
+        response = self.train(**kwargs)
+        assert response.status_code == 202, response.text
+        return str(response.json()["operation_id"])
+
+    def op(self, op_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.http.get(f"/api/v1/operations/{op_id}").json()
+        return body
+
+    def wait(
+        self, op_id: str, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60
+    ) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+
+        def probe() -> bool:
+            nonlocal seen
+            seen = self.op(op_id)
+            return check(seen)
+
+        try:
+            wait_until(probe, timeout, f"{op_id} to have {what}", every=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen {seen}\n{self.backend.log()[-3000:]}") from None
+        return seen
+
+    def finished(self, op_id: str, timeout: float = 60) -> dict[str, Any]:
+        return self.wait(
+            op_id, lambda b: b["status"] in ("completed", "failed", "cancelled"), "ended", timeout
+        )
+
+    def hosts_healthy(self, count: int) -> bool:
+        hosts = self.http.get("/api/v1/system").json()["hosts"]
+        return sum(1 for h in hosts if h["healthy"]) >= count
+
+    def close(self) -> None:
+        self.http.close()
+
+    def versions(self, strategy: str = "trend_momentum", name: str = "EURUSD_1h") -> list[int]:
+        response = self.http.get(f"/api/v1/models/{strategy}/{name}")
+        return [v["version"] for v in response.json()["versions"]] if response.status_code == 200 else []
+
+
+def host_get(host: Process, path: str) -> httpx.Response:
+    return httpx.get(host.url + path, headers=sign(SECRET, b""), timeout=10)
+
+
+def host_post(host: Process, path: str) -> httpx.Response:
+    return httpx.post(host.url + path, headers=sign(SECRET, b""), timeout=10)
+
+
+def live_sessions(host: Process) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = host_get(host, "/training/sessions").json()["items"]
+    return [s for s in items if s["status"] in ("starting", "running", "stopping")]
