@@ -60,9 +60,15 @@ def create_app(
                 "no MODELYARD_SHARED_SECRET configured: requests and callbacks are NOT signed; "
                 "acceptable on loopback for development only"
             )
-        timeout = httpx.Timeout(settings.callback_timeout_s, connect=5.0)
-        async with httpx.AsyncClient(timeout=timeout, transport=backend_transport) as client:
-            components = _build(settings, client, launcher, retry_policy, device, clock, new_id, version)
+        # Two clients, two budgets: a callback is small, a dataset download may be large and slow.
+        callback_timeout = httpx.Timeout(settings.callback_timeout_s, connect=5.0)
+        download_timeout = httpx.Timeout(settings.download_timeout_s, connect=5.0)
+        async with (
+            httpx.AsyncClient(timeout=callback_timeout, transport=backend_transport) as client,
+            httpx.AsyncClient(timeout=download_timeout, transport=backend_transport) as downloads,
+        ):
+            clients = (client, downloads)
+            components = _build(settings, clients, launcher, retry_policy, device, clock, new_id, version)
             components.sessions.recover()
             app.state.components = components
             logger.info(
@@ -93,7 +99,7 @@ def create_app(
 
 def _build(
     settings: HostSettings,
-    client: httpx.AsyncClient,
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
     launcher: WorkerLauncher | None,
     retry_policy: CallbackRetryPolicy | None,
     device: dict[str, Any] | None,
@@ -106,7 +112,8 @@ def _build(
         initial_wait_s=settings.callback_initial_wait_s,
         max_wait_s=settings.callback_max_wait_s,
     )
-    backend = HttpBackendClient(client, settings.secrets, policy)
+    callbacks, downloads = clients
+    backend = HttpBackendClient(callbacks, settings.secrets, policy, download_client=downloads)
     store = DiskSessionStore(settings.work_dir)
     ledger = CapacityLedger(settings.capacity, retry_after_s=settings.retry_after_s)
     handoff = ResultHandoff(

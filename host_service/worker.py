@@ -80,13 +80,19 @@ def _watch(
     finished: threading.Event,
     parent_pid: int,
 ) -> None:
+    """One heartbeat per interval until training ends. Once cancelled it waits on ``finished`` (the
+    cancel event stays set, so waiting on it again would return at once and flood the queue: the child
+    then could not exit until the parent had read every heartbeat its queue feeder still held)."""
     while not finished.is_set():
-        if cancel.wait(spec.heartbeat_interval_s) and not token.cancelled:
+        if token.cancelled:
+            finished.wait(spec.heartbeat_interval_s)
+        elif cancel.wait(spec.heartbeat_interval_s):
             token.cancel("stopped on request of the backend")
         if os.getppid() != parent_pid:
             logger.error("host process %d is gone; stopping this orphaned training", parent_pid)
             os._exit(ORPHAN_EXIT_CODE)
-        messages.put(WorkerMessage("heartbeat"))
+        if not finished.is_set():
+            messages.put(WorkerMessage("heartbeat"))
 
 
 def _plain(details: dict[str, Any]) -> dict[str, Any]:

@@ -97,6 +97,8 @@ async def _stream(
                     positions = moved
                     yield sse_message("state", current, positions)
                 continue
+            if _is_stale(item.operation, current):
+                continue  # published before the first state was read: that state already covers it
             current = item.operation
             if item.kind == "progress":
                 held = item
@@ -110,3 +112,9 @@ async def _stream(
             yield sse_message(item.kind, current, positions)
     finally:
         subscription.close()
+
+
+def _is_stale(update: Operation, current: Operation) -> bool:
+    """An event behind what the client already has: same status, less progress (progress never goes
+    backwards within a status). A status change is never stale, so a re-queued operation is still seen."""
+    return update.status is current.status and update.progress.percentage < current.progress.percentage

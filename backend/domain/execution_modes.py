@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from backend.domain.hosts import HostCensus
 from backend.errors import ExecutionModeUnavailableError
 
 
@@ -26,6 +27,10 @@ class HostAvailability(Protocol):
         """At least one healthy host trains on a GPU (CUDA or MPS)."""
         ...
 
+    def census(self) -> HostCensus:
+        """Configured / healthy / free / GPU host counts, so a refusal can say what was missing."""
+        ...
+
 
 class NoHost:
     """No host service configured: host mode is never available."""
@@ -35,6 +40,9 @@ class NoHost:
 
     def has_gpu(self) -> bool:
         return False
+
+    def census(self) -> HostCensus:
+        return HostCensus()
 
 
 @dataclass(frozen=True)
@@ -72,18 +80,27 @@ class ExecutionModeSelector:
         return self._auto(require_gpu)
 
     def _host_mode(self, require_gpu: bool) -> ModeDecision:
-        if require_gpu and self._host.has_gpu():
-            return ModeDecision(ExecutionMode.HOST, "requested host with a GPU; a GPU host is available")
-        if not require_gpu and self._host.is_available():
-            return ModeDecision(ExecutionMode.HOST, "requested host; a host is available")
+        census = self._host.census()
+        if census.usable(require_gpu=require_gpu) > 0:
+            reason = (
+                "requested host with a GPU; a GPU host is available"
+                if require_gpu
+                else "requested host; a host is available"
+            )
+            busy = census.busy(require_gpu=require_gpu)
+            return ModeDecision(ExecutionMode.HOST, f"{reason} ({busy})" if busy else reason)
+        missing = census.missing(require_gpu=require_gpu)
         if require_gpu and not self._local_has_gpu:
             raise ExecutionModeUnavailableError(
-                "host mode was requested with require_gpu, but no host service with a GPU is available; "
-                "start a host service on a CUDA or Apple-silicon machine (modelyard host) and list it in "
-                "MODELYARD_HOSTS, or drop require_gpu",
+                f"host mode was requested with require_gpu, but {_or_drop_gpu(missing)}; this backend "
+                "has no GPU either, so it cannot fall back to local execution",
                 requested=ExecutionMode.HOST.value,
+                configured_hosts=census.configured,
+                healthy_hosts=census.healthy,
+                gpu_hosts=census.with_gpu,
             )
-        warning = "host mode requested but no host service is healthy; fell back to local execution"
+        where = "on this backend's GPU" if require_gpu else "on this backend"
+        warning = f"host mode requested but {missing}; fell back to local execution {where}"
         return ModeDecision(ExecutionMode.LOCAL, warning, (warning,))
 
     def _auto(self, require_gpu: bool) -> ModeDecision:
@@ -91,12 +108,18 @@ class ExecutionModeSelector:
             return ModeDecision(ExecutionMode.LOCAL, "auto: no GPU required, local starts fastest")
         if self._local_has_gpu:
             return ModeDecision(ExecutionMode.LOCAL, "auto: GPU required and available locally")
-        if self._host.has_gpu():
-            return ModeDecision(ExecutionMode.HOST, "auto: GPU required; a GPU host is available")
+        census = self._host.census()
+        if census.with_gpu > 0:
+            busy = census.busy(require_gpu=True)
+            reason = "auto: GPU required; a GPU host is available"
+            return ModeDecision(ExecutionMode.HOST, f"{reason} ({busy})" if busy else reason)
         raise ExecutionModeUnavailableError(
-            "a GPU is required but there is none locally and no host service is available; "
-            "start the host service or set require_gpu to false",
+            f"a GPU is required but this backend has none and "
+            f"{_or_drop_gpu(census.missing(require_gpu=True))}",
             requested="auto",
+            configured_hosts=census.configured,
+            healthy_hosts=census.healthy,
+            gpu_hosts=census.with_gpu,
         )
 
     def _local(self, require_gpu: bool, reason: str) -> ModeDecision:
@@ -107,3 +130,7 @@ class ExecutionModeSelector:
                 requested="local",
             )
         return ModeDecision(ExecutionMode.LOCAL, reason)
+
+
+def _or_drop_gpu(missing: str) -> str:
+    return missing if "require_gpu" in missing else f"{missing}; or drop require_gpu"

@@ -91,3 +91,58 @@ def next_poll_interval(current: float, *, initial: float, maximum: float, change
     if changed:
         return initial
     return min(max(current, initial) * 1.5, maximum)
+
+
+@dataclass(frozen=True)
+class HostCensus:
+    """How many configured hosts could take a training right now, by what they lack."""
+
+    configured: int = 0
+    healthy: int = 0
+    with_free_slot: int = 0
+    with_gpu: int = 0
+    with_gpu_and_free_slot: int = 0
+
+    def usable(self, *, require_gpu: bool) -> int:
+        return self.with_gpu if require_gpu else self.healthy
+
+    def missing(self, *, require_gpu: bool) -> str:
+        """What keeps host mode from running this training, and what the user can do; "" when nothing."""
+        if self.configured == 0:
+            return (
+                "no host service is configured (MODELYARD_HOSTS is empty); start one with "
+                "`modelyard host` on the training machine and list its URL in MODELYARD_HOSTS"
+            )
+        if self.healthy == 0:
+            return (
+                f"no host service is healthy (0 of {self.configured} configured answered its last health "
+                "check); start it (`modelyard host`) or see GET /api/v1/system for each host's state"
+            )
+        if require_gpu and self.with_gpu == 0:
+            return (
+                f"none of the {self.healthy} healthy host service(s) has a GPU (they train on CPU); start a "
+                "host on a CUDA or Apple-silicon machine, or drop require_gpu"
+            )
+        return ""
+
+    def busy(self, *, require_gpu: bool) -> str:
+        """Why a usable host cannot start it at once; "" when one has a free slot."""
+        free = self.with_gpu_and_free_slot if require_gpu else self.with_free_slot
+        if free > 0:
+            return ""
+        return (
+            f"every one of the {self.usable(require_gpu=require_gpu)} usable host service(s) has no free "
+            "slot; the training waits (pending) for one, or cancel it and use execution_mode local"
+        )
+
+
+def census_of(states: Iterable[HostState]) -> HostCensus:
+    states = list(states)
+    healthy = [s for s in states if s.healthy]
+    return HostCensus(
+        configured=len(states),
+        healthy=len(healthy),
+        with_free_slot=sum(1 for s in healthy if s.free_slots > 0),
+        with_gpu=sum(1 for s in healthy if s.has_gpu),
+        with_gpu_and_free_slot=sum(1 for s in healthy if s.has_gpu and s.free_slots > 0),
+    )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from backend.domain.hosts import census_of
 from backend.domain.operations import Operation, OperationError, OperationStatus, Progress, transition
 from backend.domain.ports import DatasetCatalog, HostClient, TrainingRunner
 from backend.errors import HostRejectedError, HostUnavailableError
@@ -236,7 +237,10 @@ class HostDispatcher:
         return self._digests[key]
 
     def _fall_back(self, op: Operation) -> None:
-        warning = "no healthy host service when the training was dispatched; fell back to local execution"
+        missing = census_of(self._registry.states()).missing(require_gpu=op.require_gpu)
+        if not missing:  # the only fitting hosts were tried for this operation and failed
+            missing = "every host service that could take it failed this training already"
+        warning = f"when the training was dispatched, {missing}; fell back to local execution"
 
         def change(current: Operation) -> Operation:
             if current.status is not OperationStatus.PENDING:
@@ -250,9 +254,13 @@ class HostDispatcher:
         self._fallback.submit(op.id)
 
     def _fail_unavailable(self, op: Operation) -> None:
+        missing = census_of(self._registry.states()).missing(require_gpu=True)
+        if not missing:
+            missing = "every GPU host service failed this training already"
         message = (
-            f"no host service with a GPU came up within {self._timings.lease_s:.0f} s (MODELYARD_HOST_LEASE_S) "
-            "and this training requires a GPU; start a GPU host or drop require_gpu"
+            f"this training requires a GPU and within {self._timings.lease_s:.0f} s "
+            f"(MODELYARD_HOST_LEASE_S) {missing}"
+            + ("" if "require_gpu" in missing else "; or drop require_gpu")
         )
         logger.error("operation %s: %s", op.id, message)
         self._ops.fail(op.id, OperationError("host_unavailable", message))

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import replace
 
-from backend.domain.hosts import HostState, choose_host
+from backend.domain.hosts import HostCensus, HostState, census_of, choose_host
 from backend.domain.ports import Clock, HostClient
 from backend.errors import HostError
 
@@ -54,6 +54,9 @@ class HostRegistry:
 
     def has_gpu(self) -> bool:
         return any(s.healthy and s.has_gpu for s in self.states())
+
+    def census(self) -> HostCensus:
+        return census_of(self.states())
 
     def place(self, *, exclude: Sequence[str] = (), require_gpu: bool = False) -> str | None:
         """Reserve a slot on the best healthy host with room; None when every host is down or full."""

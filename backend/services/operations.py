@@ -27,7 +27,12 @@ from backend.domain.operations import (
 from backend.domain.ports import Clock, OperationRepository
 from backend.errors import OperationNotFoundError
 from backend.services.events import EventBroker, OperationEvent
-from backend.services.progress import merge_progress
+from backend.services.progress import (
+    cancelled_message,
+    completed_progress,
+    ended_progress,
+    merge_progress,
+)
 from shared.contracts.training import ProgressUpdate
 
 logger = logging.getLogger(__name__)
@@ -260,7 +265,11 @@ class OperationsService:
             stored = {k: v for k, v in result.items() if k != "history"}
             done = transition(op, OperationStatus.COMPLETED, self._clock.now(), result=stored)
             return done.with_changes(
-                history=history, decisions=decisions, warnings=warnings, device=device or op.device
+                progress=completed_progress(op, result),
+                history=history,
+                decisions=decisions,
+                warnings=warnings,
+                device=device or op.device,
             )
 
         return self._apply(op_id, change)
@@ -270,12 +279,18 @@ class OperationsService:
 
         def change(op: Operation) -> Operation:
             failed = transition(op, OperationStatus.FAILED, self._clock.now(), error=error)
-            return failed.with_changes(device=op.device or device)
+            progress = ended_progress(failed.progress, "failed", f"failed: {error.message}")
+            return failed.with_changes(device=op.device or device, progress=progress)
 
         return self._apply(op_id, change)
 
     def mark_cancelled(self, op_id: str) -> Operation:
-        return self._apply(op_id, lambda op: transition(op, OperationStatus.CANCELLED, self._clock.now()))
+        def change(op: Operation) -> Operation:
+            cancelled = transition(op, OperationStatus.CANCELLED, self._clock.now())
+            message = cancelled_message(op.progress)
+            return cancelled.with_changes(progress=ended_progress(cancelled.progress, "cancelled", message))
+
+        return self._apply(op_id, change)
 
     def request_cancel(self, op_id: str) -> Operation:
         """Pending → cancelled at once; running → cancelling (the runner stops it); a second cancel

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -34,3 +36,45 @@ def merge_progress(op: Operation, update: ProgressUpdate, now: datetime) -> Oper
     if isinstance(device, str) and device:
         changes["device"] = device
     return op.with_changes(**changes)
+
+
+_HEADLINE_KEYS = ("accuracy", "macro_f1", "rmse", "r2", "train_loss", "val_loss", "val_accuracy")
+
+
+def completed_progress(op: Operation, result: Mapping[str, Any]) -> Progress:
+    """The final progress of a completed training, from its result (not from the last polled update,
+    which a host may have sent epochs before the end): 100 %, the epochs trained, the test metrics."""
+    raw_metrics = result.get("test_metrics")
+    metrics = {
+        key: float(value)
+        for key, value in (raw_metrics.items() if isinstance(raw_metrics, Mapping) else ())
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+    trained = result.get("epochs_trained")
+    epoch = trained if isinstance(trained, int) else op.progress.epoch
+    headline = ", ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_KEYS if k in metrics) or "n/a"
+    return Progress(
+        percentage=100.0,
+        phase="completed",
+        message=f"completed: {headline}",
+        epoch=epoch,
+        total_epochs=op.progress.total_epochs or _requested_epochs(op) or epoch,
+        metrics=metrics or op.progress.metrics,
+    )
+
+
+def ended_progress(progress: Progress, phase: str, message: str) -> Progress:
+    """The last progress of a failed or cancelled training: where it stopped, and why."""
+    return dataclasses.replace(progress, phase=phase, message=message)
+
+
+def cancelled_message(progress: Progress) -> str:
+    if progress.epoch is not None and progress.total_epochs:
+        return f"cancelled at epoch {progress.epoch}/{progress.total_epochs}"
+    return f"cancelled during {progress.phase}" if progress.phase not in ("queued", "") else "cancelled"
+
+
+def _requested_epochs(op: Operation) -> int | None:
+    overrides = op.request.get("overrides") if isinstance(op.request, Mapping) else None
+    epochs = overrides.get("epochs") if isinstance(overrides, Mapping) else None
+    return epochs if isinstance(epochs, int) else None

@@ -57,12 +57,19 @@ class CallbackRetryPolicy:
 
 
 class HttpBackendClient:
-    """``client`` carries the timeouts; ``secrets`` empty means unsigned (loopback development only)."""
+    """``client`` (callbacks) and ``download_client`` (datasets; ``client`` when None) carry their
+    timeouts; ``secrets`` empty means unsigned (loopback development only)."""
 
     def __init__(
-        self, client: httpx.AsyncClient, secrets: Sequence[str], policy: CallbackRetryPolicy
+        self,
+        client: httpx.AsyncClient,
+        secrets: Sequence[str],
+        policy: CallbackRetryPolicy,
+        *,
+        download_client: httpx.AsyncClient | None = None,
     ) -> None:
         self._client = client
+        self._downloads = download_client or client
         self._secrets = list(secrets)
         self._policy = policy
 
@@ -72,7 +79,7 @@ class HttpBackendClient:
     async def download(self, url: str, destination: Path) -> str:
         digest = hashlib.sha256()
         try:
-            async with self._client.stream("GET", url, headers=self._headers(b"")) as response:
+            async with self._downloads.stream("GET", url, headers=self._headers(b"")) as response:
                 if response.status_code != 200:
                     raise DatasetError(
                         f"downloading {url} failed with HTTP {response.status_code}: "

@@ -133,6 +133,7 @@ class SessionRunner:
                 action()
                 deadline = loop.time() + self._timings.grace_s
             while worker.is_alive() and loop.time() < deadline:
+                worker.drain()  # a child cannot exit while its queue feeder waits on a full pipe
                 await asyncio.sleep(min(0.05, self._timings.poll_interval_s))
             if not worker.is_alive():
                 return

@@ -165,8 +165,9 @@ def result_payload(
     config: dict[str, Any],
     *,
     external_url: str | None = None,
+    result: dict[str, Any] | None = None,
 ) -> bytes:
-    """The exact JSON bytes a host sends for a finished session."""
+    """The exact JSON bytes a host sends for a finished session (``result`` replaces the executor's)."""
     model = (
         describe_model_external(model_file, external_url) if external_url else encode_model_inline(model_file)
     )
@@ -174,7 +175,7 @@ def result_payload(
         build_payload(
             operation_id=op_id,
             session_id=session_id,
-            result={"device": "cuda", "history": [{"epoch": 0, "val_loss": 1.0}], "model": {}},
+            result=result or {"device": "cuda", "history": [{"epoch": 0, "val_loss": 1.0}], "model": {}},
             artifact={
                 "strategy": "trend",
                 "name": "EURUSD_1h",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector
-from backend.domain.hosts import HostLease, HostState, choose_host, next_poll_interval
+from backend.domain.hosts import HostCensus, HostLease, HostState, choose_host, next_poll_interval
 from backend.errors import ExecutionModeUnavailableError
 from tests.backend.host_fakes import FakeHostClient
 from tests.backend.host_harness import host_backend, host_settings
@@ -60,6 +60,10 @@ class Hosts:
 
     def has_gpu(self) -> bool:
         return self.gpu
+
+    def census(self) -> HostCensus:
+        up, gpu = int(self.up), int(self.up and self.gpu)
+        return HostCensus(1, up, up, gpu, gpu)
 
 
 def test_auto_with_a_gpu_required_goes_to_a_gpu_host() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector, NoHost
+from backend.domain.hosts import HostCensus
 from backend.errors import ExecutionModeUnavailableError, SettingsError
 from backend.settings import load_settings
 
@@ -13,6 +14,9 @@ class UpHost:
 
     def has_gpu(self) -> bool:
         return True
+
+    def census(self) -> HostCensus:
+        return HostCensus(1, 1, 1, 1, 1)
 
 
 def test_defaults_are_the_embedded_ones(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,7 +109,7 @@ class HostProcess:
         env = {
             **os.environ,
             "MODELYARD_SHARED_SECRET": SECRET,
-            "MODELYARD_HOST_STOP_GRACE_S": os.environ.get("PROBE_GRACE", "3"),
+            "MODELYARD_HOST_STOP_GRACE_S": "3",
             "MODELYARD_HOST_HEARTBEAT_INTERVAL_S": "0.5",
             "MODELYARD_HOST_PROGRESS_PERSIST_INTERVAL_S": "0.5",
         }

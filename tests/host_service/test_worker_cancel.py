@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from host_service.adapters.worker_process import ProcessWorker, SpawnWorkerLauncher
-from host_service.domain.ports import WorkerSpec
+from host_service.domain.ports import WorkerMessage, WorkerSpec
 from host_service.domain.sessions import Session, SessionStatus
 from host_service.services.datasets import DatasetCache
 from host_service.services.supervision import RunnerTimings, SessionRunner
@@ -36,6 +36,8 @@ class RecordingLauncher:
         self._real = SpawnWorkerLauncher()
         self.forced: list[str] = []
         self.workers: list[ProcessWorker] = []
+        self.cancel_requested = False
+        self.after_cancel: list[str] = []
 
     def launch(self, spec: WorkerSpec) -> ProcessWorker:
         worker = self._real.launch(spec)
@@ -49,8 +51,22 @@ class RecordingLauncher:
             self.forced.append("kill")
             original_kill()
 
+        original_drain, original_cancel = worker.drain, worker.request_cancel
+
+        def drain() -> list[WorkerMessage]:
+            received = original_drain()
+            if self.cancel_requested:
+                self.after_cancel.extend(message.kind for message in received)
+            return received
+
+        def request_cancel() -> None:
+            self.cancel_requested = True
+            original_cancel()
+
         worker.terminate = terminate  # type: ignore[method-assign]
         worker.kill = kill  # type: ignore[method-assign]
+        worker.drain = drain  # type: ignore[method-assign]
+        worker.request_cancel = request_cancel  # type: ignore[method-assign]
         self.workers.append(worker)
         return worker
 
@@ -76,30 +92,34 @@ def _session(csv: bytes) -> Session:
 
 
 @pytest.mark.anyio
-async def test_stopped_child_exits_by_itself_well_within_the_grace(tmp_path: Path) -> None:
+async def test_child_stopped_while_starting_exits_by_itself_well_within_the_grace(tmp_path: Path) -> None:
     write_sample_data(tmp_path / "source", symbols=("EURUSD",), timeframes=("1h",), rows=1500)
     csv = (tmp_path / "source" / "EURUSD_1h.csv").read_bytes()
     session = _session(csv)
     launcher = RecordingLauncher()
     runner = SessionRunner(
         session,
-        WorkerSpec(session.session_id, session.request, tmp_path / "data", tmp_path / "result", 0.2),
+        WorkerSpec(session.session_id, session.request, tmp_path / "data", tmp_path / "result", 1.0),
         datasets=DatasetCache(tmp_path / "cache", FakeBackendClient({DATA_URL: csv})),
         launcher=launcher,
         persist=lambda _: None,
         clock=lambda: datetime.now(UTC),
-        timings=RunnerTimings(grace_s=GRACE_S, poll_interval_s=0.05, heartbeat_interval_s=0.2),
+        timings=RunnerTimings(grace_s=GRACE_S, poll_interval_s=0.05, heartbeat_interval_s=1.0),
     )
     task = asyncio.create_task(runner.run())
     async with asyncio.timeout(90):
-        while (session.progress or {}).get("phase") != "training":
+        while session.status is not SessionStatus.RUNNING:  # the child is starting up
             assert not task.done(), session.error
             await asyncio.sleep(0.05)
     runner.request_stop()
     async with asyncio.timeout(60):  # far below the 120 s grace: terminate() would never come in time
         await task
 
-    assert session.status is SessionStatus.CANCELLED
-    assert session.error is not None and session.error["code"] == "cancelled"
+    assert runner.session.status is SessionStatus.CANCELLED  # (not narrowed by the wait above)
+    assert session.error is not None
+    assert session.error["code"] == "cancelled"
     assert launcher.forced == []
     assert launcher.workers[0].exitcode == 0
+    # One heartbeat a second while it winds down, not a flood the parent has to wade through.
+    assert launcher.after_cancel.count("heartbeat") < 30, len(launcher.after_cancel)
+    assert launcher.after_cancel.count("cancelled") == 1
