@@ -159,7 +159,3 @@ def http_status_of(error: BackendError | TrainkitError) -> int:
         if isinstance(error, kind):
             return status
     return 500
-
-
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}

@@ -20,12 +20,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.backend_process import REPO, BackendProcess
+from benchmarks.backend_process import BackendProcess
 from shared.contracts.training import TrainingOverrides, TrainingRequest
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.executor import TrainingExecutor
 from shared.trainkit.storage import ModelStorage
 from shared.trainkit.workloads.strategy.sample_data import write_sample_data
+from tests.servers import REPO
 
 STRATEGY = "trend_momentum"
 # A client polling as a person's script would; completion is timed by the server's completed_at (same

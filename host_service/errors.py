@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts.errors import CodedError
 
-class HostServiceError(Exception):
+
+class HostServiceError(CodedError):
     """Root of every error the host service raises on purpose; ``code`` is stable on the wire."""
 
     code = "host_error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details: dict[str, Any] = details
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class SessionNotFoundError(HostServiceError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.errors import BackendError, error_body, http_status_of
+from backend.errors import BackendError, http_status_of
 from shared.contracts.api import ErrorBody
+from shared.contracts.errors import error_body, validation_error_body
+from shared.contracts.errors import json_details as json_value
 from shared.trainkit.errors import TrainkitError
 
 logger = logging.getLogger(__name__)
@@ -34,34 +35,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _HTTP_CODES.get(code, "error")} for code in statuses}
 
 
-def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def _field_message(error: Any) -> str:
-    """Pydantic's message, except for NaN/infinity, which no bound check describes truthfully."""
-    value = error.get("input")
-    if isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number"
-    return str(error.get("msg", ""))
-
-
 def validation_response(exc: RequestValidationError) -> JSONResponse:
-    errors = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in errors):
-        problem = errors[0].get("ctx", {}).get("error", "invalid JSON")
-        message = f"the request body is not valid JSON: {problem}"
-        return JSONResponse(error_body("malformed_json", message), status_code=422)
-    fields = [
-        {"field": _field_path(e.get("loc", ())), "message": _field_message(e), "type": e.get("type", "")}
-        for e in errors
-    ]
-    first = fields[0] if fields else {"field": "", "message": "invalid request"}
-    message = f"{first['field']}: {first['message']}"
-    if len(fields) > 1:
-        message += f" (and {len(fields) - 1} more)"
-    details = {"field": first["field"], "errors": fields}
-    return JSONResponse(error_body("validation_error", message, details), status_code=422)
+    return JSONResponse(validation_error_body(list(exc.errors())), status_code=422)
 
 
 class ErrorText:
@@ -84,16 +59,7 @@ class ErrorText:
 
     def details(self, value: Any) -> Any:
         """``value`` as JSON: containers recursively, paths and other objects as (cleaned) text."""
-        if isinstance(value, dict):
-            return {str(k): self.details(v) for k, v in value.items()}
-        if isinstance(value, list | tuple | set | frozenset):
-            items = sorted(value, key=str) if isinstance(value, set | frozenset) else value
-            return [self.details(v) for v in items]
-        if isinstance(value, bool | int | None):
-            return value
-        if isinstance(value, float):
-            return value if math.isfinite(value) else str(value)
-        return self.text(str(value))
+        return json_value(value, self.text)
 
     def body(self, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
         return error_body(code, self.text(message), self.details(details or {}))

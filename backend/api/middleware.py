@@ -8,7 +8,7 @@ import time
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.errors import error_body
+from shared.contracts.errors import error_body
 
 
 class BodyTooLargeError(StarletteHTTPException):

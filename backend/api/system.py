@@ -13,7 +13,6 @@ from backend.components import database_label
 from backend.domain.execution_modes import ExecutionMode
 from backend.domain.hosts import HostState
 from backend.domain.operations import OperationStatus
-from backend.errors import error_body
 from backend.services.telemetry import CONTENT_TYPE
 from backend.version import VERSION
 from shared.contracts.api import (
@@ -24,6 +23,7 @@ from shared.contracts.api import (
     SetExecutionModeRequest,
     SystemView,
 )
+from shared.contracts.errors import error_body
 
 router = APIRouter(tags=["system"])
 logger = logging.getLogger(__name__)

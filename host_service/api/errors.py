@@ -7,8 +7,6 @@ same body as the service's own errors, never FastAPI's ``{"detail": ...}``: the 
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +21,7 @@ from host_service.errors import (
     SessionConflictError,
     SessionNotFoundError,
 )
+from shared.contracts.errors import error_body, validation_error_body
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +46,6 @@ def status_of(error: HostServiceError) -> int:
     return next((status for cls, status in _STATUS if isinstance(error, cls)), 500)
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or {}}}
-
-
 async def host_error_response(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HostServiceError)
     body = error_body(exc.code, exc.message, exc.details)
@@ -61,21 +56,7 @@ async def host_error_response(request: Request, exc: Exception) -> JSONResponse:
 async def validation_response(request: Request, exc: Exception) -> JSONResponse:
     """422 naming the first bad field by its path (``request.overrides.epochs``) and listing all."""
     assert isinstance(exc, RequestValidationError)
-    errors = list(exc.errors())
-    if any(e.get("type") == "json_invalid" for e in errors):
-        problem = errors[0].get("ctx", {}).get("error", "invalid JSON")
-        message = f"the request body is not valid JSON: {problem}"
-        return JSONResponse(error_body("malformed_json", message), status_code=422)
-    fields = [
-        {"field": _field_path(e.get("loc", ())), "message": _field_message(e), "type": e.get("type", "")}
-        for e in errors
-    ]
-    first = fields[0] if fields else {"field": "", "message": "invalid request"}
-    message = f"{first['field']}: {first['message']}"
-    if len(fields) > 1:
-        message += f" (and {len(fields) - 1} more)"
-    details = {"field": first["field"], "errors": fields}
-    return JSONResponse(error_body("validation_error", message, details), status_code=422)
+    return JSONResponse(validation_error_body(list(exc.errors())), status_code=422)
 
 
 async def http_error_response(request: Request, exc: Exception) -> JSONResponse:
@@ -101,15 +82,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_response)
     app.add_exception_handler(StarletteHTTPException, http_error_response)
     app.add_exception_handler(Exception, unexpected_error_response)
-
-
-def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    """``body.request.overrides.epochs``, as the backend names fields."""
-    return ".".join(str(part) for part in loc)
-
-
-def _field_message(error: Any) -> str:
-    value = error.get("input")
-    if isinstance(value, float) and not math.isfinite(value):
-        return "must be a finite number"
-    return str(error.get("msg", ""))

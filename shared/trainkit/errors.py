@@ -8,21 +8,13 @@ it to a wire error without string matching, and ``details`` naming the field/fil
 
 from __future__ import annotations
 
-from typing import Any
+from shared.contracts.errors import CodedError
 
 
-class TrainkitError(Exception):
-    """Root of every error raised by trainkit."""
+class TrainkitError(CodedError):
+    """Root of every error raised by trainkit; ``message``/``details`` come from the shared wire base."""
 
     code = "trainkit_error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details: dict[str, Any] = details
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class ConfigError(TrainkitError):

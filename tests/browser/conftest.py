@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.servers import backend_env, free_port, wait_healthy
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -38,33 +38,21 @@ VIEWPORT = {"width": 1280, "height": 800}
 SCREENSHOTS_ENV = "MODELYARD_SCREENSHOTS_DIR"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Backend:
     """``python -m backend.server`` in its own working folder, with sample data generated at start."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "MODELYARD_PORT": str(self.port),
-            "MODELYARD_DATABASE_URL": f"sqlite:///{workdir / 'var' / 'modelyard.db'}",
-            "MODELYARD_MODELS_DIR": str(workdir / "models"),
-            "MODELYARD_DATA_DIR": str(workdir / "data"),
-            "MODELYARD_STRATEGIES_DIR": str(REPO / "strategies"),
-            "MODELYARD_RUNS_DIR": str(workdir / "runs"),
-            "MODELYARD_PROGRESS_WRITE_INTERVAL_S": "0.1",
-            "MODELYARD_SSE_HEARTBEAT_S": "2",
-            "MODELYARD_DEFAULT_EXECUTION_MODE": "local",
-            "MODELYARD_SHUTDOWN_TIMEOUT_S": "5",
-        }
-        env.pop("DATABASE_URL", None)
+        env = backend_env(
+            self.port,
+            workdir,
+            workdir / "data",
+            MODELYARD_PROGRESS_WRITE_INTERVAL_S="0.1",
+            MODELYARD_SSE_HEARTBEAT_S="2",
+            MODELYARD_DEFAULT_EXECUTION_MODE="local",
+            MODELYARD_SHUTDOWN_TIMEOUT_S="5",
+        )
         self.log_path = workdir / "server.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -77,17 +65,7 @@ class Backend:
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"backend exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                if self.http.get("/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"backend not healthy within {START_DEADLINE_S} s: {self.log_tail()}")
+        wait_healthy(self.url, self.proc, START_DEADLINE_S, log=self.log_path)
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-2000:]

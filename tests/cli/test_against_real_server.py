@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import pytest
 
 from backend.cli.options import CliEnv
 from tests.cli.conftest import SAMPLE_STRATEGIES, Invoke
+from tests.servers import free_port, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -24,32 +23,12 @@ START_DEADLINE_S = 60.0
 STOP_DEADLINE_S = 15.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_DEADLINE_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"modelyard serve exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"modelyard serve was not healthy within {START_DEADLINE_S}s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory, tiny_candles: Path) -> Iterator[str]:
     root = tmp_path_factory.mktemp("server")
     shutil.copytree(tiny_candles, root / "data")
     shutil.copytree(SAMPLE_STRATEGIES, root / "strategies")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MODELYARD_PORT": str(port),
@@ -74,7 +53,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory, tiny_candles: Path) -> 
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, server, log)
+        wait_healthy(url, server, START_DEADLINE_S, every=0.2, log=log)
         yield url
     finally:
         server.terminate()

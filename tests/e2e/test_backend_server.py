@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,36 +19,24 @@ import httpx
 import pytest
 
 from shared.trainkit.storage.names import TEMP_PREFIX
+from tests.servers import backend_env, free_port, wait_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 START_DEADLINE_S = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class BackendProcess:
     def __init__(self, workdir: Path, data_dir: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "MODELYARD_PORT": str(self.port),
-            "MODELYARD_DATABASE_URL": f"sqlite:///{workdir / 'var' / 'modelyard.db'}",
-            "MODELYARD_MODELS_DIR": str(workdir / "models"),
-            "MODELYARD_DATA_DIR": str(data_dir),
-            "MODELYARD_STRATEGIES_DIR": str(REPO / "strategies"),
-            "MODELYARD_RUNS_DIR": str(workdir / "runs"),
-            "MODELYARD_PROGRESS_WRITE_INTERVAL_S": "0.2",
-            "MODELYARD_SSE_HEARTBEAT_S": "1",
-        }
-        env.pop("DATABASE_URL", None)
+        env = backend_env(
+            self.port,
+            workdir,
+            data_dir,
+            MODELYARD_PROGRESS_WRITE_INTERVAL_S="0.2",
+            MODELYARD_SSE_HEARTBEAT_S="1",
+        )
         self.log = (workdir / f"server-{self.port}.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "backend.server"],
@@ -59,20 +45,7 @@ class BackendProcess:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_DEADLINE_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"backend exited with {self.proc.returncode}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("backend did not become healthy in time")
+        wait_healthy(self.url, self.proc, START_DEADLINE_S)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
