@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.contracts.errors import CodedError
 from shared.trainkit.errors import (
     CheckpointError,
     ConfigError,
@@ -19,19 +20,11 @@ from shared.trainkit.errors import (
 )
 
 
-class BackendError(Exception):
-    """Root of every error the backend raises on purpose."""
+class BackendError(CodedError):
+    """Root of every error the backend raises on purpose; ``status_code`` is its HTTP mapping."""
 
     code = "backend_error"
     status_code = 500
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details: dict[str, Any] = details
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class InvalidRequestError(BackendError):

@@ -14,7 +14,7 @@
 | MODELYARD_PLUGIN_ALLOWLIST | (empty) | comma-separated module prefixes plugins may come from |
 | MODELYARD_MAX_UPLOAD_BYTES | 104857600 | largest accepted request body |
 | MODELYARD_LOG_LEVEL | INFO | DEBUG, INFO, WARNING, ERROR |
-| MODELYARD_GENERATE_SAMPLE_DATA | true | write sample candles at start when the data folder has none |
+| MODELYARD_GENERATE_SAMPLE_DATA | true | write sample candles (and strategies) at start when their folder has none |
 | MODELYARD_SHUTDOWN_TIMEOUT_S | 10 | how long shutdown waits for running trainings to stop |
 | MODELYARD_SSE_HEARTBEAT_S | 15 | seconds between heartbeat comments on an idle event stream |
 | MODELYARD_SSE_MIN_INTERVAL_S | 0.25 | least time between two progress events to one client (lifecycle events are never held) |
