@@ -197,7 +197,7 @@ class TrainingService:
 
 
 def _field_of_workload(workload: Workload) -> str:
-    return {Workload.STRATEGY: "strategy", Workload.TABULAR: "tabular", Workload.PLUGIN: "plugin"}[workload]
+    return str(workload.value)
 
 
 def _same_request(existing: Operation, digest: str) -> Operation:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from shared.contracts.training import TabularSpec, TrainingOverrides, Workload
+from shared.contracts.training import CommandSpec, TabularSpec, TrainingOverrides, Workload
 
 
 class OperationStatusName(StrEnum):
@@ -36,6 +36,14 @@ _START_EXAMPLE: dict[str, Any] = {
 }
 
 
+#: A project or tag: lower-case letters, digits, '-' and '_', starting with a letter or digit.
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+#: An experiment's name: it names the model of a command run, so it is one safe path component.
+RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
+MAX_TAGS = 20
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+
+
 class StartTrainingRequest(BaseModel):
     """What a user posts to start a training. Give ``strategy`` (a file name) or ``strategy_yaml``."""
 
@@ -53,6 +61,14 @@ class StartTrainingRequest(BaseModel):
     overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
     tabular: TabularSpec | None = None
     plugin: str | None = Field(None, description="Import path 'package.module:factory' of a plugin.")
+    command: CommandSpec | None = Field(None, description="The command workload: template name, params, data.")
+    project: str = Field("default", pattern=SLUG_PATTERN, description="Project slug the training belongs to.")
+    name: str | None = Field(
+        None, pattern=RUN_NAME_PATTERN, description="The experiment's name (a command run's model name)."
+    )
+    tags: list[Slug] = Field(
+        default_factory=list, max_length=MAX_TAGS, description="Tag slugs (lower-case, at most 20)."
+    )
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
 

@@ -13,6 +13,7 @@ class Workload(StrEnum):
     STRATEGY = "strategy"
     TABULAR = "tabular"
     PLUGIN = "plugin"
+    COMMAND = "command"
 
 
 class TabularTask(StrEnum):
@@ -50,6 +51,31 @@ class TabularSpec(BaseModel):
     hidden_layers: list[int] = Field(default_factory=lambda: [64, 32])
 
 
+#: A command's name and its param names: what a template file may be called and declare.
+COMMAND_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+#: Scalar values a command param can take on the wire; the template decides which one is valid.
+ParamValue = bool | int | float | str
+
+
+class CommandSpec(BaseModel):
+    """Which operator-registered command to run, with what params and data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        ..., pattern=COMMAND_NAME_PATTERN, description="Name of a command template (GET /api/v1/commands)."
+    )
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="Values of the template's params; missing ones take their default."
+    )
+    dataset: str | None = Field(
+        None,
+        min_length=1,
+        max_length=500,
+        description="A file or folder of the data folder, relative to it (becomes {dataset_path}).",
+    )
+
+
 class TrainingRequest(BaseModel):
     """A fully resolved training request: everything the executor needs, nothing environment-specific.
 
@@ -68,6 +94,8 @@ class TrainingRequest(BaseModel):
     end_date: date | None = None
     tabular: TabularSpec | None = None
     plugin: str | None = Field(None, description="Import path 'package.module:factory' of a plugin.")
+    command: CommandSpec | None = None
+    name: str | None = Field(None, description="The experiment's name; a command run's {run_name}.")
     overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
 
     @model_validator(mode="after")
@@ -81,6 +109,8 @@ class TrainingRequest(BaseModel):
             raise ValueError("tabular workload needs 'tabular' (dataset, target, task)")
         elif self.workload is Workload.PLUGIN and not self.plugin:
             raise ValueError("plugin workload needs 'plugin' ('package.module:factory')")
+        elif self.workload is Workload.COMMAND and self.command is None:
+            raise ValueError("command workload needs 'command' (name, params, dataset)")
         if self.start_date and self.end_date and self.start_date > self.end_date:
             raise ValueError("start_date must not be after end_date")
         return self
