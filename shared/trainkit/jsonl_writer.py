@@ -39,6 +39,7 @@ class JsonLinesWriter:
         self._on_lost = on_lost
         self._closed = False
         self._stop_queued = False
+        self._state_lock = threading.Lock()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_pending)
         self._thread = threading.Thread(
             target=self._run, name=thread_name or f"jsonl-writer:{path.name}", daemon=True
@@ -48,20 +49,23 @@ class JsonLinesWriter:
     def put(self, row: Mapping[str, Any], timeout_s: float = 0.0) -> bool:
         """Queue one row, waiting up to ``timeout_s`` for room; False when the queue stayed full or the
         writer is closed (the row will not be written)."""
-        if self._closed:
-            return False
-        try:
-            if timeout_s > 0:
-                self._queue.put(row, timeout=timeout_s)
-            else:
-                self._queue.put_nowait(row)
-        except queue.Full:
-            return False
-        return True
+        # under the lock so no row slips into the queue after close has drained it for the last time
+        with self._state_lock:
+            if self._closed:
+                return False
+            try:
+                if timeout_s > 0:
+                    self._queue.put(row, timeout=timeout_s)
+                else:
+                    self._queue.put_nowait(row)
+            except queue.Full:
+                return False
+            return True
 
     def close(self, timeout_s: float = 5.0) -> bool:
         """Flush and stop the thread; False when it did not finish within ``timeout_s``. Idempotent."""
-        self._closed = True
+        with self._state_lock:
+            self._closed = True
         if not self._stop_queued:
             try:
                 self._queue.put(_STOP, timeout=timeout_s)

@@ -177,6 +177,18 @@ def test_events_after_close_count_in_rollups_and_as_dropped(tmp_path: Path) -> N
     assert telemetry.rollups()["exit"]["dropped"] == 1
 
 
+def test_a_failed_writer_counts_every_event_as_dropped_and_keeps_the_rollups(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    telemetry = Telemetry(blocker / "telemetry.jsonl")
+    for _ in range(5):
+        with telemetry.timer("step"):
+            pass
+    telemetry.close()
+    assert telemetry.rollups()["step"]["count"] == 5
+    assert telemetry.dropped == 5
+
+
 def test_without_a_path_there_are_rollups_and_no_file(tmp_path: Path) -> None:
     telemetry = Telemetry.disabled()
     with telemetry.timer("step"):
