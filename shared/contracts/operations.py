@@ -139,6 +139,11 @@ class OperationMetrics(BaseModel):
     overfitting: bool = False
     decisions: list[dict[str, Any]] = Field(default_factory=list)
     analysis: dict[str, Any] = Field(default_factory=dict)
+    telemetry: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per timer name: count, total_s, mean_s, p50_s, p95_s, max_s (and dropped: events "
+        "missing from the run's telemetry.jsonl).",
+    )
 
 
 class LogLine(BaseModel):

@@ -20,11 +20,10 @@ from shared.trainkit.errors import ConfigError
 from shared.trainkit.executor.progress import PipelineProgress
 from shared.trainkit.executor.types import ModelSink, ProgressCallback, TrainingResult
 from shared.trainkit.executor.workload import RunContext, Workload
+from shared.trainkit.run_record import TELEMETRY_FILE, write_telemetry_summary
 from shared.trainkit.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
-
-TELEMETRY_FILE = "telemetry.jsonl"
 
 
 class TrainingExecutor:
@@ -105,11 +104,7 @@ class TrainingExecutor:
 
 def _write_summary(run_dir: Path, telemetry: Telemetry) -> None:
     try:
-        from shared.trainkit import run_record
-
-        writer = getattr(run_record, "write_telemetry_summary", None)
-        if writer is not None:
-            writer(run_dir, telemetry.rollups())
+        write_telemetry_summary(run_dir, telemetry.rollups())
     except OSError as exc:  # the run record is a convenience: never fail a training over it
         logger.warning("telemetry summary not written to %s: %s", run_dir, exc)
 

@@ -15,7 +15,13 @@ from typing import Any
 
 import torch
 
-from shared.trainkit.callbacks import EarlyStopping, ProgressReporter, RunRecorder, TrainingProgress
+from shared.trainkit.callbacks import (
+    EarlyStopping,
+    ProgressReporter,
+    RunRecorder,
+    TelemetryCallback,
+    TrainingProgress,
+)
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.config import FitResult
 from shared.trainkit.executor.progress import PipelineProgress, Step
@@ -137,7 +143,7 @@ class ModelWorkload(Workload):
         callbacks: list[Callback] = [
             ProgressReporter(lambda p: _report_training(tracker, p)),
             _EpochForwarder(tracker),
-            *epoch_timers(run),
+            TelemetryCallback(run.telemetry),
         ]
         if params.early_stopping_patience > 0:
             callbacks.append(EarlyStopping(monitor="val_loss", patience=params.early_stopping_patience))
@@ -155,14 +161,6 @@ class ModelWorkload(Workload):
             fit.best_epoch,
         )
         return fit, trainer
-
-
-def epoch_timers(run: RunContext) -> list[Callback]:
-    """The callback that times each epoch into the run's telemetry (none until telemetry provides one)."""
-    from shared.trainkit import callbacks
-
-    factory = getattr(callbacks, "TelemetryCallback", None)
-    return [factory(run.telemetry)] if factory is not None else []
 
 
 class _EpochForwarder(Callback):
