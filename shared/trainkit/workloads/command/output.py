@@ -128,9 +128,8 @@ class MetricHistory:
         self.lines_with_metrics += 1
         self.last.update(values)
         val_loss = values.get("val_loss")
-        finite = isinstance(val_loss, int | float) and math.isfinite(val_loss)
-        if finite and (self.best_val_loss is None or val_loss < self.best_val_loss):
-            self.best_val_loss = val_loss
+        if isinstance(val_loss, int | float) and math.isfinite(val_loss):
+            self.best_val_loss = val_loss if self.best_val_loss is None else min(self.best_val_loss, val_loss)
         row = self._open
         step = values.get(self.step_metric)
         if step is not None:
