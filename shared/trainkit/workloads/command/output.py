@@ -17,31 +17,31 @@ from typing import Any
 
 STRUCTURED_PREFIX = "MODELYARD "
 MAX_LINE_CHARS = 8192
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+#: Control characters other than tab, newline and carriage return (those end lines, see split_lines).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: Non-numeric values a structured line may carry (shown, never plotted).
 TEXT_KEYS = ("device", "phase")
 
 
 def split_lines(pending: bytes, chunk: bytes, *, final: bool = False) -> tuple[list[str], bytes]:
-    """Complete lines of ``pending + chunk`` (``\\r`` counts as a line end, as progress bars use it) and
+    """Complete lines of ``pending + chunk`` (``\r`` counts as a line end, as progress bars use it) and
     the unfinished rest. Undecodable bytes and control characters become visible replacement marks; a
     line longer than ``MAX_LINE_CHARS`` is cut."""
     data = pending + chunk
-    parts = _LINE_BREAK.split(data)
-    rest = b"" if final else parts.pop()
-    if len(rest) > 4 * MAX_LINE_CHARS:  # a line that never ends: cut it rather than grow without bound
-        parts.append(rest)
-        rest = b""
-    lines = []
-    for raw in parts:
-        if not raw:
-            continue
-        text = raw.decode("utf-8", errors="replace")
-        if _CONTROL.search(text):
-            text = _CONTROL.sub("\ufffd", text)
-        lines.append(text[:MAX_LINE_CHARS])
-    return lines, rest
+    if final:
+        cut = len(data)
+    else:
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        if cut == 0 and len(data) > 4 * MAX_LINE_CHARS:  # a line that never ends: cut it, don't grow
+            cut = len(data)
+    # Decoding once per chunk, not per line; the cut is at a line end, so no character is split.
+    text = data[:cut].decode("utf-8", errors="replace")
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("\ufffd", text)
+    lines = [line for line in text.splitlines() if line]
+    if len(text) > MAX_LINE_CHARS and any(len(line) > MAX_LINE_CHARS for line in lines):
+        lines = [line[:MAX_LINE_CHARS] for line in lines]
+    return lines, data[cut:]
 
 
 class MetricParser:
@@ -135,15 +135,19 @@ class MetricHistory:
         if step is not None:
             step = int(step)
             if row is None or row["step"] != step:
-                self._close_row()
+                if row is not None:
+                    self._close_row()
                 row = self._open = {"step": step}
         elif row is None:
             if self.step is None:
                 return  # before any step (e.g. a start-up line): known as a last value, not a row
             row = self._open = {"step": self.step}
-        for key, value in values.items():
-            if key != self.step_metric and key not in TEXT_KEYS:
-                row[key] = value
+        row.update(values)
+        if step is not None and self.step_metric != "step":
+            del row[self.step_metric]
+        for key in TEXT_KEYS:
+            row.pop(key, None)
+        row["step"] = step if step is not None else row["step"]
 
     def _close_row(self) -> None:
         row, self._open = self._open, None

@@ -235,7 +235,6 @@ class _OutputWatcher:
         self._refill_at = time.monotonic()
         self._skipped = 0
         self._lock = threading.Lock()
-        self._rows_file = (run.run_dir / METRICS_FILE).open("a", encoding="utf-8") if run.run_dir else None
 
     def consume(self, lines: list[str]) -> None:
         parse, add = self._parser.parse, self.history.add
@@ -279,10 +278,10 @@ class _OutputWatcher:
     def _report(self, *, final: bool = False) -> None:
         self._last_report = time.monotonic()
         rows = self.history.drain(final=final)
-        if rows and self._rows_file is not None:
-            self._rows_file.write("".join(json.dumps(row) + "\n" for row in rows))
-            if final:
-                self._rows_file.close()
+        if final and self._run.run_dir is not None:
+            # The metric rows as kept (thinned past 10,000 rows); output.log holds every line as printed.
+            text = "".join(json.dumps(row) + "\n" for row in self.history.rows)
+            (self._run.run_dir / METRICS_FILE).write_text(text, encoding="utf-8")
         if len(rows) > MAX_ROWS_PER_REPORT:  # the service keeps a thinned history; the file has them all
             stride = -(-len(rows) // MAX_ROWS_PER_REPORT)
             rows = [*rows[:-1:stride], rows[-1]]
