@@ -32,7 +32,12 @@ from shared.trainkit.executor.progress import Step
 from shared.trainkit.executor.types import ModelArtifact, ModelRef, TrainingResult
 from shared.trainkit.executor.workload import RunContext, Workload
 from shared.trainkit.workloads import WorkloadSettings
-from shared.trainkit.workloads.command.arguments import build_invocation, check_program, resolved_request
+from shared.trainkit.workloads.command.arguments import (
+    Invocation,
+    build_invocation,
+    check_program,
+    resolved_request,
+)
 from shared.trainkit.workloads.command.artifacts import collect_artifacts
 from shared.trainkit.workloads.command.catalog import CommandCatalog
 from shared.trainkit.workloads.command.output import MetricHistory, MetricParser
@@ -78,7 +83,7 @@ class CommandWorkload(Workload):
         self.template, self.source = template, source
         check_program(self._invocation(Path(tempfile.gettempdir())), template, str(source))
 
-    def _invocation(self, output_dir: Path, run_name: str = "run") -> Any:
+    def _invocation(self, output_dir: Path, run_name: str = "run") -> Invocation:
         assert self.template is not None
         assert self.source is not None
         return build_invocation(
@@ -104,22 +109,10 @@ class CommandWorkload(Workload):
             invocation = self._invocation(output_dir, self.model_name)
             logger.info("command %s: %s (in %s)", self.spec.name, " ".join(invocation.argv), invocation.cwd)
             watcher = _OutputWatcher(self.template, self.values, run)
-            process = SupervisedProcess(
-                invocation,
-                stop_grace_s=self.template.stop_grace_s,
-                max_runtime_s=self.template.max_runtime_s,
-                on_lines=watcher.consume,
-                log_path=run.run_dir / OUTPUT_LOG if run.run_dir is not None else None,
-            )
-            run.tracker.start("running", f"Running {self.spec.name}")
-            with run.telemetry.timer("command.run"):
-                try:
-                    outcome = process.run(run.cancel)
-                except OSError as exc:
-                    raise CommandRunError(
-                        f"command {self.spec.name!r} could not start: {exc}", program=invocation.argv[0]
-                    ) from exc
-            watcher.flush(final=True)
+            try:
+                outcome = self._supervise(run, invocation, watcher)
+            finally:
+                watcher.close()
             self._record_timings(run, outcome)
             self._check_outcome(outcome, watcher, run)
             run.tracker.start("collecting")
@@ -150,6 +143,27 @@ class CommandWorkload(Workload):
         )
         run.tracker.finish(f"completed: exit 0 after {outcome.lines} lines")
         return result
+
+    def _supervise(self, run: RunContext, invocation: Invocation, watcher: _OutputWatcher) -> ProcessOutcome:
+        """Run the program to its end, its output fed to ``watcher`` (flushed when it ends)."""
+        assert self.template is not None
+        process = SupervisedProcess(
+            invocation,
+            stop_grace_s=self.template.stop_grace_s,
+            max_runtime_s=self.template.max_runtime_s,
+            on_lines=watcher.consume,
+            log_path=run.run_dir / OUTPUT_LOG if run.run_dir is not None else None,
+        )
+        run.tracker.start("running", f"Running {self.spec.name}")
+        with run.telemetry.timer("command.run"):
+            try:
+                outcome = process.run(run.cancel)
+            except OSError as exc:
+                raise CommandRunError(
+                    f"command {self.spec.name!r} could not start: {exc}", program=invocation.argv[0]
+                ) from exc
+        watcher.flush(final=True)
+        return outcome
 
     @contextmanager
     def _output_folder(self, run: RunContext) -> Iterator[Path]:
@@ -254,6 +268,13 @@ class _OutputWatcher:
             self._context.run(self._note_skipped)
             self._report(final=final)
 
+    def close(self) -> None:
+        """Close the metrics file; the run has ended, whatever its outcome."""
+        with self._lock:
+            if self._rows_file is not None:
+                self._rows_file.close()
+                self._rows_file = None
+
     def _forward(self, lines: list[str]) -> None:
         now = time.monotonic()
         self._tokens = min(LOG_BURST, self._tokens + (now - self._refill_at) * LOG_RATE)
@@ -281,8 +302,6 @@ class _OutputWatcher:
         rows = self.history.drain(final=final)
         if rows and self._rows_file is not None:
             self._rows_file.write("".join(json.dumps(row) + "\n" for row in rows))
-            if final:
-                self._rows_file.close()
         if len(rows) > MAX_ROWS_PER_REPORT:  # the service keeps a thinned history; the file has them all
             stride = -(-len(rows) // MAX_ROWS_PER_REPORT)
             rows = [*rows[:-1:stride], rows[-1]]
