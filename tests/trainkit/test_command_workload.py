@@ -26,7 +26,7 @@ from shared.trainkit.executor import TrainingExecutor
 from shared.trainkit.executor.types import TrainingResult
 from shared.trainkit.storage import ModelStorage
 from shared.trainkit.workloads.command.output import MetricHistory
-from tests.trainkit.command_programs import RssSampler, copy_samples, write_command, write_program
+from tests.trainkit.command_programs import RssSampler, write_command, write_program
 
 #: Prints seed-004 lines for 30 steps, a structured validation line every 10, writes two files.
 METRICS_PROGRAM = """
@@ -215,18 +215,6 @@ def test_telemetry_counts_each_step_and_command_phase_once_in_the_result_and_run
     summary = json.loads((setup.runs / "r1" / "run_summary.json").read_text())
     for name in names:
         assert summary["telemetry"][name]["count"] == 1, name
-
-
-def test_the_shipped_toy_sample_trains_and_stores_its_weights(setup: Setup) -> None:
-    copy_samples(setup.commands)
-    result = setup.run("toy", params={"steps": 40, "val_every": 20, "hidden": 8})
-    assert [row["step"] for row in result.history] == [10, 20, 30, 40]
-    assert all(set(row) >= {"loss", "lr"} for row in result.history)
-    assert "val_loss" in result.history[1]
-    assert result.model is not None
-    assert result.command["artifacts"] == ["model.pt", "training.json"]
-    assert (Path(result.model.path) / "files" / "model.pt").is_file()
-    assert setup.updates[-1].percentage == 100.0
 
 
 def test_a_million_line_program_completes_in_bounded_memory(setup: Setup, capsys: Any) -> None:

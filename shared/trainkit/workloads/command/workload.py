@@ -53,6 +53,8 @@ PROGRESS_INTERVAL_S = 0.25
 #: Output lines forwarded to the operation's log: a burst, then this many a second (all go to output.log).
 LOG_BURST, LOG_RATE = 2000, 200.0
 METRICS_FILE = "metrics.jsonl"
+#: The program's lines are logged as ``shared.trainkit.command.<command name>``.
+PROGRAM_LOGGER = "shared.trainkit.command"
 MAX_ROWS_PER_REPORT = 500
 
 
@@ -241,7 +243,9 @@ class _OutputWatcher:
         total = template.progress.total if template.progress else None
         self._total = values.get(total) if isinstance(total, str) else total
         self._run = run
-        self._log = logging.getLogger(f"command.{template.name}")
+        # Under shared.trainkit: a service lets that tree's INFO through to the operation's log even
+        # when its root logger is at WARNING; a logger of its own name would lose every line.
+        self._log = logging.getLogger(f"{PROGRAM_LOGGER}.{template.name}")
         self._context = contextvars.copy_context()
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self._last_report = 0.0
