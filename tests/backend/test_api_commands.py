@@ -41,6 +41,7 @@ def commands_dir(settings: Settings, tmp_path: Path) -> Path:
     write_program(folder, "endless.py", ENDLESS)
     write_command(folder, "endless", "endless.py", stop_grace_s=GRACE_S, max_runtime_s=60)
     write_command(folder, "ghost", "no_such_script.py")
+    (folder / "nobin.yaml").write_text("name: nobin\nargv: [no-such-trainer-xyz, --go]\n")
     (folder / "broken.yaml").write_text("name: broken\nargv: [a, b\n")
     (tmp_path / "secret.csv").write_text("a,b\n1,2\n")
     settings.commands_dir = folder
@@ -77,7 +78,7 @@ async def test_the_commands_listing_shows_the_sample_and_an_invalid_file_with_it
     response = await api.get("/api/v1/commands")
     assert response.status_code == 200
     items = {item["name"]: item for item in response.json()["items"]}
-    assert set(items) == {"broken", "endless", "ghost", "toy"}
+    assert set(items) == {"broken", "endless", "ghost", "nobin", "toy"}
     toy = items["toy"]
     assert toy["valid"] is True
     assert toy["path"] == "toy.yaml"
@@ -107,8 +108,8 @@ async def test_one_command_is_described_and_an_unknown_one_is_404_listing_the_kn
     assert missing.status_code == 404
     error = missing.json()["error"]
     assert error["code"] == "command_not_found"
-    assert error["details"]["known"] == ["endless", "ghost", "toy"]
-    assert "known commands: endless, ghost, toy" in error["message"]
+    assert error["details"]["known"] == ["endless", "ghost", "nobin", "toy"]
+    assert "known commands: endless, ghost, nobin, toy" in error["message"]
 
 
 @pytest.mark.parametrize(
@@ -124,6 +125,7 @@ async def test_one_command_is_described_and_an_unknown_one_is_404_listing_the_kn
         (_body("toy", dataset="/etc/passwd"), 422, "invalid_config", "command.dataset"),
         (_body("toy", dataset="absent.csv"), 404, "data_not_found", "command.dataset"),
         (_body("ghost"), 422, "invalid_config", "command.name"),
+        (_body("nobin"), 422, "invalid_config", "command.name"),
         (_body("broken"), 422, "invalid_config", ""),
     ],
 )
