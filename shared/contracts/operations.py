@@ -43,13 +43,11 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
 MAX_TAGS = 20
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
-describe_pattern(
-    SLUG_PATTERN,
-    "1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit (e.g. fx-2025)",
-)
-describe_pattern(
-    RUN_NAME_PATTERN, "1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
-)
+#: The two patterns in words, for error messages (the API's 422s and the CLI's usage errors).
+SLUG_RULE = "1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit (e.g. fx-2025)"
+RUN_NAME_RULE = "1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
+describe_pattern(SLUG_PATTERN, SLUG_RULE)
+describe_pattern(RUN_NAME_PATTERN, RUN_NAME_RULE)
 
 
 class StartTrainingRequest(BaseModel):
