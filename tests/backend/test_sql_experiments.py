@@ -15,7 +15,11 @@ from sqlalchemy import Engine
 from backend.adapters.db.engine import migrate
 from backend.adapters.db.operations import SqlOperationRepository
 from backend.domain.operations import Operation, OperationFilter, OperationStatus, transition
+from backend.services.events import EventBroker
+from backend.services.operations import OperationsService
+from shared.contracts.training import ProgressUpdate
 from tests.backend.databases import DATABASES, empty_database
+from tests.backend.fakes import FixedClock
 
 T0 = datetime(2025, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -123,6 +127,28 @@ def test_project_summaries_count_by_status_most_recently_active_first(
 
 def test_project_summaries_of_an_empty_database_are_empty(repo: SqlOperationRepository) -> None:
     assert repo.project_summaries() == []
+
+
+def test_the_service_keeps_each_tag_once_and_lists_a_running_one_live(repo: SqlOperationRepository) -> None:
+    service = OperationsService(repo, FixedClock(), EventBroker(), progress_interval_s=3600.0)
+    op, created = service.create(
+        op_type="training",
+        request={},
+        execution_mode="local",
+        mode_reason="t",
+        project="fx",
+        name="baseline",
+        tags=["gpu", "baseline", "gpu"],
+        workload="tabular",
+    )
+    assert created
+    assert (op.project, op.name, op.tags, op.workload) == ("fx", "baseline", ("gpu", "baseline"), "tabular")
+    service.mark_running(op.id)
+    service.report_progress(op.id, ProgressUpdate(percentage=40.0, phase="training"))
+    [listed], total = service.list_operations(OperationFilter(project="fx", tags=("baseline",)))
+    assert total == 1
+    assert listed.progress.percentage == 40.0  # the live view, ahead of the throttled database write
+    assert listed.tags == ("gpu", "baseline")
 
 
 def _insert_at_0003(engine: Engine, op_id: str, request: dict[str, object], seq: int) -> None:
