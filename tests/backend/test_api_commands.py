@@ -160,6 +160,17 @@ async def test_the_toy_command_completes_with_step_rows_its_lines_logged_and_its
     messages = [line["message"] for line in logs["lines"]]
     assert any(m.startswith("step: 30 loss: ") for m in messages)
     assert any(m.startswith("wrote ") and m.endswith("model.pt") for m in messages)
+    output = await api.get(f"/api/v1/operations/{op_id}/output")
+    assert output.status_code == 200
+    assert output.headers["content-type"].startswith("text/plain")
+    printed = [line.split(" ", 1)[1] for line in output.text.splitlines()]
+    assert [m for m in messages if m.startswith("step: ")] == [p for p in printed if p.startswith("step: ")]
+
+
+async def test_the_output_of_an_unknown_operation_is_a_404(api: httpx.AsyncClient) -> None:
+    unknown = await api.get("/api/v1/operations/op_nope/output")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "operation_not_found"
 
 
 async def test_cancel_of_a_running_command_stops_it_and_its_children_within_the_grace(
