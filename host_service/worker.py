@@ -57,7 +57,12 @@ def _train(spec: WorkerSpec, messages: Queue[WorkerMessage], token: CancelToken)
         messages.put(
             WorkerMessage("heartbeat", {"device": select_device(request.overrides.device or "auto").type})
         )
-        executor = TrainingExecutor(spec.data_dir, ResultFolderSink(spec.result_dir))
+        executor = TrainingExecutor(
+            spec.data_dir,
+            ResultFolderSink(spec.result_dir),
+            commands_dir=spec.commands_dir,
+            scratch_dir=spec.scratch_dir,
+        )
         result = executor.execute(request, forward, token, run_name=spec.session_id)
         write_result(spec.result_dir, result.as_dict())
         return WorkerMessage("completed", {"device": result.device})
