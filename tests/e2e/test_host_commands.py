@@ -56,7 +56,8 @@ print("witness " + run, flush=True)
 """
 
 SLEEPER_PY = """
-import json, os, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # deaf to a graceful stop, and so is its child
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
 with open(sys.argv[1], "w") as f:
     json.dump({"pid": os.getpid(), "pgid": os.getpgid(0), "child": child.pid}, f)
@@ -86,7 +87,7 @@ def _templates(witness: Path) -> dict[str, str]:
     sleeper = {
         "name": "sleeper",
         "argv": ["{python}", "sleeper.py", str(witness / "sleeper.json")],
-        "stop_grace_s": 2,
+        "stop_grace_s": 60,  # more than the host's own stop grace (3 s): the host terminates its child first
     }
     empty = {
         "name": "empty",
@@ -215,6 +216,8 @@ def test_a_command_dataset_folder_is_refused_in_host_mode_with_the_reason(cluste
 
 
 def test_cancel_of_a_host_command_run_leaves_no_process_of_its_group_alive(cluster: Cluster) -> None:
+    """The program ignores SIGTERM and its template grants it more time than the host's stop grace: the
+    host terminates its training child, which must take the program's whole group down with it."""
     api = cluster.api
     op_id = _train(api, "sleeper")
     pids_file = cluster.witness / "sleeper.json"
@@ -228,3 +231,4 @@ def test_cancel_of_a_host_command_run_leaves_no_process_of_its_group_alive(clust
     assert op["status"] == "cancelled", op
     wait_until(lambda: not group_members(pids["pgid"]), 10, "every process of the group to be gone")
     wait_until(lambda: not live_sessions(cluster.host), 10, "the host slot to be free")
+    assert "did not stop within" in cluster.host.log()  # the host's terminate() did the stopping
