@@ -156,6 +156,12 @@ async def test_the_toy_command_completes_with_step_rows_its_lines_logged_and_its
     assert [row["step"] for row in metrics["history"]] == [10, 20, 30]
     assert all({"loss", "lr", "val_loss"} <= set(row) for row in metrics["history"])
     assert metrics["telemetry"]["command.run"]["count"] == 1
+    best = min(metrics["history"], key=lambda row: row["val_loss"])
+    assert (metrics["best_epoch"], metrics["analysis"]["best_step"]) == (None, best["step"])
+    assert metrics["best_val_loss"] == best["val_loss"]
+    request = (await api.get(f"/api/v1/operations/{op_id}/request")).json()
+    assert (request["workload"], request["command"]["name"], request["name"]) == ("command", "toy", "exp")
+    assert request["command"]["params"]["steps"] == 30
     logs = (await api.get(f"/api/v1/operations/{op_id}/logs")).json()
     messages = [line["message"] for line in logs["lines"]]
     assert any(m.startswith("step: 30 loss: ") for m in messages)
