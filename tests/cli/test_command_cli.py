@@ -23,9 +23,11 @@ def test_list_shows_the_sample_and_a_broken_template_with_its_line(invoke: Invok
     result = invoke(["commands", "list", "--commands-dir", str(_commands(tmp_path)), "--json"])
     assert result.exit_code == 0, result.output
     views = {view["name"]: view for view in json.loads(result.output)}
-    assert views["toy"]["valid"] and "steps" in views["toy"]["params"]
+    assert views["toy"]["valid"]
+    assert "steps" in views["toy"]["params"]
     assert not views["broken"]["valid"]
-    assert "line 2" in views["broken"]["error"] and "{nope}" in views["broken"]["error"]
+    assert "line 2" in views["broken"]["error"]
+    assert "{nope}" in views["broken"]["error"]
 
 
 def test_show_prints_the_params_with_ranges_and_an_unknown_name_exits_2(
@@ -34,7 +36,8 @@ def test_show_prints_the_params_with_ranges_and_an_unknown_name_exits_2(
     folder = _commands(tmp_path)
     shown = invoke(["commands", "show", "toy", "--commands-dir", str(folder)])
     assert shown.exit_code == 0, shown.output
-    assert "optimizer" in shown.output and "adam, sgd" in shown.output
+    assert "optimizer" in shown.output
+    assert "adam, sgd" in shown.output
     missing = invoke(["commands", "show", "nope", "--commands-dir", str(folder)])
     assert missing.exit_code == 2
     assert "known commands: toy" in missing.output
@@ -43,10 +46,12 @@ def test_show_prints_the_params_with_ranges_and_an_unknown_name_exits_2(
 def test_validate_names_the_line_of_a_broken_template(invoke: Invoke, tmp_path: Path) -> None:
     folder = _commands(tmp_path)
     good = invoke(["commands", "validate", str(folder / "toy.yaml")])
-    assert good.exit_code == 0 and "valid command 'toy'" in good.output
+    assert good.exit_code == 0
+    assert "valid command 'toy'" in good.output
     bad = invoke(["commands", "validate", str(folder / "broken.yaml")])
     assert bad.exit_code == 2
-    assert "line 2" in bad.output and "argv.1" in bad.output
+    assert "line 2" in bad.output
+    assert "argv.1" in bad.output
 
 
 def test_run_trains_the_sample_in_process_and_stores_its_files(invoke: Invoke, tmp_path: Path) -> None:
