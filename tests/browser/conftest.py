@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.servers import backend_env, free_port, wait_healthy
+from tests.services import service_missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -106,11 +107,11 @@ class Backend:
 @pytest.fixture(scope="package")
 def playwright_api() -> Any:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        service_missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
     try:
         from playwright import sync_api
     except ImportError:
-        pytest.skip("the playwright package is missing: pip install playwright")
+        service_missing("the playwright package is missing: pip install playwright")
     return sync_api
 
 
