@@ -4,7 +4,7 @@ import { api, trainingRequest } from "../api.js";
 import { PALETTE, lineChart } from "../charts.js";
 import { clear, h, pageHead } from "../dom.js";
 import { fmtDate, fmtDuration, fmtNumber, fmtPercent, runSeconds, shortId } from "../format.js";
-import { statusBadge } from "./trainings.js";
+import { statusBadge } from "./training_row.js";
 
 function runLabel(req, op) {
   const what = req ? `${req.strategy || req.workload} ${req.symbols.join(",")} ${req.timeframes.join(",")}`.trim() : "training";

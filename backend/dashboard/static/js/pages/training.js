@@ -7,7 +7,7 @@ import { fmtDuration, fmtNumber, fmtPercent, runSeconds, shortId } from "../form
 import { followOperation } from "../live.js";
 import { logViewer } from "./log_viewer.js";
 import { resultPanels } from "./training_results.js";
-import { progressCell, statusBadge, stopButton } from "./trainings.js";
+import { progressCell, statusBadge, stopButton } from "./training_row.js";
 
 const METRICS_THROTTLE_MS = 400;
 
