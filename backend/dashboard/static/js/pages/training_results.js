@@ -4,9 +4,14 @@ import { barChart, confusionMatrix } from "../charts.js";
 import { h } from "../dom.js";
 import { fmtNumber, fmtPercent } from "../format.js";
 
+/** A model's family: its strategy, or for a command run the command's name. */
+export function modelFamily(model) {
+  return model.strategy || model.command || model.family || "";
+}
+
 export function modelDownloadUrl(model) {
   const part = encodeURIComponent;
-  return `/api/v1/models/${part(model.strategy)}/${part(model.name)}/versions/${model.version}/download`;
+  return `/api/v1/models/${part(modelFamily(model))}/${part(model.name)}/versions/${model.version}/download`;
 }
 
 function perClassTable(perClass) {
@@ -43,6 +48,18 @@ function testMetricsPanel(test) {
   );
 }
 
+function modelFacts(result) {
+  const model = result.model;
+  const files = model.files || result.files || [];
+  const facts = [["Stored as", `${modelFamily(model)}/${model.name} v${model.version}`, "mono"]];
+  if (result.stop_reason) facts.push(["Stopped because", String(result.stop_reason).replaceAll("_", " ")]);
+  if (result.epochs_trained !== undefined) facts.push(["Epochs trained", fmtNumber(result.epochs_trained)]);
+  if (result.best_epoch !== undefined) facts.push(["Best epoch", `${fmtNumber(result.best_epoch)} (val loss ${fmtNumber(result.best_val_loss)})`]);
+  if (result.steps !== undefined) facts.push(["Steps", fmtNumber(result.steps)]);
+  if (files.length) facts.push(["Files", files.map((f) => (typeof f === "string" ? f : f.name || f.path)).join(", "), "mono"]);
+  return facts;
+}
+
 function modelPanel(result) {
   const model = result.model;
   if (!model) return null;
@@ -50,11 +67,7 @@ function modelPanel(result) {
     "section",
     { class: "panel", id: "model-panel" },
     h("h2", { text: "Model" }),
-    h("dl", { class: "summary" },
-      h("dt", { text: "Stored as" }), h("dd", { class: "mono", text: `${model.strategy}/${model.name} v${model.version}` }),
-      h("dt", { text: "Stopped because" }), h("dd", { text: String(result.stop_reason || "—").replaceAll("_", " ") }),
-      h("dt", { text: "Epochs trained" }), h("dd", { text: fmtNumber(result.epochs_trained) }),
-      h("dt", { text: "Best epoch" }), h("dd", { text: `${fmtNumber(result.best_epoch)} (val loss ${fmtNumber(result.best_val_loss)})` })),
+    h("dl", { class: "summary" }, modelFacts(result).map(([k, v, cls]) => [h("dt", { text: k }), h("dd", { class: cls, text: v })])),
     h("p", {}, h("a", { class: "btn btn-primary", id: "model-download", href: modelDownloadUrl(model), download: "", text: "Download model (.zip)" }), " ", h("a", { class: "btn", href: "#/models", text: "All models" })),
   );
 }
@@ -68,7 +81,8 @@ export function resultPanels(op) {
   if (!result) return [];
   const test = result.test_metrics || {};
   const importance = Object.entries(result.feature_importance || {}).map(([label, value]) => ({ label, value })).sort((a, b) => b.value - a.value);
-  const panels = [h("div", { class: "grid-2" }, testMetricsPanel(test), modelPanel(result))];
+  const hasTest = Object.keys(test).length > 0;
+  const panels = [h("div", { class: hasTest ? "grid-2" : "" }, hasTest ? testMetricsPanel(test) : null, modelPanel(result))];
   const lower = [];
   if (test.confusion_matrix) lower.push(h("section", { class: "panel", id: "confusion" }, h("h2", { text: "Confusion matrix" }), confusionMatrix(test.confusion_matrix, test.class_names)));
   if (importance.length) {
