@@ -33,6 +33,9 @@ class TrainingRequestView(BaseModel):
     end_date: date | None = None
     dataset: str | None = Field(None, description="Tabular workload: the CSV trained on.")
     plugin: str | None = None
+    command: dict[str, Any] | None = Field(
+        None, description="Command workload: the template's name, its params and the dataset path."
+    )
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -65,6 +68,7 @@ def training_request_view(operation_id: str, request: dict[str, Any]) -> Trainin
         end_date=request.get("end_date"),
         dataset=tabular.get("dataset"),
         plugin=request.get("plugin"),
+        command=request.get("command") or None,
         overrides=overrides,
     )
 

@@ -64,12 +64,13 @@ function drawOptions() {
 
 /** Builds the switcher into the header slot and keeps its counts fresh. */
 export function mountSwitcher(slot) {
-  select = h("select", { id: "project-switcher", "aria-describedby": "project-switcher-hint" });
+  // Its own accessible name, so it is not confused with the wizard's "Project" field.
+  select = h("select", { id: "project-switcher", "aria-label": "Show project", "aria-describedby": "project-switcher-hint" });
   select.addEventListener("change", () => setProject(select.value));
   drawOptions();
   clear(
     slot,
-    h("label", { for: "project-switcher", text: "Project" }),
+    h("span", { class: "label-text", "aria-hidden": "true", text: "Project" }),
     select,
     h("div", { class: "sr-only", id: "project-switcher-hint", text: "Filters the trainings table." }),
   );
