@@ -17,6 +17,7 @@ from backend.adapters.operation_logs import FileOperationLogStore
 from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector, HostAvailability
 from backend.domain.ports import (
     Clock,
+    CommandCatalog,
     DatasetCatalog,
     HostClient,
     ModelStore,
@@ -53,6 +54,7 @@ class Adapters:
 
     engine: TrainingEngine | None = None
     strategies: StrategyCatalog | None = None
+    commands: CommandCatalog | None = None
     datasets: DatasetCatalog | None = None
     models: ModelStore | None = None
     clock: Clock = field(default_factory=SystemClock)
@@ -75,6 +77,7 @@ class Components:
     runner: LocalTrainingRunner
     selector: ExecutionModeSelector
     strategies: StrategyCatalog
+    commands: CommandCatalog
     datasets: DatasetCatalog
     models: ModelStore
     logs: LogCapture
@@ -93,6 +96,7 @@ class Components:
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
     """Fill in every port the caller did not fake with its trainkit-backed adapter."""
     from backend.adapters.catalogs import CandleFiles, StrategyFiles
+    from backend.adapters.command_files import CommandFiles
 
     models = given.models
     engine = given.engine
@@ -107,6 +111,7 @@ def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
             store.storage,
             runs_dir=settings.runs_dir,
             plugin_allowlist=settings.plugin_allowlist,
+            commands_dir=settings.commands_dir,
         )
     sink = given.sink
     if sink is None:
@@ -121,6 +126,7 @@ def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
     return Adapters(
         engine=engine,
         strategies=given.strategies or StrategyFiles(settings.strategies_dir),
+        commands=given.commands or CommandFiles(settings.commands_dir),
         datasets=given.datasets or CandleFiles(settings.data_dir),
         models=models,
         clock=given.clock,
@@ -178,6 +184,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
     if not (
         adapters.engine
         and adapters.strategies
+        and adapters.commands
         and adapters.datasets
         and adapters.models
         and adapters.sink
@@ -241,6 +248,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         runner=runner,
         selector=selector,
         strategies=adapters.strategies,
+        commands=adapters.commands,
         datasets=adapters.datasets,
         models=adapters.models,
         logs=logs,

@@ -12,6 +12,7 @@ from typing import Any
 from shared.contracts.errors import CodedError
 from shared.trainkit.errors import (
     CheckpointError,
+    CommandNotFoundError,
     ConfigError,
     DataError,
     DataNotFoundError,
@@ -136,6 +137,7 @@ class SettingsError(BackendError):
 
 
 _TRAINKIT_STATUS: tuple[tuple[type[TrainkitError], int], ...] = (
+    (CommandNotFoundError, 404),
     (DataNotFoundError, 404),
     (ModelNotFoundError, 404),
     (ConfigError, 422),

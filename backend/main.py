@@ -19,6 +19,7 @@ from backend.api.routes import api_router, root_router
 from backend.components import Adapters, Components, build_components
 from backend.settings import Settings, load_settings
 from backend.version import VERSION
+from shared.trainkit.workloads.command.catalog import has_commands, write_sample_commands
 from shared.trainkit.workloads.strategy.sample_data import write_sample_strategies
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,15 @@ def prepare_folders(components: Components, alone: bool) -> None:
             logger.exception("could not write the sample strategies into %s", strategies)
         else:
             logger.info("wrote %d sample strateg(ies) into %s", len(added), strategies)
+
+    commands = settings.commands_dir
+    if settings.generate_sample_data and not has_commands(commands):
+        try:
+            written = write_sample_commands(commands)
+        except OSError:
+            logger.exception("could not write the sample commands into %s", commands)
+        else:
+            logger.info("wrote %d sample command file(s) into %s", len(written), commands)
 
 
 async def stop(components: Components) -> None:

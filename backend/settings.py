@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     models_dir: Path = Path("./models")
     data_dir: Path = Path("./data")
     strategies_dir: Path = Path("./strategies")
+    commands_dir: Path = Field(
+        Path("./commands"), description="Folder of command templates (one YAML file per training program)."
+    )
     runs_dir: Path = Path("./var/runs")
     local_concurrency: int = Field(1, ge=1, le=64)
     progress_write_interval_s: float = Field(1.0, ge=0, le=3600)

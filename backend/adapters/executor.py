@@ -13,10 +13,16 @@ from shared.trainkit.executor.types import ModelSink, ProgressCallback, Training
 
 class ExecutorEngine:
     def __init__(
-        self, data_dir: Path, sink: ModelSink, *, runs_dir: Path | None, plugin_allowlist: Sequence[str] = ()
+        self,
+        data_dir: Path,
+        sink: ModelSink,
+        *,
+        runs_dir: Path | None,
+        plugin_allowlist: Sequence[str] = (),
+        commands_dir: Path | None = None,
     ) -> None:
         self._executor = TrainingExecutor(
-            data_dir, sink, run_root=runs_dir, plugin_allowlist=plugin_allowlist
+            data_dir, sink, run_root=runs_dir, plugin_allowlist=plugin_allowlist, commands_dir=commands_dir
         )
 
     def validate(self, request: TrainingRequest) -> list[str]:

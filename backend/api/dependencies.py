@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from backend.components import Components
-from backend.domain.ports import DatasetCatalog, ModelStore, StrategyCatalog
+from backend.domain.ports import CommandCatalog, DatasetCatalog, ModelStore, StrategyCatalog
 from backend.services.operations import OperationsService
 from backend.services.training import TrainingService
 
@@ -33,6 +33,10 @@ def get_strategies(request: Request) -> StrategyCatalog:
     return get_components(request).strategies
 
 
+def get_commands(request: Request) -> CommandCatalog:
+    return get_components(request).commands
+
+
 def get_datasets(request: Request) -> DatasetCatalog:
     return get_components(request).datasets
 
@@ -43,3 +47,4 @@ TrainingDep = Annotated[TrainingService, Depends(get_training)]
 ModelsDep = Annotated[ModelStore, Depends(get_models)]
 StrategiesDep = Annotated[StrategyCatalog, Depends(get_strategies)]
 DatasetsDep = Annotated[DatasetCatalog, Depends(get_datasets)]
+CommandsDep = Annotated[CommandCatalog, Depends(get_commands)]

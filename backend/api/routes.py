@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from backend.api import data, events, host_callbacks, models, operations, strategies, system, trainings
+from backend.api import (
+    commands,
+    data,
+    events,
+    host_callbacks,
+    models,
+    operations,
+    strategies,
+    system,
+    trainings,
+)
 
 root_router = APIRouter()
 root_router.include_router(system.router)
 
 api_router = APIRouter()
-for module in (trainings, operations, events, models, strategies, data, host_callbacks):
+for module in (trainings, operations, events, models, strategies, commands, data, host_callbacks):
     api_router.include_router(module.router)

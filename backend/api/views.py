@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from backend.domain.operations import Operation, OperationStatus
@@ -65,4 +66,22 @@ def operation_metrics(op: Operation) -> OperationMetrics:
         overfitting=bool(analysis.get("overfitting", False)),
         decisions=[dict(d) for d in op.decisions],
         analysis=analysis,
+        telemetry=_telemetry(op.result),
     )
+
+
+def _telemetry(result: dict[str, Any] | None) -> dict[str, dict[str, float]]:
+    """The timer rollups an execution put into its result; malformed entries are left out (the result
+    is stored as whatever a host sent)."""
+    raw = (result or {}).get("telemetry")
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        str(name): {str(k): float(v) for k, v in stats.items() if _is_number(v)}
+        for name, stats in raw.items()
+        if isinstance(stats, dict)
+    }
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -198,7 +198,10 @@ def _train_local(ctx: click.Context, options: dict[str, Any]) -> None:
         return
     out = Console()
     out.print(result_table(result.as_dict()))
-    out.print(f"model saved to [bold]{model_location(result.model.as_dict())}[/]")
+    if result.model is not None:
+        out.print(f"model saved to [bold]{model_location(result.model.as_dict())}[/]")
+    else:
+        out.print("[yellow]no model stored[/]: " + "; ".join(result.warnings))
     out.print(f"run record in {Path(options['runs_dir']) / run_name}")
 
 

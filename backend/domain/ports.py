@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from backend.domain.instances import BackendInstance
 from backend.domain.operations import Operation, OperationStatus
+from shared.contracts.commands import CommandView
 from shared.contracts.host import HostHealth, SessionList, SessionView, StartSession
 from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
@@ -116,6 +117,16 @@ class StrategyCatalog(Protocol):
 
     def validate(self, text: str) -> dict[str, Any]:
         """Parse a strategy; ConfigError naming the field if it is invalid; a summary if not."""
+        ...
+
+
+class CommandCatalog(Protocol):
+    def list_commands(self) -> list[CommandView]:
+        """Every command template, valid or not."""
+        ...
+
+    def get(self, name: str) -> CommandView:
+        """One valid template; CommandNotFoundError listing the known ones."""
         ...
 
 

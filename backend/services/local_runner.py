@@ -156,7 +156,8 @@ class LocalTrainingRunner:
             logger.exception("operation %s crashed", op.id)
             self._finish_failed(op.id, OperationError("internal_error", f"{type(exc).__name__}: {exc}"))
         else:
-            logger.info("operation %s completed: model %s", op.id, result.model.as_dict())
+            stored = result.model.as_dict() if result.model is not None else "none stored"
+            logger.info("operation %s completed: model %s", op.id, stored)
             self._finish(
                 op.id, "completed", lambda: self._ops.complete(op.id, result.as_dict(), device=result.device)
             )

@@ -29,6 +29,10 @@ def merge_progress(op: Operation, update: ProgressUpdate, now: datetime) -> Oper
     epoch_metrics = update.extra.get("epoch_metrics")
     if isinstance(epoch_metrics, dict) and len(op.history) < MAX_HISTORY:
         changes["history"] = (*op.history, dict(epoch_metrics))
+    metric_rows = update.extra.get("metric_rows")
+    if isinstance(metric_rows, list) and metric_rows:
+        rows = [dict(row) for row in metric_rows if isinstance(row, dict)]
+        changes["history"] = thinned((*op.history, *rows))
     decision = update.extra.get("decision")
     if isinstance(decision, dict) and len(op.decisions) < MAX_DECISIONS:
         changes["decisions"] = (*op.decisions, dict(decision))
@@ -38,7 +42,15 @@ def merge_progress(op: Operation, update: ProgressUpdate, now: datetime) -> Oper
     return op.with_changes(**changes)
 
 
-_HEADLINE_KEYS = ("accuracy", "macro_f1", "rmse", "r2", "train_loss", "val_loss", "val_accuracy")
+def thinned(rows: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """At most MAX_HISTORY rows: when over, every other older row goes (the newest always stays), so a
+    long step-keyed history keeps its shape at half the resolution instead of losing its end."""
+    while len(rows) > MAX_HISTORY:
+        rows = (*rows[:-1:2], rows[-1])
+    return rows
+
+
+_HEADLINE_KEYS = ("accuracy", "macro_f1", "rmse", "r2", "train_loss", "val_loss", "val_accuracy", "loss")
 
 
 def completed_progress(op: Operation, result: Mapping[str, Any]) -> Progress:
@@ -51,14 +63,16 @@ def completed_progress(op: Operation, result: Mapping[str, Any]) -> Progress:
         if isinstance(value, int | float) and not isinstance(value, bool)
     }
     trained = result.get("epochs_trained")
-    epoch = trained if isinstance(trained, int) else op.progress.epoch
+    epoch = trained if isinstance(trained, int) and trained > 0 else op.progress.epoch
     headline = ", ".join(f"{k}={metrics[k]:.4f}" for k in _HEADLINE_KEYS if k in metrics) or "n/a"
     return Progress(
         percentage=100.0,
         phase="completed",
         message=f"completed: {headline}",
         epoch=epoch,
-        total_epochs=op.progress.total_epochs or _requested_epochs(op) or epoch,
+        total_epochs=(op.progress.total_epochs or _requested_epochs(op) or epoch)
+        if epoch is not None
+        else None,
         metrics=metrics or op.progress.metrics,
     )
 

@@ -149,6 +149,8 @@ class TrainingService:
                 end_date=body.end_date,
                 tabular=body.tabular,
                 plugin=body.plugin,
+                command=body.command,
+                name=body.name,
                 overrides=body.overrides,
             )
         except ValidationError as exc:

@@ -61,7 +61,9 @@ class StartTrainingRequest(BaseModel):
     overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
     tabular: TabularSpec | None = None
     plugin: str | None = Field(None, description="Import path 'package.module:factory' of a plugin.")
-    command: CommandSpec | None = Field(None, description="The command workload: template name, params, data.")
+    command: CommandSpec | None = Field(
+        None, description="The command workload: template name, params, data."
+    )
     project: str = Field("default", pattern=SLUG_PATTERN, description="Project slug the training belongs to.")
     name: str | None = Field(
         None, pattern=RUN_NAME_PATTERN, description="The experiment's name (a command run's model name)."
@@ -137,6 +139,11 @@ class OperationMetrics(BaseModel):
     overfitting: bool = False
     decisions: list[dict[str, Any]] = Field(default_factory=list)
     analysis: dict[str, Any] = Field(default_factory=dict)
+    telemetry: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Per timer name: count, total_s, mean_s, p50_s, p95_s, max_s (and dropped: events "
+        "missing from the run's telemetry.jsonl).",
+    )
 
 
 class LogLine(BaseModel):

@@ -18,6 +18,7 @@ from shared.trainkit.callbacks import (
     ProgressReporter,
     ReduceLROnPlateau,
     RunRecorder,
+    TelemetryCallback,
     Timer,
     TrainingProgress,
 )
@@ -57,6 +58,7 @@ from shared.trainkit.spi import (
     TrainStepOutput,
     ValStepOutput,
 )
+from shared.trainkit.telemetry import Telemetry
 from shared.trainkit.trainer import Trainer
 
 __all__ = [
@@ -88,6 +90,8 @@ __all__ = [
     "Stage",
     "StopReason",
     "StorageError",
+    "Telemetry",
+    "TelemetryCallback",
     "Timer",
     "TrainStepOutput",
     "TrainableModule",

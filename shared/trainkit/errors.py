@@ -63,3 +63,27 @@ class ModelNotFoundError(StorageError):
     """No such model or version in the store."""
 
     code = "model_not_found"
+
+
+class CommandNotFoundError(ConfigError):
+    """No command template of that name in the commands folder; details list the known ones."""
+
+    code = "command_not_found"
+
+
+class CommandRunError(TrainkitError):
+    """A command training's program ended badly; details carry ``exit_code`` and the output's ``tail``."""
+
+    code = "command_failed"
+
+
+class CommandKilledError(CommandRunError):
+    """The program was killed by a signal that modelyard did not send (OOM killer, a user's kill)."""
+
+    code = "command_killed"
+
+
+class TimeLimitError(CommandRunError):
+    """The program ran past its template's ``max_runtime_s`` and was stopped."""
+
+    code = "time_limit"

@@ -6,6 +6,8 @@
                         metric (written on every exit path);
 - ``artifacts.json``    every file the run produced: path, kind, bytes, sha256 (the three files above,
                         the checkpoints and whatever else was added; not itself).
+- ``telemetry.jsonl``   scoped timers of the execution (:mod:`shared.trainkit.telemetry`); their rollups
+                        are merged into the summary under ``telemetry`` by :func:`write_telemetry_summary`.
 
 Backpressure: metric lines go through a bounded ``queue.Queue``. When it is full (the disk stalls),
 :meth:`MetricsWriter.write` blocks up to ``put_timeout_s`` to absorb a hiccup, then *drops* the line
@@ -22,8 +24,6 @@ import logging
 import math
 import os
 import platform
-import queue
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -33,9 +33,16 @@ from typing import Any, Final
 
 import torch
 
+from shared.trainkit.jsonl_writer import JsonLinesWriter
+from shared.trainkit.rollups import percentile
+
 logger = logging.getLogger(__name__)
 
-_STOP: Final = object()
+RUN_FILE: Final = "run.json"
+METRICS_FILE: Final = "metrics.jsonl"
+SUMMARY_FILE: Final = "run_summary.json"
+ARTIFACTS_FILE: Final = "artifacts.json"
+TELEMETRY_FILE: Final = "telemetry.jsonl"
 
 
 class RunStatus(StrEnum):
@@ -51,6 +58,7 @@ class ArtifactKind(StrEnum):
     METRICS = "metrics"
     CONFIG = "config"
     REPORT = "report"
+    TELEMETRY = "telemetry"
     OTHER = "other"
 
 
@@ -72,14 +80,6 @@ def describe_artifact(path: Path, kind: ArtifactKind) -> Artifact:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return Artifact(path=str(path), kind=kind, bytes=path.stat().st_size, sha256=digest.hexdigest())
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default method) of already sorted values."""
-    position = (len(sorted_values) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
 def summarize_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | int]]:
@@ -121,53 +121,22 @@ def environment() -> dict[str, str]:
     }
 
 
-class MetricsWriter:
-    """Appends JSON lines to a file from one background thread, fed through a bounded queue."""
+class MetricsWriter(JsonLinesWriter):
+    """metrics.jsonl's writer: a full queue blocks the caller up to ``put_timeout_s``, then the line is
+    dropped and counted in ``dropped``."""
 
     def __init__(self, path: Path, *, max_pending: int = 256, put_timeout_s: float = 1.0) -> None:
-        self.path = path
+        super().__init__(path, max_pending=max_pending, thread_name=f"metrics-writer:{path.parent.name}")
         self.put_timeout_s = put_timeout_s
         self.dropped = 0
-        self.failed: str | None = None
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max_pending)
-        self._thread = threading.Thread(
-            target=self._run, name=f"metrics-writer:{path.parent.name}", daemon=True
-        )
-        self._thread.start()
 
     def write(self, row: Mapping[str, Any]) -> bool:
         """Queue one line; False when it was dropped because the queue stayed full."""
-        try:
-            self._queue.put(json.dumps(row, default=str), timeout=self.put_timeout_s)
+        if self.put(row, timeout_s=self.put_timeout_s):
             return True
-        except queue.Full:
-            self.dropped += 1
-            logger.warning(
-                "metrics queue for %s full for %.1fs; dropped a line", self.path, self.put_timeout_s
-            )
-            return False
-
-    def close(self, timeout_s: float = 5.0) -> bool:
-        """Flush and stop the thread; False when it did not finish within ``timeout_s``."""
-        try:
-            self._queue.put(_STOP, timeout=timeout_s)
-        except queue.Full:
-            return False
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
-
-    def _run(self) -> None:
-        try:
-            with self.path.open("a", encoding="utf-8") as handle:
-                while (item := self._queue.get()) is not _STOP:
-                    handle.write(f"{item}\n")
-                    if self._queue.empty():
-                        handle.flush()
-        except OSError as exc:
-            self.failed = str(exc)
-            logger.exception("metrics writer for %s failed", self.path)
-            while self._queue.get() is not _STOP:  # keep draining so writers never block on a dead thread
-                pass
+        self.dropped += 1
+        logger.warning("metrics queue for %s full for %.1fs; dropped a line", self.path, self.put_timeout_s)
+        return False
 
 
 class RunRecord:
@@ -190,9 +159,9 @@ class RunRecord:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.started_at = datetime.now(UTC)
         run = {"config": dict(config), "seed": seed, "device": dict(device), "started_at": self.started_at}
-        write_json(self.run_dir / "run.json", {**run, **environment(), **extra})
+        write_json(self.run_dir / RUN_FILE, {**run, **environment(), **extra})
         self._writer = MetricsWriter(
-            self.run_dir / "metrics.jsonl", max_pending=self._max_pending, put_timeout_s=self._put_timeout_s
+            self.run_dir / METRICS_FILE, max_pending=self._max_pending, put_timeout_s=self._put_timeout_s
         )
 
     def log_epoch(self, row: Mapping[str, Any]) -> None:
@@ -226,8 +195,70 @@ class RunRecord:
             "metrics_lines_dropped": dropped,
             **outcome,
         }
-        write_json(self.run_dir / "run_summary.json", summary)
-        self.add_artifact(self.run_dir / "run.json", ArtifactKind.CONFIG)
-        self.add_artifact(self.run_dir / "run_summary.json", ArtifactKind.REPORT)
-        write_json(self.run_dir / "artifacts.json", [a.as_dict() for a in self.artifacts.values()])
+        write_json(self.run_dir / SUMMARY_FILE, summary)
+        self.add_artifact(self.run_dir / RUN_FILE, ArtifactKind.CONFIG)
+        self.add_artifact(self.run_dir / SUMMARY_FILE, ArtifactKind.REPORT)
+        write_json(self.run_dir / ARTIFACTS_FILE, [a.as_dict() for a in self.artifacts.values()])
         return summary
+
+
+def write_telemetry_summary(run_dir: Path, rollups: Mapping[str, Mapping[str, float | int]]) -> None:
+    """Merge ``{"telemetry": rollups}`` into the run's ``run_summary.json`` (atomically; the file is
+    created when absent, other keys are kept).
+
+    When the run already listed its files in ``artifacts.json``, the entries of the summary (its hash
+    changed) and of ``telemetry.jsonl`` are brought up to date too, so that list stays true."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = run_dir / SUMMARY_FILE
+    summary = _read_json_object(summary_path)
+    summary["telemetry"] = {name: dict(stats) for name, stats in rollups.items()}
+    write_json(summary_path, summary)
+    _refresh_artifacts(
+        run_dir, {summary_path: ArtifactKind.REPORT, run_dir / TELEMETRY_FILE: ArtifactKind.TELEMETRY}
+    )
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        logger.warning("run summary %s is unreadable; writing a fresh one", path, exc_info=True)
+        return {}
+    if not isinstance(content, dict):
+        logger.warning("run summary %s is not a JSON object; writing a fresh one", path)
+        return {}
+    return content
+
+
+def _refresh_artifacts(run_dir: Path, files: Mapping[Path, ArtifactKind]) -> None:
+    listing_path = run_dir / ARTIFACTS_FILE
+    listing = _read_json_list(listing_path)
+    if listing is None:
+        return
+    by_path = {Path(str(entry.get("path"))).resolve(): entry for entry in listing}
+    for path, kind in files.items():
+        if not path.is_file():
+            continue
+        listed = by_path.get(path.resolve())
+        artifact = describe_artifact(path, kind).as_dict()
+        if listed is None:
+            listing.append(artifact)
+        else:
+            listed.update({**artifact, "path": listed["path"]})
+    write_json(listing_path, listing)
+
+
+def _read_json_list(path: Path) -> list[dict[str, Any]] | None:
+    if not path.is_file():
+        return None
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        logger.warning("artifact list %s is unreadable; left as it is", path, exc_info=True)
+        return None
+    if not isinstance(content, list) or not all(isinstance(entry, dict) for entry in content):
+        return None
+    return content

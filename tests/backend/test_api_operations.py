@@ -4,6 +4,7 @@ import asyncio
 import json
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,11 @@ import httpx
 import pytest
 
 from backend.settings import Settings
-from shared.contracts.training import ProgressUpdate
+from shared.contracts.training import ProgressUpdate, TrainingRequest
+from shared.trainkit.cancellation import CancelToken
+from shared.trainkit.executor.types import ProgressCallback, TrainingResult
 from tests.backend.conftest import Fakes, start_app, training_body, wait_for_status
+from tests.backend.fakes import FakeEngine
 
 pytestmark = pytest.mark.anyio
 
@@ -89,6 +93,65 @@ async def test_metrics_returns_the_epoch_history_with_best_epoch(api: httpx.Asyn
     assert metrics["best_val_loss"] == pytest.approx(0.3)
     assert metrics["plateau"] is False
     assert metrics["overfitting"] is False
+
+
+@dataclass
+class _ResultWithTelemetry(TrainingResult):
+    telemetry: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**super().as_dict(), "telemetry": self.telemetry}
+
+
+@dataclass
+class _TimedEngine(FakeEngine):
+    """A FakeEngine whose results carry timer rollups, as the executor's do."""
+
+    telemetry: dict[str, Any] = field(default_factory=dict)
+
+    def execute(
+        self,
+        request: TrainingRequest,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+        *,
+        run_name: str | None = None,
+    ) -> TrainingResult:
+        result = super().execute(request, progress, cancel, run_name=run_name)
+        return _ResultWithTelemetry(**vars(result), telemetry=self.telemetry)
+
+
+async def test_metrics_carry_the_timer_rollups_of_the_result_and_leave_malformed_ones_out(
+    settings: Settings, fakes: Fakes
+) -> None:
+    epoch = {
+        "count": 3,
+        "total_s": 1.5,
+        "mean_s": 0.5,
+        "p50_s": 0.5,
+        "p95_s": 0.6,
+        "max_s": 0.6,
+        "dropped": 0,
+    }
+    fakes.engine = _TimedEngine(
+        telemetry={"epoch": epoch, "spawn": {"count": 1, "total_s": "slow", "ok": True}, "broken": 7}
+    )
+    app, lifespan = await start_app(settings, fakes)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            op_id = await start(client)
+            await wait_for_status(client, op_id, {"completed"})
+            metrics = (await client.get(f"/api/v1/operations/{op_id}/metrics")).json()
+    finally:
+        await lifespan.__aexit__(None, None, None)
+    assert metrics["telemetry"] == {"epoch": epoch, "spawn": {"count": 1}}
+
+
+async def test_metrics_of_a_result_without_telemetry_have_none(api: httpx.AsyncClient) -> None:
+    op_id = await start(api)
+    await wait_for_status(api, op_id, {"completed"})
+    assert (await api.get(f"/api/v1/operations/{op_id}/metrics")).json()["telemetry"] == {}
 
 
 async def test_logs_hold_what_the_training_logged_and_nothing_from_elsewhere(api: httpx.AsyncClient) -> None:

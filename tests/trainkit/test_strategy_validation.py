@@ -13,7 +13,7 @@ from shared.trainkit.errors import ConfigError, DataError, DataNotFoundError
 from shared.trainkit.executor import TrainingExecutor
 from shared.trainkit.storage import ModelStorage
 from shared.trainkit.storage.names import validate_component
-from shared.trainkit.workloads import create_workload
+from shared.trainkit.workloads import WorkloadSettings, create_workload
 from shared.trainkit.workloads.strategy.sample_data import write_sample_data
 from shared.trainkit.workloads.strategy.schema import parse_strategy
 from shared.trainkit.workloads.strategy.workload import StrategyWorkload
@@ -100,7 +100,7 @@ def test_missing_data_is_still_data_not_found(data_dir: Path) -> None:
 
 
 def test_valid_request_keeps_the_candles_for_the_data_phase(data_dir: Path) -> None:
-    workload = create_workload(_request(start_date=date(2024, 11, 1)), data_dir)
+    workload = create_workload(_request(start_date=date(2024, 11, 1)), WorkloadSettings(data_dir))
     assert isinstance(workload, StrategyWorkload)
     workload.validate()
     loaded = [s.candles for s in workload.series]

@@ -18,10 +18,9 @@ from shared.trainkit.executor.types import (
 )
 
 if TYPE_CHECKING:
-    from shared.trainkit.executor.executor import STEPS, TrainingExecutor
+    from shared.trainkit.executor.executor import TrainingExecutor
 
 __all__ = [
-    "STEPS",
     "ModelArtifact",
     "ModelRef",
     "ModelSink",
@@ -32,7 +31,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("STEPS", "TrainingExecutor"):
+    if name == "TrainingExecutor":
         from shared.trainkit.executor import executor
 
         return getattr(executor, name)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.contracts.training import ProgressUpdate
 from shared.trainkit.executor.types import ProgressCallback
+
+if TYPE_CHECKING:
+    from shared.trainkit.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +31,13 @@ class PipelineProgress:
     """Turns "step k is x % done" into one monotonic percentage and forwards it to the listener.
 
     When a step ends early (training stopped early) the next step's start is reported at once, so the
-    bar jumps forward to evaluation rather than crawling; it never moves backwards.
+    bar jumps forward to evaluation rather than crawling; it never moves backwards. With ``telemetry``,
+    each step is timed from its start to the next one's (``step.<phase>``), a failed one included.
     """
 
-    def __init__(self, steps: Sequence[Step], listener: ProgressCallback) -> None:
+    def __init__(
+        self, steps: Sequence[Step], listener: ProgressCallback, *, telemetry: Telemetry | None = None
+    ) -> None:
         total = sum(s.weight for s in steps)
         self._starts: dict[str, float] = {}
         self._spans: dict[str, float] = {}
@@ -45,9 +52,30 @@ class PipelineProgress:
         # Reports come from the training thread and from the progress reporter's delivery thread.
         self._lock = threading.Lock()
         self.total_epochs: int | None = None
+        self._telemetry = telemetry
+        self._open: tuple[str, float] | None = None
+
+    @property
+    def phases(self) -> list[str]:
+        return list(self._starts)
 
     def start(self, phase: str, message: str | None = None) -> None:
+        if self._open is None or self._open[0] != phase:
+            self._end_step()
+            self._open = (phase, time.perf_counter())
         self.report(phase, 0.0, message or self._labels[phase])
+
+    def _end_step(self, error: str | None = None) -> None:
+        if self._open is not None and self._telemetry is not None:
+            phase, started = self._open
+            self._telemetry.record(
+                f"step.{phase}", time.perf_counter() - started, ok=error is None, error=error
+            )
+        self._open = None
+
+    def close(self, error: str | None = None) -> None:
+        """End the open step's timer (the run failed with ``error``, or ended)."""
+        self._end_step(error)
 
     def report(
         self,
@@ -80,3 +108,4 @@ class PipelineProgress:
     def finish(self, message: str = "done") -> None:
         last_phase = list(self._starts)[-1]
         self.report(last_phase, 1.0, message)
+        self._end_step()

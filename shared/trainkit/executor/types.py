@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from shared.contracts.training import ProgressUpdate
@@ -13,8 +14,10 @@ ProgressCallback = Callable[[ProgressUpdate], None]
 
 @dataclass(frozen=True)
 class ModelArtifact:
-    """A trained model ready to persist: ``model_bytes`` is a ``model.pt`` in the checkpoint format;
-    the dicts become ``config.json``, ``metrics.json``, ``features.json`` and ``metadata.json``."""
+    """A trained model ready to persist: ``model_bytes`` is a ``model.pt`` in the checkpoint format
+    (empty: no ``model.pt``, as for a command run); the dicts become ``config.json``, ``metrics.json``,
+    ``features.json`` and ``metadata.json``; ``files`` maps relative paths to files on disk copied in
+    under ``files/`` (a command's artefacts)."""
 
     strategy: str
     name: str
@@ -23,6 +26,7 @@ class ModelArtifact:
     metrics: dict[str, Any]
     features: dict[str, Any]
     metadata: dict[str, Any]
+    files: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class ModelSink(Protocol):
 class TrainingResult:
     """The outcome of one executed training."""
 
-    model: ModelRef
+    model: ModelRef | None
     device: str
     test_metrics: dict[str, Any]
     history: list[dict[str, Any]]
@@ -60,10 +64,14 @@ class TrainingResult:
     duration_s: float
     decisions: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: Per timer name (``step.<phase>``, ``epoch``, ``command.*``): count, total, mean, p50, p95, max.
+    telemetry: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    #: Command runs: what the program did (exit code, lines, last metrics); empty for model workloads.
+    command: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model.as_dict(),
+            "model": self.model.as_dict() if self.model is not None else None,
             "device": self.device,
             "test_metrics": self.test_metrics,
             "history": self.history,
@@ -75,4 +83,6 @@ class TrainingResult:
             "duration_s": self.duration_s,
             "decisions": self.decisions,
             "warnings": self.warnings,
+            "telemetry": self.telemetry,
+            **({"command": self.command} if self.command else {}),
         }

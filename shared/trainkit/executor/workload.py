@@ -1,37 +1,35 @@
-"""What a workload supplies to the executor's fixed pipeline (template method), and the array-based base."""
+"""What every workload is to the executor: its declared steps, a validate and a run; and the run context."""
 
 from __future__ import annotations
 
-import hashlib
-import platform
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
-from shared.trainkit.checkpoint import checkpoint_bytes
-from shared.trainkit.config import FitResult, TrainerConfig
-from shared.trainkit.evaluation import (
-    classification_report,
-    make_predictor,
-    permutation_importance,
-    regression_report,
-)
-from shared.trainkit.executor.types import ModelArtifact
-from shared.trainkit.models import MLP, MLPSpec, Task, build_model
-from shared.trainkit.spi import DataModule, TrainableModule
-from shared.trainkit.tensor_data import ArrayDataModule
+from shared.trainkit.config import TrainerConfig
+from shared.trainkit.executor.progress import PipelineProgress, Step
+from shared.trainkit.executor.types import ModelSink, TrainingResult
 
-#: The phases every workload goes through, in order. A workload with nothing to do in a phase says so.
-PRE_TRAINING_PHASES = ("data_loading", "indicators", "fuzzy_memberships", "features", "labels", "dataset")
+if TYPE_CHECKING:
+    from shared.trainkit.telemetry import Telemetry
+
 StepReport = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What one execution hands its workload: progress, cancellation, persistence and the run record."""
+
+    tracker: PipelineProgress
+    cancel: CancelToken
+    sink: ModelSink
+    run_name: str
+    run_dir: Path | None
+    telemetry: Telemetry
 
 
 @dataclass
@@ -56,9 +54,13 @@ class TrainingParams:
 
 
 class Workload(ABC):
-    """One kind of training. The executor calls these in its fixed order; see ``TrainingExecutor``."""
+    """One kind of training. It declares its pipeline ``steps`` (phase, progress weight, label) and runs
+    them in :meth:`run`; the executor only builds the context and knows no workload's steps."""
 
     kind: str = ""
+    steps: tuple[Step, ...] = ()
+    #: Whether ``overrides.device`` names a device this machine must have (not so for a command).
+    checks_device: bool = True
 
     def __init__(self, request: TrainingRequest, data_dir: Path) -> None:
         self.request = request
@@ -71,31 +73,8 @@ class Workload(ABC):
         """Cheap checks before a request is accepted: parse configs, find data. Raise TrainkitError."""
 
     @abstractmethod
-    def run_phase(self, phase: str, cancel: CancelToken, report: StepReport) -> str:
-        """Run one pre-training phase (``PRE_TRAINING_PHASES``); return a one-line summary for the log."""
-
-    @abstractmethod
-    def create_model(self) -> TrainableModule: ...
-
-    @abstractmethod
-    def data_module(self) -> DataModule: ...
-
-    @abstractmethod
-    def evaluate(self, module: TrainableModule, device: torch.device) -> dict[str, Any]: ...
-
-    def feature_importance(
-        self, module: TrainableModule, device: torch.device, cancel: CancelToken, report: StepReport
-    ) -> dict[str, float]:
-        return {}
-
-    @abstractmethod
-    def artifact(
-        self,
-        module: TrainableModule,
-        fit: FitResult,
-        test_metrics: dict[str, Any],
-        importance: dict[str, float],
-    ) -> ModelArtifact: ...
+    def run(self, run: RunContext) -> TrainingResult:
+        """Run the whole pipeline, reporting each of ``steps`` through ``run.tracker``."""
 
     def apply_overrides(self) -> None:
         """Fold the request's overrides into ``self.params`` (after the workload set its defaults)."""
@@ -106,117 +85,3 @@ class Workload(ABC):
                 setattr(self.params, name, value)
         if o.epochs is not None:
             self.params.epochs = o.epochs
-
-
-@dataclass
-class PreparedArrays:
-    """Feature matrices split in time (or at random for tabular), ready for the built-in MLP."""
-
-    train: tuple[np.ndarray, np.ndarray]
-    val: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
-    feature_names: list[str]
-    task: Task
-    class_names: list[str] = field(default_factory=list)
-    class_weights: list[float] | None = None
-    normalization: dict[str, list[float]] = field(default_factory=dict)
-
-
-class ArrayWorkload(Workload):
-    """Base of the built-in workloads: numpy features in, the built-in MLP out."""
-
-    hidden_layers: list[int]
-    dropout: float = 0.1
-    activation: str = "relu"
-
-    def __init__(self, request: TrainingRequest, data_dir: Path) -> None:
-        super().__init__(request, data_dir)
-        self.hidden_layers = [64, 32]
-        self.prepared: PreparedArrays | None = None
-        self.spec: MLPSpec | None = None
-
-    def _arrays(self) -> PreparedArrays:
-        if self.prepared is None:
-            raise RuntimeError("dataset phase has not run")
-        return self.prepared
-
-    def create_model(self) -> MLP:
-        data = self._arrays()
-        self.spec = MLPSpec(
-            input_dim=data.train[0].shape[1],
-            output_dim=len(data.class_names) if data.task == "classification" else 1,
-            hidden_layers=list(self.hidden_layers),
-            dropout=self.dropout,
-            activation=self.activation,
-            task=data.task,
-        )
-        # The fit's own generator, not the process-wide RNG: parallel trainings stay reproducible.
-        generator = torch.Generator().manual_seed(self.params.seed)
-        return build_model(self.spec, data.class_weights, generator=generator)
-
-    def data_module(self) -> DataModule:
-        data = self._arrays()
-        return ArrayDataModule(data.train, data.val, data.test, seed=self.params.seed)
-
-    def evaluate(self, module: TrainableModule, device: torch.device) -> dict[str, Any]:
-        data = self._arrays()
-        x, y = data.test
-        out = make_predictor(module, device)(x)
-        if data.task == "classification":
-            return classification_report(y, out.argmax(axis=1), data.class_names)
-        return regression_report(y, out)
-
-    def feature_importance(
-        self, module: TrainableModule, device: torch.device, cancel: CancelToken, report: StepReport
-    ) -> dict[str, float]:
-        data = self._arrays()
-        x, y = data.test
-        return permutation_importance(
-            make_predictor(module, device),
-            x,
-            y,
-            data.feature_names,
-            task=data.task,
-            seed=self.params.seed,
-            cancel=cancel,
-            on_feature=lambda done, total: report(done / total, f"feature {done}/{total}"),
-        )
-
-    def build_artifact(
-        self,
-        strategy: str,
-        name: str,
-        module: TrainableModule,
-        fit: FitResult,
-        test_metrics: dict[str, Any],
-        importance: dict[str, float],
-        config: dict[str, Any],
-    ) -> ModelArtifact:
-        data = self._arrays()
-        assert self.spec is not None
-        model_config = {"model": self.spec.as_dict(), "training": vars(self.params), **config}
-        state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-        payload = checkpoint_bytes(state, model_class=self.spec.model_class, config=model_config)
-        return ModelArtifact(
-            strategy=strategy,
-            name=name,
-            model_bytes=payload,
-            config=model_config,
-            metrics={"test": test_metrics, "fit": fit.as_dict()},
-            features={
-                "names": data.feature_names,
-                "normalization": data.normalization,
-                "class_names": data.class_names,
-                "importance": importance,
-            },
-            metadata={
-                "workload": self.kind,
-                "request": self.request.model_dump(mode="json"),
-                "device": fit.device,
-                "trained_at": datetime.now(UTC).isoformat(),
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "weights_sha256": hashlib.sha256(payload).hexdigest(),
-                "rows": {"train": len(data.train[0]), "val": len(data.val[0]), "test": len(data.test[0])},
-            },
-        )

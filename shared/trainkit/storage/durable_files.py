@@ -31,6 +31,23 @@ def write_durably(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def copy_durably(source: Path, target: Path) -> None:
+    """Copy ``source`` to a new file ``target`` (parent folders made and fsynced) and fsync it."""
+    created = []
+    parent = target.parent
+    while not parent.exists():
+        created.append(parent)
+        parent = parent.parent
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with source.open("rb") as src, target.open("xb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    for folder in created:
+        fsync_dir(folder)
+
+
 def replace_durably(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically: readers see the old or the new content, never half."""
     temp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")

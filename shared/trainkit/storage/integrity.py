@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,19 @@ def read_manifest(version_dir: Path, label: str) -> dict[str, dict[str, Any]]:
     return files
 
 
+def stored_files(version_dir: Path) -> list[str]:
+    """Every regular file of a version folder as a relative posix path, subfolders included, sorted."""
+    found = []
+    for folder, _dirs, names in os.walk(version_dir):
+        for name in names:
+            found.append((Path(folder) / name).relative_to(version_dir).as_posix())
+    return sorted(found)
+
+
 def verify_files(version_dir: Path, label: str) -> None:
     """Raise :class:`StorageError` naming the first file that is missing, unexpected or altered."""
     manifest = read_manifest(version_dir, label)
-    present = {entry.name for entry in version_dir.iterdir()} - {METADATA_FILE}
+    present = set(stored_files(version_dir)) - {METADATA_FILE}
     unexpected = sorted(present - manifest.keys())
     if unexpected:
         raise StorageError(

@@ -28,9 +28,21 @@ import torch
 from shared.trainkit.errors import ConfigError, ModelNotFoundError, StorageError
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
 from shared.trainkit.storage.archive import stream_zip
-from shared.trainkit.storage.durable_files import fsync_dir, move_aside, remove_symlink, switch_symlink
+from shared.trainkit.storage.durable_files import (
+    copy_durably,
+    fsync_dir,
+    move_aside,
+    remove_symlink,
+    switch_symlink,
+)
 from shared.trainkit.storage.durable_files import write_durably as _write_durably
-from shared.trainkit.storage.integrity import METADATA_FILE, file_manifest, verify_files
+from shared.trainkit.storage.integrity import (
+    METADATA_FILE,
+    file_manifest,
+    sha256_of_file,
+    stored_files,
+    verify_files,
+)
 from shared.trainkit.storage.model_loading import LoadedModel, load_stored_model
 from shared.trainkit.storage.names import (
     TEMP_PREFIX,
@@ -52,6 +64,8 @@ logger = logging.getLogger(__name__)
 
 FileWriter = Callable[[Path, bytes], None]
 JSON_FILES = ("config.json", "metrics.json", "features.json", "metadata.json")
+#: A command run's artefacts live in this subfolder of their version, beside the store's own files.
+FILES_DIR = "files"
 
 
 class ModelStorage:
@@ -79,11 +93,13 @@ class ModelStorage:
         strategy = validate_component(artifact.strategy, "strategy")
         name = validate_component(artifact.name, "name")
         payload = {
-            "model.pt": bytes(artifact.model_bytes),
             "config.json": _json_bytes(artifact.config, "config.json"),
             "metrics.json": _json_bytes(artifact.metrics, "metrics.json"),
             "features.json": _json_bytes(artifact.features, "features.json"),
         }
+        if artifact.model_bytes or not artifact.files:
+            payload["model.pt"] = bytes(artifact.model_bytes)
+        files = {f"{FILES_DIR}/{relative}": Path(path) for relative, path in artifact.files.items()}
         strategy_dir = self.root / strategy
         try:
             strategy_dir.mkdir(parents=True, exist_ok=True)
@@ -97,24 +113,34 @@ class ModelStorage:
             "name": name,
             "version": version,
             "created_at": self._clock().isoformat(),
-            "files": file_manifest(payload),
+            "files": {**file_manifest(payload), **_files_manifest(files)},
         }
         payload[METADATA_FILE] = _json_bytes(metadata, METADATA_FILE)
         final = strategy_dir / version_dir_name(name, version)
         try:
-            self._publish(strategy_dir, name, final, payload)
+            self._publish(strategy_dir, name, final, payload, files)
         except BaseException:
             release_claim(strategy_dir, name, version)
             raise
-        logger.info("stored model %s/%s v%d (%d bytes)", strategy, name, version, len(artifact.model_bytes))
+        size = len(artifact.model_bytes) + sum(entry["size"] for entry in _files_manifest(files).values())
+        logger.info("stored model %s/%s v%d (%d bytes)", strategy, name, version, size)
         return ModelRef(strategy=strategy, name=name, version=version, path=str(final))
 
-    def _publish(self, strategy_dir: Path, name: str, final: Path, payload: dict[str, bytes]) -> None:
+    def _publish(
+        self,
+        strategy_dir: Path,
+        name: str,
+        final: Path,
+        payload: dict[str, bytes],
+        files: dict[str, Path] | None = None,
+    ) -> None:
         temp = strategy_dir / f"{TEMP_PREFIX}{final.name}-{uuid.uuid4().hex}"
         try:
             os.mkdir(temp)
             for filename, data in payload.items():
                 self._write_file(temp / filename, data)
+            for relative, source in (files or {}).items():
+                copy_durably(source, temp / relative)
             fsync_dir(temp)
             with model_lock(strategy_dir, name):
                 os.rename(temp, final)  # fails if a non-empty ``final`` exists: nothing is ever clobbered
@@ -252,7 +278,7 @@ class ModelStorage:
     def archive(self, strategy: str, name: str, version: int) -> Iterator[bytes]:
         """A zip of the version's files, streamed in chunks. Unknown versions raise here, not mid-stream."""
         path = self._catalog.existing_dir(strategy, name, version)
-        files = [(f"{path.name}/{entry.name}", entry) for entry in sorted(path.iterdir()) if entry.is_file()]
+        files = [(f"{path.name}/{relative}", path / relative) for relative in stored_files(path)]
         return stream_zip(files)
 
     def write_archive(self, strategy: str, name: str, version: int, out: BinaryIO) -> int:
@@ -262,6 +288,13 @@ class ModelStorage:
             out.write(chunk)
             written += len(chunk)
         return written
+
+
+def _files_manifest(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"sha256": sha256_of_file(path), "size": path.stat().st_size}
+        for name, path in sorted(files.items())
+    }
 
 
 def _older_than(entry: os.DirEntry[str], cutoff: float) -> bool:

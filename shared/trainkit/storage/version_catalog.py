@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.trainkit.errors import ModelNotFoundError
-from shared.trainkit.storage.integrity import METADATA_FILE
+from shared.trainkit.storage.integrity import METADATA_FILE, stored_files
 from shared.trainkit.storage.names import (
     latest_link_name,
     parse_version_dir,
@@ -150,7 +150,7 @@ class VersionCatalog:
 
     def _record(self, strategy_dir: Path, name: str, version: int, is_latest: bool) -> ModelVersion:
         path = strategy_dir / version_dir_name(name, version)
-        files = list(path.iterdir())
+        files = [path / relative for relative in stored_files(path)]
         return ModelVersion(
             strategy=strategy_dir.name,
             name=name,

@@ -20,16 +20,19 @@ from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.checkpoint import checkpoint_bytes
 from shared.trainkit.config import FitResult
 from shared.trainkit.errors import ConfigError
+from shared.trainkit.executor.model_workload import ModelWorkload, model_steps
+from shared.trainkit.executor.progress import Step
 from shared.trainkit.executor.types import ModelArtifact
-from shared.trainkit.executor.workload import StepReport, Workload
+from shared.trainkit.executor.workload import StepReport
 from shared.trainkit.seeding import scoped_seed
 from shared.trainkit.spi import DataModule, Stage, TrainableModule
 
 _PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-class PluginWorkload(Workload):
+class PluginWorkload(ModelWorkload):
     kind = "plugin"
+    steps = model_steps((Step("data_loading", 5, "Loading the plugin"),), training=85, importance=0)
 
     def __init__(self, request: TrainingRequest, data_dir: Path, allowlist: Sequence[str]) -> None:
         super().__init__(request, data_dir)
@@ -58,7 +61,7 @@ class PluginWorkload(Workload):
             assert self._data is not None
             self._data.setup(Stage.FIT)
             return f"plugin {self.path} loaded"
-        return "not used by the plugin workload"
+        raise ValueError(f"the plugin workload has no phase {phase!r}")
 
     def _load(self) -> None:
         module_name, factory_name = self.path.split(":", 1)

@@ -16,8 +16,11 @@ from shared.contracts.training import TabularSpec, TabularTask, TrainingRequest
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.config import FitResult
 from shared.trainkit.errors import DataError
+from shared.trainkit.executor.array_workload import ArrayWorkload, PreparedArrays
+from shared.trainkit.executor.model_workload import model_steps
+from shared.trainkit.executor.progress import Step
 from shared.trainkit.executor.types import ModelArtifact
-from shared.trainkit.executor.workload import ArrayWorkload, PreparedArrays, StepReport
+from shared.trainkit.executor.workload import StepReport
 from shared.trainkit.normalization import standardize
 from shared.trainkit.spi import TrainableModule
 from shared.trainkit.workloads.strategy.splits import class_weights as inverse_frequency
@@ -28,6 +31,11 @@ SPLIT = (0.70, 0.15, 0.15)
 
 class TabularWorkload(ArrayWorkload):
     kind = "tabular"
+    steps = model_steps(
+        (Step("data_loading", 4, "Loading the table"), Step("dataset", 2, "Splitting and scaling")),
+        training=80,
+        importance=4,
+    )
 
     def __init__(self, request: TrainingRequest, data_dir: Path) -> None:
         super().__init__(request, data_dir)
@@ -52,7 +60,7 @@ class TabularWorkload(ArrayWorkload):
             self.prepared = self._split()
             sizes = [len(part[0]) for part in (self.prepared.train, self.prepared.val, self.prepared.test)]
             return "split train/val/test = {}/{}/{}".format(*sizes)
-        return "not used by the tabular workload"
+        raise ValueError(f"the tabular workload has no phase {phase!r}")
 
     def _split(self) -> PreparedArrays:
         table = self._table

@@ -59,7 +59,9 @@ def yaml_syntax_error(exc: yaml.YAMLError, source: str) -> ConfigError:
     )
 
 
-def config_error(exc: ValidationError, source: str, root: yaml.Node | None) -> ConfigError:
+def config_error(
+    exc: ValidationError, source: str, root: yaml.Node | None, what: str = "strategy"
+) -> ConfigError:
     problems = [_problem(error, root) for error in exc.errors()]
     lines = [
         f"{source}: {'line ' + str(p['line']) + ': ' if p['line'] else ''}{p['field'] or '(top level)'}: "
@@ -68,7 +70,7 @@ def config_error(exc: ValidationError, source: str, root: yaml.Node | None) -> C
     ]
     first = problems[0]
     return ConfigError(
-        "invalid strategy: " + "; ".join(lines),
+        f"invalid {what}: " + "; ".join(lines),
         source=source,
         field=first["field"],
         line=first["line"],

@@ -18,8 +18,11 @@ from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.config import FitResult
 from shared.trainkit.errors import DataError
+from shared.trainkit.executor.array_workload import ArrayWorkload, PreparedArrays
+from shared.trainkit.executor.model_workload import model_steps
+from shared.trainkit.executor.progress import Step
 from shared.trainkit.executor.types import ModelArtifact
-from shared.trainkit.executor.workload import ArrayWorkload, PreparedArrays, StepReport
+from shared.trainkit.executor.workload import StepReport
 from shared.trainkit.normalization import standardize
 from shared.trainkit.spi import TrainableModule
 from shared.trainkit.workloads.strategy import candles as candle_data
@@ -46,6 +49,18 @@ class _Series:
 
 class StrategyWorkload(ArrayWorkload):
     kind = "strategy"
+    steps = model_steps(
+        (
+            Step("data_loading", 4, "Loading data"),
+            Step("indicators", 4, "Computing indicators"),
+            Step("fuzzy_memberships", 3, "Computing fuzzy memberships"),
+            Step("features", 2, "Engineering features"),
+            Step("labels", 2, "Generating labels"),
+            Step("dataset", 2, "Preparing dataset"),
+        ),
+        training=72,
+        importance=4,
+    )
 
     def __init__(self, request: TrainingRequest, data_dir: Path) -> None:
         super().__init__(request, data_dir)

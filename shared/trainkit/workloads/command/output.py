@@ -1,0 +1,159 @@
+"""A training program's output as lines and metrics: the regexes of its template, and the structured form.
+
+A line ``MODELYARD {"step": 100, "loss": 0.5}`` (one JSON object) is read as it stands and wins over the
+regexes for that line; any other line is searched with each metric's regex (one capture group). A line
+with metrics but no step belongs to the last step seen. Rows are merged per step, kept in memory up to a
+bound by thinning (every other row dropped, the newest kept), so a million-line program costs bounded
+memory while the full record stays on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+STRUCTURED_PREFIX = "MODELYARD "
+MAX_LINE_CHARS = 8192
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+#: Non-numeric values a structured line may carry (shown, never plotted).
+TEXT_KEYS = ("device", "phase")
+
+
+def split_lines(pending: bytes, chunk: bytes, *, final: bool = False) -> tuple[list[str], bytes]:
+    """Complete lines of ``pending + chunk`` (``\\r`` counts as a line end, as progress bars use it) and
+    the unfinished rest. Undecodable bytes and control characters become visible replacement marks; a
+    line longer than ``MAX_LINE_CHARS`` is cut."""
+    data = pending + chunk
+    parts = _LINE_BREAK.split(data)
+    rest = b"" if final else parts.pop()
+    if len(rest) > 4 * MAX_LINE_CHARS:  # a line that never ends: cut it rather than grow without bound
+        parts.append(rest)
+        rest = b""
+    lines = []
+    for raw in parts:
+        if not raw:
+            continue
+        text = raw.decode("utf-8", errors="replace")
+        if _CONTROL.search(text):
+            text = _CONTROL.sub("\ufffd", text)
+        lines.append(text[:MAX_LINE_CHARS])
+    return lines, rest
+
+
+class MetricParser:
+    """Turns one output line into ``{metric: value}`` (empty when it holds none)."""
+
+    def __init__(self, patterns: Mapping[str, str]) -> None:
+        self._patterns = [(name, re.compile(p)) for name, p in patterns.items()]
+
+    def parse(self, line: str) -> dict[str, Any]:
+        stripped = line.lstrip()
+        if stripped.startswith(STRUCTURED_PREFIX):
+            structured = _structured(stripped[len(STRUCTURED_PREFIX) :])
+            if structured is not None:
+                return structured
+        found: dict[str, Any] = {}
+        for name, pattern in self._patterns:
+            match = pattern.search(line)
+            if match is not None:
+                value = _number(match.group(1))
+                if value is not None:
+                    found[name] = value
+        return found
+
+
+def _structured(text: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or len(key) > 64:
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values[key] = value
+        elif key in TEXT_KEYS and isinstance(value, str):
+            values[key] = value[:64]
+    return values
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+class MetricHistory:
+    """Rows ``{"step": n, metric: value, ...}`` merged per step, the last value of each metric, and a
+    bounded in-memory copy (thinned when full). ``drain()`` hands out the rows finished since last time."""
+
+    def __init__(self, step_metric: str = "step", *, max_rows: int = 10_000) -> None:
+        self.step_metric = step_metric
+        self.max_rows = max_rows
+        self.rows: list[dict[str, Any]] = []
+        self.last: dict[str, Any] = {}
+        self.best_val_loss: float | None = None
+        self.lines_with_metrics = 0
+        self._open: dict[str, Any] | None = None
+        self._unsent: list[dict[str, Any]] = []
+
+    @property
+    def step(self) -> int | None:
+        value = self.last.get(self.step_metric)
+        return int(value) if isinstance(value, int | float) else None
+
+    def add(self, values: Mapping[str, Any]) -> None:
+        if not values:
+            return
+        self.lines_with_metrics += 1
+        step = values.get(self.step_metric)
+        numbers = {k: v for k, v in values.items() if k != self.step_metric and k not in TEXT_KEYS}
+        self.last.update(values)
+        val_loss = values.get("val_loss")
+        if isinstance(val_loss, int | float) and math.isfinite(val_loss):
+            self.best_val_loss = val_loss if self.best_val_loss is None else min(self.best_val_loss, val_loss)
+        if step is not None and (self._open is None or self._open.get("step") != int(step)):
+            self._close_row()
+            self._open = {"step": int(step)}
+        if not numbers:
+            return
+        if self._open is None:
+            if self.step is None:
+                return  # before any step (e.g. a start-up line): known as a last value, not a row
+            self._open = {"step": self.step or 0}
+        self._open.update(numbers)
+
+    def _close_row(self) -> None:
+        row, self._open = self._open, None
+        if row is None or len(row) <= 1:  # a step with no metric of its own is not worth a row
+            return
+        self._unsent.append(row)
+        self.rows.append(row)
+        if len(self.rows) > self.max_rows:
+            newest = self.rows[-1]
+            self.rows = [*self.rows[:-1:2], newest]
+
+    def drain(self, *, final: bool = False) -> list[dict[str, Any]]:
+        if final:
+            self._close_row()
+        rows, self._unsent = self._unsent, []
+        return rows
+
+    def numeric_last(self) -> dict[str, float]:
+        """The last finite value of each numeric metric, the step counter left out."""
+        return {
+            k: float(v)
+            for k, v in self.last.items()
+            if k != self.step_metric
+            and isinstance(v, int | float)
+            and not isinstance(v, bool)
+            and math.isfinite(v)
+        }

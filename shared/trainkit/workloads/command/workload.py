@@ -1,0 +1,316 @@
+"""The command workload: a user's own training program, from an operator-registered template.
+
+Steps: ``starting`` (fresh output folder, spawn), ``running`` (output parsed into metrics and progress as
+it arrives), ``collecting`` (the template's artefact globs under the output folder), ``storing`` (one
+model version holding those files). The program's exit decides the outcome: 0 completes, anything else
+is a :class:`CommandRunError` carrying the exit code and the last lines of output.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from shared.contracts.training import CommandSpec, TrainingRequest
+from shared.trainkit.errors import (
+    CommandKilledError,
+    CommandRunError,
+    TimeLimitError,
+    TrainingCancelledError,
+)
+from shared.trainkit.executor.progress import Step
+from shared.trainkit.executor.types import ModelArtifact, ModelRef, TrainingResult
+from shared.trainkit.executor.workload import RunContext, Workload
+from shared.trainkit.workloads import WorkloadSettings
+from shared.trainkit.workloads.command.arguments import build_invocation, check_program, resolved_request
+from shared.trainkit.workloads.command.artifacts import collect_artifacts
+from shared.trainkit.workloads.command.catalog import CommandCatalog
+from shared.trainkit.workloads.command.output import MetricHistory, MetricParser
+from shared.trainkit.workloads.command.process import ProcessOutcome, SupervisedProcess
+from shared.trainkit.workloads.command.template import CommandTemplate
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_LOG = "output.log"
+TAIL_LINES = 50
+#: Progress (and the metric rows riding on it) goes out at most this often.
+PROGRESS_INTERVAL_S = 0.25
+#: Output lines forwarded to the operation's log: a burst, then this many a second (all go to output.log).
+LOG_BURST, LOG_RATE = 2000, 200.0
+METRICS_FILE = "metrics.jsonl"
+MAX_ROWS_PER_REPORT = 500
+
+
+class CommandWorkload(Workload):
+    kind = "command"
+    checks_device = False
+    steps = (
+        Step("starting", 2, "Starting the program"),
+        Step("running", 90, "Running"),
+        Step("collecting", 4, "Collecting artefacts"),
+        Step("storing", 4, "Storing the model"),
+    )
+
+    def __init__(self, request: TrainingRequest, settings: WorkloadSettings) -> None:
+        super().__init__(request, settings.data_dir)
+        assert request.command is not None  # guaranteed by TrainingRequest's validator
+        self.spec: CommandSpec = request.command
+        self.settings = settings
+        self.template: CommandTemplate | None = None
+        self.source: Path | None = None
+        self.values: dict[str, Any] = {}
+        self.dataset_path: Path | None = None
+
+    def validate(self) -> None:
+        """The template exists here, the params and dataset fit it, and its program is installed."""
+        template, source = CommandCatalog(self.settings.commands_dir).get(self.spec.name)
+        self.values, self.dataset_path = resolved_request(template, self.spec, self.data_dir)
+        self.template, self.source = template, source
+        check_program(self._invocation(Path(tempfile.gettempdir())), template, str(source))
+
+    def _invocation(self, output_dir: Path, run_name: str = "run") -> Any:
+        assert self.template is not None
+        assert self.source is not None
+        return build_invocation(
+            self.template,
+            self.source.parent.resolve(),
+            self.values,
+            output_dir=output_dir,
+            dataset_path=self.dataset_path,
+            run_name=run_name,
+        )
+
+    @property
+    def model_name(self) -> str:
+        return self.request.name or self.spec.name
+
+    def run(self, run: RunContext) -> TrainingResult:
+        started = time.perf_counter()
+        run.cancel.raise_if_cancelled("starting")
+        run.tracker.start("starting", f"Starting {self.spec.name}")
+        self.validate()
+        assert self.template is not None
+        with self._output_folder(run) as output_dir:
+            invocation = self._invocation(output_dir, self.model_name)
+            logger.info("command %s: %s (in %s)", self.spec.name, " ".join(invocation.argv), invocation.cwd)
+            watcher = _OutputWatcher(self.template, self.values, run)
+            process = SupervisedProcess(
+                invocation,
+                stop_grace_s=self.template.stop_grace_s,
+                max_runtime_s=self.template.max_runtime_s,
+                on_lines=watcher.consume,
+                log_path=run.run_dir / OUTPUT_LOG if run.run_dir is not None else None,
+            )
+            run.tracker.start("running", f"Running {self.spec.name}")
+            with run.telemetry.timer("command.run"):
+                try:
+                    outcome = process.run(run.cancel)
+                except OSError as exc:
+                    raise CommandRunError(
+                        f"command {self.spec.name!r} could not start: {exc}", program=invocation.argv[0]
+                    ) from exc
+            watcher.flush(final=True)
+            self._record_timings(run, outcome)
+            self._check_outcome(outcome, watcher, run)
+            run.tracker.start("collecting")
+            with run.telemetry.timer("command.collect"):
+                files = collect_artifacts(output_dir, self.template.artifacts)
+            run.tracker.start("storing")
+            model = self._store(run, files, watcher, outcome) if files else None
+            if model is None:
+                self.warnings.append(
+                    f"no file under the output folder matched the artefact globs {self.template.artifacts}; "
+                    "no model version was stored"
+                )
+                logger.warning("command %s: %s", self.spec.name, self.warnings[-1])
+        history = watcher.history
+        result = TrainingResult(
+            model=model,
+            device=str(history.last.get("device", "unknown")),
+            test_metrics=history.numeric_last(),
+            history=list(history.rows),
+            best_epoch=None,
+            best_val_loss=history.best_val_loss,
+            epochs_trained=0,
+            stop_reason=f"exit {outcome.returncode}",
+            feature_importance={},
+            duration_s=round(time.perf_counter() - started, 3),
+            warnings=list(self.warnings),
+            command=_command_summary(self.spec.name, outcome, history, files),
+        )
+        run.tracker.finish(f"completed: exit 0 after {outcome.lines} lines")
+        return result
+
+    @contextmanager
+    def _output_folder(self, run: RunContext) -> Iterator[Path]:
+        """A fresh ``{output_dir}``: in the run record when there is one (kept), else a temp folder."""
+        if run.run_dir is not None:
+            folder = (run.run_dir / "output").resolve()  # the program runs in another folder
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            yield folder
+            return
+        base = self.settings.scratch_dir
+        if base is not None:
+            base.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="modelyard-command-", dir=base) as scratch:
+            yield Path(scratch).resolve()
+
+    def _record_timings(self, run: RunContext, outcome: ProcessOutcome) -> None:
+        if outcome.first_output_s is not None:
+            run.telemetry.record("command.first_output", outcome.first_output_s)
+        run.telemetry.record("command.exit", outcome.duration_s, ok=outcome.returncode == 0)
+
+    def _check_outcome(self, outcome: ProcessOutcome, watcher: _OutputWatcher, run: RunContext) -> None:
+        name = self.spec.name
+        details: dict[str, Any] = {"exit_code": outcome.returncode, "tail": list(watcher.tail)}
+        if outcome.cancelled:
+            raise TrainingCancelledError(f"command {name!r} stopped: {run.cancel.reason}", where="running")
+        if outcome.timed_out:
+            assert self.template is not None
+            raise TimeLimitError(
+                f"command {name!r} ran past its time limit of {self.template.max_runtime_s:g} s and was stopped",
+                limit_s=self.template.max_runtime_s,
+                **details,
+            )
+        if outcome.signal is not None:
+            raise CommandKilledError(
+                f"command {name!r} was killed by signal {outcome.signal} (not sent by modelyard: out of "
+                "memory, or killed by hand?)",
+                signal=outcome.signal,
+                **details,
+            )
+        if outcome.returncode != 0:
+            raise CommandRunError(
+                f"command {name!r} exited with code {outcome.returncode}; the last lines of its output are "
+                "in the error details and the whole output in the operation's log",
+                **details,
+            )
+
+    def _store(
+        self, run: RunContext, files: dict[str, Path], watcher: _OutputWatcher, outcome: ProcessOutcome
+    ) -> ModelRef:
+        assert self.template is not None
+        request = self.request.model_dump(mode="json")
+        artifact = ModelArtifact(
+            strategy=self.spec.name,
+            name=self.model_name,
+            model_bytes=b"",
+            config={"command": self.spec.model_dump(mode="json"), "params": self.values},
+            metrics={"final": watcher.history.numeric_last(), "best_val_loss": watcher.history.best_val_loss},
+            features={},
+            metadata={"workload": self.kind, "request": request, "exit_code": outcome.returncode},
+            files=files,
+        )
+        with run.telemetry.timer("command.store"):
+            return run.sink.save(artifact)
+
+
+class _OutputWatcher:
+    """Consumes the program's output on the reader thread: metrics, coalesced progress, a rate-limited
+    copy of the lines into the operation's log (in the caller's logging context), and the last lines."""
+
+    def __init__(self, template: CommandTemplate, values: dict[str, Any], run: RunContext) -> None:
+        self._parser = MetricParser(template.metrics)
+        step_metric = template.progress.metric if template.progress else "step"
+        self.history = MetricHistory(step_metric)
+        total = template.progress.total if template.progress else None
+        self._total = values.get(total) if isinstance(total, str) else total
+        self._run = run
+        self._log = logging.getLogger(f"command.{template.name}")
+        self._context = contextvars.copy_context()
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self._last_report = 0.0
+        self._tokens = float(LOG_BURST)
+        self._refill_at = time.monotonic()
+        self._skipped = 0
+        self._lock = threading.Lock()
+        self._rows_file = (run.run_dir / METRICS_FILE).open("a", encoding="utf-8") if run.run_dir else None
+
+    def consume(self, lines: list[str]) -> None:
+        parse, add = self._parser.parse, self.history.add
+        with self._lock:
+            for line in lines:
+                values = parse(line)
+                if values:
+                    add(values)
+            self.tail.extend(lines)
+            self._context.run(self._forward, lines)
+            if time.monotonic() - self._last_report >= PROGRESS_INTERVAL_S:
+                self._report()
+
+    def flush(self, *, final: bool = False) -> None:
+        with self._lock:
+            self._context.run(self._note_skipped)
+            self._report(final=final)
+
+    def _forward(self, lines: list[str]) -> None:
+        now = time.monotonic()
+        self._tokens = min(LOG_BURST, self._tokens + (now - self._refill_at) * LOG_RATE)
+        self._refill_at = now
+        shown = min(len(lines), int(self._tokens))
+        self._tokens -= shown
+        if shown < len(lines):
+            self._skipped += len(lines) - shown
+        elif self._skipped:
+            self._note_skipped()
+        for line in lines[:shown]:
+            self._log.info("%s", line)
+
+    def _note_skipped(self) -> None:
+        if self._skipped:
+            self._log.info(
+                "[modelyard] %d output lines not shown here (too many too fast); all are in %s",
+                self._skipped,
+                OUTPUT_LOG,
+            )
+            self._skipped = 0
+
+    def _report(self, *, final: bool = False) -> None:
+        self._last_report = time.monotonic()
+        rows = self.history.drain(final=final)
+        if rows and self._rows_file is not None:
+            self._rows_file.write("".join(json.dumps(row) + "\n" for row in rows))
+            if final:
+                self._rows_file.close()
+        if len(rows) > MAX_ROWS_PER_REPORT:  # the service keeps a thinned history; the file has them all
+            stride = -(-len(rows) // MAX_ROWS_PER_REPORT)
+            rows = [*rows[:-1:stride], rows[-1]]
+        step = self.history.step
+        total = self._total if isinstance(self._total, int) and self._total > 0 else None
+        fraction = min(step / total, 1.0) if step is not None and total else 0.0
+        message = (
+            f"step {step}/{total}" if step is not None and total else (f"step {step}" if step else "running")
+        )
+        extra: dict[str, Any] = {"metric_rows": rows} if rows else {}
+        if "device" in self.history.last:
+            extra["device"] = str(self.history.last["device"])
+        self._run.tracker.report(
+            "running", fraction, message, metrics=self.history.numeric_last(), extra=extra
+        )
+
+
+def _command_summary(
+    name: str, outcome: ProcessOutcome, history: MetricHistory, files: dict[str, Path]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "exit_code": outcome.returncode,
+        "lines": outcome.lines,
+        "lines_with_metrics": history.lines_with_metrics,
+        "log_truncated": outcome.log_truncated,
+        "leftover_processes_stopped": outcome.leftovers_stopped,
+        "artifacts": sorted(files),
+        "last_metrics": history.numeric_last(),
+        "step": history.step,
+    }
