@@ -123,7 +123,7 @@ def test_param_form_follows_the_specs_and_the_servers_422_names_the_field(
     assert (sent["project"], sent["name"], sent["tags"]) == ("speech", "fake-run.1", ["smoke", "fast"])
 
     page.click("#wizard-next")  # Start training: the scripted 422
-    assert "at most 5000" in page.locator("#wizard-error").inner_text()
+    page.locator('#wizard-error:has-text("at most 5000")').wait_for()
     assert len(posted) == 1
     assert posted[0]["command"] == sent["command"]
     page.locator('#wizard-error [data-action="fix"]').click()

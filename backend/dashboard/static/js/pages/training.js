@@ -8,7 +8,7 @@ import { fmtDuration, fmtNumber, fmtPercent, runSeconds, shortId } from "../form
 import { followOperation } from "../live.js";
 import { logViewer } from "./log_viewer.js";
 import { resultPanels } from "./training_results.js";
-import { chips, progressCell, statusBadge, stopButton, subjectOf } from "./training_row.js";
+import { chips, countsSteps, progressCell, statusBadge, stopButton, subjectOf } from "./training_row.js";
 
 const METRICS_THROTTLE_MS = 400;
 
@@ -84,7 +84,7 @@ export function render(root, id) {
 
   const update = (op) => {
     const p = op.progress || {};
-    const stepRun = op.workload === "command";
+    const stepRun = countsSteps(op, request);
     if (named === null) {
       named = op.name || "";
       showTitle();

@@ -39,11 +39,14 @@ function testMetricsPanel(test) {
     ["Test samples", fmtNumber(test.samples)],
   ];
   for (const key of ["rmse", "mae", "r2"]) if (test[key] !== undefined) headline.push([key.toUpperCase(), fmtNumber(test[key], 4)]);
+  // A command run's result holds whatever its program last reported: show each number as it is named.
+  const known = headline.filter(([, v]) => v !== "—");
+  const shown = known.length ? known : Object.entries(test).filter(([, v]) => typeof v === "number").map(([k, v]) => [k.replaceAll("_", " "), fmtNumber(v)]);
   return h(
     "section",
     { class: "panel", id: "test-metrics" },
-    h("h2", { text: "Test metrics" }),
-    h("div", { class: "cards" }, headline.filter(([, v]) => v !== "—").map(([k, v]) => h("div", { class: "card" }, h("div", { class: "label", text: k }), h("div", { class: "value", text: v })))),
+    h("h2", { text: known.length ? "Test metrics" : "Final metrics" }),
+    h("div", { class: "cards" }, shown.map(([k, v]) => h("div", { class: "card" }, h("div", { class: "label", text: k }), h("div", { class: "value", text: v })))),
     perClassTable(test.per_class),
   );
 }
@@ -53,8 +56,8 @@ function modelFacts(result) {
   const files = model.files || result.files || [];
   const facts = [["Stored as", `${modelFamily(model)}/${model.name} v${model.version}`, "mono"]];
   if (result.stop_reason) facts.push(["Stopped because", String(result.stop_reason).replaceAll("_", " ")]);
-  if (result.epochs_trained !== undefined) facts.push(["Epochs trained", fmtNumber(result.epochs_trained)]);
-  if (result.best_epoch !== undefined) facts.push(["Best epoch", `${fmtNumber(result.best_epoch)} (val loss ${fmtNumber(result.best_val_loss)})`]);
+  if (result.epochs_trained) facts.push(["Epochs trained", fmtNumber(result.epochs_trained)]);
+  if (result.best_epoch !== undefined && result.best_epoch !== null) facts.push(["Best epoch", `${fmtNumber(result.best_epoch)} (val loss ${fmtNumber(result.best_val_loss)})`]);
   if (result.steps !== undefined) facts.push(["Steps", fmtNumber(result.steps)]);
   if (files.length) facts.push(["Files", files.map((f) => (typeof f === "string" ? f : f.name || f.path)).join(", "), "mono"]);
   return facts;

@@ -10,10 +10,19 @@ export function statusBadge(status) {
   return h("span", { class: `badge ${status}`, "data-status": status, text: status });
 }
 
+const STEP_MESSAGE = /^step \d+/;
+
+/** A run counted in steps rather than epochs: a command run (by its view or its request), or one
+ * whose progress says "step N/M". */
+export function countsSteps(op, req = null) {
+  const p = op.progress || {};
+  return op.workload === "command" || req?.workload === "command" || (!p.epoch && STEP_MESSAGE.test(p.message || ""));
+}
+
 /** "epoch 3/10", or for a run counted in steps its progress message ("step 300/1000"). */
 function progressDetail(op, p) {
   if (p.epoch && p.total_epochs) return ` · epoch ${p.epoch}/${p.total_epochs}`;
-  if (op.workload === "command" && p.message && !p.epoch) return ` · ${p.message}`;
+  if (!p.epoch && STEP_MESSAGE.test(p.message || "")) return ` · ${p.message}`;
   return "";
 }
 

@@ -26,10 +26,21 @@ function bounds(p) {
   return hi !== null ? `at most ${hi}` : "";
 }
 
+function matches(pattern, value) {
+  try {
+    return new RegExp(`^(?:${pattern})$`, "u").test(value);
+  } catch {
+    return true; // a pattern JavaScript cannot read: the server checks it
+  }
+}
+
 /** What is wrong with one value, mirroring the server's checks; "" when fine or left blank. */
 export function paramError(name, p, raw) {
   const value = String(raw ?? "").trim();
-  if (p.type === "bool" || !value) return "";
+  if (p.type === "bool") return "";
+  // Without a default the request must give a value.
+  if (!value) return p.default === null || p.default === undefined ? `${name} is required.` : "";
+  if (p.type === "str" && p.pattern && !matches(p.pattern, String(raw))) return `${name} must match ${p.pattern}.`;
   if (p.type === "choice") return (p.choices || []).map(String).includes(value) ? "" : `${name} must be one of ${(p.choices || []).join(", ")}.`;
   if (p.type !== "int" && p.type !== "float") return "";
   const n = Number(value);
@@ -51,7 +62,8 @@ export function fieldErrors(state) {
 }
 
 export function validate(state) {
-  return Object.keys(fieldErrors(state)).length ? "Fix the highlighted parameters." : "";
+  const first = Object.values(fieldErrors(state))[0];
+  return first ? `Fix the highlighted parameters: ${first}` : "";
 }
 
 /** The params as the request sends them: typed values; a blank field is left out (its default applies). */
@@ -111,7 +123,7 @@ function paramField(state, name, p) {
     check();
   });
   if (state.serverErrors?.[`param:${name}`]) f.setError(state.serverErrors[`param:${name}`]);
-  else check();
+  else if (input.value) check();
   return f.wrap;
 }
 

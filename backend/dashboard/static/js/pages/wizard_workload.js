@@ -37,11 +37,12 @@ function pick(state, spec) {
 
 function option(state, value, title, sub, spec, onChange) {
   const checked = spec ? state.workload === "command" && state.command?.name === spec.name : state.workload === "strategy";
+  const invalid = spec && spec.valid === false;
   return h(
     "label",
     { class: "choice", "data-workload": spec ? "command" : "strategy", "data-command": spec?.name },
-    h("input", { type: "radio", name: "workload", value, checked, onchange: () => { pick(state, spec); onChange(); } }),
-    h("span", {}, h("span", { class: "title", text: title }), h("div", { class: "cell-sub", text: sub })),
+    h("input", { type: "radio", name: "workload", value, checked, disabled: invalid, onchange: () => { pick(state, spec); onChange(); } }),
+    h("span", {}, h("span", { class: "title", text: title }), h("div", { class: invalid ? "field-error" : "cell-sub", text: invalid ? `Invalid template: ${spec.error}` : sub })),
   );
 }
 
