@@ -9,6 +9,7 @@ import click
 
 from backend.cli.backend_client import BackendApiError, BackendUnreachableError
 from backend.cli.catalog_commands import data_group, strategies_group
+from backend.cli.command_commands import commands_group
 from backend.cli.failures import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_UNREACHABLE, CliFailure
 from backend.cli.host_command import host_command
 from backend.cli.model_commands import models_group
@@ -25,6 +26,11 @@ A first training, no server needed:
   modelyard strategies list
   modelyard train strategies/trend_momentum.yaml --symbol EURUSD --timeframe 1h
   modelyard models list
+
+\b
+Your own training program, registered as a command template (samples in commands/):
+  modelyard commands list
+  modelyard commands run toy -p steps=300
 
 \b
 Against a server (`modelyard serve`, or MODELYARD_SERVER=URL):
@@ -61,6 +67,7 @@ def cli(ctx: click.Context) -> None:
 for command in (
     data_group,
     strategies_group,
+    commands_group,
     train_command,
     ops_group,
     models_group,

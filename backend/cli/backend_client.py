@@ -87,6 +87,10 @@ class BackendClient:
 
     # --- trainings and operations ----------------------------------------------------------------
 
+    def get_json(self, path: str) -> Any:
+        """The JSON answer of a GET on ``path`` (an ``/api/v1/...`` path; segments already quoted)."""
+        return _json(self._request("GET", path))
+
     def start_training(self, body: dict[str, Any]) -> StartTrainingResponse:
         return _parse(StartTrainingResponse, self._request("POST", "/api/v1/trainings", json=body))
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -96,14 +97,6 @@ async def test_metrics_returns_the_epoch_history_with_best_epoch(api: httpx.Asyn
 
 
 @dataclass
-class _ResultWithTelemetry(TrainingResult):
-    telemetry: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**super().as_dict(), "telemetry": self.telemetry}
-
-
-@dataclass
 class _TimedEngine(FakeEngine):
     """A FakeEngine whose results carry timer rollups, as the executor's do."""
 
@@ -118,7 +111,7 @@ class _TimedEngine(FakeEngine):
         run_name: str | None = None,
     ) -> TrainingResult:
         result = super().execute(request, progress, cancel, run_name=run_name)
-        return _ResultWithTelemetry(**vars(result), telemetry=self.telemetry)
+        return dataclasses.replace(result, telemetry=self.telemetry)
 
 
 async def test_metrics_carry_the_timer_rollups_of_the_result_and_leave_malformed_ones_out(

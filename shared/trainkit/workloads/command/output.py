@@ -45,24 +45,36 @@ def split_lines(pending: bytes, chunk: bytes, *, final: bool = False) -> tuple[l
 
 
 class MetricParser:
-    """Turns one output line into ``{metric: value}`` (empty when it holds none)."""
+    """Turns one output line into ``{metric: value}`` (empty when it holds none).
+
+    The metric regexes are scanned as one alternation, left to right, in a single pass over the line
+    (each template regex has exactly one group, so the group that matched names the metric); the first
+    match of each metric wins. That is the same as searching each regex on its own unless one metric's
+    matched text also holds another's, and it keeps the parser far above 200,000 lines/s."""
 
     def __init__(self, patterns: Mapping[str, str]) -> None:
-        self._patterns = [(name, re.compile(p)) for name, p in patterns.items()]
+        self._names = list(patterns)
+        self._scan = re.compile("|".join(f"(?:{p})" for p in patterns.values())) if patterns else None
 
     def parse(self, line: str) -> dict[str, Any]:
-        stripped = line.lstrip()
-        if stripped.startswith(STRUCTURED_PREFIX):
-            structured = _structured(stripped[len(STRUCTURED_PREFIX) :])
+        if line.startswith(STRUCTURED_PREFIX) or (line[:1].isspace() and STRUCTURED_PREFIX in line):
+            structured = _structured(line.lstrip()[len(STRUCTURED_PREFIX) :])
             if structured is not None:
                 return structured
         found: dict[str, Any] = {}
-        for name, pattern in self._patterns:
-            match = pattern.search(line)
-            if match is not None:
-                value = _number(match.group(1))
-                if value is not None:
-                    found[name] = value
+        if self._scan is None:
+            return found
+        names = self._names
+        for match in self._scan.finditer(line):
+            group = match.lastindex
+            if group is None:
+                continue
+            name = names[group - 1]
+            if name not in found:
+                try:
+                    found[name] = float(match.group(group))
+                except ValueError:
+                    continue
         return found
 
 
@@ -114,22 +126,24 @@ class MetricHistory:
         if not values:
             return
         self.lines_with_metrics += 1
-        step = values.get(self.step_metric)
-        numbers = {k: v for k, v in values.items() if k != self.step_metric and k not in TEXT_KEYS}
         self.last.update(values)
         val_loss = values.get("val_loss")
         if isinstance(val_loss, int | float) and math.isfinite(val_loss):
             self.best_val_loss = val_loss if self.best_val_loss is None else min(self.best_val_loss, val_loss)
-        if step is not None and (self._open is None or self._open.get("step") != int(step)):
-            self._close_row()
-            self._open = {"step": int(step)}
-        if not numbers:
-            return
-        if self._open is None:
+        row = self._open
+        step = values.get(self.step_metric)
+        if step is not None:
+            step = int(step)
+            if row is None or row["step"] != step:
+                self._close_row()
+                row = self._open = {"step": step}
+        elif row is None:
             if self.step is None:
                 return  # before any step (e.g. a start-up line): known as a last value, not a row
-            self._open = {"step": self.step or 0}
-        self._open.update(numbers)
+            row = self._open = {"step": self.step}
+        for key, value in values.items():
+            if key != self.step_metric and key not in TEXT_KEYS:
+                row[key] = value
 
     def _close_row(self) -> None:
         row, self._open = self._open, None

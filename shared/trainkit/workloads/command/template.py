@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.contracts.training import COMMAND_NAME_PATTERN, ParamValue
 from shared.trainkit.errors import ConfigError
-from shared.trainkit.workloads.strategy.config_errors import config_error, yaml_syntax_error
+from shared.trainkit.workloads.strategy.config_errors import FieldPathError, config_error, yaml_syntax_error
 
 #: ``{name}`` in an argv or env string; ``{{`` and ``}}`` are literal braces.
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -152,15 +152,19 @@ class CommandTemplate(BaseModel):
             for text in [item] if isinstance(item, str) else item.args:
                 for name in placeholders(text):
                     if name not in known:
-                        raise ValueError(
-                            f"argv[{index}]: unknown placeholder {{{name}}}; known: {_list(known)}"
+                        raise FieldPathError(
+                            ("argv", index), f"unknown placeholder {{{name}}}; known: {_list(known)}"
                         )
             if isinstance(item, OptionalArgs) and item.when not in known:
-                raise ValueError(f"argv[{index}].when: {item.when!r} is neither a param nor a placeholder")
+                raise FieldPathError(
+                    ("argv", index, "when"), f"{item.when!r} is neither a param nor a placeholder"
+                )
         for key, value in self.env.items():
             for name in placeholders(value):
                 if name not in known:
-                    raise ValueError(f"env.{key}: unknown placeholder {{{name}}}; known: {_list(known)}")
+                    raise FieldPathError(
+                        ("env", key), f"unknown placeholder {{{name}}}; known: {_list(known)}"
+                    )
         for name, spec in self.params.items():
             if spec.default is not None:
                 from shared.trainkit.workloads.command.arguments import check_param
