@@ -33,6 +33,7 @@ class TrainingRequestView(BaseModel):
     end_date: date | None = None
     dataset: str | None = Field(None, description="Tabular workload: the CSV trained on.")
     plugin: str | None = None
+    name: str | None = Field(None, description="The experiment's name, if it was given one.")
     command: dict[str, Any] | None = Field(
         None, description="Command workload: the template's name, its params and the dataset path."
     )
@@ -68,6 +69,7 @@ def training_request_view(operation_id: str, request: dict[str, Any]) -> Trainin
         end_date=request.get("end_date"),
         dataset=tabular.get("dataset"),
         plugin=request.get("plugin"),
+        name=request.get("name"),
         command=request.get("command") or None,
         overrides=overrides,
     )

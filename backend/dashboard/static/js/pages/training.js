@@ -2,7 +2,7 @@
 
 import { ACTIVE, api, trainingRequest } from "../api.js";
 import { lineChart } from "../charts.js";
-import { lossSeries, points, xKey } from "../metric_series.js";
+import { lastValue, lossSeries, points, xKey } from "../metric_series.js";
 import { clear, h } from "../dom.js";
 import { fmtDuration, fmtNumber, fmtPercent, runSeconds, shortId } from "../format.js";
 import { followOperation } from "../live.js";
@@ -49,6 +49,7 @@ export function render(root, id) {
   let metricsTimer = null;
   let lastEpochSeen = null;
   let lastStepSeen = null;
+  let lastStep = "—";
   let shownStatus = null;
   let epochMetrics = {};
 
@@ -57,7 +58,8 @@ export function render(root, id) {
   const showTitle = () => {
     const subject = request ? subjectOf(request) : null;
     const what = subject ? [subject.what, subject.data === "—" ? "" : subject.data].filter(Boolean).join(" · ") : "";
-    if (named) title.textContent = what ? `${named} — ${what}` : named;
+    const name = named || request?.name;
+    if (name) title.textContent = what ? `${name} — ${what}` : name;
     else if (what) title.textContent = what;
   };
   trainingRequest(id).then((req) => {
@@ -70,6 +72,13 @@ export function render(root, id) {
     clear(lossBox, lineChart({ series: lossSeries(m.history), xLabel: x, yLabel: "loss", title: `Loss per ${x}` }));
     clear(lrBox, lineChart({ series: [{ name: "learning rate", points: points(m.history, "lr", x), color: "#7c3aed" }], xLabel: x, yLabel: "lr", height: 180, title: `Learning rate per ${x}` }));
     clear(decisions, decisionList(m.decisions || []));
+    // A finished run's page never sees a "step N/M" message: read its last step from the history.
+    const last = lastValue(m.history, "step");
+    if (x === "step" && lastStep === "—" && last !== undefined) {
+      lastStep = fmtNumber(last);
+      const value = cards.querySelector("#card-step .value");
+      if (value) value.textContent = lastStep;
+    }
   };
   const loadMetrics = async () => {
     try {
@@ -97,9 +106,10 @@ export function render(root, id) {
     const m = { ...epochMetrics, ...(p.metrics || {}) };
     clear(progress, h("h2", {}, "Progress", statusBadge(op.status)), progressCell(op), stepRun ? phaseList(op) : null, h("p", { class: "muted", style: { margin: ".5rem 0 0" }, text: p.message || op.mode_reason }));
     const step = (p.message || "").match(/step (\d+)(?:\s*\/\s*(\d+))?/);
+    if (step) lastStep = step[2] ? `${step[1]} / ${step[2]}` : step[1];
     clear(cards,
       stepRun
-        ? card("Step", step ? `${step[1]}${step[2] ? ` / ${step[2]}` : ""}` : "—", "card-step")
+        ? card("Step", lastStep, "card-step")
         : card("Epoch", p.epoch ? `${p.epoch} / ${p.total_epochs ?? "?"}` : "—", "card-epoch"),
       card("Train loss", fmtNumber(m.train_loss ?? m.loss)),
       card("Val loss", fmtNumber(m.val_loss)),

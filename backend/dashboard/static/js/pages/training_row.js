@@ -93,8 +93,9 @@ export function stopButton(op, onDone) {
 function nameCell(cell, op, req, options) {
   const href = `#/trainings/${op.operation_id}`;
   const { what } = subjectOf(req);
-  const title = op.name ? h("span", { class: "cell-main", "data-name": op.name, text: op.name }) : req ? h("span", { class: "cell-main", text: what }) : shortId(op.operation_id);
-  const sub = [op.name && req ? what : null, op.name || req ? shortId(op.operation_id) : null].filter(Boolean).join(" · ");
+  const name = op.name || req?.name;
+  const title = name ? h("span", { class: "cell-main", "data-name": name, text: name }) : req ? h("span", { class: "cell-main", text: what }) : shortId(op.operation_id);
+  const sub = [name && req ? what : null, name || req ? shortId(op.operation_id) : null].filter(Boolean).join(" · ");
   clear(cell, h("a", { href }, title), h("div", { class: "cell-sub mono", text: sub }), chips(op, options));
 }
 

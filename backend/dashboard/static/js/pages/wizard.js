@@ -4,6 +4,7 @@
 
 import { api } from "../api.js";
 import { clear, h } from "../dom.js";
+import { loadProjects } from "../projects.js";
 import * as commandData from "./wizard_command_data.js";
 import * as commandParams from "./wizard_command_params.js";
 import * as config from "./wizard_config.js";
@@ -105,6 +106,7 @@ export function render(root) {
     next.disabled = true;
     try {
       const res = await api("/api/v1/trainings", { method: "POST", body: requestBody(state) });
+      loadProjects(); // a new project appears in the header's switcher
       window.location.hash = `#/trainings/${res.operation_id}`;
     } catch (exc) {
       const where = blamed(state, exc.field);
