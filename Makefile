@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/api_overhead.py
 	$(BIN)/python benchmarks/poll_load.py
 	$(BIN)/python benchmarks/handoff.py
+	$(BIN)/python benchmarks/command_overhead.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

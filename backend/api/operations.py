@@ -10,17 +10,21 @@ from fastapi import APIRouter, Query, Response
 from backend.api.dependencies import ComponentsDep, OperationsDep, TrainingDep
 from backend.api.error_handlers import error_responses
 from backend.api.views import operation_metrics, operation_view
-from backend.domain.operations import OperationStatus
+from backend.domain.operations import OperationFilter, OperationStatus
 from backend.services.operations import OperationsService
 from backend.services.training import TrainingService
 from shared.contracts.operations import (
+    MAX_TAGS,
+    SLUG_PATTERN,
     LogLine,
     OperationList,
     OperationLogs,
     OperationMetrics,
     OperationStatusName,
     OperationView,
+    Slug,
 )
+from shared.contracts.training import Workload
 
 router = APIRouter(prefix="/api/v1/operations", tags=["operations"])
 
@@ -31,14 +35,36 @@ MAX_OFFSET = 1_000_000_000
 @router.get("", response_model=OperationList, responses=error_responses(422))
 def list_operations(
     operations: OperationsDep,
-    status: Annotated[list[OperationStatusName] | None, Query(description="Filter; repeatable.")] = None,
+    status: Annotated[
+        list[OperationStatusName] | None, Query(description="Only these statuses; repeatable.")
+    ] = None,
+    active_only: Annotated[
+        bool, Query(description="Only operations not finished yet: pending, running or cancelling.")
+    ] = False,
     type: Annotated[str | None, Query(max_length=32, description="Operation type, e.g. training.")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    project: Annotated[
+        str | None, Query(pattern=SLUG_PATTERN, description="Only this project (a slug).")
+    ] = None,
+    tag: Annotated[
+        list[Slug] | None,
+        Query(max_length=MAX_TAGS, description="Only operations carrying this tag; repeatable: all of them."),
+    ] = None,
+    workload: Annotated[
+        Workload | None, Query(description="Only this workload: strategy, tabular, plugin or command.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Operations to skip.")] = 0,
 ) -> OperationList:
-    """Newest first."""
-    statuses = [OperationStatus(s.value) for s in status or []]
-    ops, total = operations.list_operations(statuses=statuses, op_type=type, limit=limit, offset=offset)
+    """Newest first. Filters combine (AND); ``total`` counts every operation they select."""
+    where = OperationFilter(
+        statuses=tuple(OperationStatus(s.value) for s in status or []),
+        unfinished_only=active_only,
+        op_type=type,
+        project=project,
+        tags=tuple(tag or ()),
+        workload=workload.value if workload else None,
+    )
+    ops, total = operations.list_operations(where, limit=limit, offset=offset)
     positions = operations.queue_positions() if any(o.status is OperationStatus.PENDING for o in ops) else {}
     return OperationList(
         items=[operation_view(o, positions) for o in ops], total=total, limit=limit, offset=offset

@@ -11,6 +11,7 @@ from backend.api import (
     host_callbacks,
     models,
     operations,
+    projects,
     strategies,
     system,
     trainings,
@@ -20,5 +21,5 @@ root_router = APIRouter()
 root_router.include_router(system.router)
 
 api_router = APIRouter()
-for module in (trainings, operations, events, models, strategies, commands, data, host_callbacks):
+for module in (trainings, operations, projects, events, models, strategies, commands, data, host_callbacks):
     api_router.include_router(module.router)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from backend.domain.operations import Operation, OperationStatus
+from backend.domain.operations import Operation, OperationStatus, ProjectSummary
 from shared.contracts.operations import (
     ErrorInfo,
     OperationMetrics,
     OperationStatusName,
     OperationView,
     ProgressView,
+    ProjectView,
 )
 from shared.trainkit.decisions import analyze
 
@@ -43,6 +44,19 @@ def operation_view(op: Operation, positions: dict[str, int] | None = None) -> Op
         host_session_id=op.host_session_id,
         last_heartbeat=op.heartbeat_at,
         attempts=op.attempts,
+        project=op.project,
+        name=op.name,
+        tags=list(op.tags),
+        workload=op.workload,
+    )
+
+
+def project_view(summary: ProjectSummary) -> ProjectView:
+    return ProjectView(
+        project=summary.project,
+        total=summary.total,
+        by_status={OperationStatusName(s.value): n for s, n in summary.by_status.items()},
+        last_activity=summary.last_activity,
     )
 
 

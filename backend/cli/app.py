@@ -15,6 +15,7 @@ from backend.cli.host_command import host_command
 from backend.cli.model_commands import models_group
 from backend.cli.ops_commands import ops_group
 from backend.cli.options import CliEnv
+from backend.cli.project_commands import projects_command
 from backend.cli.serve_command import serve_command
 from backend.cli.train_command import train_command
 
@@ -36,6 +37,7 @@ Your own training program, registered as a command template (samples in commands
 Against a server (`modelyard serve`, or MODELYARD_SERVER=URL):
   modelyard train trend_momentum --symbol EURUSD --timeframe 1h --server http://127.0.0.1:8000
   modelyard ops list
+  modelyard projects
 
 \b
 A GPU host for host mode (on the Mac or CUDA box; backend: MODELYARD_HOSTS=http://that-box:5002):
@@ -70,6 +72,7 @@ for command in (
     commands_group,
     train_command,
     ops_group,
+    projects_command,
     models_group,
     serve_command,
     host_command,

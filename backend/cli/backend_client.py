@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -17,7 +18,13 @@ from pydantic import BaseModel, ValidationError
 
 from backend.cli.event_stream import read_events
 from shared.contracts.api import ModelDetail, ModelSummary
-from shared.contracts.operations import OperationList, OperationLogs, OperationView, StartTrainingResponse
+from shared.contracts.operations import (
+    OperationList,
+    OperationLogs,
+    OperationView,
+    ProjectList,
+    StartTrainingResponse,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -63,6 +70,28 @@ class BackendApiError(BackendClientError):
         self.details = details
 
 
+@dataclass(frozen=True)
+class OperationQuery:
+    """The filters of ``GET /api/v1/operations`` beyond status and paging; unset ones are not sent."""
+
+    project: str | None = None
+    tags: tuple[str, ...] = ()
+    workload: str | None = None
+    active_only: bool = False
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.project:
+            params["project"] = self.project
+        if self.tags:
+            params["tag"] = list(self.tags)
+        if self.workload:
+            params["workload"] = self.workload
+        if self.active_only:
+            params["active_only"] = "true"
+        return params
+
+
 class BackendClient:
     """Talks to one backend at ``base_url``. ``transport`` lets tests script the answers."""
 
@@ -94,11 +123,16 @@ class BackendClient:
     def start_training(self, body: dict[str, Any]) -> StartTrainingResponse:
         return _parse(StartTrainingResponse, self._request("POST", "/api/v1/trainings", json=body))
 
-    def list_operations(self, *, status: str | None = None, limit: int = 20) -> OperationList:
-        params: dict[str, Any] = {"limit": limit}
+    def list_operations(
+        self, *, status: str | None = None, limit: int = 20, where: OperationQuery | None = None
+    ) -> OperationList:
+        params: dict[str, Any] = {"limit": limit, **(where.params() if where else {})}
         if status:
             params["status"] = status
         return _parse(OperationList, self._request("GET", "/api/v1/operations", params=params))
+
+    def list_projects(self) -> ProjectList:
+        return _parse(ProjectList, self._request("GET", "/api/v1/projects"))
 
     def get_operation(self, operation_id: str) -> OperationView:
         return _parse(OperationView, self._request("GET", f"/api/v1/operations/{_seg(operation_id)}"))

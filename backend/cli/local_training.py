@@ -35,11 +35,12 @@ def create_executor(data_dir: Path, models_dir: Path, runs_dir: Path) -> Executo
     return TrainingExecutor(data_dir, ModelStorage(models_dir), run_root=runs_dir)
 
 
-def new_run_name(now: datetime | None = None) -> str:
-    """``run-20250105-100000-3f2c9a``: sortable by start time, and unique even for two runs started in the
-    same second (the random suffix), like the backend's operation ids name its run folders."""
+def new_run_name(now: datetime | None = None, *, name: str | None = None) -> str:
+    """``run-20250105-100000-3f2c9a`` (``{name}-…`` for a named experiment): sortable by start time,
+    and unique even for two runs started in the same second (the random suffix), like the backend's
+    operation ids name its run folders."""
     started = now or datetime.now(UTC)
-    return f"run-{started:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return f"{name or 'run'}-{started:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
 @dataclass

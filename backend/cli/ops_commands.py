@@ -5,14 +5,17 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
+from backend.cli.backend_client import OperationQuery
 from backend.cli.log_reader import LogReader
-from backend.cli.options import cli_env, server_option
+from backend.cli.options import check_slug, cli_env, server_option
 from backend.cli.progress_display import TrainingProgressDisplay
 from backend.cli.remote_training import follow_operation, report_finished
 from backend.cli.tables import operation_table, operations_table
 from shared.contracts.operations import LogLine, OperationStatusName
+from shared.contracts.training import Workload
 
 _STATUSES = [s.value for s in OperationStatusName]
+_WORKLOADS = [w.value for w in Workload]
 #: The server's own bound on ``GET /api/v1/operations?limit=`` (``le=500``): click rejects more up front.
 MAX_LIST_LIMIT = 500
 
@@ -25,6 +28,19 @@ def ops_group() -> None:
 @ops_group.command(name="list")
 @click.option("--status", type=click.Choice(_STATUSES), help="Only operations in this status.")
 @click.option(
+    "--active", is_flag=True, help="Only operations not finished yet: pending, running or cancelling."
+)
+@click.option("--project", callback=check_slug, help="Only operations of this project.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    callback=check_slug,
+    metavar="TAG",
+    help="Only operations carrying this tag (repeatable: all of them).",
+)
+@click.option("--workload", type=click.Choice(_WORKLOADS), help="Only operations of this workload.")
+@click.option(
     "--limit",
     type=click.IntRange(1, MAX_LIST_LIMIT),
     default=20,
@@ -34,20 +50,33 @@ def ops_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @server_option
 @click.pass_context
-def ops_list(ctx: click.Context, status: str | None, limit: int, as_json: bool, server: str) -> None:
-    """List operations, newest first.
+def ops_list(
+    ctx: click.Context,
+    status: str | None,
+    active: bool,
+    project: str | None,
+    tags: tuple[str, ...],
+    workload: str | None,
+    limit: int,
+    as_json: bool,
+    server: str,
+) -> None:
+    """List operations, newest first, with their project, name and tags. Filters combine.
 
     \b
     Examples:
       modelyard ops list
       modelyard ops list --status running --limit 5
+      modelyard ops list --project fx --tag baseline --tag gpu
+      modelyard ops list --active --workload tabular
     """
+    where = OperationQuery(project=project, tags=tags, workload=workload, active_only=active)
     with cli_env(ctx).client(server) as client:
-        page = client.list_operations(status=status, limit=limit)
+        page = client.list_operations(status=status, limit=limit, where=where)
     if as_json:
         click.echo(page.model_dump_json(indent=2))
     elif not page.items:
-        click.echo("no operations" + (f" with status {status}" if status else ""))
+        click.echo("no operations" + _matching(status, where))
     else:
         Console().print(operations_table(page.items))
         if page.total > len(page.items):
@@ -145,6 +174,16 @@ def ops_logs(
             _follow_log(reader, env.poll_interval_s)
     if reader.truncated:
         click.echo("note: the server dropped later lines of this log (its log store is bounded)", err=True)
+
+
+def _matching(status: str | None, where: OperationQuery) -> str:
+    """`` with status running, active, in project fx, tagged gpu``: what the empty list was filtered on."""
+    said = [f"with status {status}"] if status else []
+    said += ["active"] if where.active_only else []
+    said += [f"in project {where.project}"] if where.project else []
+    said += [f"tagged {' and '.join(where.tags)}"] if where.tags else []
+    said += [f"of workload {where.workload}"] if where.workload else []
+    return "".join(f" {part}" for part in said)
 
 
 def _show_log_line(line: LogLine) -> None:

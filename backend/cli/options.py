@@ -7,6 +7,7 @@ Local folders default like the backend's settings: ``MODELYARD_DATA_DIR`` / ``MO
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import click
 import httpx
 
 from backend.cli.backend_client import DEFAULT_SERVER, BackendClient, ServerUrlError, server_url
+from shared.contracts.operations import RUN_NAME_PATTERN, RUN_NAME_RULE, SLUG_PATTERN, SLUG_RULE
 from shared.contracts.training import TrainingRequest
 
 if TYPE_CHECKING:  # importing shared.trainkit loads torch: keep it out of `--help` and remote commands
@@ -107,6 +109,26 @@ def optional_server_option(what: str) -> Callable[[F], F]:
         callback=_checked_server,
         help=f"Backend URL, e.g. {DEFAULT_SERVER}. {what}",
     )
+
+
+def _matching(pattern: str, rule: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback refusing (exit 2, before any request) values the server's pattern refuses."""
+    compiled = re.compile(pattern)
+
+    def check(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            if item is not None and not compiled.match(item):
+                raise click.BadParameter(f"{item!r} is not allowed: use {rule}", ctx=ctx, param=param)
+        return value
+
+    return check
+
+
+#: ``--project`` / ``--tag`` values: what the server accepts as a project or tag.
+check_slug = _matching(SLUG_PATTERN, SLUG_RULE)
+#: ``--name`` values: what the server accepts as an experiment name.
+check_run_name = _matching(RUN_NAME_PATTERN, RUN_NAME_RULE)
 
 
 server_option = click.option(

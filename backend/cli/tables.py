@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 
 from shared.contracts.api import ModelVersionView
-from shared.contracts.operations import OperationView
+from shared.contracts.operations import OperationStatusName, OperationView, ProjectView
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -83,6 +83,9 @@ def operations_table(operations: Iterable[OperationView]) -> Table:
     # Ids are what users copy into `ops show|follow|cancel`: never shorten them.
     table.add_column("id", no_wrap=True, min_width=max((len(op.operation_id) for op in ops), default=2))
     table.add_column("status", no_wrap=True)
+    table.add_column("project")
+    table.add_column("name")
+    table.add_column("tags")
     table.add_column("progress", justify="right", no_wrap=True)
     table.add_column("phase")
     table.add_column("mode")
@@ -91,11 +94,30 @@ def operations_table(operations: Iterable[OperationView]) -> Table:
         table.add_row(
             op.operation_id,
             op.status.value,
+            op.project,
+            op.name or "-",
+            ", ".join(op.tags) or "-",
             f"{op.progress.percentage:.0f}%",
             op.progress.phase,
             op.execution_mode,
             op.created_at.strftime("%m-%d %H:%M"),
         )
+    return table
+
+
+def projects_table(projects: Iterable[ProjectView]) -> Table:
+    """A row per project: its operations in all, then per status (the statuses any project has)."""
+    items = list(projects)
+    statuses = [s for s in OperationStatusName if any(p.by_status.get(s) for p in items)]
+    table = Table(title="Projects", title_justify="left")
+    table.add_column("project", no_wrap=True)
+    table.add_column("total", justify="right")
+    for status in statuses:
+        table.add_column(status.value, justify="right")
+    table.add_column("last activity", no_wrap=True)
+    for project in items:
+        counts = [str(project.by_status.get(s, 0)) for s in statuses]
+        table.add_row(project.project, str(project.total), *counts, _when(project.last_activity))
     return table
 
 
@@ -108,6 +130,10 @@ def operation_table(op: OperationView) -> Table:
     progress = op.progress
     rows: list[tuple[str, Any]] = [
         ("type", op.type),
+        ("workload", op.workload),
+        ("project", op.project),
+        ("name", op.name),
+        ("tags", ", ".join(op.tags) or None),
         ("status", op.status.value),
         (
             "execution mode",

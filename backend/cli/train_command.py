@@ -14,6 +14,8 @@ from rich.console import Console
 from backend.cli.catalog_commands import resolve_strategy_file
 from backend.cli.failures import EXIT_BAD_INPUT, CliFailure
 from backend.cli.options import (
+    check_run_name,
+    check_slug,
     cli_env,
     data_dir_option,
     models_dir_option,
@@ -43,6 +45,11 @@ Examples:
   modelyard train trend_momentum --symbol EURUSD --timeframe 1h --epochs 5 --seed 7
   modelyard train trend_momentum --symbol EURUSD --timeframe 1h --server http://127.0.0.1:8000
   modelyard train iris --workload tabular --dataset iris.csv --target species --epochs 10
+  modelyard train trend_momentum --symbol EURUSD --timeframe 1h --server http://127.0.0.1:8000 \\
+      --project fx --name baseline --tag gpu --tag baseline
+
+--project and --tag are recorded by the server (`modelyard ops list --project fx --tag gpu`,
+`modelyard projects`); a run in this process has no operation record, so it ignores them.
 
 Exit codes: 0 trained (or left running on the server), 1 the server's training failed, 2 bad input,
 3 server unreachable, 130 cancelled.
@@ -88,6 +95,24 @@ Exit codes: 0 trained (or left running on the server), 1 the server's training f
 )
 @click.option(
     "--execution-mode", type=click.Choice(["local", "host", "auto"]), help="With --server: where it runs."
+)
+@click.option(
+    "--project",
+    callback=check_slug,
+    help="With --server: the project the training belongs to (default: 'default').",
+)
+@click.option(
+    "--name",
+    callback=check_run_name,
+    help="The experiment's name, shown by `ops list` (an in-process run names its run record with it).",
+)
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    callback=check_slug,
+    metavar="TAG",
+    help="With --server: a tag of the training (repeatable, at most 20).",
 )
 @optional_server_option("Without it the training runs in this process.")
 @click.option(
@@ -137,6 +162,7 @@ def local_request(options: dict[str, Any]) -> TrainingRequest:
         "start_date": _day(options["start_date"]),
         "end_date": _day(options["end_date"]),
         "overrides": _overrides(options),
+        "name": options["name"],
     }
     try:
         if options["workload"] == "tabular":
@@ -167,6 +193,12 @@ def remote_body(options: dict[str, Any]) -> dict[str, Any]:
             body[key] = options[key].date().isoformat()
     if options["execution_mode"]:
         body["execution_mode"] = options["execution_mode"]
+    if options["project"]:
+        body["project"] = options["project"]
+    if options["name"]:
+        body["name"] = options["name"]
+    if options["tags"]:
+        body["tags"] = list(options["tags"])
     if options["workload"] == "tabular":
         body["workload"] = "tabular"
         body["tabular"] = _tabular(options).model_dump(mode="json")
@@ -191,7 +223,11 @@ def _train_local(ctx: click.Context, options: dict[str, Any]) -> None:
     executor = factory(options["data_dir"], options["models_dir"], options["runs_dir"])
     console = Console(stderr=True)
     display = TrainingProgressDisplay(console, enabled=options["follow"] and not options["as_json"])
-    run_name = new_run_name()
+    if options["project"] or options["tags"]:
+        click.echo(
+            "note: --project and --tag are recorded by a server; this in-process run ignores them", err=True
+        )
+    run_name = new_run_name(name=options["name"])
     result = run_local_training(executor, request, display, run_name=run_name)
     if options["as_json"]:
         click.echo(json.dumps(result.as_dict(), indent=2, default=str))

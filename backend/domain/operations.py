@@ -24,6 +24,9 @@ TERMINAL_STATUSES: frozenset[OperationStatus] = frozenset(
     {OperationStatus.COMPLETED, OperationStatus.FAILED, OperationStatus.CANCELLED}
 )
 ACTIVE_STATUSES: frozenset[OperationStatus] = frozenset({OperationStatus.RUNNING, OperationStatus.CANCELLING})
+#: Not finished yet: queued, running or stopping (what "active only" lists).
+UNFINISHED_STATUSES: frozenset[OperationStatus] = frozenset(OperationStatus) - TERMINAL_STATUSES
+DEFAULT_PROJECT = "default"
 
 # A cancelling operation may still complete: the worker can finish its last batch and store the model
 # before it sees the token; the model then exists, and saying "cancelled" would be a lie.
@@ -99,6 +102,12 @@ class Operation:
     owner_id: str | None = None
     # sha256 of the canonical request body, so a reused idempotency key with another body is refused.
     request_hash: str | None = None
+    # The experiment: set when the operation is created, never changed after.
+    project: str = DEFAULT_PROJECT
+    name: str | None = None
+    tags: tuple[str, ...] = ()
+    #: The request's workload kind (strategy, tabular, plugin, command).
+    workload: str = "strategy"
 
     @property
     def is_terminal(self) -> bool:
@@ -106,6 +115,33 @@ class Operation:
 
     def with_changes(self, **changes: Any) -> Operation:
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class OperationFilter:
+    """Which operations to list; every field given narrows the list (an empty one means all)."""
+
+    statuses: tuple[OperationStatus, ...] = ()
+    #: Only operations not finished yet (pending, running, cancelling); combines with ``statuses``.
+    unfinished_only: bool = False
+    op_type: str | None = None
+    project: str | None = None
+    #: Operations carrying every one of these tags.
+    tags: tuple[str, ...] = ()
+    workload: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    """A project's operations counted by status, and when any of them last changed."""
+
+    project: str
+    by_status: dict[OperationStatus, int]
+    last_activity: datetime
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
 
 
 def can_transition(current: OperationStatus, target: OperationStatus) -> bool:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from backend.domain.instances import BackendInstance
-from backend.domain.operations import Operation, OperationStatus
+from backend.domain.operations import Operation, OperationFilter, OperationStatus, ProjectSummary
 from shared.contracts.commands import CommandView
 from shared.contracts.host import HostHealth, SessionList, SessionView, StartSession
 from shared.contracts.training import TrainingRequest
@@ -34,10 +34,8 @@ class OperationRepository(Protocol):
         """Write ``op`` only if the stored status is still ``expected`` (compare-and-set)."""
         ...
 
-    def find(
-        self, *, statuses: Sequence[OperationStatus], op_type: str | None, limit: int, offset: int
-    ) -> tuple[list[Operation], int]:
-        """Newest first; an empty ``statuses`` means all."""
+    def find(self, where: OperationFilter, *, limit: int, offset: int) -> tuple[list[Operation], int]:
+        """A page of the operations ``where`` selects, newest first, and how many it selects in all."""
         ...
 
     def pending_ids(self) -> list[str]:
@@ -45,6 +43,10 @@ class OperationRepository(Protocol):
         ...
 
     def count_by_status(self) -> dict[OperationStatus, int]: ...
+
+    def project_summaries(self) -> list[ProjectSummary]:
+        """Every project that has an operation, the most recently active first."""
+        ...
 
     def ping(self) -> None: ...
 

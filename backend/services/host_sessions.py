@@ -19,6 +19,7 @@ from backend.domain.operations import (
     ACTIVE_STATUSES,
     Operation,
     OperationError,
+    OperationFilter,
     OperationStatus,
     Progress,
     transition,
@@ -127,7 +128,7 @@ class HostSessionManager:
     async def sweep(self) -> list[str]:
         """Re-attach (or re-dispatch) every running host operation nobody follows; return their ids."""
         active, _ = await asyncio.to_thread(
-            self._ops.list_operations, statuses=sorted(ACTIVE_STATUSES), limit=10_000
+            self._ops.list_operations, OperationFilter(statuses=tuple(sorted(ACTIVE_STATUSES))), limit=10_000
         )
         adopted = []
         for op in active:

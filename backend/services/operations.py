@@ -18,10 +18,13 @@ from typing import Any
 
 from backend.domain.instances import new_instance_id
 from backend.domain.operations import (
+    DEFAULT_PROJECT,
     Operation,
     OperationError,
+    OperationFilter,
     OperationStatus,
     Progress,
+    ProjectSummary,
     transition,
 )
 from backend.domain.ports import Clock, OperationRepository
@@ -125,14 +128,10 @@ class OperationsService:
         return self._repo.get_by_idempotency_key(key)
 
     def list_operations(
-        self,
-        *,
-        statuses: Sequence[OperationStatus] = (),
-        op_type: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
+        self, where: OperationFilter = OperationFilter(), *, limit: int = 50, offset: int = 0
     ) -> tuple[list[Operation], int]:
-        ops, total = self._repo.find(statuses=statuses, op_type=op_type, limit=limit, offset=offset)
+        """A page of the operations ``where`` selects, newest first, and how many it selects in all."""
+        ops, total = self._repo.find(where, limit=limit, offset=offset)
         with self._cache_lock:
             return [self._live[o.id].op if o.id in self._live else o for o in ops], total
 
@@ -145,6 +144,10 @@ class OperationsService:
 
     def count_by_status(self) -> dict[OperationStatus, int]:
         return self._repo.count_by_status()
+
+    def project_summaries(self) -> list[ProjectSummary]:
+        """Every project with its operations counted by status, the most recently active first."""
+        return self._repo.project_summaries()
 
     def ping(self) -> None:
         self._repo.ping()
@@ -162,6 +165,10 @@ class OperationsService:
         idempotency_key: str | None = None,
         require_gpu: bool = False,
         request_hash: str | None = None,
+        project: str = DEFAULT_PROJECT,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        workload: str = "strategy",
     ) -> tuple[Operation, bool]:
         """A new pending operation, or (existing, False) when ``idempotency_key`` was used before."""
         now = self._clock.now()
@@ -178,6 +185,10 @@ class OperationsService:
             idempotency_key=idempotency_key,
             require_gpu=require_gpu,
             request_hash=request_hash,
+            project=project,
+            name=name,
+            tags=tuple(dict.fromkeys(tags)),  # a tag given twice is kept once, where it first came
+            workload=workload,
         )
         stored = self._repo.add(op)
         if stored.id == op.id:
@@ -310,12 +321,8 @@ class OperationsService:
 
     def active_local(self) -> list[Operation]:
         """Running and cancelling operations of the local runners of every backend on this database."""
-        ops, _ = self._repo.find(
-            statuses=[OperationStatus.RUNNING, OperationStatus.CANCELLING],
-            op_type=None,
-            limit=10_000,
-            offset=0,
-        )
+        active = OperationFilter(statuses=(OperationStatus.RUNNING, OperationStatus.CANCELLING))
+        ops, _ = self._repo.find(active, limit=10_000, offset=0)
         return [op for op in ops if op.execution_mode == "local"]
 
     def _apply(self, op_id: str, change: Callable[[Operation], Operation]) -> Operation:

@@ -116,6 +116,10 @@ class TrainingService:
             idempotency_key=body.idempotency_key,
             require_gpu=body.require_gpu,
             request_hash=digest,
+            project=body.project,
+            name=body.name,
+            tags=body.tags,
+            workload=body.workload.value,
         )
         if not created:  # another request with the same key won the race
             return _same_request(op, digest), False

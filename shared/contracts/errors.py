@@ -35,11 +35,25 @@ def field_path(loc: Sequence[Any]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+#: What a wire pattern allows, in words: a regex in a 422 says it to few users.
+_PATTERN_RULES: dict[str, str] = {}
+
+
+def describe_pattern(pattern: str, rule: str) -> None:
+    """Say ``rule`` (e.g. "1-64 lower-case letters …") when a value does not match ``pattern``."""
+    _PATTERN_RULES[pattern] = rule
+
+
 def field_message(error: Mapping[str, Any]) -> str:
-    """Pydantic's message, except for NaN/infinity, which no bound check describes truthfully."""
+    """Pydantic's message, except for NaN/infinity, which no bound check describes truthfully, and for
+    a pattern described with :func:`describe_pattern`."""
     value = error.get("input")
     if isinstance(value, float) and not math.isfinite(value):
         return "must be a finite number"
+    rule = _PATTERN_RULES.get(str(error.get("ctx", {}).get("pattern")))
+    if error.get("type") == "string_pattern_mismatch" and rule:
+        shown = value if not isinstance(value, str) or len(value) <= 64 else value[:64] + "…"
+        return f"{shown!r} is not allowed: use {rule}"
     return str(error.get("msg", ""))
 
 

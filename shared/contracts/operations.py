@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.contracts.errors import describe_pattern
 from shared.contracts.training import CommandSpec, TabularSpec, TrainingOverrides, Workload
 
 
@@ -42,6 +43,11 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
 MAX_TAGS = 20
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+#: The two patterns in words, for error messages (the API's 422s and the CLI's usage errors).
+SLUG_RULE = "1-64 lower-case letters, digits, '-' or '_', starting with a letter or digit (e.g. fx-2025)"
+RUN_NAME_RULE = "1-100 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
+describe_pattern(SLUG_PATTERN, SLUG_RULE)
+describe_pattern(RUN_NAME_PATTERN, RUN_NAME_RULE)
 
 
 class StartTrainingRequest(BaseModel):
@@ -118,13 +124,34 @@ class OperationView(BaseModel):
     host_session_id: str | None = Field(None, description="Host mode: the session id on that host.")
     last_heartbeat: datetime | None = Field(None, description="Host mode: the host's last heartbeat.")
     attempts: int = Field(0, description="Dispatches so far (more than 1 after a re-dispatch).")
+    project: str = Field("default", description="The project the training belongs to.")
+    name: str | None = Field(None, description="The experiment's name, if one was given.")
+    tags: list[str] = Field(default_factory=list, description="Its tags, in the order given.")
+    workload: str = Field("strategy", description="What it trains: strategy, tabular, plugin or command.")
 
 
 class OperationList(BaseModel):
     items: list[OperationView]
-    total: int
+    total: int = Field(..., description="How many operations the filters select, over all pages.")
     limit: int
     offset: int
+
+
+class ProjectView(BaseModel):
+    """One project: its operations counted by status, and when any of them last changed."""
+
+    project: str = Field(..., description="The project's slug.")
+    total: int = Field(..., description="Operations in the project, whatever their status.")
+    by_status: dict[OperationStatusName, int] = Field(
+        ..., description="Operations per status; statuses with none are left out."
+    )
+    last_activity: datetime = Field(
+        ..., description="The latest creation, update or completion of any of its operations."
+    )
+
+
+class ProjectList(BaseModel):
+    items: list[ProjectView] = Field(..., description="Every project with an operation, most recent first.")
 
 
 class OperationMetrics(BaseModel):

@@ -2,57 +2,36 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
 from backend.adapters.db.engine import build_engine, migrate, normalize_database_url
 from backend.adapters.db.operations import SqlOperationRepository
-from backend.domain.operations import Operation, OperationError, OperationStatus, Progress, transition
+from backend.domain.operations import (
+    Operation,
+    OperationError,
+    OperationFilter,
+    OperationStatus,
+    Progress,
+    transition,
+)
+from tests.backend.databases import DATABASES, empty_database
 
 T0 = datetime(2025, 1, 5, 12, 0, tzinfo=UTC)
 
 
-def _postgres_engine() -> Iterator[Engine]:
-    url = os.environ.get("MODELYARD_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("MODELYARD_TEST_POSTGRES_URL is not set")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = build_engine(url)
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # unreachable server: skip, do not fail
-        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
-    engine = build_engine(url, schema=schema)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlOperationRepository]:
-    if request.param == "sqlite":
-        engine = build_engine(f"sqlite:///{tmp_path / 'db' / 'ops.db'}")
-        migrate(engine)
-        yield SqlOperationRepository(engine)
-        engine.dispose()
-        return
-    for engine in _postgres_engine():
+    for engine in empty_database(request.param, tmp_path):
         migrate(engine)
         yield SqlOperationRepository(engine)
 
 
-def make_op(op_id: str, *, minutes: int = 0, key: str | None = None) -> Operation:
+def make_op(op_id: str, *, minutes: int = 0, key: str | None = None, **changes: object) -> Operation:
     at = T0 + timedelta(minutes=minutes)
     return Operation(
         id=op_id,
@@ -65,11 +44,11 @@ def make_op(op_id: str, *, minutes: int = 0, key: str | None = None) -> Operatio
         updated_at=at,
         idempotency_key=key,
         warnings=("w1",),
-    )
+    ).with_changes(**changes)
 
 
 def test_an_operation_round_trips_with_every_field(repo: SqlOperationRepository) -> None:
-    op = make_op("op_a", key="k")
+    op = make_op("op_a", key="k", project="fx", name="run-1.b", tags=("b", "a"), workload="tabular")
     repo.add(op)
     running = transition(op, OperationStatus.RUNNING, T0 + timedelta(seconds=1)).with_changes(
         progress=Progress(42.5, "training", "epoch 2/5", 2, 5, {"loss": 0.5}),
@@ -110,10 +89,11 @@ def test_find_is_newest_first_with_filters_and_paging(repo: SqlOperationReposito
         repo.add(make_op(f"op_{i}", minutes=i))
     done = transition(make_op("op_1", minutes=1), OperationStatus.CANCELLED, T0)
     repo.save(done, expected=OperationStatus.PENDING)
-    ops, total = repo.find(statuses=(), op_type=None, limit=2, offset=1)
+    ops, total = repo.find(OperationFilter(), limit=2, offset=1)
     assert [o.id for o in ops] == ["op_3", "op_2"]
     assert total == 5
-    pending, count = repo.find(statuses=[OperationStatus.PENDING], op_type="training", limit=10, offset=0)
+    where = OperationFilter(statuses=(OperationStatus.PENDING,), op_type="training")
+    pending, count = repo.find(where, limit=10, offset=0)
     assert count == 4
     assert "op_1" not in [o.id for o in pending]
     assert repo.pending_ids() == ["op_0", "op_2", "op_3", "op_4"]
@@ -125,7 +105,7 @@ def test_migrations_apply_twice_without_harm(tmp_path: Path) -> None:
     migrate(engine)
     migrate(engine)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     engine.dispose()
 

@@ -52,6 +52,12 @@ COMPLETED_RESULT = {
 }
 
 
+LISTED = [
+    operation("op-2", "running", 40.0, project="fx", name="baseline.v2", tags=["gpu", "baseline"]),
+    operation("op-1", "completed", 100.0),
+]
+
+
 #: One scripted event-stream connection: operation bodies sent as events, an exception raised where it is.
 StreamScript = list[dict[str, Any] | BaseException]
 
@@ -81,6 +87,9 @@ class FakeBackend:
     older server without the stream (404). Logs serve ``log_messages`` paged by offset/limit;
     ``logs_visible`` says how many exist after each poll (all by default).
 
+    ``listed`` are the items ``GET /api/v1/operations`` answers (5 in all, when there are any);
+    ``projects`` the items ``GET /api/v1/projects`` answers.
+
     ``requests`` records everything received so tests assert on what the CLI sent.
     """
 
@@ -95,6 +104,8 @@ class FakeBackend:
     log_messages: list[str] = field(default_factory=lambda: ["epoch 1/2: loss 0.9"])
     logs_visible: list[int] = field(default_factory=list)
     logs_truncated: bool = False
+    listed: list[dict[str, Any]] = field(default_factory=lambda: list(LISTED))
+    projects: list[dict[str, Any]] = field(default_factory=list)
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -125,8 +136,11 @@ class FakeBackend:
                 },
             )
         if method == "GET" and path == "/api/v1/operations":
-            items = [operation("op-2", "running", 40.0), operation("op-1", "completed", 100.0)]
-            return httpx.Response(200, json={"items": items, "total": 5, "limit": 2, "offset": 0})
+            items = self.listed
+            total = 5 if items else 0
+            return httpx.Response(200, json={"items": items, "total": total, "limit": 2, "offset": 0})
+        if method == "GET" and path == "/api/v1/projects":
+            return httpx.Response(200, json={"items": self.projects})
         if method == "GET" and path.startswith("/api/v1/operations/") and path.endswith("/logs"):
             return self._logs(request)
         if method == "GET" and path.startswith("/api/v1/operations/") and path.endswith("/events"):

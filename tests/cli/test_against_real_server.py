@@ -117,3 +117,34 @@ def test_a_strategy_the_server_does_not_have_is_reported_plainly(invoke: Invoke,
     assert result.exit_code == 2
     assert "no_such_strategy" in result.stderr
     assert "HTTP 404" in result.stderr
+
+
+def test_a_training_in_a_project_is_listed_by_project_and_tag_and_counted(
+    invoke: Invoke, server_url: str
+) -> None:
+    env = CliEnv(poll_interval_s=0.2)
+    server = ["--server", server_url]
+    experiment = ["--project", "fx", "--name", "baseline", "--tag", "cli", "--tag", "e2e"]
+    args = ["train", "trend_momentum", "--symbol", "EURUSD", "--timeframe", "1h", "--epochs", "1"]
+    trained = invoke([*args, *experiment, "--json", *server], env=env)
+    assert trained.exit_code == 0, trained.output
+
+    listed = invoke(
+        ["ops", "list", "--project", "fx", "--tag", "e2e", "--tag", "cli", "--json", *server], env=env
+    )
+    [op] = json.loads(listed.stdout)["items"]
+    assert (op["project"], op["name"], op["tags"], op["workload"]) == (
+        "fx",
+        "baseline",
+        ["cli", "e2e"],
+        "strategy",
+    )
+    none = invoke(["ops", "list", "--project", "fx", "--tag", "other", *server], env=env)
+    assert none.stdout.strip() == "no operations in project fx tagged other"
+    table = invoke(["ops", "list", "--project", "fx", *server], env=env)
+    assert "cli, e2e" in table.stdout
+
+    projects = invoke(["projects", "--json", *server], env=env)
+    by_name = {p["project"]: p for p in json.loads(projects.stdout)["items"]}
+    assert by_name["fx"]["by_status"] == {"completed": 1}
+    assert next(iter(by_name)) == "fx"  # the most recently active first

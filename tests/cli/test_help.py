@@ -20,6 +20,7 @@ COMMANDS = [
     ["ops", "cancel"],
     ["ops", "follow"],
     ["ops", "logs"],
+    ["projects"],
     ["models", "list"],
     ["models", "show"],
     ["models", "download"],
@@ -39,7 +40,7 @@ def test_every_command_has_help_with_an_example(invoke: Invoke, command: list[st
 def test_root_help_lists_every_group_and_a_first_training(invoke: Invoke) -> None:
     result = invoke(["--help"])
     assert result.exit_code == 0
-    for group in ("data", "strategies", "train", "ops", "models", "serve"):
+    for group in ("data", "strategies", "train", "ops", "projects", "models", "serve"):
         assert f"  {group} " in result.output
     assert "modelyard train strategies/trend_momentum.yaml --symbol EURUSD --timeframe 1h" in result.output
 

@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from host_service.errors import HostServiceError
-from shared.contracts.errors import CodedError, error_body, json_details, validation_error_body
+from shared.contracts.errors import (
+    CodedError,
+    describe_pattern,
+    error_body,
+    json_details,
+    validation_error_body,
+)
 from shared.trainkit.errors import ConfigError
 
 
@@ -52,3 +58,18 @@ def test_service_error_roots_share_the_coded_base() -> None:
     assert isinstance(config, CodedError)
     assert (str(host), host.details) == ("busy", {"slot": 1})
     assert (config.code, config.message, config.details) == ("invalid_config", "bad lr", {"field": "lr"})
+
+
+def test_a_described_pattern_is_explained_in_words_not_as_a_regex() -> None:
+    describe_pattern(r"^[a-z]+$", "lower-case letters")
+    errors = [
+        {
+            "type": "string_pattern_mismatch",
+            "loc": ("body", "tags", 0),
+            "msg": "String should match pattern '^[a-z]+$'",
+            "input": "Bad",
+            "ctx": {"pattern": r"^[a-z]+$"},
+        }
+    ]
+    body = validation_error_body(errors)["error"]
+    assert body["message"] == "body.tags.0: 'Bad' is not allowed: use lower-case letters"

@@ -56,14 +56,15 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     return engine
 
 
-def migrate(engine: Engine) -> None:
-    """Apply every Alembic migration not yet applied (idempotent; safe at every start)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Apply every Alembic migration not yet applied, up to ``revision`` (idempotent; safe at every
+    start; tests stop at an older revision to check an upgrade)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
-    logger.info("database schema is at the latest migration")
+        command.upgrade(config, revision)
+    logger.info("database schema is at migration %s", revision)
 
 
 def describe(engine: Engine) -> str:

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, Select, exists, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
-from backend.adapters.db.tables import OperationRow
-from backend.domain.operations import Operation, OperationError, OperationStatus, Progress
+from backend.adapters.db.tables import OperationRow, OperationTagRow
+from backend.domain.operations import (
+    UNFINISHED_STATUSES,
+    Operation,
+    OperationError,
+    OperationFilter,
+    OperationStatus,
+    Progress,
+    ProjectSummary,
+)
+
+#: Set when an operation is created and never changed after: ``save`` leaves them alone (the tags
+#: are stored twice, and only ``add`` writes both copies).
+_SET_AT_CREATION = (
+    "id",
+    "created_at",
+    "idempotency_key",
+    "request_hash",
+    "project",
+    "name",
+    "tags",
+    "workload",
+)
 
 
 def _to_row(op: Operation) -> dict[str, Any]:
@@ -43,6 +64,10 @@ def _to_row(op: Operation) -> dict[str, Any]:
         "require_gpu": op.require_gpu,
         "owner_id": op.owner_id,
         "request_hash": op.request_hash,
+        "project": op.project,
+        "name": op.name,
+        "tags": list(op.tags),
+        "workload": op.workload,
     }
 
 
@@ -76,6 +101,10 @@ def _to_domain(row: OperationRow) -> Operation:
         require_gpu=bool(row.require_gpu),
         owner_id=row.owner_id,
         request_hash=row.request_hash,
+        project=row.project,
+        name=row.name,
+        tags=tuple(row.tags or ()),
+        workload=row.workload,
     )
 
 
@@ -88,6 +117,10 @@ class SqlOperationRepository:
             with self._sessions.begin() as session:
                 seq = session.scalar(select(func.coalesce(func.max(OperationRow.seq), 0))) or 0
                 session.add(OperationRow(**_to_row(op), seq=seq + 1))
+                session.flush()  # the operation first: its tags reference it
+                session.add_all(
+                    OperationTagRow(operation_id=op.id, tag=tag) for tag in dict.fromkeys(op.tags)
+                )
         except IntegrityError:
             if op.idempotency_key is None:
                 raise
@@ -108,8 +141,7 @@ class SqlOperationRepository:
             return None if row is None else _to_domain(row)
 
     def save(self, op: Operation, *, expected: OperationStatus) -> bool:
-        values = _to_row(op)
-        del values["id"], values["created_at"], values["idempotency_key"], values["request_hash"]
+        values = {k: v for k, v in _to_row(op).items() if k not in _SET_AT_CREATION}
         with self._sessions.begin() as session:
             result = session.execute(
                 update(OperationRow)
@@ -118,14 +150,8 @@ class SqlOperationRepository:
             )
             return _rowcount(result) == 1
 
-    def find(
-        self, *, statuses: Sequence[OperationStatus], op_type: str | None, limit: int, offset: int
-    ) -> tuple[list[Operation], int]:
-        query = select(OperationRow)
-        if statuses:
-            query = query.where(OperationRow.status.in_([s.value for s in statuses]))
-        if op_type:
-            query = query.where(OperationRow.type == op_type)
+    def find(self, where: OperationFilter, *, limit: int, offset: int) -> tuple[list[Operation], int]:
+        query = _filtered(select(OperationRow), where)
         with self._sessions() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.scalars(
@@ -151,9 +177,47 @@ class SqlOperationRepository:
             ).all()
             return {OperationStatus(status): count for status, count in rows}
 
+    def project_summaries(self) -> list[ProjectSummary]:
+        query = select(
+            OperationRow.project,
+            OperationRow.status,
+            func.count(),
+            func.max(OperationRow.created_at),
+            func.max(OperationRow.updated_at),
+            func.max(OperationRow.completed_at),
+        ).group_by(OperationRow.project, OperationRow.status)
+        counts: dict[str, dict[OperationStatus, int]] = {}
+        latest: dict[str, datetime] = {}
+        with self._sessions() as session:
+            for project, status, count, created, updated, completed in session.execute(query).all():
+                counts.setdefault(project, {})[OperationStatus(status)] = count
+                # max() keeps the column's UTCDateTime type: aware UTC datetimes on both databases.
+                moments = [m for m in (created, updated, completed, latest.get(project)) if m is not None]
+                latest[project] = max(moments)
+        summaries = [ProjectSummary(p, counts[p], latest[p]) for p in counts]
+        return sorted(summaries, key=lambda s: (s.last_activity, s.project), reverse=True)
+
     def ping(self) -> None:
         with self._sessions() as session:
             session.execute(text("SELECT 1"))
+
+
+def _filtered(query: Select[Any], where: OperationFilter) -> Select[Any]:
+    if where.statuses:
+        query = query.where(OperationRow.status.in_([s.value for s in where.statuses]))
+    if where.unfinished_only:
+        query = query.where(OperationRow.status.in_(sorted(s.value for s in UNFINISHED_STATUSES)))
+    if where.op_type:
+        query = query.where(OperationRow.type == where.op_type)
+    if where.project:
+        query = query.where(OperationRow.project == where.project)
+    if where.workload:
+        query = query.where(OperationRow.workload == where.workload)
+    for tag in dict.fromkeys(where.tags):  # every tag must be there: one EXISTS each
+        query = query.where(
+            exists().where(OperationTagRow.operation_id == OperationRow.id, OperationTagRow.tag == tag)
+        )
+    return query
 
 
 def _rowcount(result: Any) -> int:

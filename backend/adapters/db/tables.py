@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -33,7 +44,10 @@ class Base(DeclarativeBase):
 
 class OperationRow(Base):
     __tablename__ = "operations"
-    __table_args__ = (Index("ix_operations_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_operations_status_created", "status", "created_at"),
+        Index("ix_operations_project_created", "project", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
@@ -65,6 +79,23 @@ class OperationRow(Base):
     require_gpu: Mapped[bool] = mapped_column(Boolean, default=False)
     owner_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    project: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # The tags in the order given, for reading; ``operation_tags`` holds them again for filtering.
+    tags: Mapped[list[str]] = mapped_column(JSON)
+    workload: Mapped[str] = mapped_column(String(32), default="strategy", server_default="strategy")
+
+
+class OperationTagRow(Base):
+    """One tag of one operation: filtering on a tag is an indexed join, alike on SQLite and PostgreSQL
+    (a JSON "contains" is spelled differently by each)."""
+
+    __tablename__ = "operation_tags"
+
+    operation_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
 class InstanceRow(Base):

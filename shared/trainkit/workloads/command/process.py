@@ -242,6 +242,7 @@ class _OutputReader:
                 self.log_truncated = True
                 text = f"{stamp} [modelyard] output log size limit reached; later lines are not kept here\n"
             self._log.write(text)
+            self._log.flush()  # once per chunk: the log is read while the program runs
         try:
             self._on_lines(lines)
         except Exception:  # a broken consumer must not stop the draining of the pipe

@@ -26,7 +26,8 @@ PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 BUILTIN_PLACEHOLDERS = ("python", "output_dir", "dataset_path", "run_name", "command_dir")
 #: Seed 004's metric patterns, used when a template declares none.
 DEFAULT_METRICS: dict[str, str] = {
-    "loss": r"(?<![\w])loss[:\s=]+([-+0-9.eE]+|nan|inf)",
+    # not the "loss" of "val loss" (val_loss has its own pattern; "_" is already a word character)
+    "loss": r"(?<![\w])(?<!val\s)loss[:\s=]+([-+0-9.eE]+|nan|inf)",
     "step": r"step[:\s=]+(\d+)",
     "lr": r"(?<![\w])lr[:\s=]+([-+0-9.eE]+)",
     "val_loss": r"val[_\s]loss[:\s=]+([-+0-9.eE]+|nan|inf)",

@@ -32,7 +32,12 @@ from shared.trainkit.executor.progress import Step
 from shared.trainkit.executor.types import ModelArtifact, ModelRef, TrainingResult
 from shared.trainkit.executor.workload import RunContext, Workload
 from shared.trainkit.workloads import WorkloadSettings
-from shared.trainkit.workloads.command.arguments import build_invocation, check_program, resolved_request
+from shared.trainkit.workloads.command.arguments import (
+    Invocation,
+    build_invocation,
+    check_program,
+    resolved_request,
+)
 from shared.trainkit.workloads.command.artifacts import collect_artifacts
 from shared.trainkit.workloads.command.catalog import CommandCatalog
 from shared.trainkit.workloads.command.output import MetricHistory, MetricParser
@@ -48,6 +53,8 @@ PROGRESS_INTERVAL_S = 0.25
 #: Output lines forwarded to the operation's log: a burst, then this many a second (all go to output.log).
 LOG_BURST, LOG_RATE = 2000, 200.0
 METRICS_FILE = "metrics.jsonl"
+#: The program's lines are logged as ``shared.trainkit.command.<command name>``.
+PROGRAM_LOGGER = "shared.trainkit.command"
 MAX_ROWS_PER_REPORT = 500
 
 
@@ -78,7 +85,7 @@ class CommandWorkload(Workload):
         self.template, self.source = template, source
         check_program(self._invocation(Path(tempfile.gettempdir())), template, str(source))
 
-    def _invocation(self, output_dir: Path, run_name: str = "run") -> Any:
+    def _invocation(self, output_dir: Path, run_name: str = "run") -> Invocation:
         assert self.template is not None
         assert self.source is not None
         return build_invocation(
@@ -104,22 +111,7 @@ class CommandWorkload(Workload):
             invocation = self._invocation(output_dir, self.model_name)
             logger.info("command %s: %s (in %s)", self.spec.name, " ".join(invocation.argv), invocation.cwd)
             watcher = _OutputWatcher(self.template, self.values, run)
-            process = SupervisedProcess(
-                invocation,
-                stop_grace_s=self.template.stop_grace_s,
-                max_runtime_s=self.template.max_runtime_s,
-                on_lines=watcher.consume,
-                log_path=run.run_dir / OUTPUT_LOG if run.run_dir is not None else None,
-            )
-            run.tracker.start("running", f"Running {self.spec.name}")
-            with run.telemetry.timer("command.run"):
-                try:
-                    outcome = process.run(run.cancel)
-                except OSError as exc:
-                    raise CommandRunError(
-                        f"command {self.spec.name!r} could not start: {exc}", program=invocation.argv[0]
-                    ) from exc
-            watcher.flush(final=True)
+            outcome = self._supervise(run, invocation, watcher)
             self._record_timings(run, outcome)
             self._check_outcome(outcome, watcher, run)
             run.tracker.start("collecting")
@@ -150,6 +142,27 @@ class CommandWorkload(Workload):
         )
         run.tracker.finish(f"completed: exit 0 after {outcome.lines} lines")
         return result
+
+    def _supervise(self, run: RunContext, invocation: Invocation, watcher: _OutputWatcher) -> ProcessOutcome:
+        """Run the program to its end, its output fed to ``watcher`` (flushed when it ends)."""
+        assert self.template is not None
+        process = SupervisedProcess(
+            invocation,
+            stop_grace_s=self.template.stop_grace_s,
+            max_runtime_s=self.template.max_runtime_s,
+            on_lines=watcher.consume,
+            log_path=run.run_dir / OUTPUT_LOG if run.run_dir is not None else None,
+        )
+        run.tracker.start("running", f"Running {self.spec.name}")
+        with run.telemetry.timer("command.run"):
+            try:
+                outcome = process.run(run.cancel)
+            except OSError as exc:
+                raise CommandRunError(
+                    f"command {self.spec.name!r} could not start: {exc}", program=invocation.argv[0]
+                ) from exc
+        watcher.flush(final=True)
+        return outcome
 
     @contextmanager
     def _output_folder(self, run: RunContext) -> Iterator[Path]:
@@ -227,7 +240,9 @@ class _OutputWatcher:
         total = template.progress.total if template.progress else None
         self._total = values.get(total) if isinstance(total, str) else total
         self._run = run
-        self._log = logging.getLogger(f"command.{template.name}")
+        # Under shared.trainkit: a service lets that tree's INFO through to the operation's log even
+        # when its root logger is at WARNING; a logger of its own name would lose every line.
+        self._log = logging.getLogger(f"{PROGRAM_LOGGER}.{template.name}")
         self._context = contextvars.copy_context()
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self._last_report = 0.0
@@ -235,7 +250,6 @@ class _OutputWatcher:
         self._refill_at = time.monotonic()
         self._skipped = 0
         self._lock = threading.Lock()
-        self._rows_file = (run.run_dir / METRICS_FILE).open("a", encoding="utf-8") if run.run_dir else None
 
     def consume(self, lines: list[str]) -> None:
         parse, add = self._parser.parse, self.history.add
@@ -279,10 +293,10 @@ class _OutputWatcher:
     def _report(self, *, final: bool = False) -> None:
         self._last_report = time.monotonic()
         rows = self.history.drain(final=final)
-        if rows and self._rows_file is not None:
-            self._rows_file.write("".join(json.dumps(row) + "\n" for row in rows))
-            if final:
-                self._rows_file.close()
+        if final and self._run.run_dir is not None:
+            # The metric rows as kept (thinned past 10,000 rows); output.log holds every line as printed.
+            text = "".join(json.dumps(row) + "\n" for row in self.history.rows)
+            (self._run.run_dir / METRICS_FILE).write_text(text, encoding="utf-8")
         if len(rows) > MAX_ROWS_PER_REPORT:  # the service keeps a thinned history; the file has them all
             stride = -(-len(rows) // MAX_ROWS_PER_REPORT)
             rows = [*rows[:-1:stride], rows[-1]]

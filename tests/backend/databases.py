@@ -1,0 +1,50 @@
+"""Databases for the SQL adapter tests: SQLite always, PostgreSQL when MODELYARD_TEST_POSTGRES_URL answers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from backend.adapters.db.engine import build_engine
+
+#: Parametrize a fixture with this to run its tests on both databases.
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def postgres_engine() -> Iterator[Engine]:
+    """An engine on a fresh schema of its own, dropped afterwards; skips when there is no server."""
+    url = os.environ.get("MODELYARD_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("MODELYARD_TEST_POSTGRES_URL is not set")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = build_engine(url)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # unreachable server: skip, do not fail
+        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
+    engine = build_engine(url, schema=schema)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def empty_database(kind: str, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on an empty database of ``kind`` (``sqlite`` or ``postgres``), disposed afterwards."""
+    if kind == "postgres":
+        yield from postgres_engine()
+        return
+    engine = build_engine(f"sqlite:///{tmp_path / 'db' / 'ops.db'}")
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -1,0 +1,155 @@
+"""A program's output: lines split from raw chunks whatever the bytes, metrics read, rows merged per step."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from shared.trainkit.workloads.command.output import (
+    MAX_LINE_CHARS,
+    MetricHistory,
+    MetricParser,
+    split_lines,
+)
+from shared.trainkit.workloads.command.template import DEFAULT_METRICS
+
+
+@pytest.fixture
+def parser() -> MetricParser:
+    return MetricParser(DEFAULT_METRICS)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("step: 100 loss: 0.5432 lr: 0.01", {"step": 100.0, "loss": 0.5432, "lr": 0.01}),
+        ("step=7 loss=1e-3 lr=3.0e-4", {"step": 7.0, "loss": 0.001, "lr": 0.0003}),
+        ("Step 12 | loss 2.5", {"loss": 2.5}),  # the seed's step regex is case-sensitive
+        ("step: 3 val_loss: 0.25", {"step": 3.0, "val_loss": 0.25}),
+        ("step: 3 val loss: 0.25 loss: 0.75", {"step": 3.0, "val_loss": 0.25, "loss": 0.75}),
+        ("step: 4 loss: nan", {"step": 4.0}),
+        ("epoch 1 done", {}),
+    ],
+)
+def test_seed_004_lines_give_exact_values(
+    parser: MetricParser, line: str, expected: dict[str, float]
+) -> None:
+    parsed = parser.parse(line)
+    assert {k: v for k, v in parsed.items() if v == v} == expected  # nan != nan: compared apart
+
+
+def test_a_nan_loss_is_read_as_nan(parser: MetricParser) -> None:
+    value = parser.parse("step: 4 loss: nan")["loss"]
+    assert value != value
+
+
+def test_val_loss_is_never_mistaken_for_loss(parser: MetricParser) -> None:
+    assert parser.parse("val_loss: 0.3") == {"val_loss": 0.3}
+    assert parser.parse("step: 9 val_loss=0.125") == {"step": 9.0, "val_loss": 0.125}
+
+
+def test_a_structured_line_wins_over_the_regexes(parser: MetricParser) -> None:
+    line = 'MODELYARD {"step": 5, "val_loss": 0.2, "device": "cpu", "note": "loss: 9"}'
+    assert parser.parse(line) == {"step": 5, "val_loss": 0.2, "device": "cpu"}
+    assert parser.parse('  MODELYARD {"loss": 1.5, "flag": true, "nested": {"a": 1}}') == {"loss": 1.5}
+
+
+@pytest.mark.parametrize("tail", ['{"step": 5,', "[1, 2]", "not json step: 6 loss: 0.5"])
+def test_an_invalid_structured_line_falls_back_to_the_regexes(parser: MetricParser, tail: str) -> None:
+    parsed = parser.parse(f"MODELYARD {tail} step: 6 loss: 0.5")
+    assert parsed == {"step": 6.0, "loss": 0.5}
+
+
+def test_binary_garbage_never_raises_and_becomes_visible_marks(parser: MetricParser) -> None:
+    rng = random.Random(4)
+    pending = b""
+    lines: list[str] = []
+    for _ in range(200):
+        chunk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 600)))
+        got, pending = split_lines(pending, chunk)
+        lines.extend(got)
+    lines.extend(split_lines(pending, b"\x00\xff\xfe step: 1 loss: 2", final=True)[0])
+    for line in lines:
+        parser.parse(line)
+        assert "\x00" not in line
+        assert all(ord(c) >= 0x20 or c == "\t" for c in line)
+    assert parser.parse(lines[-1]) == {"step": 1.0, "loss": 2.0}
+    assert "\ufffd" in lines[-1]
+
+
+def test_carriage_return_progress_bars_split_into_lines() -> None:
+    lines, rest = split_lines(b"", b"  10%|#    |\r  50%|#####|\r 100%|######|\nstep: 1 loss: 2\r\npart")
+    assert lines == ["  10%|#    |", "  50%|#####|", " 100%|######|", "step: 1 loss: 2"]
+    assert rest == b"part"
+
+
+def test_a_line_split_across_chunks_is_joined() -> None:
+    first, rest = split_lines(b"", b"step: 1 lo")
+    second, rest = split_lines(rest, b"ss: 0.5\n")
+    assert (first, second, rest) == ([], ["step: 1 loss: 0.5"], b"")
+
+
+def test_a_multibyte_character_split_across_chunks_survives() -> None:
+    text = "schritt ü loss: 1\n".encode()
+    cut = text.index("ü".encode()) + 1
+    first, rest = split_lines(b"", text[:cut])
+    lines, _ = split_lines(rest, text[cut:])
+    assert (first, lines) == ([], ["schritt ü loss: 1"])
+
+
+def test_a_one_megabyte_line_without_newline_is_cut_and_memory_stays_bounded() -> None:
+    pending = b""
+    lines: list[str] = []
+    for _ in range(16):
+        got, pending = split_lines(pending, b"x" * (1 << 16))
+        lines.extend(got)
+        assert len(pending) <= 4 * MAX_LINE_CHARS + (1 << 16)
+    lines.extend(split_lines(pending, b"", final=True)[0])
+    assert lines
+    assert all(len(line) <= MAX_LINE_CHARS for line in lines)
+
+
+def test_rows_merge_per_step_and_a_line_without_step_joins_the_last_step() -> None:
+    history = MetricHistory()
+    for values in (
+        {"device": "cpu"},  # before any step: a last value, not a row
+        {"step": 10, "loss": 0.9, "lr": 0.1},
+        {"val_loss": 0.8},
+        {"step": 10, "val_accuracy": 0.5},
+        {"step": 20, "loss": 0.7},
+        {"step": 30},  # a step with no metric of its own: no row
+        {"step": 40, "loss": 0.5, "val_loss": 0.6},
+    ):
+        history.add(values)
+    assert history.drain(final=True) == [
+        {"step": 10, "loss": 0.9, "lr": 0.1, "val_loss": 0.8, "val_accuracy": 0.5},
+        {"step": 20, "loss": 0.7},
+        {"step": 40, "loss": 0.5, "val_loss": 0.6},
+    ]
+    assert history.best_val_loss == 0.6
+    assert history.step == 40
+    assert history.numeric_last() == {"loss": 0.5, "lr": 0.1, "val_loss": 0.6, "val_accuracy": 0.5}
+    assert history.last["device"] == "cpu"
+
+
+def test_drain_hands_out_each_finished_row_once() -> None:
+    history = MetricHistory()
+    history.add({"step": 1, "loss": 1.0})
+    history.add({"step": 2, "loss": 0.5})
+    assert history.drain() == [{"step": 1, "loss": 1.0}]
+    assert history.drain() == []
+    assert history.drain(final=True) == [{"step": 2, "loss": 0.5}]
+
+
+def test_thinning_keeps_the_newest_row_and_never_more_than_max_rows() -> None:
+    history = MetricHistory(max_rows=100)
+    for step in range(1, 5001):
+        history.add({"step": step, "loss": 1 / step})
+        assert len(history.rows) <= 100
+    history.drain(final=True)
+    assert history.rows[-1] == {"step": 5000, "loss": 1 / 5000}
+    assert history.rows[0]["step"] == 1
+    steps = [row["step"] for row in history.rows]
+    assert steps == sorted(steps)
+    assert len(history.rows) >= 50
