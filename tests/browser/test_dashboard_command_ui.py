@@ -225,3 +225,18 @@ def test_command_run_charts_loss_and_lr_per_step_growing_live(page: Any) -> None
     assert "fake-run" in page.locator("main h1").inner_text()
     assert page.locator('.page-head [data-tag="smoke"]').count() == 1
     assert page.locator("#log-view .line").count() > 0
+
+
+def test_arrow_keys_switch_the_workload_and_keep_the_focus_on_the_choice(page: Any) -> None:
+    with_commands(page)
+    page.goto("/#/new")
+    page.locator('[data-dataset="EURUSD_1h"]').wait_for()
+    page.locator('[data-command="fake"]').wait_for()
+    page.locator('[data-workload="strategy"] input').focus()
+    page.keyboard.press("ArrowDown")
+    page.wait_for_selector('.steps li[aria-current="step"]:has-text("Workload")')
+    page.wait_for_function("document.activeElement?.value === 'command:fake'")
+    assert page.locator('[data-dataset="EURUSD_1h"]').count() == 0
+    page.keyboard.press("ArrowUp")
+    page.locator('[data-dataset="EURUSD_1h"]').wait_for()
+    page.wait_for_function("document.activeElement?.value === 'strategy'")

@@ -98,7 +98,7 @@ def test_workload_filter_and_active_only_narrow_the_table(page: Any, labelled_ru
 
 
 def test_wizard_starts_a_command_run_whose_step_chart_grows_until_completed(
-    page: Any, backend: Backend
+    page: Any, backend: Backend, finished_runs: list[str]
 ) -> None:
     toy = backend.http.get("/api/v1/commands/toy")
     assert toy.status_code == 200, f"the backend has no command 'toy' yet: {toy.status_code} {toy.text[:200]}"
@@ -146,3 +146,10 @@ def test_wizard_starts_a_command_run_whose_step_chart_grows_until_completed(
         "toy-browser",
         ["browser"],
     )
+
+    # Compare overlays it by step beside an epoch-keyed run.
+    page.goto(f"/#/compare?ids={op_id},{finished_runs[0]}")
+    page.locator("#compare-table tbody tr").nth(1).wait_for()
+    train = page.locator(f'#compare-chart path.series[data-series$="({op_id[3:11]}) · train"]')
+    assert train.get_attribute("data-count") == str(len(with_loss))
+    assert page.locator("#compare-chart .axis-title").text_content() == "step / epoch"
