@@ -7,6 +7,7 @@
 | MODELYARD_MODELS_DIR | ./models | the model store |
 | MODELYARD_DATA_DIR | ./data | candle CSVs (``{SYMBOL}_{TIMEFRAME}.csv``) |
 | MODELYARD_STRATEGIES_DIR | ./strategies | strategy YAML files |
+| MODELYARD_COMMANDS_DIR | ./commands | command templates (one YAML file per training program) |
 | MODELYARD_RUNS_DIR | ./var/runs | run records and per-operation logs |
 | MODELYARD_LOCAL_CONCURRENCY | 1 | trainings run at once in-process |
 | MODELYARD_PROGRESS_WRITE_INTERVAL_S | 1.0 | least time between two progress writes of one operation |

@@ -1,4 +1,5 @@
-"""``python -m host_service [--bind ADDR] [--port 5002] [--work-dir DIR] [--capacity N]``: run the host."""
+"""``python -m host_service [--bind ADDR] [--port 5002] [--work-dir DIR] [--capacity N] [--commands-dir DIR]``:
+run the host."""
 
 from __future__ import annotations
 
@@ -23,11 +24,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--work-dir", type=Path, help="sessions, results, data cache (MODELYARD_HOST_WORK_DIR)"
     )
     parser.add_argument("--capacity", type=int, help="trainings at once (default 1, MODELYARD_HOST_CAPACITY)")
+    parser.add_argument(
+        "--commands-dir",
+        type=Path,
+        help="this host's command templates, the only ones it runs (default {work_dir}/commands, "
+        "MODELYARD_HOST_COMMANDS_DIR)",
+    )
     return parser.parse_args(argv)
 
 
 def load_settings(args: argparse.Namespace) -> HostSettings:
-    given = {"bind": args.bind, "port": args.port, "work_dir": args.work_dir, "capacity": args.capacity}
+    given = {
+        "bind": args.bind,
+        "port": args.port,
+        "work_dir": args.work_dir,
+        "capacity": args.capacity,
+        "commands_dir": args.commands_dir,
+    }
     return HostSettings(**{key: value for key, value in given.items() if value is not None})
 
 

@@ -33,6 +33,22 @@ class CapacityExhaustedError(HostServiceError):
         self.retry_after_s = retry_after_s
 
 
+class RequestRefusedError(HostServiceError):
+    """The request cannot run on this host as it is (4xx); sending it again unchanged cannot help."""
+
+
+class CommandNotFoundError(RequestRefusedError):
+    """The request names a command this host's commands folder does not have."""
+
+    code = "command_not_found"
+
+
+class InvalidConfigError(RequestRefusedError):
+    """The request does not fit this host's copy of its command (params, dataset, program)."""
+
+    code = "invalid_config"
+
+
 class IllegalTransitionError(HostServiceError):
     code = "illegal_transition"
 

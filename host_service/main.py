@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 
 from host_service.adapters.backend_client import CallbackRetryPolicy, HttpBackendClient
+from host_service.adapters.command_templates import CommandTemplates
 from host_service.adapters.session_store import DiskSessionStore
 from host_service.adapters.worker_process import SpawnWorkerLauncher
 from host_service.api import health, training
@@ -72,12 +73,13 @@ def create_app(
             components.sessions.recover()
             app.state.components = components
             logger.info(
-                "host service %s ready on %s (%s), capacity %d, work dir %s",
+                "host service %s ready on %s (%s), capacity %d, work dir %s, commands folder %s",
                 version,
                 components.device["kind"],
                 components.device["name"],
                 settings.capacity,
                 settings.work_dir,
+                settings.commands_folder,
             )
             try:
                 yield
@@ -123,7 +125,12 @@ def _build(
         gzip_level=settings.gzip_level,
         public_url=settings.public_url,
     )
+    templates = CommandTemplates(settings.commands_folder)
+    if settings.sample_commands:
+        templates.write_samples()
     sessions = SessionService(
+        requests=templates,
+        commands_dir=settings.commands_folder,
         store=store,
         ledger=ledger,
         datasets=DatasetCache(settings.work_dir / "cache", backend),

@@ -4,6 +4,8 @@
 |---|---|---|
 | MODELYARD_HOST_BIND / _PORT | 127.0.0.1 / 5002 | where uvicorn listens |
 | MODELYARD_HOST_WORK_DIR | var/host | sessions, results and the dataset cache |
+| MODELYARD_HOST_COMMANDS_DIR | {work_dir}/commands | this host's command templates (the only ones it runs) |
+| MODELYARD_HOST_SAMPLE_COMMANDS | true | write the sample commands into an empty commands folder |
 | MODELYARD_HOST_CAPACITY | 1 | trainings at once |
 | MODELYARD_HOST_PUBLIC_URL | (none) | base URL the backend reaches this host at (for model URLs) |
 | MODELYARD_SHARED_SECRET | (none) | HMAC secret shared with the backend |
@@ -30,6 +32,8 @@ class HostSettings(BaseSettings):
     bind: str = "127.0.0.1"
     port: int = Field(5002, ge=1, le=65535)
     work_dir: Path = Path("var/host")
+    commands_dir: Path | None = None
+    sample_commands: bool = True
     capacity: int = Field(1, ge=1, le=64)
     public_url: str | None = None
     shared_secret: str | None = Field(
@@ -59,6 +63,11 @@ class HostSettings(BaseSettings):
         listed = (self.shared_secrets or "").replace(" ", ",").split(",")
         ordered = [s.strip() for s in [*listed, self.shared_secret or ""] if s.strip()]
         return list(dict.fromkeys(ordered))
+
+    @property
+    def commands_folder(self) -> Path:
+        """The commands folder: ``commands_dir``, else ``commands`` in the work dir."""
+        return self.commands_dir if self.commands_dir is not None else self.work_dir / "commands"
 
     @property
     def loopback_only(self) -> bool:

@@ -3,7 +3,8 @@
 Runs under the ``spawn`` start method, so it imports everything itself and shares nothing with the API
 process but a message queue (child -> parent) and a cancel event (parent -> child). A watcher thread
 turns the event into ``CancelToken.cancel`` (training stops at the next batch), sends heartbeats, and
-exits the child if the host process that started it is gone.
+exits the child if the host process that started it is gone. For a command run, ``terminate()`` (SIGTERM)
+and the orphan exit first stop the program's own process group, so no process of a run outlives it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
 from host_service.adapters.result_files import ResultFolderSink, write_result
 from host_service.domain.ports import WorkerMessage, WorkerSpec
@@ -35,6 +38,8 @@ def run_worker(spec: WorkerSpec, messages: Queue[WorkerMessage], cancel: Event) 
         level=logging.INFO,
         format=f"%(asctime)s worker[{spec.session_id}] %(levelname)s %(name)s: %(message)s",
     )
+    if spec.request.get("workload") == "command":
+        signal.signal(signal.SIGTERM, _unwind_on_sigterm)
     token = CancelToken()
     finished = threading.Event()
     watcher = threading.Thread(
@@ -57,7 +62,12 @@ def _train(spec: WorkerSpec, messages: Queue[WorkerMessage], token: CancelToken)
         messages.put(
             WorkerMessage("heartbeat", {"device": select_device(request.overrides.device or "auto").type})
         )
-        executor = TrainingExecutor(spec.data_dir, ResultFolderSink(spec.result_dir))
+        executor = TrainingExecutor(
+            spec.data_dir,
+            ResultFolderSink(spec.result_dir),
+            commands_dir=spec.commands_dir,
+            scratch_dir=spec.scratch_dir,
+        )
         result = executor.execute(request, forward, token, run_name=spec.session_id)
         write_result(spec.result_dir, result.as_dict())
         return WorkerMessage("completed", {"device": result.device})
@@ -90,9 +100,19 @@ def _watch(
             token.cancel("stopped on request of the backend")
         if os.getppid() != parent_pid:
             logger.error("host process %d is gone; stopping this orphaned training", parent_pid)
+            if spec.request.get("workload") == "command":
+                os.kill(os.getpid(), signal.SIGTERM)  # unwinds the main thread: the program's group first
+                finished.wait(spec.heartbeat_interval_s * 5)
             os._exit(ORPHAN_EXIT_CODE)
         if not finished.is_set():
             messages.put(WorkerMessage("heartbeat"))
+
+
+def _unwind_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    """A command's program runs in a process group of its own, which would outlive this child if the
+    host's ``terminate()`` ended it on the spot. Raising instead unwinds the main thread through the
+    supervisor, which SIGKILLs the whole group and reaps it before this process exits."""
+    raise SystemExit(128 + signum)
 
 
 def _plain(details: dict[str, Any]) -> dict[str, Any]:

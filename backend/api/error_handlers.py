@@ -80,6 +80,7 @@ def _error_text(app: FastAPI) -> ErrorText:
             "data": settings.data_dir,
             "models": settings.models_dir,
             "strategies": settings.strategies_dir,
+            "commands": settings.commands_dir,
             "runs": settings.runs_dir,
         }
     )

@@ -43,6 +43,8 @@ async def operation_events(operation_id: str, components: ComponentsDep) -> Stre
     subscription = components.broker.subscribe(operation_id)
     try:
         first = await to_thread.run_sync(operations.get, operation_id)
+        # The first state's queue position is read with it, not when the stream starts sending.
+        positions = await _positions(operations, first)
     except BaseException:
         subscription.close()
         raise
@@ -50,6 +52,7 @@ async def operation_events(operation_id: str, components: ComponentsDep) -> Stre
     stream = _stream(
         subscription,
         first,
+        positions,
         operations,
         settings.sse_heartbeat_s,
         ProgressThrottle(settings.sse_min_interval_s),
@@ -67,6 +70,7 @@ async def _positions(operations: OperationsService, op: Operation) -> dict[str, 
 async def _stream(
     subscription: Subscription,
     first: Operation,
+    positions: dict[str, int],
     operations: OperationsService,
     heartbeat_s: float,
     throttle: ProgressThrottle,
@@ -74,7 +78,6 @@ async def _stream(
     """Lifecycle events at once; progress at most once per throttle interval (the newest one wins);
     a pending operation's state again whenever its queue position changes."""
     try:
-        positions = await _positions(operations, first)
         yield sse_message("state", first, positions)
         current, held = first, None
         while not current.is_terminal:

@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import FileResponse
 
 from backend.api.dependencies import ComponentsDep, OperationsDep, TrainingDep
 from backend.api.error_handlers import error_responses
 from backend.api.views import operation_metrics, operation_view
 from backend.domain.operations import OperationFilter, OperationStatus
+from backend.errors import NotFoundError
 from backend.services.operations import OperationsService
 from backend.services.training import TrainingService
 from shared.contracts.operations import (
@@ -25,6 +27,7 @@ from shared.contracts.operations import (
     Slug,
 )
 from shared.contracts.training import Workload
+from shared.trainkit.workloads.command.process import OUTPUT_LOG
 
 router = APIRouter(prefix="/api/v1/operations", tags=["operations"])
 
@@ -135,3 +138,25 @@ def get_operation_logs(
         next_offset=offset + len(lines),
         truncated=truncated,
     )
+
+
+_OUTPUT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {}}, "description": "output.log: every line, each after its UTC time"},
+    **error_responses(404),
+}
+
+
+@router.get("/{operation_id}/output", response_class=FileResponse, responses=_OUTPUT_RESPONSES)
+def get_operation_output(operation_id: str, components: ComponentsDep) -> FileResponse:
+    """A command training's whole output as the program printed it (stdout and stderr in order, each line
+    after its UTC time), read from the run record while it runs or after; the operation's log holds
+    only a rate-limited part of a chatty program's lines. 404 for other workloads and host runs."""
+    op = components.operations.get(operation_id)
+    path = components.settings.runs_dir / op.id / OUTPUT_LOG
+    if not path.is_file():
+        raise NotFoundError(
+            f"operation {op.id} has no output log here: only command trainings run by this backend keep one "
+            "(a host keeps its own)",
+            operation_id=op.id,
+        )
+    return FileResponse(path, media_type="text/plain; charset=utf-8", filename=f"{op.id}-output.log")

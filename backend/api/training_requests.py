@@ -33,10 +33,10 @@ class TrainingRequestView(BaseModel):
     end_date: date | None = None
     dataset: str | None = Field(None, description="Tabular workload: the CSV trained on.")
     plugin: str | None = None
-    name: str | None = Field(None, description="The experiment's name, if it was given one.")
     command: dict[str, Any] | None = Field(
-        None, description="Command workload: the template's name, its params and the dataset path."
+        None, description="Command workload: the template's name, the params given and the dataset."
     )
+    name: str | None = Field(None, description="The experiment's name, when one was given.")
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -51,13 +51,15 @@ class StrategySource(BaseModel):
     responses=error_responses(404),
 )
 def get_operation_request(operation_id: str, operations: OperationsDep) -> TrainingRequestView:
-    """Strategy, symbols, timeframes and overrides the operation was started with."""
+    """What the operation was started with: strategy, symbols, timeframes and overrides, or the
+    tabular dataset, the plugin, or the command (name, params, dataset)."""
     op = operations.get(operation_id)
     return training_request_view(op.id, op.request)
 
 
 def training_request_view(operation_id: str, request: dict[str, Any]) -> TrainingRequestView:
     tabular = request.get("tabular") or {}
+    command = request.get("command") if isinstance(request.get("command"), dict) else None
     overrides = {k: v for k, v in (request.get("overrides") or {}).items() if v is not None}
     return TrainingRequestView(
         operation_id=operation_id,
@@ -67,10 +69,10 @@ def training_request_view(operation_id: str, request: dict[str, Any]) -> Trainin
         timeframes=list(request.get("timeframes") or []),
         start_date=request.get("start_date"),
         end_date=request.get("end_date"),
-        dataset=tabular.get("dataset"),
+        dataset=tabular.get("dataset") or (command or {}).get("dataset"),
         plugin=request.get("plugin"),
+        command=command,
         name=request.get("name"),
-        command=request.get("command") or None,
         overrides=overrides,
     )
 

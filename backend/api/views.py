@@ -63,7 +63,25 @@ def project_view(summary: ProjectSummary) -> ProjectView:
 def _analysis(history: list[dict[str, Any]]) -> dict[str, Any]:
     if not history:
         return {}
+    if "epoch" not in history[0] and "step" in history[0]:
+        return _step_analysis(history)
     return dict(analyze(history).as_dict())
+
+
+def _step_analysis(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """A command run's rows are keyed by step: the best row by val_loss (loss when it never validated)."""
+    monitor = "val_loss" if any(_is_number(row.get("val_loss")) for row in history) else "loss"
+    scored = [row for row in history if _is_number(row.get(monitor)) and math.isfinite(row[monitor])]
+    if not scored:
+        return {"monitor": monitor, "steps": len(history)}
+    best = min(scored, key=lambda row: row[monitor])
+    return {
+        "monitor": monitor,
+        "best_step": best["step"],
+        f"best_{monitor}": best[monitor],
+        "best_val_loss": best.get("val_loss"),
+        "last_step": history[-1]["step"],
+    }
 
 
 def operation_metrics(op: Operation) -> OperationMetrics:

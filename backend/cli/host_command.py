@@ -24,10 +24,17 @@ backend, whose MODELYARD_HOSTS must list this host's URL).
 Examples:
   modelyard host
   MODELYARD_SHARED_SECRET=... modelyard host --bind 0.0.0.0 --port 5002 --capacity 2
+  modelyard host --commands-dir /srv/modelyard/commands
 """
 
 
-def host_argv(bind: str | None, port: int | None, work_dir: Path | None, capacity: int | None) -> list[str]:
+def host_argv(
+    bind: str | None,
+    port: int | None,
+    work_dir: Path | None,
+    capacity: int | None,
+    commands_dir: Path | None = None,
+) -> list[str]:
     """The command line this command execs: the interpreter running modelyard, ``-m host_service``."""
     argv = [sys.executable, "-m", "host_service"]
     for flag, value in (
@@ -35,6 +42,7 @@ def host_argv(bind: str | None, port: int | None, work_dir: Path | None, capacit
         ("--port", port),
         ("--work-dir", work_dir),
         ("--capacity", capacity),
+        ("--commands-dir", commands_dir),
     ):
         if value is not None:
             argv += [flag, str(value)]
@@ -50,8 +58,20 @@ def host_argv(bind: str | None, port: int | None, work_dir: Path | None, capacit
     help="Sessions, results and the data cache [default: MODELYARD_HOST_WORK_DIR or var/host].",
 )
 @click.option("--capacity", type=click.IntRange(1, 64), help="Trainings at once [default: 1].")
-def host_command(bind: str | None, port: int | None, work_dir: Path | None, capacity: int | None) -> None:
-    argv = host_argv(bind, port, work_dir, capacity)
+@click.option(
+    "--commands-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="This host's command templates, the only commands it runs; keep them in sync with the "
+    "backend's [default: MODELYARD_HOST_COMMANDS_DIR or {work dir}/commands].",
+)
+def host_command(
+    bind: str | None,
+    port: int | None,
+    work_dir: Path | None,
+    capacity: int | None,
+    commands_dir: Path | None,
+) -> None:
+    argv = host_argv(bind, port, work_dir, capacity, commands_dir)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 from backend.domain.hosts import census_of
@@ -28,7 +28,7 @@ from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
 from shared.contracts.host import DatasetRef, StartSession
 from shared.contracts.training import TrainingRequest, Workload
-from shared.trainkit.errors import ConfigError, TrainkitError
+from shared.trainkit.errors import ConfigError, DataNotFoundError, TrainkitError
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,9 @@ class HostDispatcher:
             return False
         except HostRejectedError as exc:
             self._registry.release(url)
-            error = OperationError("host_rejected", exc.message, {"host": url})
+            # The host's own code (command_not_found, invalid_config ...) says what to fix.
+            details = {"host": url, "host_error": exc.details.get("host_error")}
+            error = OperationError("host_rejected", exc.message, details)
             await asyncio.to_thread(self._ops.fail, op.id, error)
             return True
         self._registry.claimed(url)
@@ -218,12 +220,34 @@ class HostDispatcher:
             # The host puts every file flat in its data folder: name the dataset as it lands there.
             tabular = request.tabular.model_copy(update={"dataset": path.name})
             request = request.model_copy(update={"tabular": tabular})
+        if request.command is not None and request.command.dataset:
+            dataset = request.command.dataset
+            path = self._command_dataset(dataset)
+            url = f"{self._backend_url}/api/v1/data/files/{quote(dataset)}/download"
+            refs.append(DatasetRef(filename=path.name, sha256=self._sha256(path), url=url))
+            spec = request.command.model_copy(update={"dataset": path.name})
+            request = request.model_copy(update={"command": spec})
         return StartSession(
             operation_id=op.id,
             request=request,
             callback_url=self._backend_url + CALLBACK_PATH,
             datasets=refs,
         )
+
+    def _command_dataset(self, dataset: str) -> Path:
+        """The one data file a command reads; a folder cannot travel to a host (data goes file by file)."""
+        refusal = ConfigError(
+            f"command.dataset {dataset!r} is not a single file of the data folder (a folder?): a host "
+            "receives a command's dataset as one file; run this training with execution_mode 'local'",
+            field="command.dataset",
+        )
+        try:
+            path = self._datasets.file_path(dataset)
+        except DataNotFoundError as exc:
+            raise refusal from exc
+        if path.name != PurePosixPath(dataset).name:  # file_path's '.csv' guess: not the named entry
+            raise refusal
+        return path
 
     def _sha256(self, path: Path) -> str:
         stat = path.stat()

@@ -3,7 +3,10 @@
 The caller has already verified the signature over the raw bytes (the callback route) or fetched them
 itself from the host (a pull). Here: parse, find the operation, materialise the model into a temp file
 (inline: bounded gzip+base64 decode; external: a signed streamed download), check its sha256, validate
-the weights, store them, complete the operation. One lock per operation serialises callback and pull;
+the weights, store them, complete the operation. A command's artefacts arrive as one tar in the same
+slot: it is unpacked safely (listed regular files only, each sha256 checked, size-capped) and stored as
+the version's files, with no weights to validate; a result without a model completes the operation
+with none. One lock per operation serialises callback and pull;
 a result already stored (same session, or a version whose metadata names the operation) is answered
 as a duplicate, so the same result twice gives one model version. A rejection stores nothing and
 leaves the operation as it was.
@@ -26,8 +29,9 @@ from backend.domain.operations import ACTIVE_STATUSES, Operation, OperationStatu
 from backend.domain.ports import HostClient, ModelValidator, ResultSink
 from backend.errors import HostError, PayloadTooLargeError, ResultConflictError, ResultRejectedError
 from backend.services.operations import OperationsService
+from shared.contracts.bundle import BUNDLE_FILE, BundleError, unpack_files
 from shared.contracts.handoff import HandoffError, ModelDigest, decode_inline_model
-from shared.contracts.host import ExternalModel, InlineModel, ResultPayload
+from shared.contracts.host import ExternalModel, InlineModel, ResultArtifact, ResultPayload
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
 
 logger = logging.getLogger(__name__)
@@ -38,7 +42,7 @@ _READ_CHUNK = 1 << 20
 @dataclass(frozen=True)
 class IngestOutcome:
     operation_id: str
-    model: ModelRef | dict[str, Any]
+    model: ModelRef | dict[str, Any] | None
     duplicate: bool
 
 
@@ -86,20 +90,31 @@ class ResultIngest:
             if done is not None:
                 await self.acknowledge(op.host_url, payload.session_id)
                 return done
-            stored = await asyncio.to_thread(
-                self._sink.find_by_operation, payload.artifact.strategy, payload.artifact.name, op_id
-            )
-            if stored is None:
-                with self._workspace() as folder:
-                    model_file = await self._materialise(payload, op, folder)
-                    await asyncio.to_thread(self._validator.validate, model_file, payload.artifact.config)
-                    stored = await asyncio.to_thread(self._store, payload, op, model_file)
-            else:
-                logger.info("operation %s: its model was stored before (v%d)", op_id, stored.version)
+            stored = await self._stored_model(payload, op) if payload.artifact is not None else None
             await asyncio.to_thread(self._complete, payload, stored)
         logger.info("operation %s completed from host session %s: %s", op_id, payload.session_id, stored)
         await self.acknowledge(op.host_url, payload.session_id)
         return IngestOutcome(op_id, stored, duplicate=False)
+
+    async def _stored_model(self, payload: ResultPayload, op: Operation) -> ModelRef:
+        """The version holding the payload's model: stored now, or found from an ingest that ran before."""
+        artifact = payload.artifact
+        assert artifact is not None
+        stored = await asyncio.to_thread(
+            self._sink.find_by_operation, artifact.strategy, artifact.name, op.id
+        )
+        if stored is not None:
+            logger.info("operation %s: its model was stored before (v%d)", op.id, stored.version)
+            return stored
+        with self._workspace() as folder:
+            model_file = await self._materialise(payload, op, folder)
+            if artifact.bundle is None:
+                await asyncio.to_thread(self._validator.validate, model_file, artifact.config)
+                return await asyncio.to_thread(self._store, payload, op, model_file.read_bytes(), {})
+            # A command's artefacts: files of any kind, checked one by one against the artifact's list
+            # (there are no torch weights to validate).
+            files = await asyncio.to_thread(self._unpack, artifact, model_file, folder / "files")
+            return await asyncio.to_thread(self._store, payload, op, b"", files)
 
     async def acknowledge(self, host_url: str | None, session_id: str) -> bool:
         """Tell the host its result is stored (it deletes its copy). Best effort: a miss is retried by
@@ -117,14 +132,15 @@ class ResultIngest:
         same_session = op.host_session_id in (None, payload.session_id)
         if op.status is OperationStatus.COMPLETED and same_session and op.execution_mode == "host":
             stored_sha = (op.result or {}).get("host_model_sha256")
-            if stored_sha not in (None, payload.model.sha256):
+            if stored_sha not in (None, _sha256_of(payload)):
                 raise ResultConflictError(
                     f"operation {op.id} already completed with another model (sha256 {stored_sha}); "
                     "this result differs from the one stored",
                     operation_id=op.id,
                 )
             logger.info("operation %s: duplicate result of session %s ignored", op.id, payload.session_id)
-            return IngestOutcome(op.id, dict((op.result or {}).get("model") or {}), duplicate=True)
+            model = (op.result or {}).get("model")
+            return IngestOutcome(op.id, dict(model) if model else None, duplicate=True)
         if op.status not in ACTIVE_STATUSES or op.execution_mode != "host":
             raise ResultConflictError(
                 f"operation {op.id} is {op.status.value} in {op.execution_mode} mode; it takes no host result",
@@ -146,8 +162,10 @@ class ResultIngest:
             yield Path(folder)
 
     async def _materialise(self, payload: ResultPayload, op: Operation, folder: Path) -> Path:
-        """The model's raw bytes in ``folder/model.pt``, their size and sha256 checked."""
-        target = folder / "model.pt"
+        """The model slot's raw bytes in ``folder/model.pt`` (or ``artifacts.tar``), size and sha256 checked."""
+        assert payload.artifact is not None
+        assert payload.model is not None
+        target = folder / (BUNDLE_FILE if payload.artifact.bundle is not None else "model.pt")
         model = payload.model
         if isinstance(model, InlineModel):
             await asyncio.to_thread(self._decode_inline, model, target)
@@ -188,37 +206,54 @@ class ResultIngest:
                 raise  # retryable: the host's callback retries, or the next pull does
             raise ResultRejectedError(f"the model could not be fetched: {exc.message}") from exc
 
-    def _store(self, payload: ResultPayload, op: Operation, model_file: Path) -> ModelRef:
+    def _unpack(self, artifact: ResultArtifact, bundle: Path, destination: Path) -> dict[str, Path]:
+        listed = {name: entry.model_dump() for name, entry in artifact.files.items()}
+        destination.mkdir()
+        try:
+            return unpack_files(bundle, listed, destination, max_bytes=self._limits.max_model_bytes)
+        except BundleError as exc:
+            raise ResultRejectedError(f"the artefact bundle was refused: {exc}") from exc
+
+    def _store(
+        self, payload: ResultPayload, op: Operation, model_bytes: bytes, files: dict[str, Path]
+    ) -> ModelRef:
         artifact = payload.artifact
+        assert artifact is not None
         metadata = {
             **artifact.metadata,
             "operation_id": op.id,
             "host_url": op.host_url,
             "host_session_id": payload.session_id,
-            "host_model_sha256": payload.model.sha256,
+            "host_model_sha256": _sha256_of(payload),
             "trained_on": "host",
         }
         return self._sink.save(
             ModelArtifact(
                 strategy=artifact.strategy,
                 name=artifact.name,
-                model_bytes=model_file.read_bytes(),
+                model_bytes=model_bytes,
                 config=artifact.config,
                 metrics=artifact.metrics,
                 features=artifact.features,
                 metadata=metadata,
+                files=files,
             )
         )
 
-    def _complete(self, payload: ResultPayload, stored: ModelRef) -> None:
+    def _complete(self, payload: ResultPayload, stored: ModelRef | None) -> None:
         result = {
             **payload.result,
-            "model": stored.as_dict(),
+            "model": stored.as_dict() if stored is not None else None,
             "host_session_id": payload.session_id,
-            "host_model_sha256": payload.model.sha256,
+            "host_model_sha256": _sha256_of(payload),
         }
         device = payload.result.get("device")
         self._ops.complete(payload.operation_id, result, device=device if isinstance(device, str) else None)
+
+
+def _sha256_of(payload: ResultPayload) -> str | None:
+    """The sha256 of the model slot's bytes (a model.pt or an artefact tar); None for no model."""
+    return payload.model.sha256 if payload.model is not None else None
 
 
 def _check_file(path: Path, model: ExternalModel) -> None:

@@ -29,6 +29,9 @@ class DiskSessionStore:
     def result_dir(self, session_id: str) -> Path:
         return self.session_dir(session_id) / "result"
 
+    def scratch_dir(self, session_id: str) -> Path:
+        return self.session_dir(session_id) / "scratch"
+
     def save(self, session: Session) -> None:
         folder = self.session_dir(session.session_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -46,5 +49,5 @@ class DiskSessionStore:
         return sessions
 
     def delete_files(self, session_id: str) -> None:
-        for folder in (self.result_dir(session_id), self.data_dir(session_id)):
+        for folder in (self.result_dir(session_id), self.data_dir(session_id), self.scratch_dir(session_id)):
             shutil.rmtree(folder, ignore_errors=True)

@@ -15,8 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from host_service.errors import (
     CapacityExhaustedError,
+    CommandNotFoundError,
     HostServiceError,
     IllegalTransitionError,
+    InvalidConfigError,
     ResultNotAvailableError,
     SessionConflictError,
     SessionNotFoundError,
@@ -35,6 +37,8 @@ _HTTP_CODES = {
 
 _STATUS: tuple[tuple[type[HostServiceError], int], ...] = (
     (SessionNotFoundError, 404),
+    (CommandNotFoundError, 404),
+    (InvalidConfigError, 422),
     (SessionConflictError, 409),
     (IllegalTransitionError, 409),
     (ResultNotAvailableError, 409),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from host_service.domain.sessions import Session
+from shared.contracts.host import StartSession
 
 Clock = Callable[[], datetime]
 NewId = Callable[[], str]
@@ -25,8 +26,12 @@ class SessionStore(Protocol):
 
     def result_dir(self, session_id: str) -> Path: ...
 
+    def scratch_dir(self, session_id: str) -> Path:
+        """Where a command run's output folder is made before its artefacts are kept."""
+        ...
+
     def delete_files(self, session_id: str) -> None:
-        """Remove a session's data and result (keeps session.json as the record)."""
+        """Remove a session's data, scratch and result (keeps session.json as the record)."""
         ...
 
 
@@ -51,6 +56,16 @@ class WorkerSpec:
     data_dir: Path
     result_dir: Path
     heartbeat_interval_s: float
+    commands_dir: Path | None = None
+    scratch_dir: Path | None = None
+
+
+class RequestCheck(Protocol):
+    """What this host can run, checked when a session is asked for (a command against its own templates)."""
+
+    def check(self, command: StartSession) -> None:
+        """Raise a HostServiceError (``command_not_found``, ``invalid_config``) naming what is wrong."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The result hand-off: the payload of a finished session, its delivery to the callback, the raw model.
 
 Small models travel inline (gzip+base64, :mod:`shared.contracts.handoff`); above ``inline_limit_bytes``
-the payload only references ``/training/result/{id}/model``, which streams the raw bytes.
+the payload only references ``/training/result/{id}/model``, which streams the raw bytes. A command's
+artefacts travel the same way as one tar (``artifacts.tar``); a run that kept no model sends none.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from host_service.adapters.result_files import (
     MANIFEST_FILE,
-    MODEL_FILE,
     model_path,
     read_result,
     result_complete,
@@ -63,7 +64,10 @@ class ResultHandoff:
         result_dir = self._require(session)
         result, artifact = read_result(result_dir)
         path = model_path(result_dir)
-        if path.stat().st_size > self._inline_limit:
+        model: dict[str, Any] | None = None
+        if path is None:
+            pass  # the run kept no model: artifact and model both travel as null
+        elif path.stat().st_size > self._inline_limit:
             model = describe_model_external(path, self.model_url(session.session_id))
         else:
             model = encode_model_inline(path, level=self._gzip_level)
@@ -78,9 +82,16 @@ class ResultHandoff:
         )
 
     def model_file(self, session: Session) -> ModelFile:
+        """The file of the payload's ``model`` slot: ``model.pt``, or ``artifacts.tar`` for a bundle."""
         result_dir = self._require(session)
-        entry = json.loads((result_dir / MANIFEST_FILE).read_text())[MODEL_FILE]
-        return ModelFile(path=model_path(result_dir), sha256=entry["sha256"], size=entry["size"])
+        path = model_path(result_dir)
+        if path is None:
+            raise ResultNotAvailableError(
+                f"session {session.session_id} kept no model (its result has none to send)",
+                session_id=session.session_id,
+            )
+        entry = json.loads((result_dir / MANIFEST_FILE).read_text())[path.name]
+        return ModelFile(path=path, sha256=entry["sha256"], size=entry["size"])
 
     async def deliver(self, session: Session) -> bool:
         """POST the result to the session's callback; False (logged) when every attempt failed."""

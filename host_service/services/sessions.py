@@ -8,10 +8,11 @@ import json
 import logging
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from host_service.adapters.result_files import result_complete
-from host_service.domain.ports import Clock, NewId, SessionStore, WorkerLauncher, WorkerSpec
+from host_service.domain.ports import Clock, NewId, RequestCheck, SessionStore, WorkerLauncher, WorkerSpec
 from host_service.domain.sessions import Session, SessionStatus, transition
 from host_service.errors import ResultNotAvailableError, SessionConflictError, SessionNotFoundError
 from host_service.services.capacity import CapacityLedger
@@ -35,8 +36,12 @@ class SessionService:
         clock: Clock,
         new_id: NewId,
         timings: RunnerTimings,
+        requests: RequestCheck | None = None,
+        commands_dir: Path | None = None,
     ) -> None:
         self._store = store
+        self._requests = requests
+        self._commands_dir = commands_dir
         self._ledger = ledger
         self._datasets = datasets
         self._launcher = launcher
@@ -71,7 +76,11 @@ class SessionService:
     def start(self, command: StartSession) -> tuple[Session, bool]:
         """The session for ``command`` and whether it is new. Same operation + same request while live:
         the existing session (idempotent); another request: SessionConflictError; no slot:
-        CapacityExhaustedError. Checking and claiming happen under one lock."""
+        CapacityExhaustedError; a request this host cannot run (a command it does not have, or whose
+        params do not fit its copy): a RequestRefusedError before anything is claimed. Checking and
+        claiming happen under one lock."""
+        if self._requests is not None:
+            self._requests.check(command)
         fingerprint = _fingerprint(command)
         with self._lock:
             live = [
@@ -167,6 +176,8 @@ class SessionService:
             data_dir=self._store.data_dir(session.session_id),
             result_dir=self._store.result_dir(session.session_id),
             heartbeat_interval_s=self._timings.heartbeat_interval_s,
+            commands_dir=self._commands_dir,
+            scratch_dir=self._store.scratch_dir(session.session_id),
         )
         runner = SessionRunner(
             session,

@@ -11,6 +11,11 @@ A result payload is JSON::
 ``sha256`` and ``size`` describe the *uncompressed* ``model.pt`` bytes. An external ``url`` is
 relative to the host's base URL unless absolute; GET it (signed) to stream the raw bytes.
 
+A result of several files (a command's artefacts) travels the same way: the ``model`` slot then holds
+an uncompressed tar of them, and the artifact says ``"bundle": "tar"`` and lists each file's sha256 and
+size under ``"files"`` (:mod:`shared.contracts.bundle`). A run that kept no model sends ``"artifact":
+null, "model": null``.
+
 Pure python (gzip via zlib, base64, hashlib): no torch, so both sides can use it. Encoding reads the
 file in chunks; decoding inflates with a bound, so a small body cannot expand past ``max_size``.
 """
@@ -81,15 +86,15 @@ def build_payload(
     operation_id: str,
     session_id: str,
     result: Mapping[str, Any],
-    artifact: Mapping[str, Any],
-    model: Mapping[str, Any],
+    artifact: Mapping[str, Any] | None,
+    model: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     return {
         "operation_id": operation_id,
         "session_id": session_id,
         "result": dict(result),
-        "artifact": dict(artifact),
-        "model": dict(model),
+        "artifact": dict(artifact) if artifact is not None else None,
+        "model": dict(model) if model is not None else None,
     }
 
 

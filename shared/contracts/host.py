@@ -7,7 +7,7 @@ Endpoints (every request signed, see :mod:`shared.contracts.signing`)::
     GET  /training/status/{session_id}            -> SessionView
     POST /training/stop/{session_id}              -> SessionView
     GET  /training/result/{session_id}            -> result payload (shared.contracts.handoff; ResultPayload)
-    GET  /training/result/{session_id}/model      -> raw model.pt bytes, header MODEL_SHA256_HEADER
+    GET  /training/result/{session_id}/model      -> raw model.pt (or artifacts.tar) bytes, header MODEL_SHA256_HEADER
     POST /training/result/{session_id}/ack        -> SessionView
     GET  /training/sessions                       -> SessionList
 
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.training import ProgressUpdate, TrainingRequest
 
@@ -124,23 +124,51 @@ class ExternalModel(BaseModel):
     size: int = Field(..., ge=0)
 
 
+class BundledFile(BaseModel):
+    sha256: str = Field(..., pattern=_SHA256)
+    size: int = Field(..., ge=0)
+
+
 class ResultArtifact(BaseModel):
+    """What the model version holds besides the ``model`` slot's bytes. ``bundle`` absent: those bytes
+    are a ``model.pt``; ``"tar"``: an uncompressed tar of ``files`` (a command's artefacts, see
+    :mod:`shared.contracts.bundle`), each checked against its sha256 and size on arrival."""
+
     strategy: str
     name: str
     config: dict[str, Any]
     metrics: dict[str, Any]
     features: dict[str, Any]
     metadata: dict[str, Any]
+    bundle: Literal["tar"] | None = None
+    files: dict[str, BundledFile] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _files_only_in_a_bundle(self) -> ResultArtifact:
+        if self.bundle is None and self.files:
+            raise ValueError("'files' are listed only for a bundle (bundle: 'tar')")
+        if self.bundle is not None and not self.files:
+            raise ValueError("a bundle lists at least one file in 'files'")
+        return self
 
 
 class ResultPayload(BaseModel):
-    """The body of the result callback and of GET /training/result/{session_id}."""
+    """The body of the result callback and of GET /training/result/{session_id}.
+
+    ``artifact`` and ``model`` are both null for a run that kept no model (a command whose artefact
+    globs matched nothing): the operation completes with the result's warnings and no model version."""
 
     operation_id: str
     session_id: str
     result: dict[str, Any]
-    artifact: ResultArtifact
-    model: InlineModel | ExternalModel = Field(..., discriminator="encoding")
+    artifact: ResultArtifact | None
+    model: Annotated[InlineModel | ExternalModel, Field(discriminator="encoding")] | None
+
+    @model_validator(mode="after")
+    def _model_with_artifact(self) -> ResultPayload:
+        if (self.artifact is None) != (self.model is None):
+            raise ValueError("'artifact' and 'model' are both given or both null")
+        return self
 
 
 class HostErrorBody(BaseModel):

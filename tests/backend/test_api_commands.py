@@ -156,10 +156,27 @@ async def test_the_toy_command_completes_with_step_rows_its_lines_logged_and_its
     assert [row["step"] for row in metrics["history"]] == [10, 20, 30]
     assert all({"loss", "lr", "val_loss"} <= set(row) for row in metrics["history"])
     assert metrics["telemetry"]["command.run"]["count"] == 1
+    best = min(metrics["history"], key=lambda row: row["val_loss"])
+    assert (metrics["best_epoch"], metrics["analysis"]["best_step"]) == (None, best["step"])
+    assert metrics["best_val_loss"] == best["val_loss"]
+    request = (await api.get(f"/api/v1/operations/{op_id}/request")).json()
+    assert (request["workload"], request["command"]["name"], request["name"]) == ("command", "toy", "exp")
+    assert request["command"]["params"]["steps"] == 30
     logs = (await api.get(f"/api/v1/operations/{op_id}/logs")).json()
     messages = [line["message"] for line in logs["lines"]]
     assert any(m.startswith("step: 30 loss: ") for m in messages)
     assert any(m.startswith("wrote ") and m.endswith("model.pt") for m in messages)
+    output = await api.get(f"/api/v1/operations/{op_id}/output")
+    assert output.status_code == 200
+    assert output.headers["content-type"].startswith("text/plain")
+    printed = [line.split(" ", 1)[1] for line in output.text.splitlines()]
+    assert [m for m in messages if m.startswith("step: ")] == [p for p in printed if p.startswith("step: ")]
+
+
+async def test_the_output_of_an_unknown_operation_is_a_404(api: httpx.AsyncClient) -> None:
+    unknown = await api.get("/api/v1/operations/op_nope/output")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "operation_not_found"
 
 
 async def test_cancel_of_a_running_command_stops_it_and_its_children_within_the_grace(

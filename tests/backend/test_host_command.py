@@ -40,6 +40,11 @@ def test_host_passes_only_the_options_given_to_python_m_host_service(
     ]
 
 
+def test_host_passes_its_commands_folder_on(tmp_path: Path) -> None:
+    argv = host_argv(None, None, None, None, tmp_path / "commands")
+    assert argv == [sys.executable, "-m", "host_service", "--commands-dir", str(tmp_path / "commands")]
+
+
 def test_host_argv_without_options_leaves_everything_to_the_environment() -> None:
     assert host_argv(None, None, None, None) == [sys.executable, "-m", "host_service"]
 

@@ -54,3 +54,14 @@ def test_host_settings_read_the_prefixed_environment(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MODELYARD_HOST_STOP_GRACE_S", "2.5")
     settings = HostSettings()
     assert (settings.capacity, settings.stop_grace_s) == (4, 2.5)
+
+
+def test_the_commands_folder_is_in_the_work_dir_unless_a_flag_or_the_environment_names_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("MODELYARD_HOST_COMMANDS_DIR", raising=False)
+    assert load_settings(parse_args(["--work-dir", str(tmp_path)])).commands_folder == tmp_path / "commands"
+    flagged = load_settings(parse_args(["--commands-dir", str(tmp_path / "mine")]))
+    assert flagged.commands_folder == tmp_path / "mine"
+    monkeypatch.setenv("MODELYARD_HOST_COMMANDS_DIR", str(tmp_path / "env"))
+    assert HostSettings().commands_folder == tmp_path / "env"

@@ -111,8 +111,9 @@ def resolve_params(template: CommandTemplate, given: Mapping[str, Any]) -> dict[
     return values
 
 
-def resolve_dataset(template: CommandTemplate, dataset: str | None, data_dir: Path) -> Path | None:
-    """The absolute path of the request's dataset inside ``data_dir`` (symlinks resolved), or None."""
+def check_dataset(template: CommandTemplate, dataset: str | None) -> Path | None:
+    """The request's dataset as a relative path, or None, if the template's dataset rule allows it
+    (checked without the data: a host checks a request before its data arrives)."""
     if template.dataset == "none":
         if dataset:
             raise ConfigError(
@@ -134,6 +135,14 @@ def resolve_dataset(template: CommandTemplate, dataset: str | None, data_dir: Pa
             f"command.dataset {dataset!r} must be a path relative to the data folder, without '..'",
             field="command.dataset",
         )
+    return relative
+
+
+def resolve_dataset(template: CommandTemplate, dataset: str | None, data_dir: Path) -> Path | None:
+    """The absolute path of the request's dataset inside ``data_dir`` (symlinks resolved), or None."""
+    relative = check_dataset(template, dataset)
+    if relative is None or dataset is None:
+        return None
     root = data_dir.resolve()
     target = (root / relative).resolve()
     if not target.is_relative_to(root):

@@ -33,6 +33,8 @@ from shared.trainkit.workloads.command.output import split_lines
 logger = logging.getLogger(__name__)
 
 LineSink = Callable[[list[str]], None]
+#: The whole output of a run, in its run record folder.
+OUTPUT_LOG = "output.log"
 _TICK_S = 0.05
 _CHUNK = 1 << 16
 #: How long the rest of a finished program's group gets after SIGTERM before SIGKILL.

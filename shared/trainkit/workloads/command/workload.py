@@ -41,12 +41,11 @@ from shared.trainkit.workloads.command.arguments import (
 from shared.trainkit.workloads.command.artifacts import collect_artifacts
 from shared.trainkit.workloads.command.catalog import CommandCatalog
 from shared.trainkit.workloads.command.output import MetricHistory, MetricParser
-from shared.trainkit.workloads.command.process import ProcessOutcome, SupervisedProcess
+from shared.trainkit.workloads.command.process import OUTPUT_LOG, ProcessOutcome, SupervisedProcess
 from shared.trainkit.workloads.command.template import CommandTemplate
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_LOG = "output.log"
 TAIL_LINES = 50
 #: Progress (and the metric rows riding on it) goes out at most this often.
 PROGRESS_INTERVAL_S = 0.25
