@@ -71,13 +71,15 @@ class Backend:
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-2000:]
 
-    def start_training(self, **overrides: Any) -> str:
+    def start_training(self, labels: dict[str, Any] | None = None, **overrides: Any) -> str:
+        """A trend_momentum training; ``labels`` adds request fields such as project, name and tags."""
         body: dict[str, Any] = {
             "strategy": "trend_momentum",
             "symbol": "EURUSD",
             "timeframe": "1h",
             "execution_mode": "local",
             "overrides": overrides,
+            **(labels or {}),
         }
         response = self.http.post("/api/v1/trainings", json=body)
         assert response.status_code == 202, response.text
