@@ -139,6 +139,9 @@ def test_wizard_starts_a_command_run_whose_step_chart_grows_until_completed(
     assert page.locator("#lr-chart path.series").count() == 1
     assert page.locator("#command-phases li").count() == 4
     assert page.locator("#log-view .line").count() > 0
+    output = backend.http.get(page.locator("#output-link").get_attribute("href") or "")
+    assert output.status_code == 200
+    assert f"step: {TOY_STEPS} loss: " in output.text
     op = backend.http.get(f"/api/v1/operations/{op_id}").json()
     assert (op["workload"], op["project"], op["name"], op["tags"]) == (
         "command",

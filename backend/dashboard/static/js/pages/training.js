@@ -46,6 +46,8 @@ export function render(root, id) {
   const results = h("div", { id: "results" });
   const error = h("div", { class: "action-error", role: "alert" });
   const logs = logViewer(id);
+  // A command run keeps its whole output on the server; the log panel shows a rate-limited part of it.
+  const outputLink = h("a", { class: "btn btn-small", id: "output-link", href: `/api/v1/operations/${encodeURIComponent(id)}/output`, text: "Full output" });
   let metricsTimer = null;
   let lastEpochSeen = null;
   let lastStepSeen = null;
@@ -65,6 +67,7 @@ export function render(root, id) {
   trainingRequest(id).then((req) => {
     request = req;
     showTitle();
+    if (req?.workload === "command") logs.panel.querySelector("h2")?.append(" ", outputLink);
   });
 
   const drawMetrics = (m) => {
