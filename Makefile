@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/poll_load.py
 	$(BIN)/python benchmarks/handoff.py
 	$(BIN)/python benchmarks/command_overhead.py
+	$(BIN)/python benchmarks/tabular_baselines.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

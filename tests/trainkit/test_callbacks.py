@@ -17,7 +17,7 @@ from shared.trainkit.callbacks import (
 from shared.trainkit.checkpoint import config_hash, load_checkpoint, model_class_name
 from shared.trainkit.config import StopReason, TrainerConfig
 from shared.trainkit.errors import ConfigError
-from shared.trainkit.spi import Batch, ValStepOutput
+from shared.trainkit.spi import Batch, EpochMetrics, ValStepOutput
 from shared.trainkit.trainer import Trainer
 from tests.trainkit.conftest import BlobData, RecordingCallback, TinyClassifier
 
@@ -160,3 +160,45 @@ def test_bad_callback_options_raise_config_error_naming_the_field(build: object,
     with pytest.raises(ConfigError) as caught:
         build()  # type: ignore[operator]
     assert caught.value.details["field"] == field
+
+
+class _DecisionLog:
+    def __init__(self) -> None:
+        self.decisions: list[tuple[str, str]] = []
+
+    def record_decision(self, kind: str, message: str, **details: object) -> None:
+        self.decisions.append((kind, message))
+
+    def request_stop(self, reason: object, message: str) -> None:
+        self.decisions.append(("stop", message))
+
+
+def test_early_stopping_can_end_the_fit_with_the_best_epochs_weights() -> None:
+    module = torch.nn.Linear(1, 1)
+    trainer = _DecisionLog()
+    stopping = EarlyStopping(patience=2, restore_best_weights=True)
+    for epoch, (val_loss, weight) in enumerate([(1.0, 1.0), (0.5, 2.0), (0.7, 3.0), (0.9, 4.0)], start=1):
+        with torch.no_grad():
+            module.weight.fill_(weight)
+        metrics = EpochMetrics(
+            epoch=epoch, train_loss=1.0, val_loss=val_loss, learning_rate=0.1, duration_s=0.0
+        )
+        stopping.on_train_epoch_end(trainer, module, metrics)  # type: ignore[arg-type]
+    stopping.on_fit_end(trainer, module, None)  # type: ignore[arg-type]
+    assert float(module.weight.detach()) == 2.0
+    assert trainer.decisions[-1][0] == "restore_best_weights"
+    assert "epoch 2" in trainer.decisions[-1][1]
+
+
+def test_early_stopping_leaves_the_weights_alone_by_default() -> None:
+    module = torch.nn.Linear(1, 1)
+    stopping = EarlyStopping(patience=5)
+    for epoch, weight in [(1, 1.0), (2, 5.0)]:
+        with torch.no_grad():
+            module.weight.fill_(weight)
+        metrics = EpochMetrics(
+            epoch=epoch, train_loss=1.0, val_loss=float(epoch), learning_rate=0.1, duration_s=0.0
+        )
+        stopping.on_train_epoch_end(_DecisionLog(), module, metrics)  # type: ignore[arg-type]
+    stopping.on_fit_end(_DecisionLog(), module, None)  # type: ignore[arg-type]
+    assert float(module.weight.detach()) == 5.0

@@ -238,3 +238,25 @@ def test_epochs_count_from_one_in_result_decisions_progress_and_run_record(
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines] == epochs
     assert json.loads((run / "run_summary.json").read_text())["best_epoch"] == result.best_epoch
+
+
+def test_tabular_regression_learns_a_large_offset_target_and_reports_it_in_its_own_units(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    frame["price"] = 5000 + 300 * frame["a"] - 200 * frame["b"] + rng.normal(scale=20, size=500)
+    (tmp_path / "data").mkdir()
+    frame.to_csv(tmp_path / "data" / "prices.csv", index=False)
+    request = TrainingRequest(
+        workload=Workload.TABULAR,
+        tabular=TabularSpec(dataset="prices.csv", target="price", task="regression"),
+    )
+    result = _executor(tmp_path / "data", tmp_path).execute(request, lambda u: None, CancelToken())
+    assert result.test_metrics["r2"] > 0.95  # with the raw target the defaults scored r2 < 0
+    assert result.test_metrics["rmse"] < 100  # in the target's own units (noise 20, spread ~360)
+    assert result.model is not None
+    features = json.loads((Path(result.model.path) / "features.json").read_text())
+    mean, std = features["normalization"]["target"]
+    assert 4950 < mean < 5050
+    assert 300 < std < 420

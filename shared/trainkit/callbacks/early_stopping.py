@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shared.trainkit.config import StopReason
+import torch
+
+from shared.trainkit.config import FitResult, StopReason
 from shared.trainkit.decisions import MODES, Mode, best_index, epochs_without_improvement, should_stop_early
 from shared.trainkit.errors import ConfigError
 from shared.trainkit.spi import Callback, EpochMetrics, TrainableModule
@@ -37,10 +39,19 @@ def check_monitor_options(owner: str, mode: str, min_delta: float) -> None:
 
 
 class EarlyStopping(Callback):
-    """Requests a stop after ``patience`` epochs without improvement of ``monitor``; 0 disables it."""
+    """Requests a stop after ``patience`` epochs without improvement of ``monitor``; 0 disables it.
+
+    With ``restore_best_weights`` the module ends the fit with the weights of its best epoch (a copy is
+    kept on each improvement), not those of the last, ``patience`` epochs past it."""
 
     def __init__(
-        self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, mode: Mode = "min"
+        self,
+        monitor: str = "val_loss",
+        patience: int = 5,
+        min_delta: float = 0.0,
+        mode: Mode = "min",
+        *,
+        restore_best_weights: bool = False,
     ):
         check_monitor_options("EarlyStopping", mode, min_delta)
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
@@ -55,6 +66,8 @@ class EarlyStopping(Callback):
         self.mode: Mode = mode
         self.values: list[float] = []
         self.stopped_epoch: int | None = None
+        self.restore_best_weights = restore_best_weights
+        self._best_state: dict[str, torch.Tensor] | None = None
 
     @property
     def wait(self) -> int:
@@ -68,6 +81,8 @@ class EarlyStopping(Callback):
 
     def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
         self.values.append(monitored_value(metrics, self.monitor, "EarlyStopping"))
+        if self.restore_best_weights and self.wait == 0:
+            self._best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         if should_stop_early(self.values, self.patience, self.min_delta, self.mode):
             self.stopped_epoch = metrics.epoch
             trainer.request_stop(
@@ -75,6 +90,17 @@ class EarlyStopping(Callback):
                 f"early stop: {self.monitor} did not improve for {self.patience} epochs "
                 f"(best {self.best:.6g})",
             )
+
+    def on_fit_end(self, trainer: Trainer, module: TrainableModule, result: FitResult) -> None:
+        if self.restore_best_weights and self._best_state is not None and self.wait > 0:
+            module.load_state_dict(self._best_state)
+            best_epoch = len(self.values) - self.wait
+            trainer.record_decision(
+                "restore_best_weights",
+                f"weights restored from epoch {best_epoch}, the best by {self.monitor} ({self.best:.6g})",
+                best_epoch=best_epoch,
+            )
+        self._best_state = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"monitor": self.monitor, "values": list(self.values), "stopped_epoch": self.stopped_epoch}

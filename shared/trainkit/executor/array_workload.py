@@ -17,6 +17,7 @@ from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.checkpoint import checkpoint_bytes
 from shared.trainkit.config import FitResult
 from shared.trainkit.evaluation import (
+    Predict,
     classification_report,
     make_predictor,
     permutation_importance,
@@ -42,6 +43,9 @@ class PreparedArrays:
     class_names: list[str] = field(default_factory=list)
     class_weights: list[float] | None = None
     normalization: dict[str, list[float]] = field(default_factory=dict)
+    #: Regression: (mean, std) of the train targets; the model learns standardised targets, and
+    #: predictions and metrics are turned back into the original units.
+    target_scale: tuple[float, float] | None = None
 
 
 class ArrayWorkload(ModelWorkload):
@@ -80,10 +84,28 @@ class ArrayWorkload(ModelWorkload):
         data = self._arrays()
         return ArrayDataModule(data.train, data.val, data.test, seed=self.params.seed)
 
-    def evaluate(self, module: TrainableModule, device: torch.device) -> dict[str, Any]:
+    def predictor(self, module: TrainableModule, device: torch.device) -> Predict:
+        """The model's predictions in the target's own units."""
+        predict = make_predictor(module, device)
+        scale = self._arrays().target_scale
+        if scale is None:
+            return predict
+        mean, std = scale
+        return lambda x: predict(x) * std + mean
+
+    def test_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """The test features and targets, the targets in their own units."""
         data = self._arrays()
         x, y = data.test
-        out = make_predictor(module, device)(x)
+        if data.target_scale is None:
+            return x, y
+        mean, std = data.target_scale
+        return x, y * std + mean
+
+    def evaluate(self, module: TrainableModule, device: torch.device) -> dict[str, Any]:
+        data = self._arrays()
+        x, y = self.test_set()
+        out = self.predictor(module, device)(x)
         if data.task == "classification":
             return classification_report(y, out.argmax(axis=1), data.class_names)
         return regression_report(y, out)
@@ -92,9 +114,9 @@ class ArrayWorkload(ModelWorkload):
         self, module: TrainableModule, device: torch.device, cancel: CancelToken, report: StepReport
     ) -> dict[str, float]:
         data = self._arrays()
-        x, y = data.test
+        x, y = self.test_set()
         return permutation_importance(
-            make_predictor(module, device),
+            self.predictor(module, device),
             x,
             y,
             data.feature_names,

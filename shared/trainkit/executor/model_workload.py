@@ -146,7 +146,13 @@ class ModelWorkload(Workload):
             TelemetryCallback(run.telemetry),
         ]
         if params.early_stopping_patience > 0:
-            callbacks.append(EarlyStopping(monitor="val_loss", patience=params.early_stopping_patience))
+            callbacks.append(
+                EarlyStopping(
+                    monitor="val_loss",
+                    patience=params.early_stopping_patience,
+                    restore_best_weights=params.restore_best_weights,
+                )
+            )
         if run.run_dir is not None:
             callbacks.append(RunRecorder(run.run_dir))
         trainer = Trainer(params.trainer_config(), callbacks=callbacks, cancel=run.cancel)

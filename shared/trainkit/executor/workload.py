@@ -40,6 +40,8 @@ class TrainingParams:
     batch_size: int = 64
     learning_rate: float = 1e-3
     early_stopping_patience: int = 5
+    #: End the fit with the best epoch's weights (by val_loss) rather than the last epoch's.
+    restore_best_weights: bool = False
     seed: int = 42
     device: str = "auto"
 

@@ -27,6 +27,15 @@ from shared.trainkit.workloads.strategy.splits import class_weights as inverse_f
 from shared.trainkit.workloads.tabular_data import TabularData, load_tabular
 
 SPLIT = (0.70, 0.15, 0.15)
+DEFAULT_EPOCHS = 500
+DEFAULT_PATIENCE = 25
+
+
+def split_indices(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of the train, validation and test splits: a seeded shuffle cut 70/15/15."""
+    order = np.random.default_rng(seed).permutation(rows)
+    n_train, n_val = int(rows * SPLIT[0]), int(rows * SPLIT[1])
+    return order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
 
 
 class TabularWorkload(ArrayWorkload):
@@ -48,6 +57,11 @@ class TabularWorkload(ArrayWorkload):
         self._table = load_tabular(
             self.data_dir, self.spec_in.dataset, self.spec_in.target, self.spec_in.task
         )
+        # Defaults that train to convergence: many epochs at most, stopped by validation, and the best
+        # epoch's weights kept (tables are small: a fixed short budget underfits, a long one overfits).
+        self.params.epochs = DEFAULT_EPOCHS
+        self.params.early_stopping_patience = DEFAULT_PATIENCE
+        self.params.restore_best_weights = True
         self.apply_overrides()
 
     def run_phase(self, phase: str, cancel: CancelToken, report: StepReport) -> str:
@@ -66,9 +80,7 @@ class TabularWorkload(ArrayWorkload):
         table = self._table
         assert table is not None
         n = len(table.X)
-        order = np.random.default_rng(self.params.seed).permutation(n)
-        n_train, n_val = int(n * SPLIT[0]), int(n * SPLIT[1])
-        parts = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
+        parts = split_indices(n, self.params.seed)
         for name, part in zip(("train", "validation", "test"), parts, strict=True):
             if len(part) == 0:
                 raise DataError(
@@ -80,6 +92,14 @@ class TabularWorkload(ArrayWorkload):
         (x_train, x_val, x_test), stats = standardize(*(table.X[p] for p in parts))
         y_train, y_val, y_test = (table.y[p] for p in parts)
         classification = self.spec_in.task is TabularTask.CLASSIFICATION
+        target_scale = None
+        if not classification:
+            # Standardised targets: a raw target in the hundreds leaves an MLP's loss dominated by scale.
+            mean, std = float(y_train.mean()), float(y_train.std())
+            std = std if std > 1e-12 else 1.0
+            target_scale = (mean, std)
+            y_train, y_val, y_test = ((y - mean) / std for y in (y_train, y_val, y_test))
+            stats = {**stats, "target": [mean, std]}
         weights = inverse_frequency(y_train, len(table.class_names)) if classification else None
         return PreparedArrays(
             train=(x_train, y_train),
@@ -90,6 +110,7 @@ class TabularWorkload(ArrayWorkload):
             class_names=list(table.class_names),
             class_weights=None if weights is None else [float(w) for w in weights],
             normalization=stats,
+            target_scale=target_scale,
         )
 
     def artifact(
