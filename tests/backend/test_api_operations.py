@@ -5,6 +5,7 @@ import dataclasses
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,6 +215,13 @@ def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
+async def _until(condition: Callable[[], bool], deadline_s: float = 10.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never became true"
+        await asyncio.sleep(0.01)
+
+
 async def subscribed(app_components: Any, count: int = 1) -> None:
     deadline = time.monotonic() + 10
     while app_components.broker.subscriber_count < count:
@@ -331,21 +339,26 @@ async def test_a_pending_stream_gets_its_new_queue_position_when_the_queue_moves
     fakes.engine.gate = threading.Event()
     app, lifespan = await start_app(settings, fakes)
     transport = httpx.ASGITransport(app=app)
+    operations = app.state.components.operations
+    reads: list[dict[str, int]] = []  # every queue-position read, in order: the stream's and nobody else's
+    original = operations.queue_positions
+
+    def counted() -> dict[str, int]:
+        positions: dict[str, int] = original()
+        reads.append(positions)
+        return positions
+
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             running, ahead, watched = [await start(client) for _ in range(3)]
             await wait_for_status(client, running, {"running"})
+            operations.queue_positions = counted
             stream = asyncio.create_task(client.get(f"/api/v1/operations/{watched}/events"))
-            await subscribed(app.state.components)
-            await asyncio.sleep(0.2)  # the stream reads its first state (position 2) after subscribing
+            await _until(lambda: len(reads) >= 1)  # the stream has read its first state: position 2
             assert (await client.post(f"/api/v1/operations/{ahead}/cancel")).status_code == 200
-            deadline = time.monotonic() + 10
-            while not stream.done() and time.monotonic() < deadline:
-                if (await client.get(f"/api/v1/operations/{watched}")).json()["queue_position"] == 1:
-                    await asyncio.sleep(0.05)  # let the stream send its state before it ends
-                    await client.post(f"/api/v1/operations/{watched}/cancel")
-                    break
-                await asyncio.sleep(0.01)
+            await _until(lambda: len(reads) >= 2)  # ... and has seen the queue move
+            operations.queue_positions = original
+            await client.post(f"/api/v1/operations/{watched}/cancel")
             events = sse_events((await asyncio.wait_for(stream, 10)).text)
             fakes.engine.gate.set()
             await wait_for_status(client, running, {"completed"})

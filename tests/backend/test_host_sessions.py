@@ -85,7 +85,8 @@ async def test_callback_and_pull_together_give_one_model_version(tmp_path: Path)
         responses = await asyncio.gather(*(backend.post_result(body) for _ in range(3)))
         assert all(r.status_code == 200 for r in responses)
         await backend.wait_status(op_id, "completed")
-        await asyncio.sleep(0.1)  # let the follower's pull run too
+        # Once the host has its ack the follower is done with the session: no later pull can store more.
+        await backend.wait_for(op_id, lambda _: backend.hosts.by_id[session_id].acked, "an ack")
         assert backend.versions() == [1]
 
 
