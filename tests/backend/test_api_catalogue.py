@@ -36,6 +36,24 @@ async def test_models_list_versions_download_and_delete(api: httpx.AsyncClient, 
 async def test_model_paths_reject_traversal_and_bad_versions(api: httpx.AsyncClient) -> None:
     assert (await api.get("/api/v1/models/trend/EURUSD_1h/versions/0/download")).status_code == 422
     assert (await api.get("/api/v1/models/trend/..%2Fetc")).status_code in (404, 422)
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        b"/api/v1/models/trend/../../../etc/passwd",
+        b"/api/v1/models/trend/EURUSD_1h/versions/1/../../../../../etc/passwd/download",
+        b"/api/v1/models/%2e%2e/%2e%2e/etc",
+    ],
+)
+async def test_raw_traversal_paths_never_reach_a_file(api: httpx.AsyncClient, raw_path: bytes) -> None:
+    """Sent byte for byte: an HTTP client would otherwise resolve the dot segments before sending."""
+    request = api.build_request("GET", "/")
+    request.url = request.url.copy_with(raw_path=raw_path)
+    response = await api.send(request)
+    assert response.status_code in (404, 422), response.text
+    assert response.json()["error"]["code"]
+    assert "root:" not in response.text
     assert (await api.delete("/api/v1/models/trend/nothing/versions/3")).status_code == 404
 
 
