@@ -17,7 +17,7 @@ from backend.adapters.storage import LocalModelStore
 from backend.components import Adapters, Components
 from backend.main import create_app
 from backend.settings import Settings
-from shared.contracts.signing import sign
+from shared.contracts.signing import sign, sign_request
 from tests.backend.fakes import FakeDatasets, FakeEngine, FakeStrategies, FixedClock
 from tests.backend.host_fakes import FakeHostClient
 
@@ -101,6 +101,10 @@ class HostBackend:
         return await self.client.post(
             CALLBACK, content=body, headers={"content-type": "application/json", **signed}
         )
+
+    async def signed_get(self, path: str) -> httpx.Response:
+        """GET ``path`` as a host does: signed over the method and the path with its query."""
+        return await self.client.get(path, headers=sign_request(SECRET, "GET", path))
 
     def versions(self) -> list[int]:
         try:
