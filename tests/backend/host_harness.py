@@ -114,7 +114,14 @@ class HostBackend:
 
 
 @asynccontextmanager
-async def host_backend(settings: Settings, hosts: FakeHostClient | None = None) -> AsyncIterator[HostBackend]:
+async def host_backend(
+    settings: Settings,
+    hosts: FakeHostClient | None = None,
+    *,
+    host_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[HostBackend]:
+    """``host_transport`` puts the real HttpHostClient over it (e.g. a MockTransport host) instead of
+    ``hosts``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "EURUSD_1h.csv").write_text(CSV)
     hosts = hosts or FakeHostClient()
@@ -126,7 +133,8 @@ async def host_backend(settings: Settings, hosts: FakeHostClient | None = None) 
         datasets=FakeDatasets(settings.data_dir),
         models=store,
         clock=FixedClock(),
-        host_client=hosts,
+        host_client=None if host_transport else hosts,
+        host_transport=host_transport,
     )
     app = create_app(settings, adapters)
     lifespan = app.router.lifespan_context(app)
