@@ -163,7 +163,7 @@ def test_a_signed_request_is_invalid_anywhere_else(method: str, target: str, bod
 
 
 def test_a_request_signed_the_old_way_names_the_missing_header_and_the_upgrade() -> None:
-    with pytest.raises(SignatureError, match="missing header modelyard-request-signature.*upgrade both"):
+    with pytest.raises(SignatureError, match=r"missing header modelyard-request-signature.*upgrade both"):
         verify_request(["s3cret"], sign("s3cret", b"", timestamp=NOW), "GET", "/health", b"", now=NOW)
 
 

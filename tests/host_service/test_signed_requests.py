@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.contracts.host import MODEL_SHA256_HEADER, ResultPayload
+from shared.contracts.host import MODEL_SHA256_HEADER, ExternalModel, ResultPayload
 from shared.contracts.signing import ID_HEADER, sign, sign_request, verify_response
 from tests.host_service.conftest import (
     SECRET,
@@ -142,7 +142,7 @@ async def test_a_streamed_model_is_signed_over_its_declared_sha256(tmp_path: Pat
         payload = ResultPayload.model_validate_json(
             (await host.client.get(f"/training/result/{session_id}")).content
         )
-        assert payload.model is not None and payload.model.encoding == "external"
+        assert isinstance(payload.model, ExternalModel)
         path = payload.model.url
         request_headers = sign_request(SECRET, "GET", path)
         async with _raw(host) as raw:
