@@ -175,5 +175,9 @@ def load_settings(**overrides: object) -> Settings:
             field = str(error["loc"][0]) if error["loc"] else "?"
             if field in ("MODELYARD_DATABASE_URL", "DATABASE_URL"):
                 field = "database_url"
-            problems.append(f"{_env_name(field)}: {error['msg']} (got {error.get('input')!r})")
+            if field.startswith(ENV_PREFIX):
+                field = field.removeprefix(ENV_PREFIX).lower()
+            # A secret is never echoed back: the message ends up in logs and terminals.
+            got = "" if "secret" in field else f" (got {error.get('input')!r})"
+            problems.append(f"{_env_name(field)}: {error['msg']}{got}")
         raise SettingsError("invalid settings: " + "; ".join(problems), problems=problems) from exc
