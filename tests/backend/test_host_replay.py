@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -62,6 +63,18 @@ async def test_a_replay_of_a_refused_callback_is_refused_too_and_stores_nothing(
         captured = sign(SECRET, body)
         assert (await backend.post_result(body, captured)).status_code == 404
         assert (await backend.post_result(body, captured)).status_code == 409
+        assert backend.versions() == []
+        assert (await backend.operation(op_id))["status"] == "running"
+
+
+@pytest.mark.parametrize("offset", [-3600, 3600], ids=["stale", "future"])
+async def test_a_callback_outside_the_window_is_refused(tmp_path: Path, offset: int) -> None:
+    async with host_backend(host_settings(tmp_path)) as backend:
+        op_id, session_id = await _running(backend)
+        body = _payload(tmp_path, op_id, session_id)
+        response = await backend.post_result(body, sign(SECRET, body, timestamp=int(time.time()) + offset))
+        assert response.status_code == 401
+        assert "stale timestamp" in response.json()["error"]["message"]
         assert backend.versions() == []
         assert (await backend.operation(op_id))["status"] == "running"
 
