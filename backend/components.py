@@ -39,6 +39,8 @@ from backend.services.stale_models import StaleModelSweeper
 from backend.services.telemetry import Telemetry
 from backend.services.training import TrainingService
 from backend.settings import Settings
+from shared.contracts.replay import ReplayGuard
+from shared.contracts.signing import DEFAULT_TOLERANCE_S
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,8 @@ class Components:
     http: httpx.AsyncClient | None
     lease: InstanceLease
     model_sweeper: StaleModelSweeper
+    #: Every signed host message's webhook-id, while its timestamp is acceptable (refused when repeated).
+    host_replay: ReplayGuard
 
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
@@ -262,6 +266,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         http=http,
         lease=lease,
         model_sweeper=StaleModelSweeper(getattr(adapters.models, "cleanup_stale", None)),
+        host_replay=ReplayGuard(DEFAULT_TOLERANCE_S),
     )
 
 

@@ -110,6 +110,20 @@ class SignatureRejectedError(BackendError):
     status_code = 401
 
 
+class ReplayedMessageError(BackendError):
+    """A signed message from a host came a second time (the same ``webhook-id``): refused, not redone."""
+
+    code = "replayed"
+    status_code = 409
+
+
+class ReplayGuardFullError(BackendError):
+    """Retryable: too many signed messages within the tolerance window to remember one more."""
+
+    code = "replay_guard_full"
+    status_code = 503
+
+
 class ResultRejectedError(BackendError):
     """A host's result is malformed, fails its checksum, or holds something other than weights."""
 

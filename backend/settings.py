@@ -26,7 +26,7 @@ Host mode (see docs/operations.md, "Host mode" and "Failure handling"):
 | variable | default | meaning |
 |---|---|---|
 | MODELYARD_HOSTS | (empty) | comma-separated base URLs of host services, e.g. http://10.0.0.5:5002 |
-| MODELYARD_SHARED_SECRET / _SECRETS | (none) | HMAC secret(s) shared with the hosts; several while rotating |
+| MODELYARD_SHARED_SECRET / _SECRETS | (none) | HMAC secret(s) shared with the hosts (`whsec_<base64>` or any string); several while rotating |
 | MODELYARD_PUBLIC_URL | http://{host}:{port} | how hosts reach this backend (callback and data URLs) |
 | MODELYARD_HOST_LEASE_S | 30 | a host silent for longer fails its operations with host_lost |
 | MODELYARD_HOST_HEALTH_INTERVAL_S | 5 | seconds between background health checks of each host |
@@ -51,6 +51,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.errors import SettingsError
+from shared.contracts.signing import check_secrets
 
 ENV_PREFIX = "MODELYARD_"
 
@@ -109,6 +110,16 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("shared_secret")
+    @classmethod
+    def _usable_secret(cls, value: str | None) -> str | None:
+        return check_secrets([value])[0] if value else value
+
+    @field_validator("shared_secrets")
+    @classmethod
+    def _usable_secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_secrets(value))
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: object) -> object:
@@ -164,5 +175,9 @@ def load_settings(**overrides: object) -> Settings:
             field = str(error["loc"][0]) if error["loc"] else "?"
             if field in ("MODELYARD_DATABASE_URL", "DATABASE_URL"):
                 field = "database_url"
-            problems.append(f"{_env_name(field)}: {error['msg']} (got {error.get('input')!r})")
+            if field.startswith(ENV_PREFIX):
+                field = field.removeprefix(ENV_PREFIX).lower()
+            # A secret is never echoed back: the message ends up in logs and terminals.
+            got = "" if "secret" in field else f" (got {error.get('input')!r})"
+            problems.append(f"{_env_name(field)}: {error['msg']}{got}")
         raise SettingsError("invalid settings: " + "; ".join(problems), problems=problems) from exc

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from host_service.settings import HostSettings
 
 EXIT_USAGE = 2
@@ -56,7 +58,14 @@ def refusal(settings: HostSettings) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = load_settings(parse_args(argv))
+    try:
+        settings = load_settings(parse_args(argv))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        variable = f"MODELYARD_{field.upper()}" if "secret" in field else f"MODELYARD_HOST_{field.upper()}"
+        print(f"error: {variable}: {first['msg']}", file=sys.stderr)
+        return EXIT_USAGE
     reason = refusal(settings)
     if reason is not None:
         print(f"error: {reason}", file=sys.stderr)

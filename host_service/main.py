@@ -28,6 +28,7 @@ from host_service.services.handoff import ResultHandoff
 from host_service.services.sessions import SessionService
 from host_service.services.supervision import RunnerTimings
 from host_service.settings import HostSettings
+from shared.contracts.replay import ReplayGuard
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def create_app(
         secrets=settings.secrets,
         tolerance_s=settings.signature_tolerance_s,
         max_body_bytes=settings.max_request_bytes,
+        replay=ReplayGuard(settings.signature_tolerance_s),
     )
     install_error_handlers(app)
     app.include_router(health.router)

@@ -8,7 +8,7 @@
 | MODELYARD_HOST_SAMPLE_COMMANDS | true | write the sample commands into an empty commands folder |
 | MODELYARD_HOST_CAPACITY | 1 | trainings at once |
 | MODELYARD_HOST_PUBLIC_URL | (none) | base URL the backend reaches this host at (for model URLs) |
-| MODELYARD_SHARED_SECRET | (none) | HMAC secret shared with the backend |
+| MODELYARD_SHARED_SECRET | (none) | HMAC secret shared with the backend (`whsec_<base64>` or any string) |
 | MODELYARD_SHARED_SECRETS | (none) | several secrets, comma-separated, while rotating |
 | MODELYARD_HOST_STOP_GRACE_S | 10 | graceful stop before terminate(), and again before kill() |
 | MODELYARD_HOST_INLINE_MODEL_LIMIT_BYTES | 32 MiB | above it the model is streamed, not inlined |
@@ -20,10 +20,11 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.handoff import DEFAULT_GZIP_LEVEL
+from shared.contracts.signing import check_secrets
 
 
 class HostSettings(BaseSettings):
@@ -57,12 +58,23 @@ class HostSettings(BaseSettings):
     download_timeout_s: float = Field(120.0, gt=0)
     retry_after_s: int = Field(5, ge=1)
 
+    @field_validator("shared_secret")
+    @classmethod
+    def _usable_secret(cls, value: str | None) -> str | None:
+        check_secrets([value.strip()] if value and value.strip() else [])
+        return value
+
+    @field_validator("shared_secrets")
+    @classmethod
+    def _usable_secrets(cls, value: str | None) -> str | None:
+        check_secrets(_split(value))
+        return value
+
     @property
     def secrets(self) -> list[str]:
         """Every configured secret, the rotation list first; empty means requests go unsigned."""
-        listed = (self.shared_secrets or "").replace(" ", ",").split(",")
-        ordered = [s.strip() for s in [*listed, self.shared_secret or ""] if s.strip()]
-        return list(dict.fromkeys(ordered))
+        single = [self.shared_secret.strip()] if self.shared_secret and self.shared_secret.strip() else []
+        return list(dict.fromkeys([*_split(self.shared_secrets), *single]))
 
     @property
     def commands_folder(self) -> Path:
@@ -72,6 +84,10 @@ class HostSettings(BaseSettings):
     @property
     def loopback_only(self) -> bool:
         return is_loopback(self.bind)
+
+
+def _split(value: str | None) -> list[str]:
+    return [s.strip() for s in (value or "").replace(" ", ",").split(",") if s.strip()]
 
 
 def is_loopback(address: str) -> bool:

@@ -1,4 +1,5 @@
-"""HttpHostClient: the HostClient port over httpx, one method per host endpoint, every request signed.
+"""HttpHostClient: the HostClient port over httpx, one method per host endpoint, every request signed
+over its method, path with query and body; the answers that carry a result must be signed by the host.
 
 Timeouts are values given where the client is built (:class:`HostTimeouts`): health checks use the
 short one, so a dead host costs a background check two seconds and a request nothing. Transport
@@ -9,8 +10,10 @@ unreadable answers :class:`HostRejectedError`. Idempotent calls are retried by a
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,8 +24,8 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from backend.errors import HostRejectedError, HostUnavailableError
-from shared.contracts.host import HostHealth, SessionList, SessionView, StartSession
-from shared.contracts.signing import sign
+from shared.contracts.host import MODEL_SHA256_HEADER, HostHealth, SessionList, SessionView, StartSession
+from shared.contracts.signing import ID_HEADER, SignatureError, sign_request, verify_response
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +114,7 @@ class HttpHostClient:
         return _parse(SessionList, response, host)
 
     async def result(self, host: str, session_id: str, *, max_bytes: int) -> bytes:
+        """The result payload's raw bytes, returned only when the host's signature of them checks out."""
         url = _join(host, f"/training/result/{session_id}")
         async for attempt in self._policy.retrying():
             with attempt:
@@ -118,13 +122,17 @@ class HttpHostClient:
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
     async def download_model(self, host: str, url: str, destination: Path, *, max_bytes: int) -> None:
-        """Stream into ``destination`` in 1 MiB chunks: memory stays bounded whatever the model size."""
+        """Stream into ``destination`` in 1 MiB chunks: memory stays bounded whatever the model size.
+
+        The answer's signature covers its declared sha256 (checked before a byte is written), and the
+        bytes are checked against that sha256 once streamed."""
         target = _join(host, url)
         try:
-            async with self._client.stream(
-                "GET", target, headers=self._headers(b""), timeout=self._timeouts.transfer()
-            ) as response:
+            async with self._signed_stream(target) as (request, response):
                 await _raise_for_status(response, host)
+                declared = response.headers.get(MODEL_SHA256_HEADER, "")
+                self._check_answer(host, request, response, declared)
+                digest = hashlib.sha256()
                 written = 0
                 with destination.open("wb") as sink:
                     async for chunk in response.aiter_bytes(_CHUNK):
@@ -135,14 +143,48 @@ class HttpHostClient:
                                 host=host,
                                 limit=max_bytes,
                             )
+                        digest.update(chunk)
                         sink.write(chunk)
         except httpx.TransportError as exc:
             raise HostUnavailableError(f"downloading {target} failed: {exc!r}", host=host) from exc
+        if self._secrets and digest.hexdigest() != declared:
+            raise HostRejectedError(
+                f"model from {target} has sha256 {digest.hexdigest()}, not the {declared} its signed "
+                "answer declared",
+                host=host,
+            )
 
     # --- transport ---------------------------------------------------------------------------
 
-    def _headers(self, body: bytes) -> dict[str, str]:
-        return sign(self._secrets, body) if self._secrets else {}
+    def _signed(self, request: httpx.Request) -> httpx.Request:
+        """``request`` with headers that sign its method, path with query and body (a fresh id each
+        time, so a retry is a new message the host has not seen)."""
+        if self._secrets:
+            target = request.url.raw_path.decode("ascii")
+            request.headers.update(sign_request(self._secrets, request.method, target, request.content))
+        return request
+
+    def _check_answer(self, host: str, request: httpx.Request, response: httpx.Response, sha256: str) -> None:
+        """Refuse an answer that carries a result unless the host signed it for this very request."""
+        if not self._secrets:
+            return
+        try:
+            verify_response(
+                self._secrets,
+                response.headers,
+                request.headers[ID_HEADER],
+                request.method,
+                request.url.raw_path.decode("ascii"),
+                sha256,
+            )
+        except SignatureError as exc:
+            logger.warning("refused the answer of %s to %s %s: %s", host, request.method, request.url, exc)
+            raise HostRejectedError(
+                f"host {host} answered {request.method} {request.url.path} without a valid signature: "
+                f"{exc.reason}",
+                host=host,
+                reason=exc.reason,
+            ) from exc
 
     async def _retrying(self, method: str, host: str, path: str, *, body: bytes = b"") -> httpx.Response:
         async for attempt in self._policy.retrying():
@@ -153,11 +195,12 @@ class HttpHostClient:
     async def _send(
         self, method: str, host: str, path: str, *, timeout: httpx.Timeout, body: bytes = b""
     ) -> httpx.Response:
-        # Signed afresh per attempt, so a retry never carries a stale timestamp.
-        headers = {"content-type": "application/json", **self._headers(body)} if body else self._headers(body)
+        # Signed afresh per attempt, so a retry never carries a stale timestamp or a used id.
+        headers = {"content-type": "application/json"} if body else {}
         url = _join(host, path)
+        request = self._client.build_request(method, url, content=body, headers=headers, timeout=timeout)
         try:
-            response = await self._client.request(method, url, content=body, headers=headers, timeout=timeout)
+            response = await self._client.send(self._signed(request))
         except httpx.TransportError as exc:
             raise HostUnavailableError(
                 f"host {host} did not answer {method} {path}: {exc!r}", host=host
@@ -165,11 +208,18 @@ class HttpHostClient:
         await _raise_for_status(response, host)
         return response
 
+    @asynccontextmanager
+    async def _signed_stream(self, url: str) -> AsyncIterator[tuple[httpx.Request, httpx.Response]]:
+        request = self._client.build_request("GET", url, timeout=self._timeouts.transfer())
+        response = await self._client.send(self._signed(request), stream=True)
+        try:
+            yield request, response
+        finally:
+            await response.aclose()
+
     async def _stream_bytes(self, host: str, url: str, max_bytes: int) -> bytes:
         try:
-            async with self._client.stream(
-                "GET", url, headers=self._headers(b""), timeout=self._timeouts.transfer()
-            ) as response:
+            async with self._signed_stream(url) as (request, response):
                 await _raise_for_status(response, host)
                 body = bytearray()
                 async for chunk in response.aiter_bytes(_CHUNK):
@@ -180,6 +230,7 @@ class HttpHostClient:
                             host=host,
                             limit=max_bytes,
                         )
+                self._check_answer(host, request, response, hashlib.sha256(body).hexdigest())
                 return bytes(body)
         except httpx.TransportError as exc:
             raise HostUnavailableError(f"host {host} did not send {url}: {exc!r}", host=host) from exc

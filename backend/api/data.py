@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 
 from backend.api.dependencies import ComponentsDep, DatasetsDep
 from backend.api.error_handlers import error_responses
-from backend.api.host_access import check_signed
+from backend.api.host_access import check_signed_request
 from backend.errors import PayloadTooLargeError
 from backend.services.training import check_name, check_timeframe
 from shared.contracts.api import DatasetList, DatasetView
@@ -60,12 +60,13 @@ def upload_data(
 @router.get(
     "/files/{name:path}/download",
     response_class=FileResponse,
-    responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 404, 422)},
+    responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 404, 409, 422)},
 )
 def download_data_file(name: str, request: Request, components: ComponentsDep) -> FileResponse:
     """Any file of the data folder by its relative name (a tabular dataset, e.g. ``iris.csv``), with
-    its sha256 in ``X-Content-SHA256``. Signed requests (hosts) or loopback callers only."""
-    check_signed(request, b"", components.settings.secrets, allow_loopback=True)
+    its sha256 in ``X-Content-SHA256``. Signed requests (hosts) only; loopback callers only when no
+    shared secret is set."""
+    check_signed_request(request, b"", components)
     path = components.datasets.file_path(name)
     return FileResponse(path, filename=path.name, headers={SHA256_HEADER: _sha256(path)})
 
@@ -73,13 +74,13 @@ def download_data_file(name: str, request: Request, components: ComponentsDep) -
 @router.get(
     "/{symbol}/{timeframe}/download",
     response_class=FileResponse,
-    responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 404, 422)},
+    responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 404, 409, 422)},
 )
 def download_data(symbol: str, timeframe: str, request: Request, components: ComponentsDep) -> FileResponse:
     """The CSV as stored, with its sha256 in the ``X-Content-SHA256`` header (hosts fetch data this way).
 
-    Signed requests (hosts) or loopback callers only, once a shared secret is configured."""
-    check_signed(request, b"", components.settings.secrets, allow_loopback=True)
+    Signed requests (hosts) only; loopback callers only when no shared secret is set."""
+    check_signed_request(request, b"", components)
     path = components.datasets.path_of(check_name(symbol, "symbol"), check_timeframe(timeframe))
     return FileResponse(
         path, media_type="text/csv", filename=path.name, headers={SHA256_HEADER: _sha256(path)}

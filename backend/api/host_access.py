@@ -1,27 +1,36 @@
-"""Who may call the endpoints hosts use: requests signed with a shared secret, or loopback callers.
+"""Who may call the endpoints hosts use: messages signed with a shared secret, each accepted once.
 
-The signature (Standard Webhooks, :mod:`shared.contracts.signing`) covers the raw body, so it is checked
-on the bytes as received, before anything parses them. With no secret configured only loopback callers
-are let in: an unsigned backend must never take results or hand out data over the network.
+Signatures (:mod:`shared.contracts.signing`) cover the raw bytes, so they are checked on the bytes as
+received, before anything parses them: the result callback as a Standard Webhooks v1 message, the data
+downloads as signed requests (method, path with query, body). A verified ``webhook-id`` is remembered by
+the replay guard and refused when it comes again (409 ``replayed``). Once a secret is set nobody is
+exempt, loopback callers included. With no secret configured only loopback callers are let in: an
+unsigned backend must never take results or hand out data over the network.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Sequence
 
 from fastapi import Request
 
-from backend.errors import PayloadTooLargeError, SignatureRejectedError
-from shared.contracts.signing import SIGNATURE_HEADER, SignatureError, verify
+from backend.components import Components
+from backend.errors import (
+    PayloadTooLargeError,
+    ReplayedMessageError,
+    ReplayGuardFullError,
+    SignatureRejectedError,
+)
+from shared.contracts.replay import ReplayError
+from shared.contracts.signing import SignatureError, SignedMessage, asgi_target, verify, verify_request
 
 logger = logging.getLogger(__name__)
 
 
 def is_loopback(request: Request) -> bool:
     host = request.client.host if request.client else ""
-    if host in ("localhost", "testclient", "testserver"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -29,22 +38,53 @@ def is_loopback(request: Request) -> bool:
         return False
 
 
-def check_signed(request: Request, body: bytes, secrets: Sequence[str], *, allow_loopback: bool) -> None:
-    """Return when ``body`` is signed by a shared secret (or an unsigned call is acceptable); else raise."""
-    if not secrets:
-        if is_loopback(request):
-            return
-        raise SignatureRejectedError(
-            "this backend has no MODELYARD_SHARED_SECRET, so it only takes host calls from loopback; "
-            "set the same secret on backend and hosts",
-        )
-    if allow_loopback and SIGNATURE_HEADER not in request.headers and is_loopback(request):
+def check_signed_webhook(request: Request, body: bytes, components: Components) -> None:
+    """Return when ``body`` is a Standard Webhooks message of a shared secret, seen for the first time."""
+    secrets = components.settings.secrets
+    if _unsigned_allowed(request, secrets):
         return
     try:
-        verify(secrets, request.headers, body)
+        message = verify(secrets, request.headers, body)
     except SignatureError as exc:
+        raise _refused(request, exc) from exc
+    _remember(request, message, components)
+
+
+def check_signed_request(request: Request, body: bytes, components: Components) -> None:
+    """Return when this request (method, path with query, body) is signed and seen for the first time."""
+    secrets = components.settings.secrets
+    if _unsigned_allowed(request, secrets):
+        return
+    try:
+        message = verify_request(secrets, request.headers, request.method, asgi_target(request.scope), body)
+    except SignatureError as exc:
+        raise _refused(request, exc) from exc
+    _remember(request, message, components)
+
+
+def _unsigned_allowed(request: Request, secrets: list[str]) -> bool:
+    if secrets:
+        return False
+    if is_loopback(request):
+        return True
+    raise SignatureRejectedError(
+        "this backend has no MODELYARD_SHARED_SECRET, so it only takes host calls from loopback; "
+        "set the same secret on backend and hosts",
+    )
+
+
+def _refused(request: Request, exc: SignatureError) -> SignatureRejectedError:
+    logger.warning("rejected %s %s: %s", request.method, request.url.path, exc.reason)
+    return SignatureRejectedError(f"request refused: {exc.reason}", reason=exc.reason)
+
+
+def _remember(request: Request, message: SignedMessage, components: Components) -> None:
+    try:
+        components.host_replay.remember(message.msg_id, message.timestamp)
+    except ReplayError as exc:
         logger.warning("rejected %s %s: %s", request.method, request.url.path, exc.reason)
-        raise SignatureRejectedError(f"request refused: {exc.reason}", reason=exc.reason) from exc
+        error = ReplayedMessageError if exc.code == "replayed" else ReplayGuardFullError
+        raise error(f"request refused: {exc.reason}", reason=exc.code) from exc
 
 
 async def read_body_limited(request: Request, limit: int) -> bytes:

@@ -1,8 +1,9 @@
 """POST /api/v1/callbacks/host-result: where hosts deliver finished models (the ``callback_url``).
 
-Order matters: size limit while reading, signature over the raw bytes, and only then parsing. Every
-rejection is a 4xx with nothing stored and the operation untouched; a 2xx means the model is stored
-(or was already: a repeated delivery answers ``duplicate: true``).
+Order matters: size limit while reading, the Standard Webhooks signature over the raw bytes, the
+``webhook-id`` seen for the first time, and only then parsing. Every rejection is a 4xx with nothing
+stored and the operation untouched; a 2xx means the model is stored (or was already: a delivery of a
+stored result, e.g. a host's retry signed afresh after a lost answer, answers ``duplicate: true``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from fastapi import APIRouter, Request
 
 from backend.api.dependencies import ComponentsDep
 from backend.api.error_handlers import error_responses
-from backend.api.host_access import check_signed, read_body_limited
+from backend.api.host_access import check_signed_webhook, read_body_limited
 from backend.services.result_ingest import parse_payload
 from shared.trainkit.executor.types import ModelRef
 
@@ -25,7 +26,7 @@ async def receive_host_result(request: Request, components: ComponentsDep) -> di
     """A host's result payload (gzip+base64 model inline, or a reference to stream), signed."""
     settings = components.settings
     body = await read_body_limited(request, settings.callback_max_bytes)
-    check_signed(request, body, settings.secrets, allow_loopback=False)
+    check_signed_webhook(request, body, components)
     payload = parse_payload(body)
     with components.logs.capture(payload.operation_id):
         outcome = await components.ingest.ingest(payload)

@@ -178,11 +178,13 @@ class HostClient(Protocol):
     async def stop(self, host: str, session_id: str) -> SessionView: ...
 
     async def result(self, host: str, session_id: str, *, max_bytes: int) -> bytes:
-        """The raw result payload JSON (the same bytes the callback carries)."""
+        """The raw result payload JSON (the same bytes the callback carries), returned only when the
+        host signed the answer for this request; else HostRejectedError."""
         ...
 
     async def download_model(self, host: str, url: str, destination: Path, *, max_bytes: int) -> None:
-        """Stream a model referenced by a payload (``url`` relative to ``host`` unless absolute)."""
+        """Stream a model referenced by a payload (``url`` relative to ``host`` unless absolute); the
+        answer's signed sha256 is checked against the bytes."""
         ...
 
     async def acknowledge(self, host: str, session_id: str) -> SessionView: ...

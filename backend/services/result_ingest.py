@@ -1,7 +1,7 @@
 """ResultIngest: a host's result payload → a checked model version → a completed operation, exactly once.
 
 The caller has already verified the signature over the raw bytes (the callback route) or fetched them
-itself from the host (a pull). Here: parse, find the operation, materialise the model into a temp file
+itself from the host with the answer's signature checked (a pull). Here: parse, find the operation, materialise the model into a temp file
 (inline: bounded gzip+base64 decode; external: a signed streamed download), check its sha256, validate
 the weights, store them, complete the operation. A command's artefacts arrive as one tar in the same
 slot: it is unpacked safely (listed regular files only, each sha256 checked, size-capped) and stored as

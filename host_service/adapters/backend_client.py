@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -16,7 +17,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from host_service.errors import CallbackRejectedError, CallbackRetryableError, DatasetError
-from shared.contracts.signing import sign
+from shared.contracts.signing import sign, sign_request
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +74,14 @@ class HttpBackendClient:
         self._secrets = list(secrets)
         self._policy = policy
 
-    def _headers(self, body: bytes, msg_id: str | None = None) -> dict[str, str]:
-        return sign(self._secrets, body, msg_id=msg_id) if self._secrets else {}
-
     async def download(self, url: str, destination: Path) -> str:
         digest = hashlib.sha256()
+        request = self._downloads.build_request("GET", url)
+        if self._secrets:
+            signed_target = request.url.raw_path.decode("ascii")
+            request.headers.update(sign_request(self._secrets, "GET", signed_target))
         try:
-            async with self._downloads.stream("GET", url, headers=self._headers(b"")) as response:
+            async with _streamed(self._downloads, request) as response:
                 if response.status_code != 200:
                     raise DatasetError(
                         f"downloading {url} failed with HTTP {response.status_code}: "
@@ -95,15 +97,17 @@ class HttpBackendClient:
             raise DatasetError(f"downloading {url} failed: {exc!r}", url=url) from exc
         return digest.hexdigest()
 
-    async def deliver(self, callback_url: str, body: bytes, *, msg_id: str) -> None:
+    async def deliver(self, callback_url: str, body: bytes) -> None:
         async for attempt in self._policy.retrying():
             with attempt:
                 number = attempt.retry_state.attempt_number
-                await self._post_once(callback_url, body, msg_id, number)
+                await self._post_once(callback_url, body, number)
 
-    async def _post_once(self, url: str, body: bytes, msg_id: str, number: int) -> None:
-        # Signed afresh on each attempt (same id, new timestamp) so a late retry is never stale.
-        headers = {"content-type": "application/json", **self._headers(body, msg_id)}
+    async def _post_once(self, url: str, body: bytes, number: int) -> None:
+        # Each attempt is a new message (new webhook-id, new timestamp): the backend accepts an id once,
+        # and answers a result it already stored as a duplicate, so a retry never stores a second copy.
+        signed = sign(self._secrets, body) if self._secrets else {}
+        headers = {"content-type": "application/json", **signed}
         try:
             response = await self._client.post(url, content=body, headers=headers)
         except httpx.TransportError as exc:
@@ -124,6 +128,15 @@ class HttpBackendClient:
         raise CallbackRejectedError(
             f"callback to {url} was rejected with HTTP {status}: {text}", url=url, status=status
         )
+
+
+@asynccontextmanager
+async def _streamed(client: httpx.AsyncClient, request: httpx.Request) -> AsyncIterator[httpx.Response]:
+    response = await client.send(request, stream=True)
+    try:
+        yield response
+    finally:
+        await response.aclose()
 
 
 def retry_after_seconds(value: str | None) -> float | None:

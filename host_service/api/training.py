@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
-from host_service.api.dependencies import SessionsDep
+from host_service.api.dependencies import ComponentsDep, SessionsDep
+from host_service.api.signatures import signed_result_headers
 from host_service.api.views import session_view
 from shared.contracts.host import (
     MODEL_SHA256_HEADER,
@@ -18,6 +19,7 @@ from shared.contracts.host import (
     SessionView,
     StartSession,
 )
+from shared.contracts.signing import body_sha256
 
 router = APIRouter(prefix="/training", tags=["training"])
 
@@ -49,21 +51,31 @@ async def stop_training(session_id: str, sessions: SessionsDep) -> SessionView:
     responses={200: {"model": ResultPayload}, **_ERRORS},
     response_class=Response,
 )
-async def session_result(session_id: str, sessions: SessionsDep) -> Response:
-    """The result payload, as the callback sends it (for a backend that missed the callback)."""
+async def session_result(session_id: str, request: Request, components: ComponentsDep) -> Response:
+    """The result payload, as the callback sends it (for a backend that missed the callback); the
+    answer is signed over the body's sha256, bound to the request."""
+    sessions = components.sessions
     session = sessions.get(session_id)
     body = await asyncio.to_thread(sessions.handoff.payload, session)
-    return Response(content=body, media_type="application/json")
+    sha256 = body_sha256(body)
+    headers = {
+        MODEL_SHA256_HEADER: sha256,
+        **signed_result_headers(request, components.settings.secrets, sha256),
+    }
+    return Response(content=body, media_type="application/json", headers=headers)
 
 
 @router.get("/result/{session_id}/model", response_class=FileResponse, responses=_ERRORS)
-async def session_model(session_id: str, sessions: SessionsDep) -> FileResponse:
-    """The raw ``model.pt`` bytes, streamed; its sha256 is in the ``X-Content-SHA256`` header."""
+async def session_model(session_id: str, request: Request, components: ComponentsDep) -> FileResponse:
+    """The raw ``model.pt`` bytes, streamed; its sha256 is in the ``X-Content-SHA256`` header, which
+    the answer's signature covers (the bytes themselves are checked against it by the backend)."""
+    sessions = components.sessions
     model = sessions.handoff.model_file(sessions.get(session_id))
+    signed = signed_result_headers(request, components.settings.secrets, model.sha256)
     return FileResponse(
         model.path,
         media_type="application/octet-stream",
-        headers={MODEL_SHA256_HEADER: model.sha256},
+        headers={MODEL_SHA256_HEADER: model.sha256, **signed},
     )
 
 

@@ -42,7 +42,7 @@ class BackendClient(Protocol):
         """Stream ``url`` into ``destination``; return the sha256 of the bytes written."""
         ...
 
-    async def deliver(self, callback_url: str, body: bytes, *, msg_id: str) -> None:
+    async def deliver(self, callback_url: str, body: bytes) -> None:
         """POST a signed result body, retrying as the policy says; raise ``CallbackError``."""
         ...
 

@@ -97,7 +97,7 @@ class ResultHandoff:
         """POST the result to the session's callback; False (logged) when every attempt failed."""
         try:
             body = await asyncio.to_thread(self.payload, session)
-            await self._client.deliver(session.callback_url, body, msg_id=f"result_{session.session_id}")
+            await self._client.deliver(session.callback_url, body)
         except (CallbackError, ResultNotAvailableError) as exc:
             logger.error(
                 "result of session %s (operation %s) not delivered: %s; it stays on disk until acknowledged",

@@ -17,7 +17,7 @@ from backend.adapters.storage import LocalModelStore
 from backend.components import Adapters, Components
 from backend.main import create_app
 from backend.settings import Settings
-from shared.contracts.signing import sign
+from shared.contracts.signing import sign, sign_request
 from tests.backend.fakes import FakeDatasets, FakeEngine, FakeStrategies, FixedClock
 from tests.backend.host_fakes import FakeHostClient
 
@@ -102,6 +102,10 @@ class HostBackend:
             CALLBACK, content=body, headers={"content-type": "application/json", **signed}
         )
 
+    async def signed_get(self, path: str) -> httpx.Response:
+        """GET ``path`` as a host does: signed over the method and the path with its query."""
+        return await self.client.get(path, headers=sign_request(SECRET, "GET", path))
+
     def versions(self) -> list[int]:
         try:
             return [v["version"] for v in self.store.list_versions("trend", "EURUSD_1h")]
@@ -110,7 +114,14 @@ class HostBackend:
 
 
 @asynccontextmanager
-async def host_backend(settings: Settings, hosts: FakeHostClient | None = None) -> AsyncIterator[HostBackend]:
+async def host_backend(
+    settings: Settings,
+    hosts: FakeHostClient | None = None,
+    *,
+    host_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[HostBackend]:
+    """``host_transport`` puts the real HttpHostClient over it (e.g. a MockTransport host) instead of
+    ``hosts``."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "EURUSD_1h.csv").write_text(CSV)
     hosts = hosts or FakeHostClient()
@@ -122,7 +133,8 @@ async def host_backend(settings: Settings, hosts: FakeHostClient | None = None) 
         datasets=FakeDatasets(settings.data_dir),
         models=store,
         clock=FixedClock(),
-        host_client=hosts,
+        host_client=None if host_transport else hosts,
+        host_transport=host_transport,
     )
     app = create_app(settings, adapters)
     lifespan = app.router.lifespan_context(app)

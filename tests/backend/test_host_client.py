@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,8 +13,8 @@ import pytest
 
 from backend.adapters.host_client import HostRetryPolicy, HostTimeouts, HttpHostClient
 from backend.errors import HostRejectedError, HostUnavailableError
-from shared.contracts.host import StartSession
-from shared.contracts.signing import verify
+from shared.contracts.host import MODEL_SHA256_HEADER, StartSession
+from shared.contracts.signing import ID_HEADER, sign_response, verify_request
 from shared.contracts.training import TrainingRequest
 
 pytestmark = pytest.mark.anyio
@@ -49,12 +50,20 @@ def _command() -> StartSession:
     return StartSession(operation_id="op_1", request=request, callback_url="http://backend/cb")
 
 
-async def test_every_request_is_signed_over_its_exact_body() -> None:
+def signed_answer(request: httpx.Request, content: bytes, *, secret: str = SECRET) -> httpx.Response:
+    """What a host answers with a result: the body, its sha256 and a signature bound to ``request``."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    target = request.url.raw_path.decode()
+    headers = sign_response(secret, request.headers[ID_HEADER], request.method, target, sha256)
+    return httpx.Response(200, content=content, headers={MODEL_SHA256_HEADER: sha256, **headers})
+
+
+async def test_every_request_is_signed_over_its_method_path_and_exact_body() -> None:
     seen: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        verify([SECRET], dict(request.headers), request.content)
+        verify_request([SECRET], dict(request.headers), "POST", "/training/start", request.content)
         return httpx.Response(202, json=_session())
 
     view = await _client(handler).start(HOST, _command())
@@ -124,19 +133,79 @@ async def test_health_is_not_retried_and_uses_the_short_timeout() -> None:
 
 async def test_a_referenced_model_is_streamed_to_a_file(tmp_path: Path) -> None:
     data = bytes(range(256)) * 8192
-    client = _client(lambda r: httpx.Response(200, content=data))
+    client = _client(lambda r: signed_answer(r, data))
     target = tmp_path / "model.pt"
     await client.download_model(HOST, "/training/result/hs_1/model", target, max_bytes=len(data))
     assert target.read_bytes() == data
 
 
 async def test_a_referenced_model_longer_than_announced_is_refused(tmp_path: Path) -> None:
-    client = _client(lambda r: httpx.Response(200, content=b"x" * 5000))
+    client = _client(lambda r: signed_answer(r, b"x" * 5000))
     with pytest.raises(HostRejectedError, match="exceeds"):
         await client.download_model(HOST, "/m", tmp_path / "m.pt", max_bytes=4000)
 
 
 async def test_a_result_larger_than_the_limit_is_refused() -> None:
-    client = _client(lambda r: httpx.Response(200, content=b"{" * 5000))
+    client = _client(lambda r: signed_answer(r, b"{" * 5000))
     with pytest.raises(HostRejectedError, match="exceeds"):
         await client.result(HOST, "hs_1", max_bytes=1000)
+
+
+async def test_a_pulled_result_is_returned_when_the_host_signed_it_for_this_request() -> None:
+    body = b'{"operation_id": "op_1"}'
+    assert await _client(lambda r: signed_answer(r, body)).result(HOST, "hs_1", max_bytes=1000) == body
+
+
+def _tampered(request: httpx.Request) -> httpx.Response:
+    answer = signed_answer(request, b'{"accuracy": 0.5}')
+    return httpx.Response(200, content=b'{"accuracy": 0.9}', headers=answer.headers)
+
+
+def _signed_for_another_request(request: httpx.Request) -> httpx.Response:
+    answer = signed_answer(request, b"{}")
+    return httpx.Response(200, content=b"{}", headers={**answer.headers, ID_HEADER: "msg_other"})
+
+
+def _unsigned(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, content=b"{}")
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (_tampered, "bad signature"),
+        (lambda r: signed_answer(r, b"{}", secret="not-the-secret"), "bad signature"),
+        (_signed_for_another_request, "not the id of the request"),
+        (_unsigned, "missing header modelyard-response-signature"),
+    ],
+    ids=["tampered body", "wrong secret", "another request's answer", "old host: unsigned"],
+)
+async def test_a_pulled_result_without_a_valid_signature_is_refused(
+    answer: Callable[[httpx.Request], httpx.Response], reason: str
+) -> None:
+    with pytest.raises(HostRejectedError, match=reason):
+        await _client(answer).result(HOST, "hs_1", max_bytes=1000)
+
+
+async def test_a_streamed_model_unlike_its_signed_sha256_is_refused(tmp_path: Path) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        signed = signed_answer(request, b"the weights")
+        return httpx.Response(200, content=b"other weights", headers=signed.headers)
+
+    with pytest.raises(HostRejectedError, match=r"not the .* its signed answer declared"):
+        await _client(answer).download_model(
+            HOST, "/training/result/hs_1/model", tmp_path / "m", max_bytes=99
+        )
+
+
+async def test_a_retried_request_is_signed_afresh_with_a_new_id() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(503) if len(seen) == 1 else httpx.Response(200, json=_session())
+
+    await _client(handler).stop(HOST, "hs_1")
+    assert len({r.headers[ID_HEADER] for r in seen}) == 2
+    for request in seen:
+        verify_request([SECRET], dict(request.headers), "POST", "/training/stop/hs_1", b"")

@@ -43,7 +43,7 @@ async def test_dispatch_sends_the_operation_id_data_refs_and_callback_and_record
         [ref] = command.datasets
         assert ref.filename == "EURUSD_1h.csv"
         assert ref.url == "http://testserver/api/v1/data/EURUSD/1h/download"
-        download = await backend.client.get("/api/v1/data/EURUSD/1h/download")
+        download = await backend.signed_get("/api/v1/data/EURUSD/1h/download")
         assert download.headers["X-Content-SHA256"] == ref.sha256
         op = await backend.operation(op_id)
         assert (op["execution_mode"], op["host_url"], op["attempts"]) == ("host", "http://h1", 1)

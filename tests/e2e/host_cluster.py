@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from shared.contracts.signing import sign
+from shared.contracts.signing import sign_request
 from tests.servers import REPO, free_port
 
 SECRET = "e2e-host-secret"
@@ -67,7 +67,12 @@ class Process:
         if not self.alive():
             raise AssertionError(f"{self.name} exited:\n{self.log()[-3000:]}")
         try:
-            return httpx.get(self.url + "/health", headers=sign(SECRET, b""), timeout=2).status_code == 200
+            return (
+                httpx.get(
+                    self.url + "/health", headers=sign_request(SECRET, "GET", "/health"), timeout=2
+                ).status_code
+                == 200
+            )
         except httpx.TransportError:
             return False
 
@@ -191,11 +196,11 @@ class Api:
 
 
 def host_get(host: Process, path: str) -> httpx.Response:
-    return httpx.get(host.url + path, headers=sign(SECRET, b""), timeout=10)
+    return httpx.get(host.url + path, headers=sign_request(SECRET, "GET", path), timeout=10)
 
 
 def host_post(host: Process, path: str) -> httpx.Response:
-    return httpx.post(host.url + path, headers=sign(SECRET, b""), timeout=10)
+    return httpx.post(host.url + path, headers=sign_request(SECRET, "POST", path), timeout=10)
 
 
 def live_sessions(host: Process) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import httpx
 
 from host_service.domain.ports import WorkerMessage, WorkerSpec
 from host_service.errors import CallbackRejectedError, DatasetError
-from shared.contracts.signing import sign
+from shared.contracts.signing import sign_request
 
 
 class FixedClock:
@@ -105,7 +105,7 @@ class FakeBackendClient:
         destination.write_bytes(self.files[url])
         return hashlib.sha256(self.files[url]).hexdigest()
 
-    async def deliver(self, callback_url: str, body: bytes, *, msg_id: str) -> None:
+    async def deliver(self, callback_url: str, body: bytes) -> None:
         if self.reject:
             raise CallbackRejectedError("rejected with HTTP 400")
         self.delivered.append((callback_url, body))
@@ -120,5 +120,6 @@ class SigningAuth(httpx.Auth):
         self.secret = secret
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers.update(sign(self.secret, request.content))
+        target = request.url.raw_path.decode("ascii")
+        request.headers.update(sign_request(self.secret, request.method, target, request.content))
         yield request

@@ -13,7 +13,7 @@ import pytest
 from host_service.domain.ports import WorkerMessage
 from shared.contracts.handoff import decode_inline_model
 from shared.contracts.host import MODEL_SHA256_HEADER, ResultPayload
-from shared.contracts.signing import sign, verify
+from shared.contracts.signing import sign_request, verify, verify_request
 from tests.host_service.conftest import (
     CSV,
     CSV_SHA,
@@ -59,9 +59,12 @@ async def test_unsigned_request_is_rejected_before_parsing(host: Host) -> None:
 async def test_request_signed_with_another_secret_or_tampered_is_rejected(host: Host) -> None:
     body = json.dumps(start_body()).encode()
     async with httpx.AsyncClient(transport=host.client._transport, base_url="http://host.test") as raw:
-        wrong = await raw.post("/training/start", content=body, headers=sign("other", body))
-        tampered = await raw.post("/training/start", content=body + b" ", headers=sign(SECRET, body))
-        stale = await raw.post("/training/start", content=body, headers=sign(SECRET, body, timestamp=1_000))
+        path = "/training/start"
+        wrong = await raw.post(path, content=body, headers=sign_request("other", "POST", path, body))
+        tampered = await raw.post(path, content=body + b" ", headers=sign_request(SECRET, "POST", path, body))
+        stale = await raw.post(
+            path, content=body, headers=sign_request(SECRET, "POST", path, body, timestamp=1_000)
+        )
     assert [wrong.status_code, tampered.status_code, stale.status_code] == [401, 401, 401]
     assert "stale" in stale.json()["error"]["message"]
     assert host.launcher.workers == []
@@ -80,7 +83,9 @@ async def test_start_downloads_verifies_and_links_the_data_for_the_child(host: H
     spec = host.launcher.workers[0].spec
     assert (spec.data_dir / "EURUSD_1h.csv").read_bytes() == CSV
     assert (host.settings.work_dir / "cache" / CSV_SHA).read_bytes() == CSV
-    verify([SECRET], dict(host.backend.downloads[0].headers), b"")
+    download = host.backend.downloads[0]
+    target = download.url.raw_path.decode()
+    verify_request([SECRET], dict(download.headers), "GET", target, b"")
     assert spec.request["overrides"]["epochs"] == 2
 
 

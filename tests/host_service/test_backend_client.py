@@ -12,7 +12,7 @@ import pytest
 
 from host_service.adapters.backend_client import CallbackRetryPolicy, HttpBackendClient, retry_after_seconds
 from host_service.errors import CallbackRejectedError, CallbackRetryableError, DatasetError
-from shared.contracts.signing import ID_HEADER, verify
+from shared.contracts.signing import ID_HEADER, verify, verify_request
 
 pytestmark = pytest.mark.anyio
 SECRET = "backend-and-host"
@@ -55,10 +55,10 @@ async def test_download_is_signed_streamed_and_hashed(tmp_path: Path) -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        verify([SECRET], dict(request.headers), b"")
+        verify_request([SECRET], dict(request.headers), "GET", "/data.csv?v=1", b"")
         return httpx.Response(200, content=content)
 
-    digest = await _client(handler, RecordedSleep()).download("http://backend/data.csv", tmp_path / "f")
+    digest = await _client(handler, RecordedSleep()).download("http://backend/data.csv?v=1", tmp_path / "f")
     assert digest == hashlib.sha256(content).hexdigest()
     assert (tmp_path / "f").read_bytes() == content
     assert len(seen) == 1
@@ -70,11 +70,13 @@ async def test_download_error_names_the_url_and_status(tmp_path: Path) -> None:
         await _client(handler, RecordedSleep()).download("http://backend/x.csv", tmp_path / "f")
 
 
-async def test_callback_is_signed_with_one_id_across_attempts() -> None:
+async def test_each_callback_attempt_is_a_new_standard_webhooks_message() -> None:
     seen, handler = _scripted(503, 200)
-    await _client(handler, RecordedSleep()).deliver("http://backend/cb", b"{}", msg_id="result_hs_1")
+    await _client(handler, RecordedSleep()).deliver("http://backend/cb", b"{}")
     assert len(seen) == 2
-    assert {r.headers[ID_HEADER] for r in seen} == {"result_hs_1"}
+    # A fresh id per attempt: the backend accepts a webhook-id once, and answers a stored result as a
+    # duplicate, so a retry after a lost answer still gets through and stores nothing twice.
+    assert len({r.headers[ID_HEADER] for r in seen}) == 2
     for request in seen:
         verify([SECRET], dict(request.headers), request.content)
 
@@ -83,7 +85,7 @@ async def test_callback_retries_5xx_with_backoff_then_gives_up_after_the_attempt
     sleep = RecordedSleep()
     seen, handler = _scripted(500, 502, 503)
     with pytest.raises(CallbackRetryableError, match="HTTP 503"):
-        await _client(handler, sleep).deliver("http://backend/cb", b"{}", msg_id="m")
+        await _client(handler, sleep).deliver("http://backend/cb", b"{}")
     assert len(seen) == 3
     assert len(sleep.waits) == 2
     assert all(0 < wait <= 4 for wait in sleep.waits)
@@ -93,21 +95,21 @@ async def test_callback_retries_5xx_with_backoff_then_gives_up_after_the_attempt
 async def test_callback_is_not_retried_on_other_4xx(status: int) -> None:
     seen, handler = _scripted(status)
     with pytest.raises(CallbackRejectedError, match=str(status)):
-        await _client(handler, RecordedSleep()).deliver("http://backend/cb", b"{}", msg_id="m")
+        await _client(handler, RecordedSleep()).deliver("http://backend/cb", b"{}")
     assert len(seen) == 1
 
 
 @pytest.mark.parametrize("status", [408, 429])
 async def test_callback_is_retried_on_408_and_429(status: int) -> None:
     seen, handler = _scripted(status, 200)
-    await _client(handler, RecordedSleep()).deliver("http://backend/cb", b"{}", msg_id="m")
+    await _client(handler, RecordedSleep()).deliver("http://backend/cb", b"{}")
     assert len(seen) == 2
 
 
 async def test_retry_after_header_sets_the_wait() -> None:
     sleep = RecordedSleep()
     _, handler = _scripted(429, 200, headers={"Retry-After": "17"})
-    await _client(handler, sleep).deliver("http://backend/cb", b"{}", msg_id="m")
+    await _client(handler, sleep).deliver("http://backend/cb", b"{}")
     assert sleep.waits == [17.0]
 
 
@@ -120,7 +122,7 @@ async def test_transport_errors_are_retried() -> None:
             raise httpx.ConnectError("connection refused", request=request)
         return httpx.Response(200)
 
-    await _client(handler, RecordedSleep()).deliver("http://backend/cb", b"{}", msg_id="m")
+    await _client(handler, RecordedSleep()).deliver("http://backend/cb", b"{}")
     assert len(calls) == 2
 
 

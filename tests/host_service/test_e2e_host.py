@@ -22,7 +22,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 
 from shared.contracts.handoff import decode_inline_model
 from shared.contracts.host import ResultPayload
-from shared.contracts.signing import SignatureError, verify
+from shared.contracts.signing import SignatureError, asgi_target, verify, verify_request
 from shared.trainkit.checkpoint import load_checkpoint
 from shared.trainkit.workloads.strategy.sample_data import write_sample_data
 from tests.host_service.fakes import SigningAuth
@@ -62,7 +62,11 @@ class FakeBackendServer:
 
         @app.get("/api/v1/data/{symbol}/{timeframe}/download")
         async def download(symbol: str, timeframe: str, request: Request) -> Response:
-            self._verify(request, await request.body())
+            try:
+                target = asgi_target(request.scope)
+                verify_request([SECRET], dict(request.headers), "GET", target, await request.body())
+            except SignatureError as exc:
+                raise HTTPException(401, exc.reason) from exc
             return Response(self.csv, media_type="text/csv")
 
         @app.post("/api/v1/callbacks/host-result")
