@@ -13,10 +13,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from backend import dashboard
+from backend.api.access import TokenAuth
 from backend.api.error_handlers import install_error_handlers
 from backend.api.middleware import BodySizeLimit, RequestMetrics
 from backend.api.routes import api_router, root_router
 from backend.components import Adapters, Components, build_components
+from backend.domain.access import AuthMode, start_refusal, tokens_required
+from backend.errors import AuthSetupError
 from backend.settings import Settings, load_settings
 from backend.version import VERSION
 from shared.trainkit.workloads.command.catalog import has_commands, write_sample_commands
@@ -48,7 +51,9 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Outermost last: metrics time everything; the token check refuses before the body is read.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(TokenAuth)
     app.add_middleware(RequestMetrics)
     app.include_router(root_router)
     app.include_router(api_router)
@@ -63,6 +68,7 @@ async def start(components: Components) -> None:
     # One line per host poll and health check is noise at INFO; failures still show as warnings.
     logging.getLogger("httpx").setLevel(max(logging.getLevelName(settings.log_level), logging.WARNING))
     components.logs.install()
+    await asyncio.to_thread(check_auth, components)
     lease = components.lease
     await asyncio.to_thread(lease.register)
     taken_over = await asyncio.to_thread(lease.sweep)
@@ -83,6 +89,30 @@ async def start(components: Components) -> None:
         len(settings.hosts),
         [(s.url, "up" if s.healthy else "down") for s in components.registry.states()],
     )
+
+
+def check_auth(components: Components) -> None:
+    """Refuse to start where the API would be open to the network; say how tokens are checked."""
+    settings = components.settings
+    mode = AuthMode(settings.auth)
+    usable = components.tokens.any_usable()
+    insecure = settings.insecure_no_auth
+    refusal = start_refusal(mode, listen_host=settings.host, tokens_exist=usable, insecure=insecure)
+    if refusal is not None:
+        raise AuthSetupError(refusal)
+    if insecure:
+        logger.warning(
+            "--insecure-no-auth: the whole API (submit, cancel, delete models, upload data) is open to "
+            "anyone who reaches %s:%d; use it on a trusted network only",
+            settings.host,
+            settings.port,
+        )
+    elif tokens_required(mode, listen_host=settings.host, tokens_exist=usable, insecure=False):
+        logger.info("API tokens required (MODELYARD_AUTH=%s)", mode.value)
+    else:
+        logger.info(
+            "API tokens not required: loopback only and no token exists (MODELYARD_AUTH=%s)", mode.value
+        )
 
 
 def prepare_folders(components: Components, alone: bool) -> None:

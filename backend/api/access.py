@@ -1,0 +1,196 @@
+"""Who may call which route: the one table of route scopes, and the middleware that enforces it.
+
+Every route needs a token with a scope when tokens are required (``backend.domain.access``): ``read`` for
+a GET, ``admin`` for anything else, unless ``ROUTE_ACCESS`` says otherwise. A route added later is
+therefore never open by omission: at worst it asks for more than it should.
+
+The check is pure ASGI and reads only headers, so a refused request is answered before its body is read
+(and before the body size limit would buffer anything).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from backend.components import Components
+from backend.domain.access import CREATE_ADMIN_TOKEN, AuthMode, is_loopback, tokens_required
+from backend.domain.tokens import TokenScope
+from backend.errors import AuthenticationError
+from shared.contracts.errors import error_body
+
+#: Where the middleware leaves the name of the token a request came with (see ``dependencies.get_caller``).
+CALLER_KEY = "modelyard.token_name"
+
+
+class Open(StrEnum):
+    """Routes the bearer check leaves alone."""
+
+    PUBLIC = "public"
+    #: Host-facing routes: their own signature check (``host_access``) decides.
+    HOST_SIGNED = "host_signed"
+
+
+Access = TokenScope | Open
+
+ROUTE_ACCESS: dict[tuple[str, str], Access] = {
+    ("GET", "/health"): Open.PUBLIC,
+    ("GET", "/"): Open.PUBLIC,
+    ("GET", "/dashboard/{path:path}"): Open.PUBLIC,
+    # The API's description is no secret, and Swagger UI must load to take a token ("Authorize").
+    ("GET", "/docs"): Open.PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): Open.PUBLIC,
+    ("GET", "/redoc"): Open.PUBLIC,
+    ("GET", "/openapi.json"): Open.PUBLIC,
+    ("POST", "/api/v1/callbacks/host-result"): Open.HOST_SIGNED,
+    ("GET", "/api/v1/data/files/{name:path}/download"): Open.HOST_SIGNED,
+    ("GET", "/api/v1/data/{symbol}/{timeframe}/download"): Open.HOST_SIGNED,
+    ("POST", "/api/v1/trainings"): TokenScope.TRAIN,
+    ("POST", "/api/v1/operations/{operation_id}/cancel"): TokenScope.TRAIN,
+    ("DELETE", "/api/v1/operations/{operation_id}"): TokenScope.TRAIN,
+    ("POST", "/api/v1/data"): TokenScope.TRAIN,
+    ("POST", "/api/v1/data/sample"): TokenScope.TRAIN,
+    ("POST", "/api/v1/strategies/validate"): TokenScope.TRAIN,
+    ("DELETE", "/api/v1/models/{strategy}/{name}/versions/{version}"): TokenScope.ADMIN,
+    ("PUT", "/api/v1/system/execution-mode"): TokenScope.ADMIN,
+    ("GET", "/api/v1/tokens"): TokenScope.ADMIN,
+    ("POST", "/api/v1/tokens"): TokenScope.ADMIN,
+    ("DELETE", "/api/v1/tokens/{name}"): TokenScope.ADMIN,
+}
+
+#: Paths no route serves that browsers ask for on their own.
+PUBLIC_PATHS = frozenset({"/favicon.ico"})
+
+
+def access_of(method: str, template: str | None, *, metrics_public: bool) -> Access:
+    """What a request needs: by the table, else ``read`` for GET/HEAD and ``admin`` for the rest."""
+    if template == "/metrics" and method in ("GET", "HEAD"):
+        return Open.PUBLIC if metrics_public else TokenScope.READ
+    if template is not None and (method, template) in ROUTE_ACCESS:
+        return ROUTE_ACCESS[(method, template)]
+    return TokenScope.READ if method in ("GET", "HEAD") else TokenScope.ADMIN
+
+
+def matched_route(routes: list[BaseRoute], scope: Scope) -> BaseRoute | None:
+    """The route the router will pick (or, for a method it does not allow, the one it will 405 on)."""
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
+
+
+class TokenAuth:
+    """401 without a usable bearer token, 403 when it lacks the route's scope, in the shared error
+    body; counts every refusal in ``modelyard_auth_failures_total{reason}``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        components: Components | None = None
+        if scope["type"] == "http" and "app" in scope:
+            components = getattr(scope["app"].state, "components", None)
+        if components is None:  # not HTTP, or the lifespan has not built anything yet
+            await self.app(scope, receive, send)
+            return
+        route = matched_route(scope["app"].router.routes, scope)
+        template = getattr(route, "path", None)
+        needed = access_of(scope["method"], template, metrics_public=components.settings.metrics_public)
+        if isinstance(needed, Open) or (template is None and scope["path"] in PUBLIC_PATHS):
+            await self.app(scope, receive, send)
+            return
+        refusal = await _refusal(components, scope, needed)
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        if route is not None:
+            scope["route"] = route  # so the latency histogram labels the 401 by its route template
+        components.telemetry.observe_auth_failure(str(refusal.details.get("reason", "forbidden")))
+        await refusal.response()(scope, receive, send)
+
+
+class _Refusal:
+    def __init__(self, status: int, code: str, message: str, **details: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def response(self) -> JSONResponse:
+        headers = {}
+        if self.status == 401:
+            error = ', error="invalid_token"' if self.details.get("reason") != "missing" else ""
+            headers["WWW-Authenticate"] = f'Bearer realm="modelyard"{error}'
+        return JSONResponse(
+            error_body(self.code, self.message, dict(self.details)), status_code=self.status, headers=headers
+        )
+
+
+async def _refusal(components: Components, scope: Scope, needed: TokenScope) -> _Refusal | None:
+    """Why this request may not go on (None: it may); on success the token's name goes into the scope."""
+    settings = components.settings
+    required = tokens_required(
+        AuthMode(settings.auth),
+        listen_host=settings.host,
+        tokens_exist=await components.tokens.tokens_exist(),
+        insecure=settings.insecure_no_auth,
+    )
+    if not required:
+        if settings.insecure_no_auth or _from_loopback(scope):
+            return None
+        # Tokens are off because this backend believes it listens on loopback only, yet the peer is
+        # elsewhere (another front listens for it: a proxy, ``uvicorn --host 0.0.0.0``): never serve it.
+        return _Refusal(
+            401,
+            "unauthenticated",
+            f"this backend takes requests from beyond this machine only with API tokens: {CREATE_ADMIN_TOKEN}",
+            reason="not_loopback",
+        )
+    presented = _bearer(scope)
+    if presented is None:
+        return _Refusal(
+            401,
+            "unauthenticated",
+            "this API needs a token: send 'Authorization: Bearer <token>' (the CLI: --token or "
+            "MODELYARD_TOKEN); an admin creates one with `modelyard tokens create NAME --scope read|train|admin`",
+            reason="missing",
+        )
+    try:
+        token = await components.tokens.authenticate(presented)
+    except AuthenticationError as exc:
+        return _Refusal(401, exc.code, exc.message, **{k: str(v) for k, v in exc.details.items()})
+    if not token.grants(needed):
+        return _Refusal(
+            403,
+            "forbidden",
+            f"token {token.name!r} lacks scope {needed.value} (it has {token.highest_scope.value})",
+            reason="forbidden",
+            token=token.name,
+            needed=needed.value,
+        )
+    scope[CALLER_KEY] = token.name
+    return None
+
+
+def _bearer(scope: Scope) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header; "" for another scheme or an empty value."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").strip().partition(" ")
+            return credentials.strip() if scheme.lower() == "bearer" else ""
+    return None
+
+
+def _from_loopback(scope: Scope) -> bool:
+    client = scope.get("client")
+    if not client:
+        return True  # a Unix socket: only this machine reaches it
+    host = str(client[0])
+    return host == "testclient" or is_loopback(host)  # "testclient": Starlette's TestClient
