@@ -10,10 +10,13 @@ The check is pure ASGI and reads only headers, so a refused request is answered 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute, Route, compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backend.components import Components
@@ -74,15 +77,38 @@ def access_of(method: str, template: str | None, *, metrics_public: bool) -> Acc
     return TokenScope.READ if method in ("GET", "HEAD") else TokenScope.ADMIN
 
 
-def matched_route(routes: list[BaseRoute], scope: Scope) -> BaseRoute | None:
+@dataclass(frozen=True)
+class RouteEntry:
+    template: str
+    methods: frozenset[str]
+    regex: re.Pattern[str]
+    route: BaseRoute
+
+
+def route_entries(routes: Sequence[BaseRoute], prefix: str = "") -> list[RouteEntry]:
+    """Every route the app serves, in the order its router tries them. FastAPI keeps an included router
+    as one nested route (``original_router``, its ``include_context.prefix``): walk into it."""
+    entries: list[RouteEntry] = []
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            more = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+            entries += route_entries(inner.routes, prefix + more)
+        elif isinstance(route, Route):
+            regex, _, _ = compile_path(prefix + route.path)
+            methods = frozenset(route.methods or ())
+            entries.append(RouteEntry(prefix + route.path, methods, regex, route))
+    return entries
+
+
+def matched_route(entries: Sequence[RouteEntry], path: str, method: str) -> RouteEntry | None:
     """The route the router will pick (or, for a method it does not allow, the one it will 405 on)."""
     partial = None
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return route
-        if match is Match.PARTIAL and partial is None:
-            partial = route
+    for entry in entries:
+        if entry.regex.match(path):
+            if method in entry.methods:
+                return entry
+            partial = partial or entry
     return partial
 
 
@@ -92,6 +118,7 @@ class TokenAuth:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._entries: list[RouteEntry] | None = None  # read once: routes do not change once serving
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         components: Components | None = None
@@ -100,8 +127,10 @@ class TokenAuth:
         if components is None:  # not HTTP, or the lifespan has not built anything yet
             await self.app(scope, receive, send)
             return
-        route = matched_route(scope["app"].router.routes, scope)
-        template = getattr(route, "path", None)
+        if self._entries is None:
+            self._entries = route_entries(scope["app"].router.routes)
+        entry = matched_route(self._entries, scope["path"], scope["method"])
+        template = entry.template if entry else None
         needed = access_of(scope["method"], template, metrics_public=components.settings.metrics_public)
         if isinstance(needed, Open) or (template is None and scope["path"] in PUBLIC_PATHS):
             await self.app(scope, receive, send)
@@ -110,8 +139,8 @@ class TokenAuth:
         if refusal is None:
             await self.app(scope, receive, send)
             return
-        if route is not None:
-            scope["route"] = route  # so the latency histogram labels the 401 by its route template
+        if entry is not None:
+            scope["route"] = entry.route  # so the latency histogram labels the 401 by its route template
         components.telemetry.observe_auth_failure(str(refusal.details.get("reason", "forbidden")))
         await refusal.response()(scope, receive, send)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.errors import describe_pattern
 
@@ -23,6 +23,11 @@ class ScopeName(StrEnum):
 
 
 class CreateTokenRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "ci", "scope": "train", "expires_in": "30d"}]},
+    )
+
     name: str = Field(
         ..., pattern=TOKEN_NAME_PATTERN, description="Unique; shown as submitted_by / cancelled_by."
     )
