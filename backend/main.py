@@ -67,8 +67,8 @@ async def start(components: Components) -> None:
     logging.getLogger("backend").setLevel(settings.log_level)
     # One line per host poll and health check is noise at INFO; failures still show as warnings.
     logging.getLogger("httpx").setLevel(max(logging.getLevelName(settings.log_level), logging.WARNING))
-    components.logs.install()
     await asyncio.to_thread(check_auth, components)
+    components.logs.install()
     lease = components.lease
     await asyncio.to_thread(lease.register)
     taken_over = await asyncio.to_thread(lease.sweep)

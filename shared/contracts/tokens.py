@@ -12,8 +12,9 @@ from shared.contracts.errors import describe_pattern
 TOKEN_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 TOKEN_NAME_RULE = "1-64 lower-case letters, digits, '_', '.' or '-', starting with a letter or digit"
 LIFETIME_PATTERN = r"^[1-9][0-9]{0,5}[mhdw]$"
+LIFETIME_RULE = "a number and m, h, d or w, e.g. 30d"
 describe_pattern(TOKEN_NAME_PATTERN, TOKEN_NAME_RULE)
-describe_pattern(LIFETIME_PATTERN, "a number and m, h, d or w, e.g. 30d")
+describe_pattern(LIFETIME_PATTERN, LIFETIME_RULE)
 
 
 class ScopeName(StrEnum):
