@@ -9,11 +9,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from backend import dashboard
-from backend.api.access import TokenAuth
+from backend.api.access import TokenAuth, document_security
 from backend.api.error_handlers import install_error_handlers
 from backend.api.middleware import BodySizeLimit, RequestMetrics
 from backend.api.routes import api_router, root_router
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         lifespan=lifespan,
     )
     app.state.settings = settings
+    _document_security(app, settings)
     install_error_handlers(app)
     # Outermost last: metrics time everything; the token check refuses before the body is read.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
@@ -59,6 +61,17 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     app.include_router(api_router)
     app.include_router(dashboard.router)
     return app
+
+
+def _document_security(app: FastAPI, settings: Settings) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_security(build(), metrics_public=settings.metrics_public)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def start(components: Components) -> None:

@@ -296,3 +296,15 @@ async def start_app_with_token(
     finally:
         db.dispose()
     return await start_app(settings, fakes)
+
+
+async def test_the_openapi_document_says_which_operations_take_a_token(secured: Secured) -> None:
+    schema = (await secured.client.get("/openapi.json")).json()
+    assert schema["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+    paths = schema["paths"]
+    assert paths["/api/v1/trainings"]["post"]["security"] == [{"bearerToken": []}]
+    assert "scope `train`" in paths["/api/v1/trainings"]["post"]["description"]
+    assert paths["/health"]["get"]["security"] == []
+    assert paths["/api/v1/callbacks/host-result"]["post"]["security"] == []
+    assert paths["/api/v1/data/files/{name}/download"]["get"]["security"] == []
+    assert "scope `admin`" in paths["/api/v1/tokens"]["post"]["description"]
