@@ -130,7 +130,7 @@ class TokenAuth:
             return
         if self._entries is None:
             self._entries = route_entries(scope["app"].router.routes)
-        entry = matched_route(self._entries, scope["path"], scope["method"])
+        entry = matched_route(self._entries, _route_path(scope), scope["method"])
         template = entry.template if entry else None
         needed = access_of(scope["method"], template, metrics_public=components.settings.metrics_public)
         if isinstance(needed, Open) or (template is None and scope["path"] in PUBLIC_PATHS):
@@ -207,6 +207,12 @@ async def _refusal(components: Components, scope: Scope, needed: TokenScope) -> 
         )
     scope[CALLER_KEY] = token.name
     return None
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: without the ``root_path`` a proxy mounts the app under."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return path[len(root) :] or "/" if root and path.startswith(root) else path
 
 
 def _bearer(scope: Scope) -> str | None:

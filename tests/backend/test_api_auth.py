@@ -308,3 +308,16 @@ async def test_the_openapi_document_says_which_operations_take_a_token(secured: 
     assert paths["/api/v1/callbacks/host-result"]["post"]["security"] == []
     assert paths["/api/v1/data/files/{name}/download"]["get"]["security"] == []
     assert "scope `admin`" in paths["/api/v1/tokens"]["post"]["description"]
+
+
+async def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(secured: Secured) -> None:
+    sent: list[int] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(1000):
+            sent.append(1)
+            yield b"x" * 65536
+
+    response = await secured.client.post("/api/v1/data", content=body(), headers={"content-type": "text/csv"})
+    assert response.status_code == 401
+    assert len(sent) <= 1
