@@ -130,10 +130,11 @@ class TokenAuth:
             return
         if self._entries is None:
             self._entries = route_entries(scope["app"].router.routes)
-        entry = matched_route(self._entries, _route_path(scope), scope["method"])
+        path = _route_path(scope)
+        entry = matched_route(self._entries, path, scope["method"])
         template = entry.template if entry else None
         needed = access_of(scope["method"], template, metrics_public=components.settings.metrics_public)
-        if isinstance(needed, Open) or (template is None and scope["path"] in PUBLIC_PATHS):
+        if isinstance(needed, Open) or (template is None and path in PUBLIC_PATHS):
             await self.app(scope, receive, send)
             return
         refusal = await _refusal(components, scope, needed)
@@ -180,7 +181,8 @@ async def _refusal(components: Components, scope: Scope, needed: TokenScope) -> 
         return _Refusal(
             401,
             "unauthenticated",
-            f"this backend takes requests from beyond this machine only with API tokens: {CREATE_ADMIN_TOKEN}",
+            "this backend serves other machines only with API tokens: create one on the server "
+            f"({CREATE_ADMIN_TOKEN}) and send it as 'Authorization: Bearer <token>'",
             reason="not_loopback",
         )
     presented = _bearer(scope)
