@@ -111,6 +111,7 @@ def check_auth(components: Components) -> None:
     usable = components.tokens.any_usable()
     insecure = settings.insecure_no_auth
     refusal = start_refusal(mode, listen_host=settings.host, tokens_exist=usable, insecure=insecure)
+    exist = components.tokens.any_unrevoked()
     if refusal is not None:
         raise AuthSetupError(refusal)
     if insecure:
@@ -120,7 +121,7 @@ def check_auth(components: Components) -> None:
             settings.host,
             settings.port,
         )
-    elif tokens_required(mode, listen_host=settings.host, tokens_exist=usable, insecure=False):
+    elif tokens_required(mode, listen_host=settings.host, tokens_exist=exist, insecure=False):
         logger.info("API tokens required (MODELYARD_AUTH=%s)", mode.value)
     else:
         logger.info(

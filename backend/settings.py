@@ -25,7 +25,7 @@ API tokens (see docs/operations.md, "API tokens"):
 
 | variable | default | meaning |
 |---|---|---|
-| MODELYARD_AUTH | auto | auto: tokens required beyond loopback or once one exists; required; off (loopback only) |
+| MODELYARD_AUTH | auto | auto: tokens required beyond loopback or once an unrevoked one exists; required; off (loopback only) |
 | MODELYARD_INSECURE_NO_AUTH | false | serve without tokens wherever it listens (trusted networks; warned at every start) |
 | MODELYARD_METRICS_PUBLIC | false | /metrics without a token (else it takes a read token when tokens are required) |
 

@@ -2,7 +2,7 @@
 
 | MODELYARD_AUTH | tokens are required when |
 |---|---|
-| auto (default) | the backend listens beyond loopback, or any usable token exists |
+| auto (default) | the backend listens beyond loopback, or any token exists that was not revoked |
 | required | always |
 | off | never; allowed only on loopback |
 
@@ -46,7 +46,8 @@ def tokens_required(mode: AuthMode, *, listen_host: str, tokens_exist: bool, ins
 
 def start_refusal(mode: AuthMode, *, listen_host: str, tokens_exist: bool, insecure: bool) -> str | None:
     """Why a backend must not start this way (None: it may): it would serve its whole API to the
-    network with no token to check, or with tokens required and none able to pass."""
+    network with no token to check, or with tokens required and none able to pass. ``tokens_exist``:
+    a usable one (neither revoked nor expired)."""
     if insecure:
         if mode is AuthMode.REQUIRED:
             return "MODELYARD_AUTH=required and --insecure-no-auth contradict each other; drop one"

@@ -100,10 +100,15 @@ class TokenService:
 
     # --- checking (every request) ------------------------------------------------------------------
 
+    def any_unrevoked(self) -> bool:
+        """Whether a token exists that was not revoked (an expired one counts: tokens were set up, and
+        the API must not open again on its own when the last one expires)."""
+        return any(t.revoked_at is None for t in self._repo.all())
+
     async def tokens_exist(self) -> bool:
+        """:meth:`any_unrevoked`, from the snapshot."""
         await self._reload_if_older_than(self._refresh_s)
-        now = self._clock.now()
-        return any(t.state(now) is TokenState.ACTIVE for t in self._by_hash.values())
+        return any(t.revoked_at is None for t in self._by_hash.values())
 
     async def authenticate(self, presented: str) -> ApiToken:
         """The token whose secret is ``presented``; AuthenticationError with a reason otherwise."""

@@ -321,3 +321,18 @@ async def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(secu
     response = await secured.client.post("/api/v1/data", content=body(), headers={"content-type": "text/csv"})
     assert response.status_code == 401
     assert len(sent) <= 1
+
+
+async def test_tokens_stay_required_on_loopback_after_the_last_one_expires(
+    settings: Settings, fakes: Fakes
+) -> None:
+    app, lifespan = await start_app(settings, fakes)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
+            app.state.components.tokens.create("brief", TokenScope.READ, timedelta(hours=1))
+            fakes.clock.current += timedelta(hours=2)
+            assert (await api.get("/api/v1/operations")).status_code == 401
+            app.state.components.tokens.revoke("brief")
+            assert (await api.get("/api/v1/operations")).status_code == 200
+    finally:
+        await lifespan.__aexit__(None, None, None)
