@@ -37,7 +37,12 @@ serve: $(STAMP)
 host: $(STAMP)
 	$(BIN)/modelyard host
 
+# PostgreSQL repository tests run whenever a server answers on 127.0.0.1:5432 (MODELYARD_TEST_POSTGRES_URL
+# overrides it); CI sets MODELYARD_REQUIRE_SERVICES=1 so a missing PostgreSQL or Chromium fails, not skips.
+PG_PROBE := import socket; socket.create_connection(("127.0.0.1", 5432), timeout=1)
 test: $(STAMP)
+	@if [ -z "$$MODELYARD_TEST_POSTGRES_URL" ] && $(BIN)/python -c '$(PG_PROBE)' 2>/dev/null; then \
+	  export MODELYARD_TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:5432/test"; fi; \
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

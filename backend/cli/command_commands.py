@@ -19,7 +19,7 @@ from backend.cli.options import (
     runs_dir_option,
 )
 from backend.cli.progress_display import TrainingProgressDisplay
-from backend.cli.remote_training import follow_operation, report_finished
+from backend.cli.remote_training import submit_and_follow
 from backend.cli.tables import model_location, result_table
 from shared.contracts.commands import CommandView
 
@@ -191,18 +191,9 @@ def _run_remote(ctx: click.Context, options: dict[str, Any], command: dict[str, 
         body["name"] = options["run_name"]
     if options["execution_mode"]:
         body["execution_mode"] = options["execution_mode"]
-    env = cli_env(ctx)
-    with env.client(options["server"]) as client:
-        accepted = client.start_training(body)
-        if not options["follow"]:
-            click.echo(
-                f"operation {accepted.operation_id} {accepted.status.value} ({accepted.execution_mode})"
-            )
-            return
-        click.echo(f"operation {accepted.operation_id} accepted ({accepted.execution_mode})", err=True)
-        display = TrainingProgressDisplay(Console(stderr=True), enabled=not options["as_json"])
-        op = follow_operation(client, accepted.operation_id, display, interval_s=env.poll_interval_s)
-    report_finished(op, Console(), as_json=options["as_json"])
+    submit_and_follow(
+        cli_env(ctx), options["server"], body, follow=options["follow"], as_json=options["as_json"]
+    )
 
 
 def _run_local(options: dict[str, Any], command: dict[str, Any]) -> None:

@@ -27,11 +27,14 @@ class ProgressLike(Protocol):
 
 
 def describe_progress(progress: ProgressLike) -> str:
-    """``epoch 3/20 · loss 0.6931 · val_loss 0.7012`` (whatever of it is known), else the message."""
+    """``epoch 3/20 · loss 0.6931 · val_loss 0.7012`` (a command run: ``step 300/1000 · …``), whatever
+    of it is known, else the message."""
     parts: list[str] = []
     if progress.epoch is not None:
         total = f"/{progress.total_epochs}" if progress.total_epochs else ""
         parts.append(f"epoch {progress.epoch}{total}")
+    elif progress.message.startswith("step "):
+        parts.append(progress.message)
     for key, label in (("train_loss", "loss"), ("loss", "loss"), ("val_loss", "val_loss")):
         value = progress.metrics.get(key)
         if value is not None and not any(p.startswith(f"{label} ") for p in parts):

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -21,6 +21,7 @@ from backend.cli.backend_client import (
     EventStreamError,
 )
 from backend.cli.failures import EXIT_CANCELLED, EXIT_FAILED, EXIT_LEFT_RUNNING, CliFailure
+from backend.cli.options import CliEnv
 from backend.cli.progress_display import TrainingProgressDisplay
 from backend.cli.tables import model_location, result_table
 from shared.contracts.operations import OperationStatusName, OperationView
@@ -135,3 +136,24 @@ def report_finished(op: OperationView, console: Console, *, as_json: bool) -> No
     console.print(result_table(result))
     if isinstance(result.get("model"), dict):
         console.print(f"model stored at [bold]{model_location(result['model'])}[/] on the server")
+
+
+def submit_and_follow(env: CliEnv, server: str, body: dict[str, Any], *, follow: bool, as_json: bool) -> None:
+    """Start a training on ``server`` and, with ``follow``, show it live to its end (``report_finished``)."""
+    with env.client(server) as client:
+        accepted = client.start_training(body)
+        if not follow:
+            if as_json:
+                click.echo(accepted.model_dump_json(indent=2))
+            else:
+                click.echo(
+                    f"operation {accepted.operation_id} {accepted.status.value} ({accepted.execution_mode}); "
+                    f"follow it with `modelyard ops follow {accepted.operation_id}`"
+                )
+            return
+        click.echo(f"operation {accepted.operation_id} accepted ({accepted.execution_mode})", err=True)
+        for warning in accepted.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        display = TrainingProgressDisplay(Console(stderr=True), enabled=not as_json)
+        op = follow_operation(client, accepted.operation_id, display, interval_s=env.poll_interval_s)
+    report_finished(op, Console(), as_json=as_json)

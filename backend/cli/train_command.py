@@ -24,7 +24,7 @@ from backend.cli.options import (
     strategies_dir_option,
 )
 from backend.cli.progress_display import TrainingProgressDisplay
-from backend.cli.remote_training import follow_operation, report_finished
+from backend.cli.remote_training import submit_and_follow
 from backend.cli.tables import model_location, result_table
 from shared.contracts.training import TabularSpec, TrainingOverrides, TrainingRequest, Workload
 
@@ -243,24 +243,9 @@ def _train_local(ctx: click.Context, options: dict[str, Any]) -> None:
 
 def _train_remote(ctx: click.Context, options: dict[str, Any]) -> None:
     body = remote_body(options)
-    env = cli_env(ctx)
-    with env.client(options["server"]) as client:
-        accepted = client.start_training(body)
-        if not options["follow"]:
-            if options["as_json"]:
-                click.echo(accepted.model_dump_json(indent=2))
-            else:
-                click.echo(
-                    f"operation {accepted.operation_id} {accepted.status.value} ({accepted.execution_mode}); "
-                    f"follow it with `modelyard ops follow {accepted.operation_id}`"
-                )
-            return
-        click.echo(f"operation {accepted.operation_id} accepted ({accepted.execution_mode})", err=True)
-        for warning in accepted.warnings:
-            click.echo(f"warning: {warning}", err=True)
-        display = TrainingProgressDisplay(Console(stderr=True), enabled=not options["as_json"])
-        op = follow_operation(client, accepted.operation_id, display, interval_s=env.poll_interval_s)
-    report_finished(op, Console(), as_json=options["as_json"])
+    submit_and_follow(
+        cli_env(ctx), options["server"], body, follow=options["follow"], as_json=options["as_json"]
+    )
 
 
 def _read_text(path: Path) -> str:

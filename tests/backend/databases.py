@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from backend.adapters.db.engine import build_engine
+from tests.services import service_missing
 
 #: Parametrize a fixture with this to run its tests on both databases.
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -20,14 +21,14 @@ def postgres_engine() -> Iterator[Engine]:
     """An engine on a fresh schema of its own, dropped afterwards; skips when there is no server."""
     url = os.environ.get("MODELYARD_TEST_POSTGRES_URL")
     if not url:
-        pytest.skip("MODELYARD_TEST_POSTGRES_URL is not set")
+        service_missing("MODELYARD_TEST_POSTGRES_URL is not set (make test sets it when PostgreSQL answers)")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     try:
         admin = build_engine(url)
         with admin.begin() as conn:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
-    except Exception as exc:  # unreachable server: skip, do not fail
-        pytest.skip(f"PostgreSQL not reachable: {type(exc).__name__}")
+    except Exception as exc:  # unreachable server: skip here, fail where PostgreSQL is promised
+        service_missing(f"PostgreSQL at the test URL not usable: {type(exc).__name__}: {exc}")
     engine = build_engine(url, schema=schema)
     try:
         yield engine

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.servers import backend_env, free_port, wait_healthy
+from tests.services import service_missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -70,13 +71,15 @@ class Backend:
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-2000:]
 
-    def start_training(self, **overrides: Any) -> str:
+    def start_training(self, labels: dict[str, Any] | None = None, **overrides: Any) -> str:
+        """A trend_momentum training; ``labels`` adds request fields such as project, name and tags."""
         body: dict[str, Any] = {
             "strategy": "trend_momentum",
             "symbol": "EURUSD",
             "timeframe": "1h",
             "execution_mode": "local",
             "overrides": overrides,
+            **(labels or {}),
         }
         response = self.http.post("/api/v1/trainings", json=body)
         assert response.status_code == 202, response.text
@@ -106,11 +109,11 @@ class Backend:
 @pytest.fixture(scope="package")
 def playwright_api() -> Any:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        service_missing(f"{CHROMIUM} is missing: apt-get install -y chromium")
     try:
         from playwright import sync_api
     except ImportError:
-        pytest.skip("the playwright package is missing: pip install playwright")
+        service_missing("the playwright package is missing: pip install playwright")
     return sync_api
 
 

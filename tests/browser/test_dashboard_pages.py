@@ -93,8 +93,7 @@ def test_system_page_shows_device_modes_and_queue(page: Any) -> None:
 def test_default_execution_mode_is_changed_from_the_system_page(page: Any, backend: Backend) -> None:
     page.goto("/#/system")
     page.locator("#modes-table tbody tr").first.wait_for()
-    if page.locator("#default-mode-select").count() == 0:
-        pytest.skip("this backend has no PUT /api/v1/system/execution-mode")
+    assert page.locator("#default-mode-select").count() == 1, "the system page has no default-mode selector"
     page.get_by_label("Default execution mode").select_option("auto")
     page.get_by_role("button", name="Save").click()
     page.get_by_text("Default execution mode is now auto.").wait_for()

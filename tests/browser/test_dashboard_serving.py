@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from backend.api.training_requests import training_request_view
 from tests.browser.conftest import Backend
 
 pytestmark = [pytest.mark.e2e]
@@ -76,3 +77,14 @@ def test_strategy_source_returns_the_file_and_names_known_ones_when_missing(back
     missing = backend.http.get("/api/v1/strategies/nope/source")
     assert missing.status_code == 404
     assert "trend_momentum" in missing.json()["error"]["message"]
+
+
+def test_request_view_of_a_command_run_names_the_command_and_its_data() -> None:
+    request = {
+        "workload": "command",
+        "command": {"name": "toy", "params": {"steps": 300}, "dataset": "speech/"},
+        "name": "toy-1",
+    }
+    view = training_request_view("op_1", request)
+    assert (view.workload, view.command, view.name) == ("command", request["command"], "toy-1")
+    assert view.symbols == []

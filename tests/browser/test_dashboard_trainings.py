@@ -15,7 +15,7 @@ from tests.browser.test_dashboard_pages import MIN_PIXEL_SPREAD, screenshot
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # The machine is shared: trainings may crawl while others run their suites; waits are generous deadlines.
-LOADED_MACHINE_TIMEOUT_MS = 60_000
+LOADED_MACHINE_TIMEOUT_MS = 150_000
 BAD_YAML = "name: broken\nindicators: not-a-list\n"
 
 

@@ -2,6 +2,7 @@
 
 import { api } from "./api.js";
 import { clear, h } from "./dom.js";
+import { mountSwitcher } from "./projects.js";
 import * as trainings from "./pages/trainings.js";
 import * as training from "./pages/training.js";
 import * as wizard from "./pages/wizard.js";
@@ -63,5 +64,6 @@ window.addEventListener("hashchange", () => {
   focusMain();
 });
 if (!window.location.hash) window.history.replaceState(null, "", "#/trainings");
+mountSwitcher(document.getElementById("project-slot"));
 route();
 showServer();

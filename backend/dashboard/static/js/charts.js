@@ -29,7 +29,10 @@ export function tickLabel(value, step) {
   if (!Number.isFinite(step) || step <= 0) return fmtNumber(value, 4);
   const abs = Math.abs(value);
   if (abs !== 0 && (abs < 1e-3 || abs >= 1e5)) return value.toExponential(Math.max(1, Math.min(4, Math.ceil(Math.log10(abs / step)))));
-  return value.toFixed(Math.max(0, Math.min(8, Math.ceil(-Math.log10(step)))));
+  // Enough decimals for the step itself: 0.0025 needs four, not three.
+  let digits = Math.max(0, Math.min(8, Math.ceil(-Math.log10(step))));
+  while (digits < 8 && Math.abs(Number(step.toFixed(digits)) - step) > step * 1e-6) digits += 1;
+  return value.toFixed(digits);
 }
 
 function extent(values, pad) {

@@ -13,12 +13,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.contracts.training import COMMAND_NAME_PATTERN, ParamValue
-from shared.trainkit.errors import ConfigError
-from shared.trainkit.workloads.strategy.config_errors import FieldPathError, config_error, yaml_syntax_error
+from shared.trainkit.workloads.strategy.config_errors import (
+    FieldPathError,
+    parse_yaml_model,
+    read_config_file,
+)
 
 #: ``{name}`` in an argv or env string; ``{{`` and ``}}`` are literal braces.
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -190,31 +192,13 @@ def placeholders(text: str) -> list[str]:
 
 def parse_template(text: str, source: str) -> CommandTemplate:
     """Parse and validate a template; any problem raises :class:`ConfigError` naming the line and field."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise yaml_syntax_error(exc, source) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: a command must be a YAML mapping with at least name and argv; got "
-            f"{type(data).__name__}",
-            source=source,
-            field="",
-            line=1,
-        )
-    try:
-        return CommandTemplate.model_validate(data)
-    except ValidationError as exc:
-        raise config_error(exc, source, root, what="command") from exc
+    return parse_yaml_model(
+        CommandTemplate, text, source=source, what="command", shape="at least name and argv"
+    )
 
 
 def load_template_file(path: Path) -> CommandTemplate:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read command file {path}: {exc}", source=str(path), field="") from exc
-    return parse_template(text, source=str(path))
+    return parse_template(read_config_file(path, "command"), source=str(path))
 
 
 def _list(names: set[str]) -> str:

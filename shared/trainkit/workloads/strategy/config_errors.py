@@ -6,15 +6,17 @@ from the YAML node tree, so it points at the offending value (or at its parent w
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from shared.trainkit.errors import ConfigError
 
 Loc = tuple[int | str, ...]
+M = TypeVar("M", bound=BaseModel)
 
 _HINTS = {
     "missing": "add this field",
@@ -122,3 +124,31 @@ def _child(node: yaml.Node | None, part: int | str) -> tuple[yaml.Node, int] | N
         item: yaml.Node = node.value[part]
         return item, item.start_mark.line + 1
     return None
+
+
+def parse_yaml_model(model: type[M], text: str, *, source: str, what: str, shape: str) -> M:
+    """``text`` as YAML validated into ``model``; any problem is one :class:`ConfigError` naming the line
+    and field. ``what`` names the kind of file in messages; ``shape`` says what its top level must hold."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise yaml_syntax_error(exc, source) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}: a {what} must be a YAML mapping with {shape}; got {type(data).__name__}",
+            source=source,
+            field="",
+            line=1,
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(exc, source, root, what=what) from exc
+
+
+def read_config_file(path: Path, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} file {path}: {exc}", source=str(path), field="") from exc

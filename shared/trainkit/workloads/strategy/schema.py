@@ -12,12 +12,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.trainkit.errors import ConfigError
 from shared.trainkit.storage.names import validate_component
-from shared.trainkit.workloads.strategy.config_errors import FieldPathError, config_error, yaml_syntax_error
+from shared.trainkit.workloads.strategy.config_errors import (
+    FieldPathError,
+    parse_yaml_model,
+    read_config_file,
+)
 from shared.trainkit.workloads.strategy.indicators import CATALOG, output_ids
 
 #: What the model store accepts as a folder name (capped at 64 here), minus '..' which it also refuses:
@@ -211,31 +214,13 @@ class StrategyInfo:
 
 def parse_strategy(text: str, source: str = "<inline>") -> StrategyConfig:
     """Parse and validate strategy YAML; any problem raises :class:`ConfigError` naming the field."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise yaml_syntax_error(exc, source) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}: a strategy must be a YAML mapping with name, indicators, fuzzy_sets and labels; "
-            f"got {type(data).__name__}",
-            source=source,
-            field="",
-            line=1,
-        )
-    try:
-        return StrategyConfig.model_validate(data)
-    except ValidationError as exc:
-        raise config_error(exc, source, root) from exc
+    return parse_yaml_model(
+        StrategyConfig, text, source=source, what="strategy", shape="name, indicators, fuzzy_sets and labels"
+    )
 
 
 def load_strategy_file(path: Path) -> StrategyConfig:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read strategy file {path}: {exc}", source=str(path), field="") from exc
-    return parse_strategy(text, source=str(path))
+    return parse_strategy(read_config_file(path, "strategy"), source=str(path))
 
 
 def list_strategies(strategies_dir: Path) -> list[StrategyInfo]:

@@ -4,11 +4,13 @@ import { api, trainingRequest } from "../api.js";
 import { PALETTE, lineChart } from "../charts.js";
 import { clear, h, pageHead } from "../dom.js";
 import { fmtDate, fmtDuration, fmtNumber, fmtPercent, runSeconds, shortId } from "../format.js";
-import { statusBadge } from "./trainings.js";
+import { lastValue, points, trainLossKey, xKey } from "../metric_series.js";
+import { statusBadge, subjectOf } from "./training_row.js";
 
 function runLabel(req, op) {
-  const what = req ? `${req.strategy || req.workload} ${req.symbols.join(",")} ${req.timeframes.join(",")}`.trim() : "training";
-  return `${what} (${shortId(op.operation_id)})`;
+  const subject = subjectOf(req);
+  const what = req?.symbols?.length ? `${subject.what} ${req.symbols.join(",")} ${req.timeframes.join(",")}` : subject.what;
+  return `${op.name ? `${op.name} · ` : ""}${what} (${shortId(op.operation_id)})`;
 }
 
 async function loadRun(id) {
@@ -21,10 +23,10 @@ function metricsTable(runs) {
   const columns = [
     ["Run", (r, i) => h("span", { style: { color: PALETTE[i % PALETTE.length], fontWeight: 650 } }, h("a", { href: `#/trainings/${r.op.operation_id}`, text: r.label }))],
     ["Status", (r) => statusBadge(r.op.status)],
-    ["Epochs", (r) => fmtNumber(r.metrics.history.length)],
+    ["Epochs / steps", (r) => (xKey(r.metrics.history) === "step" ? `${fmtNumber(lastValue(r.metrics.history, "step"))} steps` : fmtNumber(r.metrics.history.length))],
     ["Best epoch", (r) => fmtNumber(r.metrics.best_epoch)],
     ["Best val loss", (r) => fmtNumber(r.metrics.best_val_loss)],
-    ["Final train loss", (r) => fmtNumber(r.metrics.history.at(-1)?.train_loss)],
+    ["Final train loss", (r) => fmtNumber(lastValue(r.metrics.history, trainLossKey(r.metrics.history)))],
     ["Test accuracy", (r) => { const a = r.op.result?.test_metrics?.accuracy; return a === undefined ? "—" : fmtPercent(a); }],
     ["Macro F1", (r) => fmtNumber(r.op.result?.test_metrics?.macro_f1, 3)],
     ["Duration", (r) => fmtDuration(runSeconds(r.op))],
@@ -44,16 +46,19 @@ function metricsTable(runs) {
   );
 }
 
+/** Each run on its own x: epochs, or steps for a run whose rows carry no epoch (a command run). */
 function overlay(runs) {
+  const keys = new Set(runs.map((r) => xKey(r.metrics.history)));
+  const xLabel = [...keys].join(" / ");
   const series = runs.flatMap((r, i) => {
     const color = PALETTE[i % PALETTE.length];
-    const pick = (key) => r.metrics.history.filter((x) => typeof x[key] === "number").map((x) => [x.epoch, x[key]]);
+    const history = r.metrics.history;
     return [
-      { name: `${r.label} · train`, points: pick("train_loss"), color },
-      { name: `${r.label} · validation`, points: pick("val_loss"), color, dashed: true },
+      { name: `${r.label} · train`, points: points(history, trainLossKey(history)), color },
+      { name: `${r.label} · validation`, points: points(history, "val_loss"), color, dashed: true },
     ];
   });
-  return lineChart({ series, yLabel: "loss", height: 280, title: "Loss per epoch, all selected runs" });
+  return lineChart({ series, xLabel, yLabel: "loss", height: 280, title: `Loss per ${xLabel}, all selected runs` });
 }
 
 export function render(root, query) {

@@ -2,21 +2,26 @@
 
 import { ACTIVE, api, trainingRequest } from "../api.js";
 import { lineChart } from "../charts.js";
+import { lastValue, lossSeries, points, xKey } from "../metric_series.js";
 import { clear, h } from "../dom.js";
 import { fmtDuration, fmtNumber, fmtPercent, runSeconds, shortId } from "../format.js";
 import { followOperation } from "../live.js";
 import { logViewer } from "./log_viewer.js";
 import { resultPanels } from "./training_results.js";
-import { progressCell, statusBadge, stopButton } from "./trainings.js";
+import { chips, countsSteps, progressCell, statusBadge, stopButton, subjectOf } from "./training_row.js";
 
 const METRICS_THROTTLE_MS = 400;
 
-export function lossSeries(history, suffix = "") {
-  const pick = (key) => history.filter((r) => typeof r[key] === "number").map((r) => [r.epoch, r[key]]);
-  return [
-    { name: `train loss${suffix}`, points: pick("train_loss") },
-    { name: `validation loss${suffix}`, points: pick("val_loss"), dashed: true },
-  ];
+const STEP_METRICS_THROTTLE_MS = 700;
+const COMMAND_PHASES = ["starting", "running", "collecting", "storing"];
+
+/** Starting → running → collecting → storing, the current phase marked. */
+function phaseList(op) {
+  const phase = op.progress?.phase;
+  const at = COMMAND_PHASES.indexOf(phase);
+  const done = op.status === "completed";
+  return h("ol", { class: "phases", id: "command-phases", "aria-label": "Phases" }, COMMAND_PHASES.map((name, i) =>
+    h("li", { class: done || i < at ? "done" : "", "aria-current": !done && i === at ? "step" : null, "data-phase": name, text: name })));
 }
 
 function card(label, value, id) {
@@ -41,19 +46,42 @@ export function render(root, id) {
   const results = h("div", { id: "results" });
   const error = h("div", { class: "action-error", role: "alert" });
   const logs = logViewer(id);
+  // A command run keeps its whole output on the server; the log panel shows a rate-limited part of it.
+  const outputLink = h("a", { class: "btn btn-small", id: "output-link", href: `/api/v1/operations/${encodeURIComponent(id)}/output`, text: "Full output" });
   let metricsTimer = null;
   let lastEpochSeen = null;
+  let lastStepSeen = null;
+  let lastStep = "—";
   let shownStatus = null;
   let epochMetrics = {};
 
+  let request = null;
+  let named = null;
+  const showTitle = () => {
+    const subject = request ? subjectOf(request) : null;
+    const what = subject ? [subject.what, subject.data === "—" ? "" : subject.data].filter(Boolean).join(" · ") : "";
+    const name = named || request?.name;
+    if (name) title.textContent = what ? `${name} — ${what}` : name;
+    else if (what) title.textContent = what;
+  };
   trainingRequest(id).then((req) => {
-    if (req) title.textContent = `${req.strategy || req.workload} · ${req.symbols.join(", ")} ${req.timeframes.join(", ")}`.trim();
+    request = req;
+    showTitle();
+    if (req?.workload === "command") logs.panel.querySelector("h2")?.append(" ", outputLink);
   });
 
   const drawMetrics = (m) => {
-    clear(lossBox, lineChart({ series: lossSeries(m.history), yLabel: "loss", title: "Loss per epoch" }));
-    clear(lrBox, lineChart({ series: [{ name: "learning rate", points: m.history.filter((r) => typeof r.lr === "number").map((r) => [r.epoch, r.lr]), color: "#7c3aed" }], yLabel: "lr", height: 180, title: "Learning rate per epoch" }));
+    const x = xKey(m.history);
+    clear(lossBox, lineChart({ series: lossSeries(m.history), xLabel: x, yLabel: "loss", title: `Loss per ${x}` }));
+    clear(lrBox, lineChart({ series: [{ name: "learning rate", points: points(m.history, "lr", x), color: "#7c3aed" }], xLabel: x, yLabel: "lr", height: 180, title: `Learning rate per ${x}` }));
     clear(decisions, decisionList(m.decisions || []));
+    // A finished run's page never sees a "step N/M" message: read its last step from the history.
+    const last = lastValue(m.history, "step");
+    if (x === "step" && lastStep === "—" && last !== undefined) {
+      lastStep = fmtNumber(last);
+      const value = cards.querySelector("#card-step .value");
+      if (value) value.textContent = lastStep;
+    }
   };
   const loadMetrics = async () => {
     try {
@@ -62,18 +90,30 @@ export function render(root, id) {
       error.textContent = `Could not load metrics: ${exc.message}`;
     }
   };
-  const scheduleMetrics = () => {
-    if (!metricsTimer) metricsTimer = setTimeout(() => { metricsTimer = null; loadMetrics(); }, METRICS_THROTTLE_MS);
+  const scheduleMetrics = (delay = METRICS_THROTTLE_MS) => {
+    if (!metricsTimer) metricsTimer = setTimeout(() => { metricsTimer = null; loadMetrics(); }, delay);
   };
 
   const update = (op) => {
     const p = op.progress || {};
+    const stepRun = countsSteps(op, request);
+    if (named === null) {
+      named = op.name || "";
+      showTitle();
+      clear(sub, id, chips(op));
+    }
     // Batch reports carry only the running loss; keep the last finished epoch's metrics beside it.
-    if ((p.metrics || {}).train_loss !== undefined) epochMetrics = p.metrics;
+    // Step reports carry whichever metrics that step logged; keep the latest of each.
+    if (stepRun) epochMetrics = { ...epochMetrics, ...(p.metrics || {}) };
+    else if ((p.metrics || {}).train_loss !== undefined) epochMetrics = p.metrics;
     const m = { ...epochMetrics, ...(p.metrics || {}) };
-    clear(progress, h("h2", {}, "Progress", statusBadge(op.status)), progressCell(op), h("p", { class: "muted", style: { margin: ".5rem 0 0" }, text: p.message || op.mode_reason }));
+    clear(progress, h("h2", {}, "Progress", statusBadge(op.status)), progressCell(op), stepRun ? phaseList(op) : null, h("p", { class: "muted", style: { margin: ".5rem 0 0" }, text: p.message || op.mode_reason }));
+    const step = (p.message || "").match(/step (\d+)(?:\s*\/\s*(\d+))?/);
+    if (step) lastStep = step[2] ? `${step[1]} / ${step[2]}` : step[1];
     clear(cards,
-      card("Epoch", p.epoch ? `${p.epoch} / ${p.total_epochs ?? "?"}` : "—", "card-epoch"),
+      stepRun
+        ? card("Step", lastStep, "card-step")
+        : card("Epoch", p.epoch ? `${p.epoch} / ${p.total_epochs ?? "?"}` : "—", "card-epoch"),
       card("Train loss", fmtNumber(m.train_loss ?? m.loss)),
       card("Val loss", fmtNumber(m.val_loss)),
       card("Val accuracy", m.val_accuracy === undefined ? "—" : fmtPercent(m.val_accuracy)),
@@ -89,6 +129,12 @@ export function render(root, id) {
     if (p.epoch && p.epoch !== lastEpochSeen) {
       lastEpochSeen = p.epoch;
       scheduleMetrics();
+    }
+    // A step run logs rows without an epoch-end report: reload while its progress moves.
+    const mark = `${p.message}|${p.percentage}`;
+    if (stepRun && op.status === "running" && mark !== lastStepSeen) {
+      lastStepSeen = mark;
+      scheduleMetrics(STEP_METRICS_THROTTLE_MS);
     }
   };
   const finish = (op) => {

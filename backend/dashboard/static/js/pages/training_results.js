@@ -4,9 +4,14 @@ import { barChart, confusionMatrix } from "../charts.js";
 import { h } from "../dom.js";
 import { fmtNumber, fmtPercent } from "../format.js";
 
+/** A model's family: its strategy, or for a command run the command's name. */
+export function modelFamily(model) {
+  return model.strategy || model.command || model.family || "";
+}
+
 export function modelDownloadUrl(model) {
   const part = encodeURIComponent;
-  return `/api/v1/models/${part(model.strategy)}/${part(model.name)}/versions/${model.version}/download`;
+  return `/api/v1/models/${part(modelFamily(model))}/${part(model.name)}/versions/${model.version}/download`;
 }
 
 function perClassTable(perClass) {
@@ -34,13 +39,28 @@ function testMetricsPanel(test) {
     ["Test samples", fmtNumber(test.samples)],
   ];
   for (const key of ["rmse", "mae", "r2"]) if (test[key] !== undefined) headline.push([key.toUpperCase(), fmtNumber(test[key], 4)]);
+  // A command run's result holds whatever its program last reported: show each number as it is named.
+  const known = headline.filter(([, v]) => v !== "—");
+  const shown = known.length ? known : Object.entries(test).filter(([, v]) => typeof v === "number").map(([k, v]) => [k.replaceAll("_", " "), fmtNumber(v)]);
   return h(
     "section",
     { class: "panel", id: "test-metrics" },
-    h("h2", { text: "Test metrics" }),
-    h("div", { class: "cards" }, headline.filter(([, v]) => v !== "—").map(([k, v]) => h("div", { class: "card" }, h("div", { class: "label", text: k }), h("div", { class: "value", text: v })))),
+    h("h2", { text: known.length ? "Test metrics" : "Final metrics" }),
+    h("div", { class: "cards" }, shown.map(([k, v]) => h("div", { class: "card" }, h("div", { class: "label", text: k }), h("div", { class: "value", text: v })))),
     perClassTable(test.per_class),
   );
+}
+
+function modelFacts(result) {
+  const model = result.model;
+  const files = model.files || result.files || [];
+  const facts = [["Stored as", `${modelFamily(model)}/${model.name} v${model.version}`, "mono"]];
+  if (result.stop_reason) facts.push(["Stopped because", String(result.stop_reason).replaceAll("_", " ")]);
+  if (result.epochs_trained) facts.push(["Epochs trained", fmtNumber(result.epochs_trained)]);
+  if (result.best_epoch !== undefined && result.best_epoch !== null) facts.push(["Best epoch", `${fmtNumber(result.best_epoch)} (val loss ${fmtNumber(result.best_val_loss)})`]);
+  if (result.steps !== undefined) facts.push(["Steps", fmtNumber(result.steps)]);
+  if (files.length) facts.push(["Files", files.map((f) => (typeof f === "string" ? f : f.name || f.path)).join(", "), "mono"]);
+  return facts;
 }
 
 function modelPanel(result) {
@@ -50,11 +70,7 @@ function modelPanel(result) {
     "section",
     { class: "panel", id: "model-panel" },
     h("h2", { text: "Model" }),
-    h("dl", { class: "summary" },
-      h("dt", { text: "Stored as" }), h("dd", { class: "mono", text: `${model.strategy}/${model.name} v${model.version}` }),
-      h("dt", { text: "Stopped because" }), h("dd", { text: String(result.stop_reason || "—").replaceAll("_", " ") }),
-      h("dt", { text: "Epochs trained" }), h("dd", { text: fmtNumber(result.epochs_trained) }),
-      h("dt", { text: "Best epoch" }), h("dd", { text: `${fmtNumber(result.best_epoch)} (val loss ${fmtNumber(result.best_val_loss)})` })),
+    h("dl", { class: "summary" }, modelFacts(result).map(([k, v, cls]) => [h("dt", { text: k }), h("dd", { class: cls, text: v })])),
     h("p", {}, h("a", { class: "btn btn-primary", id: "model-download", href: modelDownloadUrl(model), download: "", text: "Download model (.zip)" }), " ", h("a", { class: "btn", href: "#/models", text: "All models" })),
   );
 }
@@ -68,7 +84,8 @@ export function resultPanels(op) {
   if (!result) return [];
   const test = result.test_metrics || {};
   const importance = Object.entries(result.feature_importance || {}).map(([label, value]) => ({ label, value })).sort((a, b) => b.value - a.value);
-  const panels = [h("div", { class: "grid-2" }, testMetricsPanel(test), modelPanel(result))];
+  const hasTest = Object.keys(test).length > 0;
+  const panels = [h("div", { class: hasTest ? "grid-2" : "" }, hasTest ? testMetricsPanel(test) : null, modelPanel(result))];
   const lower = [];
   if (test.confusion_matrix) lower.push(h("section", { class: "panel", id: "confusion" }, h("h2", { text: "Confusion matrix" }), confusionMatrix(test.confusion_matrix, test.class_names)));
   if (importance.length) {

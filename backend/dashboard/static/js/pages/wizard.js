@@ -1,17 +1,47 @@
-// New training: a four-step wizard (dataset → configuration → parameters → confirm), then submit.
+// New training: a four-step wizard, then submit. What to train is chosen first and sets the steps:
+// a strategy: dataset (with the choice above it) → configuration → parameters → confirm;
+// a command: workload → dataset (as its template asks) → command parameters → confirm.
 
 import { api } from "../api.js";
 import { clear, h } from "../dom.js";
-import { fmtDay, fmtNumber } from "../format.js";
+import { loadProjects } from "../projects.js";
+import * as commandData from "./wizard_command_data.js";
+import * as commandParams from "./wizard_command_params.js";
 import * as config from "./wizard_config.js";
 import * as data from "./wizard_data.js";
 import * as params from "./wizard_params.js";
+import * as project from "./wizard_project.js";
+import { requestBody, summary } from "./wizard_request.js";
+import * as workload from "./wizard_workload.js";
 
-const STEPS = [data, config, params, { title: "Confirm", validate: () => "" }];
+export { requestBody };
+
+const CONFIRM = { title: "Confirm", validate: () => "", renderStep: (c, state) => c.append(summary(state)) };
+const withProject = (step) => ({
+  title: step.title,
+  validate: (state) => step.validate(state) || project.validate(state),
+  renderStep: (c, state) => { step.renderStep(c, state); c.append(project.renderPanel(state)); },
+});
+const FLOWS = {
+  strategy: [
+    { title: "Dataset", validate: data.validate, renderStep: (c, state, redraw) => { workload.renderStep(c, state, redraw); data.renderStep(c, state); } },
+    config,
+    withProject(params),
+    CONFIRM,
+  ],
+  command: [
+    { title: "Workload", validate: workload.validate, renderStep: workload.renderStep },
+    commandData,
+    withProject(commandParams),
+    CONFIRM,
+  ],
+};
+const PARAMS_STEP = 2;
 
 function freshState() {
   return {
     step: 0,
+    workload: "strategy",
     dataset: null,
     startDate: "",
     endDate: "",
@@ -25,6 +55,10 @@ function freshState() {
     epochs: "",
     batchSize: "",
     learningRate: "",
+    command: null,
+    paramValues: {},
+    dataPath: "",
+    ...project.initialState(),
     mode: "auto",
     requireGpu: false,
     serverErrors: {},
@@ -33,71 +67,54 @@ function freshState() {
   };
 }
 
-export function requestBody(state) {
-  const overrides = {};
-  if (String(state.epochs).trim()) overrides.epochs = Number(state.epochs);
-  if (String(state.batchSize).trim()) overrides.batch_size = Number(state.batchSize);
-  if (String(state.learningRate).trim()) overrides.learning_rate = Number(state.learningRate);
-  const body = {
-    symbol: state.dataset.symbol,
-    timeframe: state.dataset.timeframe,
-    execution_mode: state.mode,
-    require_gpu: state.requireGpu,
-    overrides,
-    idempotency_key: state.idempotencyKey,
-  };
-  if (state.source === "file") body.strategy = state.strategy;
-  else body.strategy_yaml = state.yaml;
-  if (state.startDate) body.start_date = state.startDate;
-  if (state.endDate) body.end_date = state.endDate;
-  return body;
-}
-
-function summary(state) {
-  const d = state.dataset;
-  const dash = (v, fallback) => (String(v ?? "").trim() ? v : fallback);
-  const rows = [
-    ["Dataset", `${d.symbol} · ${d.timeframe} (${fmtNumber(d.rows)} rows, ${fmtDay(d.start)} → ${fmtDay(d.end)})`],
-    ["Date range", state.startDate || state.endDate ? `${state.startDate || "start"} → ${state.endDate || "end"}` : "all data"],
-    ["Strategy", state.source === "file" ? state.strategy : `pasted YAML (${state.yamlName || "unnamed"})`],
-    ["Epochs", dash(state.epochs, `strategy default${state.defaults.epochs ? ` (${state.defaults.epochs})` : ""}`)],
-    ["Batch size", dash(state.batchSize, `strategy default${state.defaults.batchSize ? ` (${state.defaults.batchSize})` : ""}`)],
-    ["Learning rate", dash(state.learningRate, `strategy default${state.defaults.learningRate ? ` (${state.defaults.learningRate})` : ""}`)],
-    ["Execution mode", state.mode],
-    ["Require GPU", state.requireGpu ? "yes" : "no"],
-  ];
-  return h("section", { class: "panel" }, h("h2", { text: "Review and start" }), h("dl", { class: "summary", id: "wizard-summary" }, rows.map(([k, v]) => [h("dt", { text: k }), h("dd", { text: String(v) })])));
+/** Where the field the server blamed lives: [step index, state key], or null. */
+function blamed(state, serverField) {
+  const f = String(serverField || "").replace(/^body\./, "");
+  if (params.SERVER_FIELDS[f]) return [PARAMS_STEP, params.SERVER_FIELDS[f]];
+  if (project.fieldKey(f)) return [PARAMS_STEP, project.fieldKey(f)];
+  const param = commandParams.paramOfField(state, f);
+  if (param) return [PARAMS_STEP, `param:${param}`];
+  if (state.workload === "command" && /^(command\.)?dataset$/.test(f)) return [1, "dataset"];
+  return null;
 }
 
 export function render(root) {
   const state = freshState();
+  const steps = () => FLOWS[state.workload];
   const stepper = h("ol", { class: "steps", "aria-label": "Steps" });
   const body = h("div");
   const back = h("button", { type: "button", class: "btn", text: "Back" });
   const next = h("button", { type: "button", class: "btn btn-primary", id: "wizard-next" });
   const navError = h("div", { class: "action-error", id: "wizard-error", role: "alert" });
 
-  const draw = () => {
-    clear(stepper, STEPS.map((st, i) => h("li", { class: i < state.step ? "done" : "", "aria-current": i === state.step ? "step" : null, text: st.title })));
+  const drawStepper = () => clear(stepper, steps().map((st, i) => h("li", { class: i < state.step ? "done" : "", "aria-current": i === state.step ? "step" : null, text: st.title })));
+  const draw = (keepFocus = false) => {
+    const focused = keepFocus ? document.activeElement?.value : null;
+    drawStepper();
     clear(body);
     navError.textContent = "";
-    if (state.step < 3) STEPS[state.step].renderStep(body, state);
-    else body.append(summary(state));
+    steps()[state.step].renderStep(body, state, () => draw(true));
     back.disabled = state.step === 0;
-    next.textContent = state.step === 3 ? "Start training" : "Next";
+    next.textContent = state.step === steps().length - 1 ? "Start training" : "Next";
+    // Picking another workload redraws step 1; keep the keyboard on the radio just picked (the
+    // command radios appear once their list has loaded).
+    const refocus = () => body.querySelector(`input[name="workload"][value="${CSS.escape(focused)}"]`)?.focus();
+    if (focused) workload.loadCommands().then(refocus, refocus);
   };
 
   const submit = async () => {
     next.disabled = true;
     try {
       const res = await api("/api/v1/trainings", { method: "POST", body: requestBody(state) });
+      loadProjects(); // a new project appears in the header's switcher
       window.location.hash = `#/trainings/${res.operation_id}`;
     } catch (exc) {
-      const key = params.SERVER_FIELDS[exc.field];
+      const where = blamed(state, exc.field);
       navError.textContent = `The server did not start the training: ${exc.message}`;
-      if (key) {
+      if (where) {
+        const [step, key] = where;
         state.serverErrors = { [key]: exc.message };
-        navError.append(" ", h("button", { type: "button", class: "btn btn-small", text: "Fix it in step 3", onclick: () => { state.step = 2; draw(); } }));
+        navError.append(" ", h("button", { type: "button", class: "btn btn-small", "data-action": "fix", text: `Fix it in step ${step + 1}`, onclick: () => { state.step = step; draw(); } }));
       }
     } finally {
       next.disabled = false;
@@ -109,12 +126,12 @@ export function render(root) {
     draw();
   });
   next.addEventListener("click", () => {
-    const problem = STEPS[state.step].validate(state);
+    const problem = steps()[state.step].validate(state);
     if (problem) {
       navError.textContent = problem;
       return;
     }
-    if (state.step === 3) {
+    if (state.step === steps().length - 1) {
       submit();
       return;
     }
@@ -124,7 +141,7 @@ export function render(root) {
   });
 
   root.append(
-    h("div", { class: "page-head" }, h("div", {}, h("h1", { text: "New training" }), h("div", { class: "sub", text: "Choose data and a strategy, set the parameters, then start." }))),
+    h("div", { class: "page-head" }, h("div", {}, h("h1", { text: "New training" }), h("div", { class: "sub", text: "Choose what to train and its data, set the parameters, then start." }))),
     stepper,
     body,
     h("div", { class: "wizard-nav" }, back, h("div", { class: "right" }, next, navError)),

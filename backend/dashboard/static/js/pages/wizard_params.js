@@ -37,21 +37,8 @@ export const SERVER_FIELDS = {
   require_gpu: "requireGpu",
 };
 
-export function renderStep(container, state) {
-  const defaults = state.defaults || {};
-  const inputs = {};
-  const numberField = (key, hint, step) => {
-    const f = field(RULES[key].label, h("input", { type: "number", inputmode: "decimal", step, min: "0", name: key, value: state[key] || "", placeholder: defaults[key] ? `${defaults[key]} (strategy default)` : "strategy default" }), hint);
-    f.control.addEventListener("input", () => {
-      state[key] = f.control.value;
-      const v = f.control.value.trim();
-      f.setError(v ? RULES[key].check(v) : "");
-    });
-    if (state.serverErrors?.[key]) f.setError(state.serverErrors[key]);
-    else if (state[key]) f.setError(RULES[key].check(String(state[key])));
-    inputs[key] = f;
-    return f.wrap;
-  };
+/** Execution mode and "require a GPU": both workloads ask for them. */
+export function hardwareRow(state) {
   const mode = field("Execution mode", h("select", { name: "mode" }, ["auto", "local", "host"].map((m) => h("option", { value: m, text: m }))), "auto runs locally unless a GPU is required.");
   mode.control.value = state.mode;
   mode.control.addEventListener("change", () => { state.mode = mode.control.value; mode.setError(""); });
@@ -70,12 +57,30 @@ export function renderStep(container, state) {
     })
     .catch(() => {});
 
+  return h("div", { class: "form-row" }, mode.wrap, h("div", { class: "field" }, h("span", { class: "label-text", text: "Hardware" }), h("label", { class: "check", for: "require-gpu" }, gpu, "Require a GPU"), gpuHint));
+}
+
+export function renderStep(container, state) {
+  const defaults = state.defaults || {};
+  const inputs = {};
+  const numberField = (key, hint, step) => {
+    const f = field(RULES[key].label, h("input", { type: "number", inputmode: "decimal", step, min: "0", name: key, value: state[key] || "", placeholder: defaults[key] ? `${defaults[key]} (strategy default)` : "strategy default" }), hint);
+    f.control.addEventListener("input", () => {
+      state[key] = f.control.value;
+      const v = f.control.value.trim();
+      f.setError(v ? RULES[key].check(v) : "");
+    });
+    if (state.serverErrors?.[key]) f.setError(state.serverErrors[key]);
+    else if (state[key]) f.setError(RULES[key].check(String(state[key])));
+    inputs[key] = f;
+    return f.wrap;
+  };
   container.append(
     h("section", { class: "panel" },
       h("h2", { text: "Training parameters" }),
       h("p", { class: "muted", text: "Leave a field blank to keep the strategy's own value." }),
       h("div", { class: "form-row" }, numberField("epochs", "1 – 10000", "1"), numberField("batchSize", "1 – 65536", "1"), numberField("learningRate", "above 0, at most 10", "any")),
-      h("div", { class: "form-row" }, mode.wrap, h("div", { class: "field" }, h("span", { class: "label-text", text: "Hardware" }), h("label", { class: "check", for: "require-gpu" }, gpu, "Require a GPU"), gpuHint)),
+      hardwareRow(state),
     ),
   );
   return inputs;
