@@ -125,7 +125,9 @@ def check_auth(components: Components) -> None:
         logger.info("API tokens required (MODELYARD_AUTH=%s)", mode.value)
     else:
         logger.info(
-            "API tokens not required: loopback only and no token exists (MODELYARD_AUTH=%s)", mode.value
+            "API tokens not required (MODELYARD_AUTH=%s, listening on %s): loopback callers only",
+            mode.value,
+            settings.host,
         )
 
 
