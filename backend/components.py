@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from backend.adapters.db.engine import build_engine, describe, migrate
 from backend.adapters.db.instances import SqlInstanceRepository
 from backend.adapters.db.operations import SqlOperationRepository
+from backend.adapters.db.tokens import SqlTokenRepository
 from backend.adapters.host_client import HostRetryPolicy, HostTimeouts, HttpHostClient
 from backend.adapters.operation_logs import FileOperationLogStore
 from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector, HostAvailability
@@ -26,6 +27,7 @@ from backend.domain.ports import (
     StrategyCatalog,
     TrainingEngine,
 )
+from backend.services.access_tokens import TokenService
 from backend.services.events import EventBroker
 from backend.services.host_dispatch import HostTimings
 from backend.services.host_registry import HostRegistry
@@ -95,6 +97,7 @@ class Components:
     model_sweeper: StaleModelSweeper
     #: Every signed host message's webhook-id, while its timestamp is acceptable (refused when repeated).
     host_replay: ReplayGuard
+    tokens: TokenService
 
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
@@ -267,7 +270,20 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         lease=lease,
         model_sweeper=StaleModelSweeper(getattr(adapters.models, "cleanup_stale", None)),
         host_replay=ReplayGuard(DEFAULT_TOLERANCE_S),
+        tokens=TokenService(SqlTokenRepository(db), adapters.clock),
     )
+
+
+def standalone_tokens(settings: Settings) -> tuple[TokenService, Engine]:
+    """The token service on the settings' database, migrated, for the CLI and the start check (no app
+    running). The caller disposes of the engine."""
+    db = build_engine(settings.database_url)
+    try:
+        migrate(db)
+    except Exception:
+        db.dispose()
+        raise
+    return TokenService(SqlTokenRepository(db), SystemClock()), db
 
 
 def database_label(components: Components) -> str:

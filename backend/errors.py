@@ -138,6 +138,38 @@ class ResultConflictError(BackendError):
     status_code = 409
 
 
+class AuthenticationError(BackendError):
+    """No usable bearer token came with the request; ``details['reason']`` says why (missing, malformed,
+    unknown, expired, revoked)."""
+
+    code = "unauthenticated"
+    status_code = 401
+
+
+class PermissionDeniedError(BackendError):
+    """The token is valid but lacks the scope the route needs."""
+
+    code = "forbidden"
+    status_code = 403
+
+
+class TokenNotFoundError(NotFoundError):
+    code = "token_not_found"
+
+
+class TokenExistsError(BackendError):
+    """A token of that name exists (revoked ones too: a name stays bound to the token that had it)."""
+
+    code = "token_exists"
+    status_code = 409
+
+
+class AuthSetupError(BackendError):
+    """The backend must not start as configured: it would serve its API to the network unauthenticated."""
+
+    code = "auth_not_configured"
+
+
 class ListenError(BackendError):
     """The server cannot listen on its address (the port is taken, or the address is not this host's)."""
 

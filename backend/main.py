@@ -9,14 +9,18 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from backend import dashboard
+from backend.api.access import TokenAuth, document_security
 from backend.api.error_handlers import install_error_handlers
 from backend.api.middleware import BodySizeLimit, RequestMetrics
 from backend.api.routes import api_router, root_router
 from backend.components import Adapters, Components, build_components
+from backend.domain.access import AuthMode, start_refusal, tokens_required
+from backend.errors import AuthSetupError
 from backend.settings import Settings, load_settings
 from backend.version import VERSION
 from shared.trainkit.workloads.command.catalog import has_commands, write_sample_commands
@@ -47,13 +51,27 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         lifespan=lifespan,
     )
     app.state.settings = settings
+    _document_security(app, settings)
     install_error_handlers(app)
+    # Outermost last: metrics time everything; the token check refuses before the body is read.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(TokenAuth)
     app.add_middleware(RequestMetrics)
     app.include_router(root_router)
     app.include_router(api_router)
     app.include_router(dashboard.router)
     return app
+
+
+def _document_security(app: FastAPI, settings: Settings) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_security(build(), metrics_public=settings.metrics_public)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def start(components: Components) -> None:
@@ -62,6 +80,7 @@ async def start(components: Components) -> None:
     logging.getLogger("backend").setLevel(settings.log_level)
     # One line per host poll and health check is noise at INFO; failures still show as warnings.
     logging.getLogger("httpx").setLevel(max(logging.getLevelName(settings.log_level), logging.WARNING))
+    await asyncio.to_thread(check_auth, components)
     components.logs.install()
     lease = components.lease
     await asyncio.to_thread(lease.register)
@@ -83,6 +102,33 @@ async def start(components: Components) -> None:
         len(settings.hosts),
         [(s.url, "up" if s.healthy else "down") for s in components.registry.states()],
     )
+
+
+def check_auth(components: Components) -> None:
+    """Refuse to start where the API would be open to the network; say how tokens are checked."""
+    settings = components.settings
+    mode = AuthMode(settings.auth)
+    usable = components.tokens.any_usable()
+    insecure = settings.insecure_no_auth
+    refusal = start_refusal(mode, listen_host=settings.host, tokens_exist=usable, insecure=insecure)
+    exist = components.tokens.any_unrevoked()
+    if refusal is not None:
+        raise AuthSetupError(refusal)
+    if insecure:
+        logger.warning(
+            "--insecure-no-auth: the whole API (submit, cancel, delete models, upload data) is open to "
+            "anyone who reaches %s:%d; use it on a trusted network only",
+            settings.host,
+            settings.port,
+        )
+    elif tokens_required(mode, listen_host=settings.host, tokens_exist=exist, insecure=False):
+        logger.info("API tokens required (MODELYARD_AUTH=%s)", mode.value)
+    else:
+        logger.info(
+            "API tokens not required (MODELYARD_AUTH=%s, listening on %s): loopback callers only",
+            mode.value,
+            settings.host,
+        )
 
 
 def prepare_folders(components: Components, alone: bool) -> None:

@@ -10,7 +10,9 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from backend.errors import ListenError, SettingsError
+from backend.components import standalone_tokens
+from backend.domain.access import AuthMode, start_refusal
+from backend.errors import AuthSetupError, ListenError, SettingsError
 from backend.main import create_app
 from backend.settings import Settings, load_settings
 
@@ -51,10 +53,33 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def check_auth_setup(settings: Settings) -> None:
+    """AuthSetupError before anything starts when the API would be open to the network (the lifespan
+    checks again, for ``uvicorn --factory``; a failed lifespan start would only be logged)."""
+    tokens_exist = False
+    if not settings.insecure_no_auth:
+        tokens, db = standalone_tokens(settings)
+        try:
+            tokens_exist = tokens.any_usable()
+        finally:
+            db.dispose()
+    mode = AuthMode(settings.auth)
+    refusal = start_refusal(
+        mode, listen_host=settings.host, tokens_exist=tokens_exist, insecure=settings.insecure_no_auth
+    )
+    if refusal is not None:
+        raise AuthSetupError(refusal)
+
+
 def serve(settings: Settings) -> None:
     """Serve the backend on ``settings.host:settings.port`` until SIGINT/SIGTERM."""
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sock = listen(settings.host, settings.port)
+    try:
+        check_auth_setup(settings)
+    except BaseException:
+        sock.close()
+        raise
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -72,6 +97,6 @@ def serve(settings: Settings) -> None:
 if __name__ == "__main__":
     try:
         serve(load_settings())
-    except (ListenError, SettingsError) as error:
+    except (AuthSetupError, ListenError, SettingsError) as error:
         print(f"modelyard: {error.message}", file=sys.stderr)
         sys.exit(1)

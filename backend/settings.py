@@ -21,6 +21,14 @@
 | MODELYARD_SSE_MIN_INTERVAL_S | 0.25 | least time between two progress events to one client (lifecycle events are never held) |
 | MODELYARD_INSTANCE_LEASE_S | 15 | a backend silent for longer is dead: another one fails its local operations as interrupted |
 
+API tokens (see docs/operations.md, "API tokens"):
+
+| variable | default | meaning |
+|---|---|---|
+| MODELYARD_AUTH | auto | auto: tokens required beyond loopback or once an unrevoked one exists; required; off (loopback only) |
+| MODELYARD_INSECURE_NO_AUTH | false | serve without tokens wherever it listens (trusted networks; warned at every start) |
+| MODELYARD_METRICS_PUBLIC | false | /metrics without a token (else it takes a read token when tokens are required) |
+
 Host mode (see docs/operations.md, "Host mode" and "Failure handling"):
 
 | variable | default | meaning |
@@ -83,6 +91,9 @@ class Settings(BaseSettings):
     sse_heartbeat_s: float = Field(15.0, gt=0, le=300)
     sse_min_interval_s: float = Field(0.25, ge=0, le=60)
     instance_lease_s: float = Field(15.0, gt=0, le=3600)
+    auth: Literal["auto", "required", "off"] = "auto"
+    insecure_no_auth: bool = False
+    metrics_public: bool = False
     hosts: Annotated[tuple[str, ...], NoDecode] = ()
     shared_secret: str | None = Field(
         None, validation_alias=AliasChoices("MODELYARD_SHARED_SECRET", "shared_secret")
@@ -119,6 +130,11 @@ class Settings(BaseSettings):
     @classmethod
     def _usable_secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(check_secrets(value))
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _lower_auth(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

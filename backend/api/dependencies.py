@@ -6,8 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from backend.api.access import CALLER_KEY
 from backend.components import Components
 from backend.domain.ports import CommandCatalog, DatasetCatalog, ModelStore, StrategyCatalog
+from backend.services.access_tokens import TokenService
 from backend.services.operations import OperationsService
 from backend.services.training import TrainingService
 
@@ -15,6 +17,16 @@ from backend.services.training import TrainingService
 def get_components(request: Request) -> Components:
     components: Components = request.app.state.components
     return components
+
+
+def get_caller(request: Request) -> str | None:
+    """The name of the API token the request came with; None when tokens are not required."""
+    name = request.scope.get(CALLER_KEY)
+    return name if isinstance(name, str) else None
+
+
+def get_tokens(request: Request) -> TokenService:
+    return get_components(request).tokens
 
 
 def get_operations(request: Request) -> OperationsService:
@@ -48,3 +60,5 @@ ModelsDep = Annotated[ModelStore, Depends(get_models)]
 StrategiesDep = Annotated[StrategyCatalog, Depends(get_strategies)]
 DatasetsDep = Annotated[DatasetCatalog, Depends(get_datasets)]
 CommandsDep = Annotated[CommandCatalog, Depends(get_commands)]
+CallerDep = Annotated[str | None, Depends(get_caller)]
+TokensDep = Annotated[TokenService, Depends(get_tokens)]

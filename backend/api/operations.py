@@ -8,7 +8,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse
 
-from backend.api.dependencies import ComponentsDep, OperationsDep, TrainingDep
+from backend.api.dependencies import CallerDep, ComponentsDep, OperationsDep, TrainingDep
 from backend.api.error_handlers import error_responses
 from backend.api.views import operation_metrics, operation_view
 from backend.domain.operations import OperationFilter, OperationStatus
@@ -97,20 +97,26 @@ _CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/{operation_id}/cancel", response_model=OperationView, responses=_CANCEL_RESPONSES)
-def cancel_operation(operation_id: str, training: TrainingDep, response: Response) -> OperationView:
+def cancel_operation(
+    operation_id: str, training: TrainingDep, response: Response, caller: CallerDep
+) -> OperationView:
     """Pending → cancelled at once (200); running → cancelling, stopping within one batch (202; a
     second cancel while cancelling changes nothing and answers the same); finished → 409."""
-    return _cancel(operation_id, training, response)
+    return _cancel(operation_id, training, response, caller)
 
 
 @router.delete("/{operation_id}", response_model=OperationView, responses=_CANCEL_RESPONSES)
-def delete_operation(operation_id: str, training: TrainingDep, response: Response) -> OperationView:
+def delete_operation(
+    operation_id: str, training: TrainingDep, response: Response, caller: CallerDep
+) -> OperationView:
     """Same as cancel: operations are kept as history, never erased."""
-    return _cancel(operation_id, training, response)
+    return _cancel(operation_id, training, response, caller)
 
 
-def _cancel(operation_id: str, training: TrainingService, response: Response) -> OperationView:
-    op = training.cancel(operation_id)
+def _cancel(
+    operation_id: str, training: TrainingService, response: Response, caller: str | None
+) -> OperationView:
+    op = training.cancel(operation_id, by=caller)
     if op.status is OperationStatus.CANCELLING:
         response.status_code = 202
     return operation_view(op)

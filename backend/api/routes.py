@@ -14,6 +14,7 @@ from backend.api import (
     projects,
     strategies,
     system,
+    tokens,
     trainings,
 )
 
@@ -21,5 +22,16 @@ root_router = APIRouter()
 root_router.include_router(system.router)
 
 api_router = APIRouter()
-for module in (trainings, operations, projects, events, models, strategies, commands, data, host_callbacks):
+for module in (
+    trainings,
+    operations,
+    projects,
+    events,
+    models,
+    strategies,
+    commands,
+    data,
+    tokens,
+    host_callbacks,
+):
     api_router.include_router(module.router)

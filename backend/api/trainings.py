@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from backend.api.dependencies import TrainingDep
+from backend.api.dependencies import CallerDep, TrainingDep
 from backend.api.error_handlers import error_responses
 from shared.contracts.operations import OperationStatusName, StartTrainingRequest, StartTrainingResponse
 
@@ -18,10 +18,10 @@ router = APIRouter(prefix="/api/v1/trainings", tags=["trainings"])
     responses=error_responses(400, 404, 413, 422, 503),
 )
 def start_training(
-    body: StartTrainingRequest, training: TrainingDep, response: Response
+    body: StartTrainingRequest, training: TrainingDep, response: Response, caller: CallerDep
 ) -> StartTrainingResponse:
     """Accept a training: 202 with the operation; the same ``idempotency_key`` returns the same operation."""
-    op, created = training.start_training(body)
+    op, created = training.start_training(body, submitted_by=caller)
     link = f"/api/v1/operations/{op.id}"
     response.headers["Location"] = link
     if not created:

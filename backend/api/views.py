@@ -48,6 +48,8 @@ def operation_view(op: Operation, positions: dict[str, int] | None = None) -> Op
         name=op.name,
         tags=list(op.tags),
         workload=op.workload,
+        submitted_by=op.submitted_by,
+        cancelled_by=op.cancelled_by,
     )
 
 

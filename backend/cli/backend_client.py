@@ -25,6 +25,7 @@ from shared.contracts.operations import (
     ProjectList,
     StartTrainingResponse,
 )
+from shared.contracts.tokens import CreatedToken, TokenList, TokenView
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -101,9 +102,14 @@ class BackendClient:
         *,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        token: str | None = None,
     ) -> None:
         self.base_url = server_url(base_url)
-        self._http = httpx.Client(base_url=self.base_url, transport=transport, timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self.base_url, transport=transport, timeout=timeout, headers=headers
+        )
+        self.has_token = bool(token)
 
     def __enter__(self) -> BackendClient:
         return self
@@ -192,6 +198,18 @@ class BackendClient:
 
     def delete_model_version(self, strategy: str, name: str, version: int) -> None:
         self._request("DELETE", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}")
+
+    # --- tokens (admin scope) ---------------------------------------------------------------------
+
+    def list_tokens(self) -> TokenList:
+        return _parse(TokenList, self._request("GET", "/api/v1/tokens"))
+
+    def create_token(self, name: str, scope: str, expires_in: str | None) -> CreatedToken:
+        body = {"name": name, "scope": scope, "expires_in": expires_in}
+        return _parse(CreatedToken, self._request("POST", "/api/v1/tokens", json=body))
+
+    def revoke_token(self, name: str) -> TokenView:
+        return _parse(TokenView, self._request("DELETE", f"/api/v1/tokens/{_seg(name)}"))
 
     # --- transport -------------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """How the CLI fails: one exception carrying the exit code, and the codes a script can rely on.
 
 Exit codes: 0 success, 1 the server failed, 2 bad input (a usage error, an invalid strategy or request),
-3 the server cannot be reached, 130 cancelled by Ctrl-C. Ctrl-C while following a server's training,
+3 the server cannot be reached, 4 the server refused the API token (none, unknown, expired, revoked, or
+lacking the scope), 130 cancelled by Ctrl-C. Ctrl-C while following a server's training,
 answered "do not cancel", leaves it running there and exits 0 (:data:`EXIT_LEFT_RUNNING`).
 """
 
@@ -14,6 +15,7 @@ import click
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNREACHABLE = 3
+EXIT_DENIED = 4
 EXIT_CANCELLED = 130
 #: Stopped following a server's training that goes on: nothing failed, so success.
 EXIT_LEFT_RUNNING = 0

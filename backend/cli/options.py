@@ -2,7 +2,8 @@
 
 Local folders default like the backend's settings: ``MODELYARD_DATA_DIR`` / ``MODELYARD_MODELS_DIR`` /
 ``MODELYARD_STRATEGIES_DIR`` / ``MODELYARD_RUNS_DIR``, else ``./data`` ``./models`` ``./strategies``
-``./var/runs``. The server comes from ``--server`` or ``MODELYARD_SERVER``.
+``./var/runs``. The server comes from ``--server`` or ``MODELYARD_SERVER``; the API token it may require
+from ``--token`` or ``MODELYARD_TOKEN`` (every option that takes ``--server`` takes ``--token`` too).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 
 from backend.cli.backend_client import DEFAULT_SERVER, BackendClient, ServerUrlError, server_url
 from shared.contracts.operations import RUN_NAME_PATTERN, RUN_NAME_RULE, SLUG_PATTERN, SLUG_RULE
+from shared.contracts.tokens import LIFETIME_PATTERN, LIFETIME_RULE, TOKEN_NAME_PATTERN, TOKEN_NAME_RULE
 from shared.contracts.training import TrainingRequest
 
 if TYPE_CHECKING:  # importing shared.trainkit loads torch: keep it out of `--help` and remote commands
@@ -54,9 +56,11 @@ class CliEnv:
     transport: httpx.BaseTransport | None = None
     executor_factory: ExecutorFactory | None = None
     poll_interval_s: float = 0.5
+    #: From ``--token`` / ``MODELYARD_TOKEN``: sent as ``Authorization: Bearer`` on every request.
+    token: str | None = None
 
     def client(self, server: str) -> BackendClient:
-        return BackendClient(server, transport=self.transport)
+        return BackendClient(server, transport=self.transport, token=self.token)
 
 
 def cli_env(ctx: click.Context) -> CliEnv:
@@ -98,16 +102,42 @@ def _checked_server(ctx: click.Context, param: click.Parameter, value: str | Non
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from exc
 
 
+def _remember_token(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        cli_env(ctx).token = value.strip()
+
+
+#: ``--token``: not a parameter of the commands; the client they build sends it.
+token_option = click.option(
+    "--token",
+    envvar="MODELYARD_TOKEN",
+    show_envvar=True,
+    metavar="TOKEN",
+    expose_value=False,
+    callback=_remember_token,
+    help="API token (myd_…) for a server that requires one; `modelyard tokens create` makes one.",
+)
+
+
+def _with_token(server: Callable[[F], F]) -> Callable[[F], F]:
+    def both(command: F) -> F:
+        return server(token_option(command))
+
+    return both
+
+
 def optional_server_option(what: str) -> Callable[[F], F]:
-    """``--server`` with no default: without it the command works locally."""
-    return click.option(
-        "--server",
-        envvar="MODELYARD_SERVER",
-        default=None,
-        show_envvar=True,
-        metavar="URL",
-        callback=_checked_server,
-        help=f"Backend URL, e.g. {DEFAULT_SERVER}. {what}",
+    """``--server`` (and ``--token``) with no default: without it the command works locally."""
+    return _with_token(
+        click.option(
+            "--server",
+            envvar="MODELYARD_SERVER",
+            default=None,
+            show_envvar=True,
+            metavar="URL",
+            callback=_checked_server,
+            help=f"Backend URL, e.g. {DEFAULT_SERVER}. {what}",
+        )
     )
 
 
@@ -129,15 +159,20 @@ def _matching(pattern: str, rule: str) -> Callable[[click.Context, click.Paramet
 check_slug = _matching(SLUG_PATTERN, SLUG_RULE)
 #: ``--name`` values: what the server accepts as an experiment name.
 check_run_name = _matching(RUN_NAME_PATTERN, RUN_NAME_RULE)
+#: Token names and ``--expires`` lifetimes: what ``POST /api/v1/tokens`` accepts.
+check_token_name = _matching(TOKEN_NAME_PATTERN, TOKEN_NAME_RULE)
+check_lifetime = _matching(LIFETIME_PATTERN, LIFETIME_RULE)
 
 
-server_option = click.option(
-    "--server",
-    envvar="MODELYARD_SERVER",
-    default=DEFAULT_SERVER,
-    show_default=True,
-    show_envvar=True,
-    metavar="URL",
-    callback=_checked_server,
-    help="Backend URL.",
+server_option = _with_token(
+    click.option(
+        "--server",
+        envvar="MODELYARD_SERVER",
+        default=DEFAULT_SERVER,
+        show_default=True,
+        show_envvar=True,
+        metavar="URL",
+        callback=_checked_server,
+        help="Backend URL.",
+    )
 )

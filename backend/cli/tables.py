@@ -90,6 +90,10 @@ def operations_table(operations: Iterable[OperationView]) -> Table:
     table.add_column("phase")
     table.add_column("mode")
     table.add_column("created", no_wrap=True)
+    # Who submitted, once tokens are in use (a server without tokens has no names to show).
+    by = any(op.submitted_by for op in ops)
+    if by:
+        table.add_column("by")
     for op in ops:
         table.add_row(
             op.operation_id,
@@ -101,6 +105,7 @@ def operations_table(operations: Iterable[OperationView]) -> Table:
             op.progress.phase,
             op.execution_mode,
             op.created_at.strftime("%m-%d %H:%M"),
+            *([op.submitted_by or "-"] if by else []),
         )
     return table
 
@@ -145,8 +150,10 @@ def operation_table(op: OperationView) -> Table:
         ("progress", f"{progress.percentage:.1f}% {progress.phase}" + _suffix(progress.message)),
         ("epoch", f"{progress.epoch}/{progress.total_epochs}" if progress.epoch else None),
         ("created", _when(op.created_at)),
+        ("submitted by", op.submitted_by),
         ("started", _when(op.started_at) if op.started_at else None),
         ("completed", _when(op.completed_at) if op.completed_at else None),
+        ("cancelled by", op.cancelled_by),
     ]
     if op.result is None:  # once there is a result its metrics say more than the last progress
         rows += [(f"metric {k}", v) for k, v in progress.metrics.items()]

@@ -108,6 +108,9 @@ class Operation:
     tags: tuple[str, ...] = ()
     #: The request's workload kind (strategy, tabular, plugin, command).
     workload: str = "strategy"
+    #: The API token that submitted / cancelled it; None when tokens were not required.
+    submitted_by: str | None = None
+    cancelled_by: str | None = None
 
     @property
     def is_terminal(self) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from backend.domain.instances import BackendInstance
 from backend.domain.operations import Operation, OperationFilter, OperationStatus, ProjectSummary
+from backend.domain.tokens import ApiToken
 from shared.contracts.commands import CommandView
 from shared.contracts.host import HostHealth, SessionList, SessionView, StartSession
 from shared.contracts.training import TrainingRequest
@@ -49,6 +50,26 @@ class OperationRepository(Protocol):
         ...
 
     def ping(self) -> None: ...
+
+
+class TokenRepository(Protocol):
+    def add(self, token: ApiToken) -> None:
+        """Insert; TokenExistsError when the name is taken (by a revoked token too)."""
+        ...
+
+    def get(self, name: str) -> ApiToken | None: ...
+
+    def all(self) -> list[ApiToken]:
+        """Every token, revoked and expired ones too, oldest first."""
+        ...
+
+    def revoke(self, name: str, at: datetime) -> ApiToken | None:
+        """Mark it revoked (a second revoke keeps the first time); None when there is no such token."""
+        ...
+
+    def record_use(self, used: Mapping[str, datetime]) -> None:
+        """Set ``last_used_at`` of each named token (never moving it back)."""
+        ...
 
 
 class InstanceRepository(Protocol):

@@ -169,6 +169,7 @@ class OperationsService:
         name: str | None = None,
         tags: Sequence[str] = (),
         workload: str = "strategy",
+        submitted_by: str | None = None,
     ) -> tuple[Operation, bool]:
         """A new pending operation, or (existing, False) when ``idempotency_key`` was used before."""
         now = self._clock.now()
@@ -189,6 +190,7 @@ class OperationsService:
             name=name,
             tags=tuple(dict.fromkeys(tags)),  # a tag given twice is kept once, where it first came
             workload=workload,
+            submitted_by=submitted_by,
         )
         stored = self._repo.add(op)
         if stored.id == op.id:
@@ -303,9 +305,10 @@ class OperationsService:
 
         return self._apply(op_id, change)
 
-    def request_cancel(self, op_id: str) -> Operation:
+    def request_cancel(self, op_id: str, *, by: str | None = None) -> Operation:
         """Pending → cancelled at once; running → cancelling (the runner stops it); a second cancel
-        while cancelling changes nothing and returns the operation; terminal → 409."""
+        while cancelling changes nothing and returns the operation; terminal → 409. ``by``: the token
+        that asked, kept as ``cancelled_by``."""
 
         def change(op: Operation) -> Operation:
             if op.status is OperationStatus.CANCELLING:
@@ -315,7 +318,7 @@ class OperationsService:
                 if op.status is OperationStatus.PENDING
                 else OperationStatus.CANCELLING
             )
-            return transition(op, target, self._clock.now())
+            return transition(op, target, self._clock.now()).with_changes(cancelled_by=by)
 
         return self._apply(op_id, change)
 

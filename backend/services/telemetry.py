@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -60,6 +60,17 @@ class Telemetry:
             registry=self.registry,
             buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600),
         )
+
+        self.auth_failures = Counter(
+            "modelyard_auth_failures",
+            "Requests refused by API token checks, by reason (missing, malformed, unknown, expired, "
+            "revoked, forbidden, not_loopback)",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def observe_auth_failure(self, reason: str) -> None:
+        self.auth_failures.labels(reason).inc()
 
     def observe_terminal(self, op: Operation) -> None:
         if op.started_at is not None and op.completed_at is not None:

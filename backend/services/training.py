@@ -92,10 +92,13 @@ class TrainingService:
         self._selector = selector
         self._runners = runners
 
-    def start_training(self, body: StartTrainingRequest) -> tuple[Operation, bool]:
+    def start_training(
+        self, body: StartTrainingRequest, *, submitted_by: str | None = None
+    ) -> tuple[Operation, bool]:
         """The operation for ``body`` and whether it was created now (False: idempotent replay).
 
-        A replay must carry the same body as the first request: another body is a 409."""
+        A replay must carry the same body as the first request: another body is a 409. ``submitted_by``
+        names the API token that sent it (None when tokens are not required)."""
         digest = request_hash(body)
         if body.idempotency_key:
             existing = self._ops.find_by_idempotency_key(body.idempotency_key)
@@ -120,12 +123,17 @@ class TrainingService:
             name=body.name,
             tags=body.tags,
             workload=body.workload.value,
+            submitted_by=submitted_by,
         )
         if not created:  # another request with the same key won the race
             return _same_request(op, digest), False
         with self._logs.capture(op.id) if self._logs else contextlib.nullcontext():
             logger.info(
-                "operation %s accepted: execution mode %s (%s)", op.id, decision.mode.value, decision.reason
+                "operation %s accepted%s: execution mode %s (%s)",
+                op.id,
+                f" from token {submitted_by}" if submitted_by else "",
+                decision.mode.value,
+                decision.reason,
             )
             for warning in decision.warnings:
                 logger.warning("operation %s: %s", op.id, warning)
@@ -175,9 +183,13 @@ class TrainingService:
         summary = self._strategies.validate(text)
         return str(summary.get("name") or body.strategy or "inline"), text
 
-    def cancel(self, op_id: str) -> Operation:
-        """Pending → cancelled; running → cancelling and the runner's token set; finished → 409."""
-        op = self._ops.request_cancel(op_id)
+    def cancel(self, op_id: str, *, by: str | None = None) -> Operation:
+        """Pending → cancelled; running → cancelling and the runner's token set; finished → 409.
+        ``by`` names the API token that asked."""
+        op = self._ops.request_cancel(op_id, by=by)
+        if by is not None and op.cancelled_by == by:
+            with self._logs.capture(op.id) if self._logs else contextlib.nullcontext():
+                logger.info("operation %s cancelled by token %s", op.id, by)
         if op.status is OperationStatus.CANCELLING:
             runner = self._runners.get(ExecutionMode(op.execution_mode))
             if runner is None or not runner.cancel(op_id):

@@ -128,6 +128,12 @@ class OperationView(BaseModel):
     name: str | None = Field(None, description="The experiment's name, if one was given.")
     tags: list[str] = Field(default_factory=list, description="Its tags, in the order given.")
     workload: str = Field("strategy", description="What it trains: strategy, tabular, plugin or command.")
+    submitted_by: str | None = Field(
+        None, description="The name of the API token that submitted it; null when tokens were not required."
+    )
+    cancelled_by: str | None = Field(
+        None, description="The name of the API token that cancelled it, if one did."
+    )
 
 
 class OperationList(BaseModel):

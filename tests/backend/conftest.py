@@ -96,13 +96,17 @@ async def api(settings: Settings, fakes: Fakes) -> AsyncIterator[httpx.AsyncClie
 
 
 async def wait_for_status(
-    client: httpx.AsyncClient, op_id: str, statuses: Iterable[str], deadline_s: float = 10.0
+    client: httpx.AsyncClient,
+    op_id: str,
+    statuses: Iterable[str],
+    deadline_s: float = 10.0,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     wanted = set(statuses)
     end = time.monotonic() + deadline_s
     body: dict[str, Any] = {}
     while time.monotonic() < end:
-        response = await client.get(f"/api/v1/operations/{op_id}")
+        response = await client.get(f"/api/v1/operations/{op_id}", headers=headers)
         body = response.json()
         if body.get("status") in wanted:
             return body

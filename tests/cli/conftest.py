@@ -30,7 +30,7 @@ def invoke() -> Invoke:
             list(args),
             obj=env or CliEnv(poll_interval_s=0.0),
             input=input,
-            env={"COLUMNS": "200", "NO_COLOR": "1", "MODELYARD_SERVER": None},
+            env={"COLUMNS": "200", "NO_COLOR": "1", "MODELYARD_SERVER": None, "MODELYARD_TOKEN": None},
             catch_exceptions=False,
         )
 

@@ -31,6 +31,7 @@ _SET_AT_CREATION = (
     "name",
     "tags",
     "workload",
+    "submitted_by",
 )
 
 
@@ -68,6 +69,8 @@ def _to_row(op: Operation) -> dict[str, Any]:
         "name": op.name,
         "tags": list(op.tags),
         "workload": op.workload,
+        "submitted_by": op.submitted_by,
+        "cancelled_by": op.cancelled_by,
     }
 
 
@@ -105,6 +108,8 @@ def _to_domain(row: OperationRow) -> Operation:
         name=row.name,
         tags=tuple(row.tags or ()),
         workload=row.workload,
+        submitted_by=row.submitted_by,
+        cancelled_by=row.cancelled_by,
     )
 
 

@@ -84,6 +84,9 @@ class OperationRow(Base):
     # The tags in the order given, for reading; ``operation_tags`` holds them again for filtering.
     tags: Mapped[list[str]] = mapped_column(JSON)
     workload: Mapped[str] = mapped_column(String(32), default="strategy", server_default="strategy")
+    # The API token that submitted / cancelled it (None when tokens were not required).
+    submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cancelled_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class OperationTagRow(Base):
@@ -109,3 +112,17 @@ class InstanceRow(Base):
     machine_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiTokenRow(Base):
+    """One API token: its sha256, never the token."""
+
+    __tablename__ = "api_tokens"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
