@@ -126,41 +126,42 @@ class MetricHistory:
         self.lines_with_metrics += 1
         self.last.update(values)
         val_loss = values.get("val_loss")
-        if isinstance(val_loss, int | float) and math.isfinite(val_loss):
+        if val_loss is not None and isinstance(val_loss, int | float) and math.isfinite(val_loss):
             self.best_val_loss = val_loss if self.best_val_loss is None else min(self.best_val_loss, val_loss)
         row = self._open
-        step = values.get(self.step_metric)
+        step_metric = self.step_metric
+        step = values.get(step_metric)
         if step is not None:
             step = int(step)
             if row is None or row["step"] != step:
-                if row is not None:
-                    self._close_row()
+                if row is not None and len(row) > 1:  # a step with no metric of its own is not worth a row
+                    self._unsent.append(row)
                 row = self._open = {"step": step}
         elif row is None:
             if self.step is None:
                 return  # before any step (e.g. a start-up line): known as a last value, not a row
             row = self._open = {"step": self.step}
         row.update(values)
-        if step is not None and self.step_metric != "step":
-            del row[self.step_metric]
-        for key in TEXT_KEYS:
-            row.pop(key, None)
-        row["step"] = step if step is not None else row["step"]
-
-    def _close_row(self) -> None:
-        row, self._open = self._open, None
-        if row is None or len(row) <= 1:  # a step with no metric of its own is not worth a row
-            return
-        self._unsent.append(row)
-        self.rows.append(row)
-        if len(self.rows) > self.max_rows:
-            newest = self.rows[-1]
-            self.rows = [*self.rows[:-1:2], newest]
+        if step is not None:
+            if step_metric != "step":
+                del row[step_metric]
+            row["step"] = step
+        if "device" in values or "phase" in values:  # TEXT_KEYS: shown as last values, never plotted
+            for key in TEXT_KEYS:
+                row.pop(key, None)
 
     def drain(self, *, final: bool = False) -> list[dict[str, Any]]:
-        if final:
-            self._close_row()
+        """The rows finished since the last drain (with ``final``, the open one too); they join
+        :attr:`rows`, which is thinned (every other older row dropped) when over ``max_rows``."""
+        if final and self._open is not None:
+            if len(self._open) > 1:
+                self._unsent.append(self._open)
+            self._open = None
         rows, self._unsent = self._unsent, []
+        self.rows.extend(rows)
+        while len(self.rows) > self.max_rows:
+            newest = self.rows[-1]
+            self.rows = [*self.rows[:-1:2], newest]
         return rows
 
     def numeric_last(self) -> dict[str, float]:
