@@ -27,6 +27,7 @@ from backend.domain.ports import (
     TrainingEngine,
 )
 from backend.services.events import EventBroker
+from backend.services.health import DatabaseHealth
 from backend.services.host_dispatch import HostTimings
 from backend.services.host_registry import HostRegistry
 from backend.services.host_sessions import HostSessionManager
@@ -91,6 +92,7 @@ class Components:
     http: httpx.AsyncClient | None
     lease: InstanceLease
     model_sweeper: StaleModelSweeper
+    health: DatabaseHealth
 
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
@@ -262,6 +264,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         http=http,
         lease=lease,
         model_sweeper=StaleModelSweeper(getattr(adapters.models, "cleanup_stale", None)),
+        health=DatabaseHealth(operations.ping, max_age_s=settings.health_cache_s),
     )
 
 
