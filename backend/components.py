@@ -29,6 +29,7 @@ from backend.domain.ports import (
 )
 from backend.services.access_tokens import TokenService
 from backend.services.events import EventBroker
+from backend.services.health import DatabaseHealth
 from backend.services.host_dispatch import HostTimings
 from backend.services.host_registry import HostRegistry
 from backend.services.host_sessions import HostSessionManager
@@ -98,6 +99,7 @@ class Components:
     #: Every signed host message's webhook-id, while its timestamp is acceptable (refused when repeated).
     host_replay: ReplayGuard
     tokens: TokenService
+    health: DatabaseHealth
 
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
@@ -271,6 +273,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         model_sweeper=StaleModelSweeper(getattr(adapters.models, "cleanup_stale", None)),
         host_replay=ReplayGuard(DEFAULT_TOLERANCE_S),
         tokens=TokenService(SqlTokenRepository(db), adapters.clock),
+        health=DatabaseHealth(operations.ping, max_age_s=settings.health_cache_s),
     )
 
 

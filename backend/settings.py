@@ -19,6 +19,7 @@
 | MODELYARD_SHUTDOWN_TIMEOUT_S | 10 | how long shutdown waits for running trainings to stop |
 | MODELYARD_SSE_HEARTBEAT_S | 15 | seconds between heartbeat comments on an idle event stream |
 | MODELYARD_SSE_MIN_INTERVAL_S | 0.25 | least time between two progress events to one client (lifecycle events are never held) |
+| MODELYARD_HEALTH_CACHE_S | 2 | /health answers from a database check at most this old (0: check on every call) |
 | MODELYARD_INSTANCE_LEASE_S | 15 | a backend silent for longer is dead: another one fails its local operations as interrupted |
 
 API tokens (see docs/operations.md, "API tokens"):
@@ -81,6 +82,7 @@ class Settings(BaseSettings):
     )
     runs_dir: Path = Path("./var/runs")
     local_concurrency: int = Field(1, ge=1, le=64)
+    health_cache_s: float = Field(2.0, ge=0, le=60)
     progress_write_interval_s: float = Field(1.0, ge=0, le=3600)
     default_execution_mode: Literal["local", "host", "auto"] = "auto"
     plugin_allowlist: Annotated[tuple[str, ...], NoDecode] = ()

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from host_service.adapters.backend_client import CallbackRetryPolicy, HttpBackendClient
 from host_service.adapters.command_templates import CommandTemplates
 from host_service.adapters.session_store import DiskSessionStore
-from host_service.adapters.worker_process import SpawnWorkerLauncher
+from host_service.adapters.worker_process import ForkServerWorkerLauncher
 from host_service.api import health, training
 from host_service.api.dependencies import HostComponents
 from host_service.api.errors import install_error_handlers
@@ -101,6 +101,12 @@ def create_app(
     return app
 
 
+def _warm_launcher() -> ForkServerWorkerLauncher:
+    launcher = ForkServerWorkerLauncher()
+    launcher.warm_up()  # the first training then finds torch imported too
+    return launcher
+
+
 def _build(
     settings: HostSettings,
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
@@ -136,7 +142,7 @@ def _build(
         store=store,
         ledger=ledger,
         datasets=DatasetCache(settings.work_dir / "cache", backend),
-        launcher=launcher or SpawnWorkerLauncher(),
+        launcher=launcher or _warm_launcher(),
         handoff=handoff,
         clock=clock,
         new_id=new_id,

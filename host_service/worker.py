@@ -1,6 +1,6 @@
 """Entry point of a training child process: run one session's TrainingExecutor and report to the parent.
 
-Runs under the ``spawn`` start method, so it imports everything itself and shares nothing with the API
+Forked from the host's fork server (see ``adapters/worker_process.py``), so it shares nothing with the API
 process but a message queue (child -> parent) and a cancel event (parent -> child). A watcher thread
 turns the event into ``CancelToken.cancel`` (training stops at the next batch), sends heartbeats, and
 exits the child if the host process that started it is gone. For a command run, ``terminate()`` (SIGTERM)

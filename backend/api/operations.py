@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from backend.api.dependencies import CallerDep, ComponentsDep, OperationsDep, TrainingDep
@@ -75,13 +75,16 @@ def list_operations(
 
 
 @router.get("/{operation_id}", response_model=OperationView, responses=error_responses(404))
-async def get_operation(operation_id: str, operations: OperationsDep) -> OperationView:
+async def get_operation(operation_id: str, request: Request) -> OperationView | Response:
     # The hot polling path: running and finished operations come from memory on the event loop, with
     # no thread hop (which costs most under a busy training thread); the rest reads the database.
+    # Hence not OperationsDep either: a sync dependency is itself run in the thread pool.
+    operations: OperationsService = request.app.state.components.operations
     op = operations.get_cached(operation_id)
     if op is None or op.status is OperationStatus.PENDING:
         return await to_thread.run_sync(_read_operation, operations, operation_id)
-    return operation_view(op)
+    # Serialised here, once: returning the view itself would have FastAPI validate it a second time.
+    return Response(operation_view(op).model_dump_json(), media_type="application/json")
 
 
 def _read_operation(operations: OperationsService, operation_id: str) -> OperationView:

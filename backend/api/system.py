@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, Response
+from anyio import to_thread
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from backend.api.dependencies import ComponentsDep
@@ -13,6 +14,7 @@ from backend.components import database_label
 from backend.domain.execution_modes import ExecutionMode
 from backend.domain.hosts import HostState
 from backend.domain.operations import OperationStatus
+from backend.services.health import DatabaseHealth
 from backend.services.telemetry import CONTENT_TYPE
 from backend.version import VERSION
 from shared.contracts.api import (
@@ -30,11 +32,15 @@ logger = logging.getLogger(__name__)
 
 
 @router.get("/health", response_model=HealthView, responses={503: {"description": "database unreachable"}})
-def health(components: ComponentsDep) -> HealthView | JSONResponse:
-    try:
-        components.operations.ping()
-    except Exception as exc:
-        body = error_body("database_unavailable", f"the database does not answer: {type(exc).__name__}")
+async def health(request: Request) -> HealthView | JSONResponse:
+    """From a database check at most ``MODELYARD_HEALTH_CACHE_S`` old: on the event loop, no thread hop."""
+    # Not ComponentsDep: a sync dependency runs in the thread pool, the very hop this path avoids.
+    database: DatabaseHealth = request.app.state.components.health
+    status = database.fresh()
+    if status is None:
+        status = await to_thread.run_sync(database.check)
+    if not status.ok:
+        body = error_body("database_unavailable", f"the database does not answer: {status.error}")
         return JSONResponse(body, status_code=503)
     return HealthView()
 

@@ -49,7 +49,7 @@ class BackendClient(Protocol):
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """Everything a training child process needs; plain data so it pickles across ``spawn``."""
+    """Everything a training child process needs; plain data so it pickles to a forked child."""
 
     session_id: str
     request: dict[str, Any]

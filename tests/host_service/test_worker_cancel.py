@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from host_service.adapters.worker_process import ProcessWorker, SpawnWorkerLauncher
+from host_service.adapters.worker_process import ForkServerWorkerLauncher, ProcessWorker
 from host_service.domain.ports import WorkerMessage, WorkerSpec
 from host_service.domain.sessions import Session, SessionStatus
 from host_service.services.datasets import DatasetCache
@@ -30,10 +30,10 @@ GRACE_S = 120.0
 
 
 class RecordingLauncher:
-    """The real spawn launcher; records every terminate/kill the runner sends to its children."""
+    """The real launcher; records every terminate/kill the runner sends to its children."""
 
     def __init__(self) -> None:
-        self._real = SpawnWorkerLauncher()
+        self._real = ForkServerWorkerLauncher()
         self.forced: list[str] = []
         self.workers: list[ProcessWorker] = []
         self.cancel_requested = False

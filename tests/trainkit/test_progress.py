@@ -39,6 +39,19 @@ def test_reports_cover_the_fit_with_monotonic_fractions_ending_at_one() -> None:
     assert "val_loss" in epoch_ends[0].metrics
 
 
+def test_min_interval_spaces_batch_reports_but_keeps_each_epochs_last_batch() -> None:
+    seen: list[TrainingProgress] = []
+    ticks = iter(range(1000))  # a clock that advances one second per reading
+    reporter = ProgressReporter(
+        seen.append, every_n_batches=1, threaded=False, min_interval_s=2.5, clock=lambda: float(next(ticks))
+    )
+    Trainer(TrainerConfig(max_epochs=2, batch_size=16), [reporter]).fit(
+        TinyClassifier(), BlobData()
+    )  # 6 batches; batches 1..5 read the clock, 6 is the epoch's last and always reported
+    batches = [(p.epoch, p.batch) for p in seen if p.phase == "training"]
+    assert batches == [(1, 1), (1, 4), (1, 6), (2, 2), (2, 5), (2, 6)]
+
+
 def test_listener_exception_is_logged_and_fit_completes(caplog: pytest.LogCaptureFixture) -> None:
     calls: list[str] = []
 

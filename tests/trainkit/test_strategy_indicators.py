@@ -56,7 +56,7 @@ def test_indicator_matches_talib_after_warmup_and_is_nan_during_it(
         expected = _ref(reference if isinstance(reference, list) else reference[ref_name])
         np.testing.assert_array_equal(np.isnan(got[our_key]), np.isnan(expected), err_msg=our_key)
         valid = ~np.isnan(expected)
-        np.testing.assert_allclose(got[our_key][valid], expected[valid], rtol=0, atol=1e-6, err_msg=our_key)
+        np.testing.assert_allclose(got[our_key][valid], expected[valid], rtol=0, atol=1e-9, err_msg=our_key)
 
 
 @pytest.mark.parametrize(("name", "params", "ref_key", "outputs"), CASES, ids=[c[0] for c in CASES])

@@ -26,11 +26,15 @@ from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.config import FitResult
 from shared.trainkit.executor.progress import PipelineProgress, Step
 from shared.trainkit.executor.types import ModelArtifact, TrainingResult
-from shared.trainkit.executor.workload import RunContext, StepReport, Workload
+from shared.trainkit.executor.workload import RunContext, StepReport, TrainingParams, Workload
 from shared.trainkit.spi import Callback, DataModule, EpochMetrics, TrainableModule
 from shared.trainkit.trainer import Trainer
 
 logger = logging.getLogger(__name__)
+
+#: Batch progress at most this often: pollers read it at about 1 Hz, and every report costs the
+#: training loop a thread wake-up (several per second on small models otherwise).
+BATCH_REPORT_INTERVAL_S = 0.25
 
 
 def model_steps(pre_training: tuple[Step, ...], *, training: float, importance: float) -> tuple[Step, ...]:
@@ -140,22 +144,9 @@ class ModelWorkload(Workload):
 
     def _train(self, module: TrainableModule, run: RunContext) -> tuple[FitResult, Trainer]:
         params, tracker = self.params, run.tracker
-        callbacks: list[Callback] = [
-            ProgressReporter(lambda p: _report_training(tracker, p)),
-            _EpochForwarder(tracker),
-            TelemetryCallback(run.telemetry),
-        ]
-        if params.early_stopping_patience > 0:
-            callbacks.append(
-                EarlyStopping(
-                    monitor="val_loss",
-                    patience=params.early_stopping_patience,
-                    restore_best_weights=params.restore_best_weights,
-                )
-            )
-        if run.run_dir is not None:
-            callbacks.append(RunRecorder(run.run_dir))
-        trainer = Trainer(params.trainer_config(), callbacks=callbacks, cancel=run.cancel)
+        trainer = Trainer(
+            params.trainer_config(), callbacks=training_callbacks(params, run), cancel=run.cancel
+        )
         tracker.start("training", f"Training on up to {params.epochs} epochs")
         fit = trainer.fit(module, self.data_module())
         logger.info(
@@ -167,6 +158,27 @@ class ModelWorkload(Workload):
             fit.best_epoch,
         )
         return fit, trainer
+
+
+def training_callbacks(params: TrainingParams, run: RunContext) -> list[Callback]:
+    """The callbacks every executor-run fit gets (``benchmarks/trainer_overhead.py`` times these)."""
+    tracker = run.tracker
+    callbacks: list[Callback] = [
+        ProgressReporter(lambda p: _report_training(tracker, p), min_interval_s=BATCH_REPORT_INTERVAL_S),
+        _EpochForwarder(tracker),
+        TelemetryCallback(run.telemetry),
+    ]
+    if params.early_stopping_patience > 0:
+        callbacks.append(
+            EarlyStopping(
+                monitor="val_loss",
+                patience=params.early_stopping_patience,
+                restore_best_weights=params.restore_best_weights,
+            )
+        )
+    if run.run_dir is not None:
+        callbacks.append(RunRecorder(run.run_dir))
+    return callbacks
 
 
 class _EpochForwarder(Callback):

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy.ndimage import uniform_filter1d
 
 from shared.trainkit.workloads.strategy.smoothing import exponential_filter
 
@@ -74,57 +75,68 @@ def _nan(n: int) -> FloatArray:
     return np.full(n, np.nan, dtype=np.float64)
 
 
+def _trailing_mean(x: FloatArray, period: int) -> FloatArray:
+    """Mean of the ``period`` values ending at each index, in one running-sum pass over ``x`` (the
+    first ``period - 1`` values see the series' edge: every caller overwrites or discards them)."""
+    return np.asarray(uniform_filter1d(x, period, mode="nearest", origin=(period - 1) // 2))
+
+
 def sma(x: FloatArray, period: int) -> FloatArray:
-    """Simple moving average; the sum is taken on values centred on the first one to limit rounding."""
-    out = _nan(len(x))
+    """Simple moving average, as TA-Lib computes it: a running window sum."""
     if len(x) < period:
-        return out
-    ref = x[0]
-    window = _window_sums(x - ref, period)
-    window /= period
-    np.add(window, ref, out=out[period - 1 :])
+        return _nan(len(x))
+    out = _trailing_mean(x, period)
+    out[: period - 1] = np.nan
     return out
 
 
 def ema(x: FloatArray, period: int, start: int = 0) -> FloatArray:
     """EMA of ``x[start:]`` seeded with the SMA of its first ``period`` values (first value at
     ``start + period - 1``); values before ``start`` are ignored (they may be NaN)."""
-    out = _nan(len(x))
     first = start + period - 1
     if len(x) <= first:
-        return out
-    seed = float(np.mean(x[start : first + 1]))
-    k = 2.0 / (period + 1)
+        return _nan(len(x))
+    return _smoothed(x, first, float(np.mean(x[start : first + 1])), 2.0 / (period + 1))
+
+
+def wilder(x: FloatArray, period: int, first: int) -> FloatArray:
+    """Wilder smoothing: the mean of ``x[first-period+1 : first+1]`` at ``first``, then ``k = 1/period``."""
+    if len(x) <= first:
+        return _nan(len(x))
+    return _smoothed(x, first, float(np.mean(x[first - period + 1 : first + 1])), 1.0 / period)
+
+
+def _smoothed(x: FloatArray, first: int, seed: float, k: float) -> FloatArray:
+    """NaN before ``first``, ``seed`` at it, then ``y[i] = (1 - k) * y[i-1] + k * x[i]``."""
+    out = np.empty(len(x), dtype=np.float64)
+    out[:first] = np.nan
     out[first] = seed
     out[first + 1 :] = exponential_filter(x[first + 1 :], 1.0 - k, seed, scale=k)
     return out
 
 
-def wilder(x: FloatArray, period: int, first: int) -> FloatArray:
-    """Wilder smoothing: the mean of ``x[first-period+1 : first+1]`` at ``first``, then ``k = 1/period``."""
-    out = _nan(len(x))
-    if len(x) <= first:
-        return out
-    seed = float(np.mean(x[first - period + 1 : first + 1]))
-    out[first] = seed
-    out[first + 1 :] = exponential_filter(x[first + 1 :], 1.0 - 1.0 / period, seed, scale=1.0 / period)
-    return out
-
-
 def rsi(close: FloatArray, period: int) -> FloatArray:
     change = np.diff(close, prepend=close[:1])
-    gain = wilder(np.maximum(change, 0.0), period, period)
-    loss = wilder(np.maximum(-change, 0.0), period, period)
+    gain = np.maximum(change, 0.0)
+    np.subtract(gain, change, out=change)  # the loss, in place: max(c, 0) - c == max(-c, 0)
+    gain = wilder(gain, period, period)
+    loss = wilder(change, period, period)
     total = gain + loss
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total == 0.0, 0.0, 100.0 * gain / total)
+        np.divide(gain, total, out=gain)
+    gain *= 100.0
+    gain[total == 0.0] = 0.0
+    return gain
 
 
 def true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
     prev_close = np.empty_like(close)
     prev_close[0] = np.nan
     prev_close[1:] = close[:-1]
-    return np.fmax(high, prev_close) - np.fmin(low, prev_close)
+    top = np.fmax(high, prev_close)
+    np.fmin(low, prev_close, out=prev_close)
+    top -= prev_close
+    return top
 
 
 def atr(p: Prices, period: int) -> FloatArray:
@@ -133,7 +145,8 @@ def atr(p: Prices, period: int) -> FloatArray:
 
 def macd(close: FloatArray, fast: int, slow: int, signal: int) -> dict[str, FloatArray]:
     start = slow - fast  # both EMAs yield their first value at slow - 1, as TA-Lib does
-    line = ema(close, fast, start) - ema(close, slow)
+    line = ema(close, fast, start)
+    line -= ema(close, slow)
     sig = ema(line, signal, slow - 1)
     line[: slow + signal - 2] = np.nan
     return {"": line, "signal": sig, "histogram": line - sig}
@@ -145,51 +158,57 @@ def bbands(close: FloatArray, period: int, std_dev: float) -> dict[str, FloatArr
     if n < period:
         return {name: _nan(n) for name in names}
     # Population variance as E[x²] - E[x]², on values centred on the first close to limit cancellation;
-    # every pass works on the valid part only and writes straight into the outputs.
+    # the window means are running sums, and every later pass writes straight into the outputs.
     ref = close[0]
     centred = close - ref
-    mean = _window_sums(centred, period) / period
-    variance = _window_sums(centred * centred, period) / period
+    mean = _trailing_mean(centred, period)
+    np.multiply(centred, centred, out=centred)
+    variance = _trailing_mean(centred, period)
+    np.subtract(close, ref, out=centred)
     variance -= mean * mean
     half_band = np.sqrt(np.maximum(variance, 0.0, out=variance), out=variance)
     half_band *= std_dev
-    out = {name: _nan(n) for name in names}
-    middle = out["middle"][period - 1 :]
-    np.add(mean, ref, out=middle)
-    np.add(middle, half_band, out=out["upper"][period - 1 :])
-    np.subtract(middle, half_band, out=out["lower"][period - 1 :])
+    middle = np.add(mean, ref, out=mean)
+    upper = middle + half_band
+    lower = middle - half_band
     with np.errstate(invalid="ignore", divide="ignore"):
         # %B = (close - lower) / (upper - lower) = 0.5 + (close - middle) / (2 * half band)
-        percent_b = 0.5 + (centred[period - 1 :] - mean) / (2.0 * half_band)
-        out[""][period - 1 :] = np.where(half_band > 0, percent_b, 0.5)
-        np.divide(2.0 * half_band, middle, out=out["width"][period - 1 :])
+        half_band *= 2.0
+        percent_b = np.subtract(close, middle, out=centred)
+        percent_b /= half_band
+        percent_b += 0.5
+        percent_b[~(half_band > 0)] = 0.5  # a flat window (or NaN) sits mid-band
+        width = np.divide(half_band, middle, out=half_band)
+    out = {"": percent_b, "upper": upper, "middle": middle, "lower": lower, "width": width}
+    for value in out.values():
+        value[: period - 1] = np.nan
     return out
-
-
-def _window_sums(x: FloatArray, period: int) -> FloatArray:
-    """Sums of every window of ``period`` consecutive values (``len(x) - period + 1`` of them)."""
-    sums = np.cumsum(x)
-    window = sums[period - 1 :].copy()
-    window[1:] -= sums[:-period]
-    return window
 
 
 def roc(close: FloatArray, period: int) -> FloatArray:
     out = _nan(len(close))
     prev = close[:-period] if period else close
     with np.errstate(invalid="ignore", divide="ignore"):
-        out[period:] = np.where(prev != 0.0, (close[period:] / prev - 1.0) * 100.0, 0.0)
+        value = np.divide(close[period:], prev, out=out[period:])
+        value -= 1.0
+        value *= 100.0
+        value[prev == 0.0] = 0.0
     return out
 
 
 def _percent_of_close(value: FloatArray, close: FloatArray) -> FloatArray:
-    return value / close * 100.0
+    out = np.divide(value, close)
+    out *= 100.0
+    return out
 
 
 def _moving_average(kind: Callable[[FloatArray, int], FloatArray]) -> Callable[[Prices, Params], Outputs]:
     def compute(p: Prices, params: Params) -> Outputs:
         value = kind(p.close, int(params["period"]))
-        return {"": value, "distance": (p.close / value - 1.0) * 100.0}
+        distance = np.divide(p.close, value)
+        distance -= 1.0
+        distance *= 100.0
+        return {"": value, "distance": distance}
 
     return compute
 

@@ -1,0 +1,78 @@
+"""How much longer does a short training take in host mode than in local mode, over real HTTP?
+
+A real backend and one real host service (separate processes on 127.0.0.1, signed requests, the host
+downloading its data from the backend), built by the e2e helpers. Each pair runs the same training
+(trend_momentum on 3,000 EURUSD 1h candles, 5 epochs) once locally and once on the host, in alternating order, and
+times it from the POST to the operation read back as completed (polled every 20 ms). Prints the medians
+and the median of the paired host/local ratios. Target: <= 1.2.
+
+    .venv/bin/python benchmarks/host_overhead.py [--pairs 5] [--epochs 5] [--rows 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from shared.trainkit.workloads.strategy.sample_data import write_sample_data
+from tests.e2e.host_cluster import Api, backend_process, host_process, start_all, wait_until
+
+POLL_S = 0.02
+
+
+def timed_training(api: Api, mode: str, epochs: int) -> float:
+    started = time.perf_counter()
+    op_id = api.start(epochs=epochs, mode=mode)
+    op = wait_until(lambda: _ended(api, op_id), 120, f"{mode} training {op_id} to end", every=POLL_S)
+    elapsed = time.perf_counter() - started
+    if op["status"] != "completed" or op["execution_mode"] != mode:
+        raise RuntimeError(f"{mode} training ended {op['status']} in mode {op['execution_mode']}: {op}")
+    return elapsed
+
+
+def _ended(api: Api, op_id: str) -> dict[str, object] | None:
+    op = api.op(op_id)
+    return op if op["status"] in ("completed", "failed", "cancelled") else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--rows", type=int, default=3000, help="candles: a short training, as users start")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_sample_data(root / "backend" / "data", symbols=("EURUSD",), timeframes=("1h",), rows=args.rows)
+        host = host_process(root / "host")
+        backend = backend_process(root / "backend", [host.url])
+        processes = [host, backend]
+        try:
+            start_all(processes)
+            api = Api(backend)
+            wait_until(lambda: api.hosts_healthy(1), 30, "the host to be healthy")
+            times: dict[str, list[float]] = {"local": [], "host": []}
+            timed_training(api, "local", 1), timed_training(api, "host", 1)  # warm-up: data, caches
+            for pair in range(args.pairs):
+                for mode in ("local", "host") if pair % 2 == 0 else ("host", "local"):
+                    times[mode].append(timed_training(api, mode, args.epochs))
+            api.close()
+        finally:
+            for process in processes:
+                process.kill()
+    local, remote = (statistics.median(times[mode]) for mode in ("local", "host"))
+    ratio = statistics.median(h / loc for h, loc in zip(times["host"], times["local"], strict=True))
+    print(f"{args.epochs}-epoch training, {args.pairs} pairs, POST to completed over real HTTP")
+    print(
+        f"local {local:.2f} s | host {remote:.2f} s | host/local {ratio:.2f} (median of paired ratios; target <= 1.2)"
+    )
+
+
+if __name__ == "__main__":
+    main()

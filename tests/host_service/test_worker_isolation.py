@@ -1,0 +1,73 @@
+"""Children forked from the warm fork server stay isolated: SIGKILL of one training's process ends
+that training alone, and the next training gets a fresh process that completes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from host_service.adapters.worker_process import ForkServerWorkerLauncher, ProcessWorker
+from host_service.domain.ports import WorkerMessage, WorkerSpec
+from shared.trainkit.workloads.strategy.sample_data import write_sample_data
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+STRATEGY = (REPO / "shared/trainkit/workloads/strategy/samples/trend_momentum.yaml").read_text()
+
+
+def _spec(tmp_path: Path, session_id: str, epochs: int) -> WorkerSpec:
+    request = {
+        "strategy_name": "trend_momentum",
+        "strategy_yaml": STRATEGY,
+        "symbols": ["EURUSD"],
+        "timeframes": ["1h"],
+        "overrides": {"seed": 1, "epochs": epochs, "early_stopping_patience": 0},
+    }
+    return WorkerSpec(session_id, request, tmp_path / "data", tmp_path / session_id, 1.0)
+
+
+def _wait_for(
+    worker: ProcessWorker, done: Callable[[list[WorkerMessage]], bool], seen: list[WorkerMessage]
+) -> None:
+    deadline = time.monotonic() + 120
+    while not done(seen):
+        assert time.monotonic() < deadline, [m.kind for m in seen]
+        seen.extend(worker.drain())
+        time.sleep(0.05)
+
+
+def test_killed_training_fails_alone_and_the_next_one_runs_in_a_fresh_process(tmp_path: Path) -> None:
+    write_sample_data(tmp_path / "data", symbols=("EURUSD",), timeframes=("1h",), rows=1500)
+    launcher = ForkServerWorkerLauncher()
+    launcher.warm_up()
+
+    doomed = launcher.launch(_spec(tmp_path, "s_doomed", epochs=5000))
+    first: list[WorkerMessage] = []
+    _wait_for(doomed, lambda seen: any(m.kind == "progress" for m in seen), first)
+    assert doomed.pid is not None
+    os.kill(doomed.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while doomed.is_alive():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert doomed.exitcode == -signal.SIGKILL
+
+    survivor = launcher.launch(_spec(tmp_path, "s_next", epochs=2))
+    second: list[WorkerMessage] = []
+    _wait_for(
+        survivor, lambda seen: any(m.kind in {"completed", "failed", "cancelled"} for m in seen), second
+    )
+    assert survivor.pid != doomed.pid
+    assert [m.kind for m in second if m.kind in {"completed", "failed", "cancelled"}] == ["completed"]
+    assert (tmp_path / "s_next").is_dir()
+    deadline = time.monotonic() + 30
+    while survivor.is_alive():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert survivor.exitcode == 0
