@@ -3,6 +3,8 @@
 import { api } from "./api.js";
 import { clear, h } from "./dom.js";
 import { mountSwitcher } from "./projects.js";
+import { AUTH_EVENT, forgetToken, storedToken } from "./session.js";
+import * as signIn from "./pages/sign_in.js";
 import * as trainings from "./pages/trainings.js";
 import * as training from "./pages/training.js";
 import * as wizard from "./pages/wizard.js";
@@ -21,8 +23,11 @@ const ROUTES = [
 
 const main = () => document.getElementById("main");
 let cleanup = null;
+let signingIn = false;
 
 function route() {
+  signingIn = false;
+  showSignOut();
   const hash = window.location.hash || "#/trainings";
   const match = ROUTES.map((r) => ({ r, m: hash.match(r.pattern) })).find((x) => x.m);
   if (cleanup) cleanup();
@@ -49,6 +54,23 @@ function focusMain() {
   }
 }
 
+/** The API answered 401: leave the page for the sign-in form (once: later 401s keep what is typed). */
+function showSignIn(refusal) {
+  if (signingIn) return;
+  signingIn = true;
+  if (cleanup) cleanup();
+  cleanup = null;
+  for (const link of document.querySelectorAll("[data-nav]")) link.removeAttribute("aria-current");
+  showSignOut();
+  document.getElementById("server-state").textContent = "";
+  // Reload once signed in: every module's cached answers (projects, requests) were 401s.
+  signIn.render(clear(main()), { refusal, onSignedIn: () => window.location.reload() });
+}
+
+function showSignOut() {
+  document.getElementById("sign-out").hidden = !storedToken() || signingIn;
+}
+
 async function showServer() {
   const slot = document.getElementById("server-state");
   try {
@@ -59,6 +81,12 @@ async function showServer() {
   }
 }
 
+window.addEventListener(AUTH_EVENT, (event) => showSignIn(event.detail.message));
+document.getElementById("sign-out").addEventListener("click", () => {
+  forgetToken();
+  signingIn = false;
+  showSignIn("");
+});
 window.addEventListener("hashchange", () => {
   route();
   focusMain();
