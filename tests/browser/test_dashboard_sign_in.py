@@ -100,6 +100,11 @@ def test_sign_in_start_a_training_and_sign_out(
     # The page follows the run to its end through the event stream, which needs the token too.
     page.wait_for_selector('#progress-panel [data-status="completed"]', timeout=LOADED_MACHINE_TIMEOUT_MS)
     assert backend.http.get(f"/api/v1/operations/{op_id}").json()["submitted_by"] == TOKEN_NAME
+    # A plain link would reach the server without the header: the page fetches the file with the token.
+    with page.expect_download() as download:
+        page.click("#model-download")
+    assert download.value.suggested_filename.endswith(".zip")
+    assert Path(download.value.path()).stat().st_size > 0
 
     page.goto("/#/trainings")
     row = page.locator(f'tr[data-op="{op_id}"]')

@@ -62,6 +62,25 @@ export async function api(path, { method = "GET", body, form, signal } = {}) {
   return response.json();
 }
 
+/** A file from the API (a model zip, a run's output) as a Blob and the name the server gave it. */
+export async function apiFile(path) {
+  const token = storedToken();
+  let response;
+  try {
+    response = await fetch(path, { headers: authHeaders() });
+  } catch {
+    throw new ApiError(0, "unreachable", "The server could not be reached. Is the backend running?");
+  }
+  if (!response.ok) {
+    const error = await errorFrom(response);
+    if (response.status === 401) unauthenticated(token, error.message);
+    throw error;
+  }
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const name = disposition.match(/filename="?([^";]+)"?/)?.[1] || path.split("/").filter(Boolean).at(-1);
+  return { blob: await response.blob(), name };
+}
+
 let openapi = null;
 
 /** The backend's OpenAPI document, fetched once: tells the page which optional endpoints exist. */

@@ -1,6 +1,6 @@
 // Hash routing: each route renders into <main> and returns a cleanup function run on leaving it.
 
-import { api } from "./api.js";
+import { api, apiFile } from "./api.js";
 import { clear, h } from "./dom.js";
 import { mountSwitcher } from "./projects.js";
 import { AUTH_EVENT, forgetToken, storedToken } from "./session.js";
@@ -71,6 +71,28 @@ function showSignOut() {
   document.getElementById("sign-out").hidden = !storedToken() || signingIn;
 }
 
+/**
+ * With a token, a plain link to an API file (model download, full output) would reach the server
+ * without the header: fetch it with the token instead and hand the browser the bytes.
+ */
+async function openApiLink(event) {
+  const link = event.target.closest?.('a[href^="/api/"]');
+  if (!link || !storedToken() || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  event.preventDefault();
+  try {
+    const { blob, name } = await apiFile(link.getAttribute("href"));
+    const url = URL.createObjectURL(blob);
+    const save = h("a", { href: url, download: link.hasAttribute("download") ? name : null, target: link.hasAttribute("download") ? null : "_blank" });
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (exc) {
+    link.title = exc.message;
+    link.setAttribute("aria-invalid", "true");
+  }
+}
+
 async function showServer() {
   const slot = document.getElementById("server-state");
   try {
@@ -81,6 +103,7 @@ async function showServer() {
   }
 }
 
+document.addEventListener("click", openApiLink);
 window.addEventListener(AUTH_EVENT, (event) => showSignIn(event.detail.message));
 document.getElementById("sign-out").addEventListener("click", () => {
   forgetToken();
