@@ -99,7 +99,7 @@ async function showServer() {
     const sys = await api("/api/v1/system");
     slot.textContent = `v${sys.version} · ${sys.device} · ${sys.database.split(":")[0]}`;
   } catch (exc) {
-    slot.textContent = exc.message;
+    if (exc.status !== 401) slot.textContent = exc.message; // a 401 shows the sign-in page instead
   }
 }
 
