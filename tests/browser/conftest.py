@@ -42,7 +42,7 @@ SCREENSHOTS_ENV = "MODELYARD_SCREENSHOTS_DIR"
 class Backend:
     """``python -m backend.server`` in its own working folder, with sample data generated at start."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = backend_env(
@@ -53,6 +53,7 @@ class Backend:
             MODELYARD_SSE_HEARTBEAT_S="2",
             MODELYARD_DEFAULT_EXECUTION_MODE="local",
             MODELYARD_SHUTDOWN_TIMEOUT_S="5",
+            **settings,
         )
         self.log_path = workdir / "server.log"
         self._log = self.log_path.open("wb")

@@ -1,4 +1,7 @@
 // The REST client: every call returns parsed JSON or throws an ApiError whose message is plain words.
+// Every call carries the session's token; a 401 also tells the page to show the sign-in form.
+
+import { authHeaders, storedToken, unauthenticated } from "./session.js";
 
 export class ApiError extends Error {
   constructor(status, code, message, details = {}) {
@@ -22,6 +25,11 @@ async function errorFrom(response) {
     // not JSON: fall through to the status text
   }
   const err = body && body.error;
+  if (err && err.code === "forbidden" && err.details?.needed) {
+    // Signed in, but the token's scope is too small: say which scope the action needs, in place.
+    const message = `This needs a token with the "${err.details.needed}" scope (${err.message}).`;
+    return new ApiError(response.status, err.code, message, err.details);
+  }
   if (err && err.message) {
     return new ApiError(response.status, err.code || "error", err.message, err.details);
   }
@@ -30,7 +38,8 @@ async function errorFrom(response) {
 
 /** fetch a JSON API path; ``body`` is sent as JSON, ``form`` as multipart. */
 export async function api(path, { method = "GET", body, form, signal } = {}) {
-  const init = { method, signal, headers: { Accept: "application/json" } };
+  const token = storedToken();
+  const init = { method, signal, headers: { Accept: "application/json", ...authHeaders() } };
   if (form) {
     init.body = form;
   } else if (body !== undefined) {
@@ -44,9 +53,32 @@ export async function api(path, { method = "GET", body, form, signal } = {}) {
     if (exc.name === "AbortError") throw exc;
     throw new ApiError(0, "unreachable", "The server could not be reached. Is the backend running?");
   }
-  if (!response.ok) throw await errorFrom(response);
+  if (!response.ok) {
+    const error = await errorFrom(response);
+    if (response.status === 401) unauthenticated(token, error.message);
+    throw error;
+  }
   if (response.status === 204) return null;
   return response.json();
+}
+
+/** A file from the API (a model zip, a run's output) as a Blob and the name the server gave it. */
+export async function apiFile(path) {
+  const token = storedToken();
+  let response;
+  try {
+    response = await fetch(path, { headers: authHeaders() });
+  } catch {
+    throw new ApiError(0, "unreachable", "The server could not be reached. Is the backend running?");
+  }
+  if (!response.ok) {
+    const error = await errorFrom(response);
+    if (response.status === 401) unauthenticated(token, error.message);
+    throw error;
+  }
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const name = disposition.match(/filename="?([^";]+)"?/)?.[1] || path.split("/").filter(Boolean).at(-1);
+  return { blob: await response.blob(), name };
 }
 
 let openapi = null;

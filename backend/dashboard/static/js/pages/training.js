@@ -8,7 +8,7 @@ import { fmtDuration, fmtNumber, fmtPercent, runSeconds, shortId } from "../form
 import { followOperation } from "../live.js";
 import { logViewer } from "./log_viewer.js";
 import { resultPanels } from "./training_results.js";
-import { chips, countsSteps, progressCell, statusBadge, stopButton, subjectOf } from "./training_row.js";
+import { chips, countsSteps, progressCell, statusBadge, stopButton, subjectOf, whoText } from "./training_row.js";
 
 const METRICS_THROTTLE_MS = 400;
 
@@ -37,6 +37,7 @@ function decisionList(decisions) {
 export function render(root, id) {
   const title = h("h1", { text: `Training ${shortId(id)}` });
   const sub = h("div", { class: "sub mono", text: id });
+  const who = h("p", { class: "who", id: "who" });
   const actions = h("div", { class: "toolbar" });
   const progress = h("section", { class: "panel", id: "progress-panel" });
   const cards = h("div", { class: "cards", id: "current-metrics" });
@@ -107,6 +108,7 @@ export function render(root, id) {
     if (stepRun) epochMetrics = { ...epochMetrics, ...(p.metrics || {}) };
     else if ((p.metrics || {}).train_loss !== undefined) epochMetrics = p.metrics;
     const m = { ...epochMetrics, ...(p.metrics || {}) };
+    who.textContent = whoText(op);
     clear(progress, h("h2", {}, "Progress", statusBadge(op.status)), progressCell(op), stepRun ? phaseList(op) : null, h("p", { class: "muted", style: { margin: ".5rem 0 0" }, text: p.message || op.mode_reason }));
     const step = (p.message || "").match(/step (\d+)(?:\s*\/\s*(\d+))?/);
     if (step) lastStep = step[2] ? `${step[1]} / ${step[2]}` : step[1];
@@ -144,7 +146,7 @@ export function render(root, id) {
   };
 
   root.append(
-    h("div", { class: "page-head" }, h("div", {}, title, sub), actions),
+    h("div", { class: "page-head" }, h("div", {}, title, sub, who), actions),
     error,
     progress,
     cards,

@@ -99,6 +99,11 @@ function nameCell(cell, op, req, options) {
   clear(cell, h("a", { href }, title), h("div", { class: "cell-sub mono", text: sub }), chips(op, options));
 }
 
+/** Who did what, from the tokens that asked: "submitted by laptop · cancelled by ops" ("" without tokens). */
+export function whoText(op) {
+  return [op.submitted_by && `submitted by ${op.submitted_by}`, op.cancelled_by && `cancelled by ${op.cancelled_by}`].filter(Boolean).join(" · ");
+}
+
 /** A table row that updates in place (row.update(op)), so a focused Stop button keeps its focus. */
 export function trainingRow(op, refresh, options = {}) {
   const tr = h("tr", { "data-op": op.operation_id });
@@ -114,7 +119,8 @@ export function trainingRow(op, refresh, options = {}) {
     clear(cells[2], statusBadge(next.status));
     clear(cells[3], progressCell(next));
     cells[4].textContent = next.device ? `${next.execution_mode} · ${next.device}` : next.execution_mode;
-    cells[5].textContent = fmtDate(next.started_at || next.created_at);
+    const who = whoText(next);
+    clear(cells[5], fmtDate(next.started_at || next.created_at), who ? h("div", { class: "who", text: who }) : null);
     cells[6].textContent = fmtDuration(runSeconds(next));
     if (next.status !== shownStatus) {
       clear(cells[7], ACTIVE.has(next.status) && next.status !== "cancelling" ? stopButton(next, refresh) : null);
