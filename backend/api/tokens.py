@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, status
 from backend.api.dependencies import TokensDep
 from backend.api.error_handlers import error_responses
 from backend.domain.tokens import ApiToken, TokenScope, parse_lifetime
+from backend.errors import InvalidRequestError
 from shared.contracts.tokens import (
     TOKEN_NAME_PATTERN,
     CreatedToken,
@@ -36,7 +37,12 @@ def list_tokens(tokens: TokensDep) -> TokenList:
 )
 def create_token(body: CreateTokenRequest, tokens: TokensDep) -> CreatedToken:
     """A new token; its secret is in this answer and nowhere else."""
-    lifetime: timedelta | None = parse_lifetime(body.expires_in) if body.expires_in else None
+    try:
+        lifetime: timedelta | None = parse_lifetime(body.expires_in) if body.expires_in else None
+    except ValueError as exc:
+        raise InvalidRequestError(
+            f"body.expires_in: {exc}", field="body.expires_in", value=body.expires_in
+        ) from exc
     token, secret = tokens.create(body.name, TokenScope(body.scope.value), lifetime)
     return CreatedToken(**token_view(token, token.created_at).model_dump(), token=secret)
 

@@ -65,7 +65,10 @@ def tokens_create(ctx: click.Context, name: str, scope: str, expires: str | None
         from backend.api.tokens import token_view
         from backend.domain.tokens import TokenScope, parse_lifetime
 
-        lifetime = parse_lifetime(expires) if expires else None
+        try:
+            lifetime = parse_lifetime(expires) if expires else None
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expires") from exc
         with _local_tokens() as tokens:
             token, secret = tokens.create(name, TokenScope(scope), lifetime)
         view = token_view(token, token.created_at)

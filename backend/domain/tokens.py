@@ -85,6 +85,8 @@ def is_well_formed(token: str) -> bool:
 
 _DURATION = re.compile(r"^(\d{1,6})([mhdw])$")
 _UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+#: Beyond this an expiry date would leave ``datetime``'s range (999999w is ~19,000 years).
+MAX_LIFETIME = timedelta(days=100 * 365)
 
 
 def parse_lifetime(text: str) -> timedelta:
@@ -92,4 +94,7 @@ def parse_lifetime(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if match is None or int(match.group(1)) == 0:
         raise ValueError(f"{text!r} is not a lifetime: write a number and m, h, d or w, e.g. 30d")
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    lifetime = int(match.group(1)) * _UNITS[match.group(2)]
+    if lifetime > MAX_LIFETIME:
+        raise ValueError(f"{text!r} is too long a lifetime: at most {MAX_LIFETIME.days}d; omit it for none")
+    return lifetime

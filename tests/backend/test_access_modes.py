@@ -89,6 +89,13 @@ def test_lifetimes_read_as_durations() -> None:
             parse_lifetime(bad)
 
 
+def test_a_lifetime_beyond_a_century_is_refused_rather_than_overflowing_the_expiry_date() -> None:
+    assert parse_lifetime("5214w") <= timedelta(days=100 * 365)
+    for too_long in ("999999w", "999999d", "5215w"):
+        with pytest.raises(ValueError, match="too long a lifetime"):
+            parse_lifetime(too_long)
+
+
 def test_the_serve_check_refuses_beyond_loopback_until_a_token_exists(settings: Settings) -> None:
     settings.host = LAN
     with pytest.raises(AuthSetupError, match="modelyard tokens create admin --scope admin"):

@@ -239,6 +239,19 @@ async def test_tokens_are_managed_over_the_api_by_admins(secured: Secured) -> No
     assert (await api.delete("/api/v1/tokens/nobody", headers=admin)).status_code == 404
 
 
+async def test_a_lifetime_too_long_for_a_date_is_a_422_naming_expires_in(secured: Secured) -> None:
+    admin = secured.auth("admin-ops")
+    body = {"name": "forever", "scope": "read", "expires_in": "999999w"}
+    response = await secured.client.post("/api/v1/tokens", json=body, headers=admin)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["details"] == {"field": "body.expires_in", "value": "999999w"}
+    assert error["message"].startswith("body.expires_in: '999999w' is too long a lifetime")
+    names = [t["name"] for t in (await secured.client.get("/api/v1/tokens", headers=admin)).json()["items"]]
+    assert "forever" not in names
+
+
 async def test_only_the_hash_of_a_token_is_stored(secured: Secured) -> None:
     stored = secured.components.tokens.list_tokens()
     secrets_given = set(secured.tokens.values())

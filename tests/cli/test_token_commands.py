@@ -58,6 +58,9 @@ def test_token_names_and_lifetimes_are_checked_before_anything_is_written(
     assert bad_name.exit_code == 2
     bad_lifetime = invoke(["tokens", "create", "ok", "--scope", "read", "--expires", "soon"])
     assert bad_lifetime.exit_code == 2
+    too_long = invoke(["tokens", "create", "ok", "--scope", "read", "--expires", "999999w"])
+    assert too_long.exit_code == 2
+    assert "too long a lifetime" in too_long.stderr
     assert "no tokens" in invoke(["tokens", "list"]).stdout
 
 
