@@ -36,6 +36,10 @@ def split_lines(pending: bytes, chunk: bytes, *, final: bool = False) -> tuple[l
     if len(rest) > 4 * MAX_LINE_CHARS:  # a line that never ends: cut it rather than grow without bound
         parts.append(rest)
         rest = b""
+    if len(data) - len(rest) <= MAX_LINE_CHARS or all(len(raw) <= MAX_LINE_CHARS for raw in parts):
+        # The common case, decoded once for the whole chunk: every line is short (in bytes, so in
+        # characters too) and the cut is at a line end, so no character is split.
+        return list(filter(None, b"\n".join(parts).decode("utf-8", errors="replace").split("\n"))), rest
     # A UTF-8 character is at most 4 bytes: cutting the bytes first never loses a kept character.
     limit = 4 * MAX_LINE_CHARS
     lines = [raw[:limit].decode("utf-8", errors="replace")[:MAX_LINE_CHARS] for raw in parts if raw]
@@ -52,25 +56,29 @@ class MetricParser:
 
     def __init__(self, patterns: Mapping[str, str]) -> None:
         self._names = list(patterns)
-        self._scan = re.compile("|".join(f"(?:{p})" for p in patterns.values())) if patterns else None
+        scan = re.compile("|".join(f"(?:{p})" for p in patterns.values())) if patterns else None
+        self._finditer = scan.finditer if scan is not None else None
 
     def parse(self, line: str) -> dict[str, Any]:
-        if line.startswith(STRUCTURED_PREFIX) or (line[:1].isspace() and STRUCTURED_PREFIX in line):
-            structured = _structured(line.lstrip()[len(STRUCTURED_PREFIX) :])
-            if structured is not None:
-                return structured
+        if STRUCTURED_PREFIX in line:  # one substring search; the exact rule only for those lines
+            stripped = line.lstrip()
+            if stripped.startswith(STRUCTURED_PREFIX):
+                structured = _structured(stripped[len(STRUCTURED_PREFIX) :])
+                if structured is not None:
+                    return structured
         found: dict[str, Any] = {}
-        if self._scan is None:
+        finditer = self._finditer
+        if finditer is None:
             return found
         names = self._names
-        for match in self._scan.finditer(line):
+        for match in finditer(line):
             group = match.lastindex
             if group is None:
                 continue
             name = names[group - 1]
             if name not in found:
                 try:
-                    found[name] = float(match.group(group))
+                    found[name] = float(match[group])
                 except ValueError:
                     continue
         return found
@@ -136,12 +144,15 @@ class MetricHistory:
             if row is None or row["step"] != step:
                 if row is not None and len(row) > 1:  # a step with no metric of its own is not worth a row
                     self._unsent.append(row)
-                row = self._open = {"step": step}
+                row = self._open = dict(values)  # the usual case: one line, one step
+            else:
+                row.update(values)
         elif row is None:
             if self.step is None:
                 return  # before any step (e.g. a start-up line): known as a last value, not a row
-            row = self._open = {"step": self.step}
-        row.update(values)
+            row = self._open = {"step": self.step, **values}
+        else:
+            row.update(values)
         if step is not None:
             if step_metric != "step":
                 del row[step_metric]

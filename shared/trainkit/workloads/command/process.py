@@ -238,7 +238,8 @@ class _OutputReader:
         self.lines += len(lines)
         if self._log is not None and not self.log_truncated:
             stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-            text = "".join(f"{stamp} {line}\n" for line in lines)
+            prefix = stamp + " "
+            text = prefix + ("\n" + prefix).join(lines) + "\n"
             self._log_left -= len(text)
             if self._log_left < 0:
                 self.log_truncated = True
