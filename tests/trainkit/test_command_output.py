@@ -153,3 +153,88 @@ def test_thinning_keeps_the_newest_row_and_never_more_than_max_rows() -> None:
     steps = [row["step"] for row in history.rows]
     assert steps == sorted(steps)
     assert len(history.rows) >= 50
+
+
+#: The seed's patterns as first written (look-behinds in front): the reordered defaults must agree.
+SEED_FORM = {
+    "loss": r"(?<![\w])(?<!val\s)loss[:\s=]+([-+0-9.eE]+|nan|inf)",
+    "step": r"step[:\s=]+(\d+)",
+    "lr": r"(?<![\w])lr[:\s=]+([-+0-9.eE]+)",
+    "val_loss": r"val[_\s]loss[:\s=]+([-+0-9.eE]+|nan|inf)",
+}
+TOKENS = [
+    "loss",
+    "val",
+    "_",
+    " ",
+    "lr",
+    "step",
+    ":",
+    "=",
+    "0.5",
+    "1e-3",
+    "nan",
+    "x",
+    "\t",
+    "3",
+    "-",
+    "e",
+    ".",
+]
+
+
+def random_lines(count: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(TOKENS) for _ in range(rng.randint(1, 14))) for _ in range(count)]
+
+
+def test_the_reordered_default_patterns_read_what_the_seeds_patterns_read(parser: MetricParser) -> None:
+    seed = MetricParser(SEED_FORM)
+    for line in random_lines(20_000):
+        assert repr(parser.parse(line)) == repr(seed.parse(line)), line  # repr: nan equals nan
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        DEFAULT_METRICS,  # line-safe: one scan over the chunk
+        {"loss": r"^.*loss (\S+)", "acc": r"acc=(\d\.\d+)$"},  # anchors and dots: line by line
+    ],
+)
+def test_a_chunk_reads_exactly_what_its_lines_read_one_by_one(patterns: dict[str, str]) -> None:
+    lines = [*random_lines(5_000), "loss 0.5", "acc=0.75", "x acc=0.5 y", "val", "loss: 2"]
+    parser = MetricParser(patterns)
+    one_by_one = [values for values in map(parser.parse, lines) if values]
+    chunked = [
+        row for start in range(0, len(lines), 333) for row in parser.parse_many(lines[start : start + 333])
+    ]
+    assert repr(chunked) == repr(one_by_one)
+
+
+def test_a_metric_never_spans_two_lines_of_a_chunk(parser: MetricParser) -> None:
+    assert parser.parse_many(["epoch done, val", "loss: 0.5", "step:", "4 lr: 0.1"]) == [
+        {"loss": 0.5},
+        {"lr": 0.1},
+    ]
+
+
+def test_a_structured_line_in_a_chunk_still_wins(parser: MetricParser) -> None:
+    rows = parser.parse_many(
+        ["step: 1 loss: 0.5", '  MODELYARD {"step": 2, "val_loss": 0.25, "note": "loss: 9"}']
+    )
+    assert rows == [{"step": 1.0, "loss": 0.5}, {"step": 2, "val_loss": 0.25}]
+
+
+def test_adding_rows_in_bulk_equals_adding_them_one_by_one(parser: MetricParser) -> None:
+    rows = [values for values in map(parser.parse, random_lines(5_000, seed=3)) if values]
+    one, bulk = MetricHistory(), MetricHistory()
+    for values in rows:
+        one.add(values)
+    for start in range(0, len(rows), 97):
+        bulk.add_many(rows[start : start + 97])
+    assert repr(one.drain(final=True)) == repr(bulk.drain(final=True))
+    assert (one.last.keys(), one.best_val_loss, one.lines_with_metrics) == (
+        bulk.last.keys(),
+        bulk.best_val_loss,
+        bulk.lines_with_metrics,
+    )

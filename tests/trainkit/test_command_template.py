@@ -126,3 +126,11 @@ def test_a_template_that_is_not_a_mapping_is_refused() -> None:
 def test_progress_total_must_name_an_int_param() -> None:
     error = _error(VALID + "  label: {type: str, default: x}\nprogress: {total: label}\n")
     assert "progress.total: 'label' is not an int param" in error.message
+
+
+def test_a_metric_regex_with_a_global_flag_is_refused_with_the_scoped_form() -> None:
+    error = _error(VALID + "metrics: {acc: '(?i)acc=([0-9.]+)'}\n")
+    assert "metric 'acc'" in error.message
+    assert "(?i:loss) instead of (?i)loss" in error.message
+    scoped = parse_template(VALID + "metrics: {acc: '(?i:acc)=([0-9.]+)'}\n", source="demo.yaml")
+    assert scoped.metrics == {"acc": "(?i:acc)=([0-9.]+)"}

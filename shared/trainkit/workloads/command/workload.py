@@ -251,12 +251,8 @@ class _OutputWatcher:
         self._lock = threading.Lock()
 
     def consume(self, lines: list[str]) -> None:
-        parse, add = self._parser.parse, self.history.add
         with self._lock:
-            for line in lines:
-                values = parse(line)
-                if values:
-                    add(values)
+            self.history.add_many(self._parser.parse_many(lines))
             self.tail.extend(lines)
             self._context.run(self._forward, lines)
             if time.monotonic() - self._last_report >= PROGRESS_INTERVAL_S:
