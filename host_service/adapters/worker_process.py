@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 WORKER_MODULES = (
     "host_service.worker",
     "shared.trainkit.workloads.strategy.workload",
+    "shared.trainkit.workloads.strategy.kernels",  # numba, imported lazily elsewhere: half a second
     "shared.trainkit.workloads.tabular",
     "shared.trainkit.workloads.command.workload",
     # A torch optimizer imports torch._dynamo when it is first built: seconds, once per fresh process.

@@ -1,4 +1,4 @@
-"""Technical indicators with TA-Lib's conventions, vectorised over numpy arrays.
+"""Technical indicators with TA-Lib's conventions, over numpy arrays (the loops compiled: :mod:`kernels`).
 
 Conventions (those of TA-Lib 0.8, checked against ``tests/data/indicators_talib.json``):
 
@@ -23,14 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.ndimage import uniform_filter1d
-
-from shared.trainkit.workloads.strategy.smoothing import exponential_filter
 
 FloatArray = npt.NDArray[np.float64]
 Params = Mapping[str, float]
@@ -71,143 +69,83 @@ class Prices:
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
-def _nan(n: int) -> FloatArray:
-    return np.full(n, np.nan, dtype=np.float64)
+def _kernels() -> ModuleType:
+    """The compiled loops (numba), imported on first use: see :mod:`kernels`."""
+    from shared.trainkit.workloads.strategy import kernels
+
+    return kernels
 
 
-def _trailing_mean(x: FloatArray, period: int) -> FloatArray:
-    """Mean of the ``period`` values ending at each index, in one running-sum pass over ``x`` (the
-    first ``period - 1`` values see the series' edge: every caller overwrites or discards them)."""
-    return np.asarray(uniform_filter1d(x, period, mode="nearest", origin=(period - 1) // 2))
+def _empty(n: int) -> FloatArray:
+    return np.empty(n, dtype=np.float64)
+
+
+def _floats(x: npt.ArrayLike) -> FloatArray:
+    return np.ascontiguousarray(x, dtype=np.float64)
 
 
 def sma(x: FloatArray, period: int) -> FloatArray:
     """Simple moving average, as TA-Lib computes it: a running window sum."""
-    if len(x) < period:
-        return _nan(len(x))
-    out = _trailing_mean(x, period)
-    out[: period - 1] = np.nan
+    x = _floats(x)
+    out = _empty(len(x))
+    _kernels().sma_into(x, period, out)
     return out
 
 
 def ema(x: FloatArray, period: int, start: int = 0) -> FloatArray:
     """EMA of ``x[start:]`` seeded with the SMA of its first ``period`` values (first value at
     ``start + period - 1``); values before ``start`` are ignored (they may be NaN)."""
-    first = start + period - 1
-    if len(x) <= first:
-        return _nan(len(x))
-    return _smoothed(x, first, float(np.mean(x[start : first + 1])), 2.0 / (period + 1))
-
-
-def wilder(x: FloatArray, period: int, first: int) -> FloatArray:
-    """Wilder smoothing: the mean of ``x[first-period+1 : first+1]`` at ``first``, then ``k = 1/period``."""
-    if len(x) <= first:
-        return _nan(len(x))
-    return _smoothed(x, first, float(np.mean(x[first - period + 1 : first + 1])), 1.0 / period)
-
-
-def _smoothed(x: FloatArray, first: int, seed: float, k: float) -> FloatArray:
-    """NaN before ``first``, ``seed`` at it, then ``y[i] = (1 - k) * y[i-1] + k * x[i]``."""
-    out = np.empty(len(x), dtype=np.float64)
-    out[:first] = np.nan
-    out[first] = seed
-    out[first + 1 :] = exponential_filter(x[first + 1 :], 1.0 - k, seed, scale=k)
+    x = _floats(x)
+    out = _empty(len(x))
+    _kernels().ema_into(x, period, start, out)
     return out
 
 
 def rsi(close: FloatArray, period: int) -> FloatArray:
-    change = np.diff(close, prepend=close[:1])
-    gain = np.maximum(change, 0.0)
-    np.subtract(gain, change, out=change)  # the loss, in place: max(c, 0) - c == max(-c, 0)
-    gain = wilder(gain, period, period)
-    loss = wilder(change, period, period)
-    total = gain + loss
-    with np.errstate(invalid="ignore", divide="ignore"):
-        np.divide(gain, total, out=gain)
-    gain *= 100.0
-    gain[total == 0.0] = 0.0
-    return gain
-
-
-def true_range(high: FloatArray, low: FloatArray, close: FloatArray) -> FloatArray:
-    prev_close = np.empty_like(close)
-    prev_close[0] = np.nan
-    prev_close[1:] = close[:-1]
-    top = np.fmax(high, prev_close)
-    np.fmin(low, prev_close, out=prev_close)
-    top -= prev_close
-    return top
+    """Wilder's relative strength index, 0..100 (0 for a flat series)."""
+    close = _floats(close)
+    out = _empty(len(close))
+    _kernels().rsi_into(close, period, out)
+    return out
 
 
 def atr(p: Prices, period: int) -> FloatArray:
-    return wilder(true_range(p.high, p.low, p.close), period, period)
+    """Average true range (Wilder), the true range starting at the second candle."""
+    return _atr_outputs(p, {"period": period})[""]
 
 
 def macd(close: FloatArray, fast: int, slow: int, signal: int) -> dict[str, FloatArray]:
-    start = slow - fast  # both EMAs yield their first value at slow - 1, as TA-Lib does
-    line = ema(close, fast, start)
-    line -= ema(close, slow)
-    sig = ema(line, signal, slow - 1)
-    line[: slow + signal - 2] = np.nan
-    return {"": line, "signal": sig, "histogram": line - sig}
+    close = _floats(close)
+    n = len(close)
+    out = {name: _empty(n) for name in ("", "signal", "histogram", "histogram_pct")}
+    _kernels().macd_into(
+        close, fast, slow, signal, out[""], out["signal"], out["histogram"], out["histogram_pct"]
+    )
+    return out
 
 
 def bbands(close: FloatArray, period: int, std_dev: float) -> dict[str, FloatArray]:
+    close = _floats(close)
     n = len(close)
-    names = ("", "upper", "middle", "lower", "width")
-    if n < period:
-        return {name: _nan(n) for name in names}
-    # Population variance as E[x²] - E[x]², on values centred on the first close to limit cancellation;
-    # the window means are running sums, and every later pass writes straight into the outputs.
-    ref = close[0]
-    centred = close - ref
-    mean = _trailing_mean(centred, period)
-    np.multiply(centred, centred, out=centred)
-    variance = _trailing_mean(centred, period)
-    np.subtract(close, ref, out=centred)
-    variance -= mean * mean
-    half_band = np.sqrt(np.maximum(variance, 0.0, out=variance), out=variance)
-    half_band *= std_dev
-    middle = np.add(mean, ref, out=mean)
-    upper = middle + half_band
-    lower = middle - half_band
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # %B = (close - lower) / (upper - lower) = 0.5 + (close - middle) / (2 * half band)
-        half_band *= 2.0
-        percent_b = np.subtract(close, middle, out=centred)
-        percent_b /= half_band
-        percent_b += 0.5
-        percent_b[~(half_band > 0)] = 0.5  # a flat window (or NaN) sits mid-band
-        width = np.divide(half_band, middle, out=half_band)
-    out = {"": percent_b, "upper": upper, "middle": middle, "lower": lower, "width": width}
-    for value in out.values():
-        value[: period - 1] = np.nan
+    out = {name: _empty(n) for name in ("", "upper", "middle", "lower", "width")}
+    _kernels().bbands_into(
+        close, period, float(std_dev), out[""], out["upper"], out["middle"], out["lower"], out["width"]
+    )
     return out
 
 
 def roc(close: FloatArray, period: int) -> FloatArray:
-    out = _nan(len(close))
-    prev = close[:-period] if period else close
-    with np.errstate(invalid="ignore", divide="ignore"):
-        value = np.divide(close[period:], prev, out=out[period:])
-        value -= 1.0
-        value *= 100.0
-        value[prev == 0.0] = 0.0
-    return out
-
-
-def _percent_of_close(value: FloatArray, close: FloatArray) -> FloatArray:
-    out = np.divide(value, close)
-    out *= 100.0
+    close = _floats(close)
+    out = _empty(len(close))
+    _kernels().roc_into(close, period, out)
     return out
 
 
 def _moving_average(kind: Callable[[FloatArray, int], FloatArray]) -> Callable[[Prices, Params], Outputs]:
     def compute(p: Prices, params: Params) -> Outputs:
         value = kind(p.close, int(params["period"]))
-        distance = np.divide(p.close, value)
-        distance -= 1.0
-        distance *= 100.0
+        distance = _empty(len(value))
+        _kernels().distance_into(_floats(p.close), value, distance)
         return {"": value, "distance": distance}
 
     return compute
@@ -285,14 +223,16 @@ CATALOG: dict[str, IndicatorDef] = {
 
 
 def _macd_outputs(p: Prices, q: Params) -> Outputs:
-    out = macd(p.close, int(q["fast"]), int(q["slow"]), int(q["signal"]))
-    out["histogram_pct"] = _percent_of_close(out["histogram"], p.close)
-    return out
+    return macd(p.close, int(q["fast"]), int(q["slow"]), int(q["signal"]))
 
 
 def _atr_outputs(p: Prices, q: Params) -> Outputs:
-    value = atr(p, int(q["period"]))
-    return {"": value, "pct": _percent_of_close(value, p.close)}
+    n = len(p)
+    out = {"": _empty(n), "pct": _empty(n)}
+    _kernels().atr_into(
+        _floats(p.high), _floats(p.low), _floats(p.close), int(q["period"]), out[""], out["pct"]
+    )
+    return out
 
 
 def output_id(indicator_id: str, output: str) -> str:
