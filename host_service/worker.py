@@ -3,7 +3,8 @@
 Forked from the host's fork server (see ``adapters/worker_process.py``), so it shares nothing with the API
 process but a message queue (child -> parent) and a cancel event (parent -> child). A watcher thread
 turns the event into ``CancelToken.cancel`` (training stops at the next batch), sends heartbeats, and
-exits the child if the host process that started it is gone. For a command run, ``terminate()`` (SIGTERM)
+exits the child if the host API process is gone (its pid is in the spec: the child's own parent is the
+fork server, which outlives the host while any child runs). For a command run, ``terminate()`` (SIGTERM)
 and the orphan exit first stop the program's own process group, so no process of a run outlives it.
 """
 
@@ -16,6 +17,7 @@ import signal
 import threading
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
@@ -98,14 +100,29 @@ def _watch(
             finished.wait(spec.heartbeat_interval_s)
         elif cancel.wait(spec.heartbeat_interval_s):
             token.cancel("stopped on request of the backend")
-        if os.getppid() != parent_pid:
-            logger.error("host process %d is gone; stopping this orphaned training", parent_pid)
+        if os.getppid() != parent_pid or not process_alive(spec.host_pid):
+            logger.error("host process %d is gone; stopping this orphaned training", spec.host_pid)
             if spec.request.get("workload") == "command":
                 os.kill(os.getpid(), signal.SIGTERM)  # unwinds the main thread: the program's group first
                 finished.wait(spec.heartbeat_interval_s * 5)
             os._exit(ORPHAN_EXIT_CODE)
         if not finished.is_set():
             messages.put(WorkerMessage("heartbeat"))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by its parent, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): the signal said it exists
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"  # the state follows the parenthesised name
 
 
 def _unwind_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,6 +59,9 @@ class WorkerSpec:
     heartbeat_interval_s: float
     commands_dir: Path | None = None
     scratch_dir: Path | None = None
+    #: The host API process (made in it): a child forked from the fork server has that server as its
+    #: parent, so it watches this pid to stop when the host is gone.
+    host_pid: int = field(default_factory=os.getpid)
 
 
 class RequestCheck(Protocol):

@@ -76,6 +76,10 @@ class Process:
         except httpx.TransportError:
             return False
 
+    def descendants(self) -> list[int]:
+        """Every process under this one (its fork server and training children), from /proc."""
+        return descendants(self.proc.pid) if self.alive() and self.proc is not None else []
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.alive():
             assert self.proc is not None
@@ -206,3 +210,29 @@ def host_post(host: Process, path: str) -> httpx.Response:
 def live_sessions(host: Process) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = host_get(host, "/training/sessions").json()["items"]
     return [s for s in items if s["status"] in ("starting", "running", "stopping")]
+
+
+def descendants(pid: int) -> list[int]:
+    """The pids below ``pid`` in the process tree (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

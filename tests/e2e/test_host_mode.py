@@ -34,6 +34,7 @@ from tests.e2e.host_cluster import (
     host_post,
     host_process,
     live_sessions,
+    running,
     start_all,
     wait_until,
 )
@@ -202,6 +203,8 @@ def test_a_killed_host_is_lost_within_the_lease_and_retried_on_the_other_host(cl
     wait_until(lambda: api.hosts_healthy(2), 20, "both hosts healthy")
     op_id = api.start(epochs=400)
     first = api.wait(op_id, lambda b: b["progress"]["phase"] == "training", "training on a host")
+    left_behind = cluster.host_at(first["host_url"]).descendants()
+    assert left_behind, "the host runs its training in a child process"
     cluster.host_at(first["host_url"]).kill(signal.SIGKILL)
     killed_at = time.monotonic()
     second = api.wait(
@@ -210,6 +213,8 @@ def test_a_killed_host_is_lost_within_the_lease_and_retried_on_the_other_host(cl
     assert time.monotonic() - killed_at < 3 + 5  # the lease, one poll, one dispatch
     assert second["host_url"] != first["host_url"]
     assert any("host_lost" in w and "re-dispatched" in w for w in second["warnings"])
+    # The killed host's fork server and training child stop too: nothing trains on for nobody.
+    wait_until(lambda: not any(map(running, left_behind)), 15, "the killed host's processes to exit")
 
     api.wait(op_id, lambda b: b["progress"]["phase"] == "training", "training on the other host")
     cluster.host_at(second["host_url"]).kill(signal.SIGKILL)
