@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from backend.adapters.db.engine import build_engine, describe, migrate
 from backend.adapters.db.instances import SqlInstanceRepository
 from backend.adapters.db.operations import SqlOperationRepository
+from backend.adapters.db.results import SqlResultClaimRepository
 from backend.adapters.db.tokens import SqlTokenRepository
 from backend.adapters.host_client import HostRetryPolicy, HostTimeouts, HttpHostClient
 from backend.adapters.operation_logs import FileOperationLogStore
@@ -227,7 +228,8 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         local_has_gpu=device != "cpu",
     )
     limits = IngestLimits(settings.inline_model_max_bytes, settings.max_model_bytes)
-    ingest = ResultIngest(operations, adapters.sink, adapters.validator, client, limits=limits)
+    claims = SqlResultClaimRepository(db, lease_s=settings.instance_lease_s)
+    ingest = ResultIngest(operations, adapters.sink, adapters.validator, client, claims=claims, limits=limits)
     hosts = HostSessionManager(
         operations,
         registry,
@@ -247,6 +249,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         {ExecutionMode.LOCAL: runner, ExecutionMode.HOST: hosts},
         logs=logs,
     )
+    lease.on_pending_adopted(training.requeue)
     telemetry = Telemetry(operations, lambda: runner.running)
     operations.on_terminal(telemetry.observe_terminal)
     return Components(
