@@ -254,3 +254,11 @@ class ResultClaimRepository(Protocol):
     def release(self, op_id: str, owner: str) -> None:
         """Drop an unfinished claim of ``owner`` (its ingest was refused or failed)."""
         ...
+
+
+class ReplayMemory(Protocol):
+    """The ids of verified signed messages: each is accepted once."""
+
+    def remember(self, msg_id: str, timestamp: int) -> None:
+        """Record ``msg_id``; ``shared.contracts.replay.ReplayError`` when it was seen before."""
+        ...

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from backend.adapters.db.engine import migrate
 from backend.adapters.db.instances import SqlInstanceRepository
 from backend.adapters.db.operations import SqlOperationRepository
+from backend.adapters.db.replay import SqlReplayGuard
 from backend.adapters.db.results import SqlResultClaimRepository
 from backend.adapters.db.tables import OperationRow
 from backend.adapters.model_validation import CheckpointValidator
@@ -30,6 +31,7 @@ from backend.services.events import EventBroker
 from backend.services.instance_lease import InstanceLease
 from backend.services.operations import OperationsService
 from backend.services.result_ingest import IngestLimits, ResultIngest, parse_payload
+from shared.contracts.replay import ReplayError
 from tests.backend.databases import DATABASES, empty_database
 from tests.backend.fakes import FixedClock
 from tests.backend.host_fakes import FakeHostClient, result_payload, tiny_model
@@ -208,3 +210,19 @@ async def test_two_backends_ingesting_the_same_result_at_once_store_one_version(
             text("SELECT version FROM operation_results WHERE operation_id = :id"), {"id": op_id}
         )
         assert stored.scalar_one() == 1
+
+
+def test_a_signed_message_seen_by_one_backend_is_refused_by_every_other(db: Engine) -> None:
+    now = [1_000_000.0]
+    first, second = (SqlReplayGuard(db, 300, clock=lambda: now[0], purge_every_s=0) for _ in range(2))
+    first.remember("msg_1", int(now[0]))
+    with pytest.raises(ReplayError) as refused:
+        second.remember("msg_1", int(now[0]))  # the same message replayed to another replica
+    assert refused.value.code == "replayed"
+    second.remember("msg_2", int(now[0]))
+    with pytest.raises(ReplayError):
+        first.remember("msg_2", int(now[0]))
+    now[0] += 301  # past the tolerance: the old signature is stale, the id is forgotten
+    second.remember("msg_1", int(now[0]))
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM signed_messages")).scalar_one() == 1

@@ -142,3 +142,12 @@ class OperationResultRow(Base):
     strategy: Mapped[str | None] = mapped_column(String(200), nullable=True)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class SignedMessageRow(Base):
+    """A verified signed message's id (its sha256), remembered until its timestamp is too old to verify."""
+
+    __tablename__ = "signed_messages"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

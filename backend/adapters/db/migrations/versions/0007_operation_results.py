@@ -1,4 +1,5 @@
-"""operation results: one claim per operation on storing its model, so N backends store it once
+"""operation results: one claim per operation on storing its model, so N backends store it once; the
+ids of signed messages, so N backends refuse a replay alike
 
 Revision ID: 0007
 Revises: 0005
@@ -31,7 +32,15 @@ def upgrade() -> None:
         sa.Column("name", sa.String(200), nullable=True),
         sa.Column("version", sa.Integer(), nullable=True),
     )
+    op.create_table(
+        "signed_messages",
+        sa.Column("id_sha256", sa.String(64), primary_key=True),
+        sa.Column("expires_at", sa.DateTime(), nullable=False),
+    )
+    op.create_index("ix_signed_messages_expires_at", "signed_messages", ["expires_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_signed_messages_expires_at", table_name="signed_messages")
+    op.drop_table("signed_messages")
     op.drop_table("operation_results")
