@@ -41,7 +41,9 @@ from tests.e2e.host_cluster import (
 )
 from tests.services import service_missing
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres]
+# Three servers importing torch on a loaded 2-core machine can take minutes to start: the per-test
+# limit (which counts the module fixture's setup) is raised; every wait inside still has its deadline.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 CALLBACK = "/api/v1/callbacks/host-result"
 # Long enough that a loaded machine renews it in time; a kill -9 on this machine is seen at once
@@ -132,9 +134,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
     apis = [Api(b) for b in backends]
     db = create_engine(database_url)
     try:
-        _start(host)
-        for backend in backends:  # one after the other: the first writes the sample data once
-            _start(backend)
+        # The host and the first backend together; the second after it (the first writes the sample
+        # data into the shared folder once).
+        for process in (host, backends[0]):
+            process.launch()
+        for process in (host, backends[0]):
+            wait_until(process.ready, START_DEADLINE_S, f"{process.name} to answer /health", every=0.2)
+        _start(backends[1])
         for api in apis:
             wait_until(lambda api=api: api.hosts_healthy(1), 20, "the host healthy")  # type: ignore[misc]
         yield Cluster(backends, apis, host, db)
@@ -229,3 +235,16 @@ def test_a_killed_owner_s_host_training_is_adopted_and_completed_once(cluster: C
 
     _start(backend_a)  # the next test (if any) finds both backends again
     assert cluster.owner_of(op_id) == owner_b
+
+
+def test_a_signed_callback_replayed_to_the_other_backend_is_refused(cluster: Cluster, tmp_path: Path) -> None:
+    a, b = cluster.apis
+    model, config = tiny_model()
+    (tmp_path / "model.pt").write_bytes(model)
+    body = result_payload("op_unknown", "hs_unknown", tmp_path / "model.pt", config)
+    headers = {"content-type": "application/json", **sign(SECRET, body)}
+    first = a.http.post(CALLBACK, content=body, headers=headers)
+    assert first.status_code == 404, first.text  # verified, remembered, then: no such operation
+    replayed = b.http.post(CALLBACK, content=body, headers=headers)  # captured and sent to the other replica
+    assert replayed.status_code == 409, replayed.text
+    assert replayed.json()["error"]["code"] == "replayed"
