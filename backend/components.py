@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from backend.adapters.db.engine import build_engine, describe, migrate
 from backend.adapters.db.instances import SqlInstanceRepository
 from backend.adapters.db.operations import SqlOperationRepository
+from backend.adapters.db.replay import SqlReplayGuard
+from backend.adapters.db.results import SqlResultClaimRepository
 from backend.adapters.db.tokens import SqlTokenRepository
 from backend.adapters.host_client import HostRetryPolicy, HostTimeouts, HttpHostClient
 from backend.adapters.operation_logs import FileOperationLogStore
@@ -23,6 +25,7 @@ from backend.domain.ports import (
     HostClient,
     ModelStore,
     ModelValidator,
+    ReplayMemory,
     ResultSink,
     StrategyCatalog,
     TrainingEngine,
@@ -42,7 +45,6 @@ from backend.services.stale_models import StaleModelSweeper
 from backend.services.telemetry import Telemetry
 from backend.services.training import TrainingService
 from backend.settings import Settings
-from shared.contracts.replay import ReplayGuard
 from shared.contracts.signing import DEFAULT_TOLERANCE_S
 
 logger = logging.getLogger(__name__)
@@ -97,7 +99,7 @@ class Components:
     lease: InstanceLease
     model_sweeper: StaleModelSweeper
     #: Every signed host message's webhook-id, while its timestamp is acceptable (refused when repeated).
-    host_replay: ReplayGuard
+    host_replay: ReplayMemory
     tokens: TokenService
     health: DatabaseHealth
 
@@ -227,7 +229,8 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         local_has_gpu=device != "cpu",
     )
     limits = IngestLimits(settings.inline_model_max_bytes, settings.max_model_bytes)
-    ingest = ResultIngest(operations, adapters.sink, adapters.validator, client, limits=limits)
+    claims = SqlResultClaimRepository(db, lease_s=settings.instance_lease_s)
+    ingest = ResultIngest(operations, adapters.sink, adapters.validator, client, claims=claims, limits=limits)
     hosts = HostSessionManager(
         operations,
         registry,
@@ -247,6 +250,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         {ExecutionMode.LOCAL: runner, ExecutionMode.HOST: hosts},
         logs=logs,
     )
+    lease.on_pending_adopted(training.requeue)
     telemetry = Telemetry(operations, lambda: runner.running)
     operations.on_terminal(telemetry.observe_terminal)
     return Components(
@@ -271,7 +275,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         http=http,
         lease=lease,
         model_sweeper=StaleModelSweeper(getattr(adapters.models, "cleanup_stale", None)),
-        host_replay=ReplayGuard(DEFAULT_TOLERANCE_S),
+        host_replay=SqlReplayGuard(db, DEFAULT_TOLERANCE_S),
         tokens=TokenService(SqlTokenRepository(db), adapters.clock),
         health=DatabaseHealth(operations.ping, max_age_s=settings.health_cache_s),
     )

@@ -131,6 +131,13 @@ class ResultRejectedError(BackendError):
     status_code = 422
 
 
+class ResultBeingStoredError(BackendError):
+    """Another backend is storing this operation's model right now: retry shortly (retryable)."""
+
+    code = "result_being_stored"
+    status_code = 503
+
+
 class ResultConflictError(BackendError):
     """A result arrived for an operation that cannot take it (finished otherwise, another session)."""
 

@@ -145,7 +145,7 @@ class _LocalHost:
         return None
 
 
-def _running_operation(folder: Path) -> tuple[Any, str]:
+def _running_operation(folder: Path) -> tuple[Any, str, Any]:
     from backend.adapters.db.engine import build_engine, migrate
     from backend.adapters.db.operations import SqlOperationRepository
     from backend.domain.operations import OperationStatus, transition
@@ -166,7 +166,7 @@ def _running_operation(folder: Path) -> tuple[Any, str]:
             host_url="http://host", host_session_id="hs_bench"
         ),
     )
-    return ops, op.id
+    return ops, op.id, engine
 
 
 def backend_ingest(size_mb: float, encoding: str, folder: Path) -> dict[str, float]:
@@ -180,12 +180,15 @@ def backend_ingest(size_mb: float, encoding: str, folder: Path) -> dict[str, flo
 
     model = folder / "host-model.pt"
     config = _checkpoint_of(size_mb, model)
-    ops, op_id = _running_operation(folder)
+    from backend.adapters.db.results import SqlResultClaimRepository
+
+    ops, op_id, engine = _running_operation(folder)
     ingest = ResultIngest(
         ops,
         LocalModelStore.at(folder / "models"),
         CheckpointValidator(),
         _LocalHost(model),  # type: ignore[arg-type]
+        claims=SqlResultClaimRepository(engine, lease_s=15.0),
         limits=IngestLimits(inline_model_max_bytes=1 << 40, max_model_bytes=1 << 40),
     )
     started = time.perf_counter()  # the host's part starts: its result is on disk

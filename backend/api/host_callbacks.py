@@ -8,6 +8,7 @@ stored result, e.g. a host's retry signed afresh after a lost answer, answers ``
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -26,7 +27,7 @@ async def receive_host_result(request: Request, components: ComponentsDep) -> di
     """A host's result payload (gzip+base64 model inline, or a reference to stream), signed."""
     settings = components.settings
     body = await read_body_limited(request, settings.callback_max_bytes)
-    check_signed_webhook(request, body, components)
+    await asyncio.to_thread(check_signed_webhook, request, body, components)  # the replay guard's database
     payload = parse_payload(body)
     with components.logs.capture(payload.operation_id):
         outcome = await components.ingest.ingest(payload)

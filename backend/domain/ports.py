@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from backend.domain.instances import BackendInstance
 from backend.domain.operations import Operation, OperationFilter, OperationStatus, ProjectSummary
+from backend.domain.results import ResultClaim, StoredVersion
 from backend.domain.tokens import ApiToken
 from shared.contracts.commands import CommandView
 from shared.contracts.host import HostHealth, SessionList, SessionView, StartSession
@@ -32,7 +33,17 @@ class OperationRepository(Protocol):
     def get_by_idempotency_key(self, key: str) -> Operation | None: ...
 
     def save(self, op: Operation, *, expected: OperationStatus) -> bool:
-        """Write ``op`` only if the stored status is still ``expected`` (compare-and-set)."""
+        """Write ``op`` only if the stored status is still ``expected`` and the stored owner is still
+        ``op.owner_id`` (compare-and-set); never changes the owner."""
+        ...
+
+    def claim(self, op: Operation) -> bool:
+        """Write ``op`` (running, with its new owner) only if the stored one is still pending, the row
+        locked so that of N backends claiming it exactly one wins."""
+        ...
+
+    def adopt(self, op_id: str, *, previous_owner: str | None, new_owner: str) -> bool:
+        """Give an unfinished operation to ``new_owner`` if ``previous_owner`` still has it."""
         ...
 
     def find(self, where: OperationFilter, *, limit: int, offset: int) -> tuple[list[Operation], int]:
@@ -226,4 +237,28 @@ class ResultSink(Protocol):
 
     def find_by_operation(self, strategy: str, name: str, operation_id: str) -> ModelRef | None:
         """The version already stored for ``operation_id`` (an ingest that ran before), if any."""
+        ...
+
+
+class ResultClaimRepository(Protocol):
+    """One claim per operation on storing its model: the database decides, not a lock in a process."""
+
+    def claim(self, op_id: str, owner: str, at: datetime) -> ResultClaim:
+        """Won when nobody claimed it yet, or the holder's backend is dead and its claim unfinished."""
+        ...
+
+    def record(self, op_id: str, owner: str, version: StoredVersion) -> None:
+        """The version ``owner`` stored under its claim."""
+        ...
+
+    def release(self, op_id: str, owner: str) -> None:
+        """Drop an unfinished claim of ``owner`` (its ingest was refused or failed)."""
+        ...
+
+
+class ReplayMemory(Protocol):
+    """The ids of verified signed messages: each is accepted once."""
+
+    def remember(self, msg_id: str, timestamp: int) -> None:
+        """Record ``msg_id``; ``shared.contracts.replay.ReplayError`` when it was seen before."""
         ...

@@ -26,6 +26,7 @@ from backend.errors import (
     HostUnavailableError,
     IllegalTransitionError,
     PayloadTooLargeError,
+    ResultBeingStoredError,
     ResultConflictError,
     ResultRejectedError,
 )
@@ -79,8 +80,8 @@ class SessionFollower:
             if op.is_terminal:
                 await self._finish(op)
                 return
-            if op.host_session_id != self.session_id:
-                return  # re-dispatched: another follower owns it now
+            if op.host_session_id != self.session_id or self._ops.owned_elsewhere(op):
+                return  # re-dispatched, or adopted by another backend: another follower owns it now
             if await self._cancel_step(op):
                 return
             try:
@@ -191,7 +192,7 @@ class SessionFollower:
         except (ResultRejectedError, PayloadTooLargeError) as exc:
             error = OperationError("result_rejected", exc.message, {**exc.details, **self._where()})
             await asyncio.to_thread(self._ops.fail, self.op_id, error)
-        except (HostError, ResultConflictError) as exc:
+        except (HostError, ResultConflictError, ResultBeingStoredError) as exc:
             logger.warning("pulling the result of session %s failed: %s", self.session_id, exc.message)
 
     async def _cancel_step(self, op: Operation) -> bool:

@@ -134,6 +134,8 @@ class HostSessionManager:
         for op in active:
             if op.execution_mode != "host" or op.id in self.following:
                 continue
+            if self._ops.owned_elsewhere(op):  # its owner follows it (adopted here once it dies)
+                continue
             if op.id in self._dispatcher.in_flight:
                 continue
             adopted.append(op.id)

@@ -1,9 +1,11 @@
 """InstanceLease: this backend's lease on the shared database, and the takeover of dead backends' work.
 
-Each backend process registers a row and renews its heartbeat every third of the lease. Restart
-recovery and a periodic sweep fail (``interrupted``) or cancel only the local operations whose owner is
-dead (see :mod:`backend.domain.instances`), so a second ``modelyard serve`` on the same database, or
-several backends sharing PostgreSQL, never touch each other's live trainings.
+Each backend process registers a row and renews its heartbeat every third of the lease. Every
+operation has an owner: the backend that accepted it, then the one that claimed it. Restart recovery
+and a periodic sweep fail (``interrupted``) or cancel only the running local operations whose owner is
+dead (see :mod:`backend.domain.instances`), and adopt a dead owner's queued and host operations (a
+compare-and-set on the owner: one backend wins), so a second ``modelyard serve`` on the same database,
+or N backends sharing PostgreSQL, never touch each other's live trainings and never lose a dead one's.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class InstanceLease:
         )
         self._task: asyncio.Task[None] | None = None
         self._swept = False
+        self._requeue: Callable[[str], None] | None = None
 
     def register(self) -> None:
         self._repo.register(self.me)
@@ -89,6 +92,7 @@ class InstanceLease:
         live, dead = self._snapshot()
         # Operations only lose their owner when an instance dies (or, at start, from before leases).
         reclaimed = self._reclaim(live) if dead or not self._swept else []
+        adopted = self._adopt(live)
         self._swept = True
         for instance in dead:
             logger.warning(
@@ -98,7 +102,27 @@ class InstanceLease:
                 instance.pid,
             )
             self._repo.remove(instance.id)
-        return reclaimed
+        return reclaimed + adopted
+
+    def on_pending_adopted(self, requeue: Callable[[str], None]) -> None:
+        """``requeue(op_id)`` for each pending operation adopted by a sweep after start (the ones adopted
+        before the runners start are queued by the restart's own re-queue of this backend's work)."""
+        self._requeue = requeue
+
+    def _adopt(self, live: Liveness) -> list[str]:
+        """Become the owner of a dead backend's queued operations, and of its host operations (their
+        trainings go on on the host: this backend follows them from now on). A dead backend's running
+        local operations are ``_reclaim``'s: their training died with it."""
+        adopted = []
+        for op in self._ops.unfinished():
+            if op.execution_mode == "local" and op.status is not OperationStatus.PENDING:
+                continue
+            if op.owner_id == self.me.id or not live.is_dead(op.owner_id) or not self._ops.adopt(op):
+                continue
+            adopted.append(op.id)
+            if op.status is OperationStatus.PENDING and self._swept and self._requeue is not None:
+                self._requeue(op.id)
+        return adopted
 
     def _snapshot(self) -> tuple[Liveness, list[BackendInstance]]:
         return liveness(

@@ -191,6 +191,7 @@ class OperationsService:
             tags=tuple(dict.fromkeys(tags)),  # a tag given twice is kept once, where it first came
             workload=workload,
             submitted_by=submitted_by,
+            owner_id=self.instance_id,  # the backend that accepted it queues it, until it dies
         )
         stored = self._repo.add(op)
         if stored.id == op.id:
@@ -201,11 +202,11 @@ class OperationsService:
         """Claim a pending operation for a worker; None if it is no longer pending (e.g. cancelled)."""
         with self._write_lock:
             op = self._repo.get(op_id)
-            if op is None or op.status is not OperationStatus.PENDING:
-                return None
+            if op is None or op.status is not OperationStatus.PENDING or self.owned_elsewhere(op):
+                return None  # cancelled, claimed, or adopted by another backend meanwhile
             running = transition(op, OperationStatus.RUNNING, self._clock.now())
             running = running.with_changes(progress=Progress(phase="starting"), owner_id=self.instance_id)
-            if not self._repo.save(running, expected=OperationStatus.PENDING):
+            if not self._repo.claim(running):
                 return None
             with self._cache_lock:
                 self._live[op_id] = _Live(running)
@@ -321,6 +322,26 @@ class OperationsService:
             return transition(op, target, self._clock.now()).with_changes(cancelled_by=by)
 
         return self._apply(op_id, change)
+
+    def adopt(self, op: Operation) -> bool:
+        """Take over ``op`` from its (dead) owner; False when another backend took it first."""
+        if not self._repo.adopt(op.id, previous_owner=op.owner_id, new_owner=self.instance_id):
+            return False
+        with self._cache_lock:
+            self._live.pop(op.id, None)  # the next read sees the new owner
+        logger.warning(
+            "operation %s of backend %s adopted by backend %s", op.id, op.owner_id, self.instance_id
+        )
+        return True
+
+    def owned_elsewhere(self, op: Operation) -> bool:
+        """``op`` belongs to another backend (an operation from before owners belongs to nobody)."""
+        return op.owner_id is not None and op.owner_id != self.instance_id
+
+    def unfinished(self) -> list[Operation]:
+        """Pending, running and cancelling operations of every backend on this database."""
+        ops, _ = self._repo.find(OperationFilter(unfinished_only=True), limit=10_000, offset=0)
+        return ops
 
     def active_local(self) -> list[Operation]:
         """Running and cancelling operations of the local runners of every backend on this database."""

@@ -6,10 +6,12 @@ itself from the host with the answer's signature checked (a pull). Here: parse, 
 the weights, store them, complete the operation. A command's artefacts arrive as one tar in the same
 slot: it is unpacked safely (listed regular files only, each sha256 checked, size-capped) and stored as
 the version's files, with no weights to validate; a result without a model completes the operation
-with none. One lock per operation serialises callback and pull;
-a result already stored (same session, or a version whose metadata names the operation) is answered
-as a duplicate, so the same result twice gives one model version. A rejection stores nothing and
-leaves the operation as it was.
+with none. The database decides who stores the model: after the model is materialised and checked in
+a temp folder, a claim row keyed by the operation id is inserted, and only the ingest that won it
+publishes the version folder; every other one (another backend's pull racing this one's callback, a
+retried callback) waits for the winner and answers with its version, so the same result twice, in one
+process or in N backends, gives one model version. (The lock per operation only spares this process a
+second download.) A rejection stores nothing, releases the claim and leaves the operation as it was.
 """
 
 from __future__ import annotations
@@ -26,8 +28,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from backend.domain.operations import ACTIVE_STATUSES, Operation, OperationStatus
-from backend.domain.ports import HostClient, ModelValidator, ResultSink
-from backend.errors import HostError, PayloadTooLargeError, ResultConflictError, ResultRejectedError
+from backend.domain.ports import HostClient, ModelValidator, ResultClaimRepository, ResultSink
+from backend.domain.results import StoredVersion
+from backend.errors import (
+    HostError,
+    IllegalTransitionError,
+    PayloadTooLargeError,
+    ResultBeingStoredError,
+    ResultConflictError,
+    ResultRejectedError,
+)
 from backend.services.operations import OperationsService
 from shared.contracts.bundle import BUNDLE_FILE, BundleError, unpack_files
 from shared.contracts.handoff import HandoffError, ModelDigest, decode_inline_model
@@ -50,6 +60,10 @@ class IngestOutcome:
 class IngestLimits:
     inline_model_max_bytes: int = 32 << 20
     max_model_bytes: int = 4 << 30
+    #: How long an ingest waits for another backend that holds the claim to record its version,
+    #: before answering "being stored, retry" (503).
+    claim_wait_s: float = 30.0
+    claim_poll_s: float = 0.1
 
 
 def parse_payload(body: bytes) -> ResultPayload:
@@ -71,10 +85,12 @@ class ResultIngest:
         validator: ModelValidator,
         hosts: HostClient,
         *,
+        claims: ResultClaimRepository,
         limits: IngestLimits,
         temp_dir: Path | None = None,
     ) -> None:
         self._ops = operations
+        self._claims = claims
         self._sink = sink
         self._validator = validator
         self._hosts = hosts
@@ -91,7 +107,15 @@ class ResultIngest:
                 await self.acknowledge(op.host_url, payload.session_id)
                 return done
             stored = await self._stored_model(payload, op) if payload.artifact is not None else None
-            await asyncio.to_thread(self._complete, payload, stored)
+            try:
+                await asyncio.to_thread(self._complete, payload, stored)
+            except IllegalTransitionError:
+                # Another backend completed it with the same stored version meanwhile.
+                done = self._already_done(await asyncio.to_thread(self._ops.get, op_id), payload)
+                if done is None:
+                    raise
+                await self.acknowledge(op.host_url, payload.session_id)
+                return done
         logger.info("operation %s completed from host session %s: %s", op_id, payload.session_id, stored)
         await self.acknowledge(op.host_url, payload.session_id)
         return IngestOutcome(op_id, stored, duplicate=False)
@@ -110,11 +134,55 @@ class ResultIngest:
             model_file = await self._materialise(payload, op, folder)
             if artifact.bundle is None:
                 await asyncio.to_thread(self._validator.validate, model_file, artifact.config)
-                return await asyncio.to_thread(self._store, payload, op, model_file.read_bytes(), {})
+                return await self._store_once(payload, op, model_file.read_bytes(), {})
             # A command's artefacts: files of any kind, checked one by one against the artifact's list
             # (there are no torch weights to validate).
             files = await asyncio.to_thread(self._unpack, artifact, model_file, folder / "files")
-            return await asyncio.to_thread(self._store, payload, op, b"", files)
+            return await self._store_once(payload, op, b"", files)
+
+    async def _store_once(
+        self, payload: ResultPayload, op: Operation, model_bytes: bytes, files: dict[str, Path]
+    ) -> ModelRef:
+        """Publish the checked model from the temp folder only if this ingest wins the database claim;
+        else the version another ingest stored under it."""
+        me = self._ops.instance_id
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._limits.claim_wait_s
+        while True:
+            claim = await asyncio.to_thread(self._claims.claim, op.id, me, self._ops.now())
+            if claim.won:
+                break
+            if claim.stored is not None:
+                logger.info("operation %s: its model was stored by backend %s", op.id, claim.holder)
+                return await asyncio.to_thread(self._ref_of, claim.stored, op.id)
+            if loop.time() >= deadline:
+                raise ResultBeingStoredError(
+                    f"backend {claim.holder} is storing the model of operation {op.id}; retry shortly",
+                    operation_id=op.id,
+                    holder=claim.holder,
+                )
+            await asyncio.sleep(self._limits.claim_poll_s)
+        try:
+            stored = await asyncio.to_thread(self._publish, payload, op, model_bytes, files)
+        except BaseException:
+            await asyncio.to_thread(self._claims.release, op.id, me)
+            raise
+        version = StoredVersion(stored.strategy, stored.name, stored.version)
+        await asyncio.to_thread(self._claims.record, op.id, me, version)
+        return stored
+
+    def _publish(
+        self, payload: ResultPayload, op: Operation, model_bytes: bytes, files: dict[str, Path]
+    ) -> ModelRef:
+        """The version for the claim just won: one an ingest that crashed after its rename already
+        stored (its metadata names the operation), else a new one."""
+        assert payload.artifact is not None
+        found = self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op.id)
+        return found or self._store(payload, op, model_bytes, files)
+
+    def _ref_of(self, stored: StoredVersion, op_id: str) -> ModelRef:
+        found = self._sink.find_by_operation(stored.strategy, stored.name, op_id)
+        return found or ModelRef(stored.strategy, stored.name, stored.version, path="")
 
     async def acknowledge(self, host_url: str | None, session_id: str) -> bool:
         """Tell the host its result is stored (it deletes its copy). Best effort: a miss is retried by

@@ -197,15 +197,25 @@ class TrainingService:
         return op
 
     def resume_after_restart(self) -> list[str]:
-        """Re-queue every pending operation, oldest first (dead backends' running ones are the
-        InstanceLease's to take over)."""
-        pending = self._ops.pending_ids()
-        for op_id in pending:
+        """Re-queue this backend's pending operations, oldest first (another live backend queues its
+        own; dead backends' ones were adopted by the InstanceLease's first sweep)."""
+        pending = []
+        for op_id in self._ops.pending_ids():
             op = self._ops.get(op_id)
+            if self._ops.owned_elsewhere(op):
+                continue
             self._runner_for(ExecutionMode(op.execution_mode)).submit(op_id)
+            pending.append(op_id)
         if pending:
             logger.info("re-queued %d pending operation(s)", len(pending))
         return pending
+
+    def requeue(self, op_id: str) -> None:
+        """Queue a pending operation adopted from a backend that died, on the runner of its mode."""
+        op = self._ops.get(op_id)
+        if op.status is OperationStatus.PENDING:
+            self._runner_for(ExecutionMode(op.execution_mode)).submit(op_id)
+            logger.info("operation %s of a stopped backend re-queued here", op_id)
 
     def _runner_for(self, mode: ExecutionMode) -> TrainingRunner:
         runner = self._runners.get(mode) or self._runners.get(ExecutionMode.LOCAL)

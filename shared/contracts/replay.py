@@ -6,8 +6,9 @@ Memory is bounded by ``capacity``: when that many ids are live, a new one is ref
 rather than an old one forgotten early, which would reopen the window for a replay. Only messages whose
 signature verified are remembered, so an unsigned flood cannot fill the guard.
 
-In memory and per process: a receiver that restarts forgets, and two backend instances do not share
-what they saw (their host endpoints are idempotent, see docs/operations.md).
+In memory and per process: a receiver that restarts forgets (the host service's endpoints are
+idempotent, see docs/operations.md). The backend keeps the same memory in its database instead
+(``backend.adapters.db.replay.SqlReplayGuard``), shared by every backend instance on it.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, exists, func, select, text, update
+from sqlalchemy import Engine, Select, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -33,6 +33,10 @@ _SET_AT_CREATION = (
     "workload",
     "submitted_by",
 )
+
+#: Changed only by ``claim`` and ``adopt``: a stale snapshot written by ``save`` never moves an
+#: operation back to a backend that lost it (``save`` also refuses a snapshot of another owner).
+_OWNERSHIP = ("owner_id",)
 
 
 def _to_row(op: Operation) -> dict[str, Any]:
@@ -146,12 +150,50 @@ class SqlOperationRepository:
             return None if row is None else _to_domain(row)
 
     def save(self, op: Operation, *, expected: OperationStatus) -> bool:
-        values = {k: v for k, v in _to_row(op).items() if k not in _SET_AT_CREATION}
+        skipped = (*_SET_AT_CREATION, *_OWNERSHIP)
+        values = {k: v for k, v in _to_row(op).items() if k not in skipped}
         with self._sessions.begin() as session:
             result = session.execute(
                 update(OperationRow)
-                .where(OperationRow.id == op.id, OperationRow.status == expected.value)
+                .where(
+                    OperationRow.id == op.id,
+                    OperationRow.status == expected.value,
+                    OperationRow.owner_id.is_not_distinct_from(op.owner_id),
+                )
                 .values(**values)
+            )
+            return _rowcount(result) == 1
+
+    def claim(self, op: Operation) -> bool:
+        """Store ``op`` (running, owned by its ``owner_id``) only if its row is still pending and owned
+        by nobody else; the row is locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) so two backends
+        never both claim it."""
+        values = {k: v for k, v in _to_row(op).items() if k not in _SET_AT_CREATION}
+        claimable = (
+            OperationRow.id == op.id,
+            OperationRow.status == OperationStatus.PENDING.value,
+            or_(OperationRow.owner_id.is_(None), OperationRow.owner_id == op.owner_id),
+        )
+        with self._sessions.begin() as session:
+            locked = session.scalar(
+                select(OperationRow.id).where(*claimable).with_for_update(skip_locked=True)
+            )
+            if locked is None:  # not pending, adopted, or another backend holds the row right now
+                return False
+            result = session.execute(update(OperationRow).where(*claimable).values(**values))
+            return _rowcount(result) == 1
+
+    def adopt(self, op_id: str, *, previous_owner: str | None, new_owner: str) -> bool:
+        """Move an unfinished operation from ``previous_owner`` to ``new_owner`` (compare-and-set)."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(OperationRow)
+                .where(
+                    OperationRow.id == op_id,
+                    OperationRow.owner_id.is_not_distinct_from(previous_owner),
+                    OperationRow.status.in_(sorted(s.value for s in UNFINISHED_STATUSES)),
+                )
+                .values(owner_id=new_owner)
             )
             return _rowcount(result) == 1
 

@@ -126,3 +126,28 @@ class ApiTokenRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OperationResultRow(Base):
+    """The claim on storing an operation's model (its primary key: one per operation), then the
+    version stored under it."""
+
+    __tablename__ = "operation_results"
+
+    operation_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("operations.id", ondelete="CASCADE"), primary_key=True
+    )
+    owner_id: Mapped[str] = mapped_column(String(40))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    strategy: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class SignedMessageRow(Base):
+    """A verified signed message's id (its sha256), remembered until its timestamp is too old to verify."""
+
+    __tablename__ = "signed_messages"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

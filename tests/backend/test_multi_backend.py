@@ -1,0 +1,228 @@
+"""N backends on one database, in process: owners, row-locked queue claims, adoption of a dead owner's
+queued and host operations, and one model version per operation decided by the database.
+
+Each "backend" here is its own OperationsService (its own instance id) on one shared engine, SQLite and
+PostgreSQL alike; the real-process version of the same story is tests/e2e/test_multi_backend.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
+
+from backend.adapters.db.engine import migrate
+from backend.adapters.db.instances import SqlInstanceRepository
+from backend.adapters.db.operations import SqlOperationRepository
+from backend.adapters.db.replay import SqlReplayGuard
+from backend.adapters.db.results import SqlResultClaimRepository
+from backend.adapters.db.tables import OperationRow
+from backend.adapters.model_validation import CheckpointValidator
+from backend.adapters.storage import LocalModelStore
+from backend.domain.instances import BackendInstance
+from backend.domain.operations import OperationStatus, transition
+from backend.domain.results import StoredVersion
+from backend.services.events import EventBroker
+from backend.services.instance_lease import InstanceLease
+from backend.services.operations import OperationsService
+from backend.services.result_ingest import IngestLimits, ResultIngest, parse_payload
+from shared.contracts.replay import ReplayError
+from tests.backend.databases import DATABASES, empty_database
+from tests.backend.fakes import FixedClock
+from tests.backend.host_fakes import FakeHostClient, result_payload, tiny_model
+
+REQUEST = {"workload": "strategy", "strategy_yaml": "name: t\n", "symbols": ["EURUSD"], "timeframes": ["1h"]}
+
+
+@pytest.fixture(params=DATABASES)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    for engine in empty_database(request.param, tmp_path):
+        migrate(engine)
+        yield engine
+
+
+def backend(db: Engine, clock: FixedClock, instance_id: str) -> OperationsService:
+    return OperationsService(SqlOperationRepository(db), clock, EventBroker(), instance_id=instance_id)
+
+
+def register(db: Engine, clock: FixedClock, instance_id: str, *, age_s: float = 0.0) -> None:
+    at = clock.now() - timedelta(seconds=age_s)
+    SqlInstanceRepository(db).register(BackendInstance(instance_id, "box", 999_999, None, at, at))
+
+
+def host_op(ops: OperationsService, session_id: str = "hs_1") -> str:
+    """A host-mode operation running as ``session_id`` on http://h1, owned by ``ops``."""
+    op, _ = ops.create(op_type="training", request=REQUEST, execution_mode="host", mode_reason="t")
+
+    def run(current: object) -> object:
+        return transition(op, OperationStatus.RUNNING, ops.now()).with_changes(
+            host_url="http://h1", host_session_id=session_id, attempts=1
+        )
+
+    ops.update(op.id, run)  # type: ignore[arg-type]
+    return op.id
+
+
+def test_an_operation_is_claimed_only_by_its_owner_and_only_once(db: Engine) -> None:
+    clock = FixedClock()
+    a, b = backend(db, clock, "bk_a"), backend(db, clock, "bk_b")
+    op, _ = a.create(op_type="training", request=REQUEST, execution_mode="local", mode_reason="t")
+    assert op.owner_id == "bk_a"  # the backend that accepted it queues it
+    assert b.mark_running(op.id) is None  # another backend does not run it while bk_a has it
+    assert a.mark_running(op.id) is not None
+    assert a.mark_running(op.id) is None  # claimed once
+    unowned, _ = a.create(op_type="training", request=REQUEST, execution_mode="local", mode_reason="t")
+    SqlOperationRepository(db).adopt(unowned.id, previous_owner="bk_a", new_owner="bk_b")
+    assert a.mark_running(unowned.id) is None  # adopted away while it waited in bk_a's queue
+    assert b.mark_running(unowned.id) is not None
+
+
+@pytest.mark.parametrize("db", [DATABASES[1]], indirect=True)  # SQLite: one writer, the status CAS
+def test_a_queue_claim_skips_a_row_another_backend_holds_locked(db: Engine) -> None:
+    clock = FixedClock()
+    a, b = backend(db, clock, "bk_a"), backend(db, clock, "bk_b")
+    op, _ = a.create(op_type="training", request=REQUEST, execution_mode="local", mode_reason="t")
+    with Session(db) as holder, holder.begin():
+        # Another process is claiming it right now (its transaction holds the row).
+        holder.execute(select(OperationRow).where(OperationRow.id == op.id).with_for_update())
+        assert a.mark_running(op.id) is None  # skipped at once, not waited for
+    assert b.mark_running(op.id) is None  # bk_a's, not bk_b's
+    assert a.mark_running(op.id) is not None
+    assert a.get(op.id).owner_id == "bk_a"
+
+
+def test_a_stale_snapshot_from_a_backend_that_lost_the_operation_is_not_written(db: Engine) -> None:
+    clock = FixedClock()
+    a, b = backend(db, clock, "bk_a"), backend(db, clock, "bk_b")
+    repo = SqlOperationRepository(db)
+    op_id = host_op(a)
+    snapshot = repo.get(op_id)
+    assert snapshot is not None
+    assert repo.adopt(op_id, previous_owner="bk_other", new_owner="bk_b") is False  # CAS on the owner
+    assert repo.adopt(op_id, previous_owner="bk_a", new_owner="bk_b") is True
+    # A's late progress write (its view still says it owns the operation) is refused, not merged.
+    assert repo.save(snapshot.with_changes(device="cuda:0"), expected=OperationStatus.RUNNING) is False
+    stored = b.get(op_id)
+    assert (stored.owner_id, stored.device) == ("bk_b", None)
+    assert b.owned_elsewhere(snapshot)
+    assert not b.owned_elsewhere(stored)
+
+
+def test_a_dead_backends_queued_and_host_operations_are_adopted_its_local_training_failed(
+    db: Engine,
+) -> None:
+    clock = FixedClock()
+    register(db, clock, "bk_dead", age_s=3600)
+    register(db, clock, "bk_alive", age_s=1)
+    dead, alive = backend(db, clock, "bk_dead"), backend(db, clock, "bk_alive")
+    dead_host, alive_host = host_op(dead, "hs_dead"), host_op(alive, "hs_alive")
+    dead_queued, _ = dead.create(op_type="training", request=REQUEST, execution_mode="local", mode_reason="t")
+    dead_local, _ = dead.create(op_type="training", request=REQUEST, execution_mode="local", mode_reason="t")
+    dead.mark_running(dead_local.id)
+
+    me = backend(db, clock, "bk_me")
+    lease = InstanceLease(SqlInstanceRepository(db), me, clock, lease_s=60, pid_alive=lambda _pid: True)
+    requeued: list[str] = []
+    lease.on_pending_adopted(requeued.append)
+    lease.register()
+    assert sorted(lease.sweep()) == sorted([dead_host, dead_queued.id, dead_local.id])
+    assert requeued == []  # at start the restart's own re-queue runs them (the runners are not up yet)
+
+    assert (me.get(dead_host).owner_id, me.get(dead_host).status) == ("bk_me", OperationStatus.RUNNING)
+    assert (me.get(dead_queued.id).owner_id, me.get(dead_queued.id).status) == (
+        "bk_me",
+        OperationStatus.PENDING,
+    )
+    assert me.get(dead_local.id).status is OperationStatus.FAILED  # its training died with its backend
+    assert me.get(alive_host).owner_id == "bk_alive"  # a live backend's work is never touched
+
+    # Later sweeps adopt and hand the queued ones to this backend's runners at once.
+    register(db, clock, "bk_later", age_s=3600)
+    later = backend(db, clock, "bk_later")
+    queued_later, _ = later.create(
+        op_type="training", request=REQUEST, execution_mode="host", mode_reason="t"
+    )
+    assert lease.sweep() == [queued_later.id]
+    assert requeued == [queued_later.id]
+
+
+def test_only_one_of_two_backends_adopts_a_dead_owners_operation(db: Engine) -> None:
+    clock = FixedClock()
+    register(db, clock, "bk_dead", age_s=3600)
+    op_id = host_op(backend(db, clock, "bk_dead"))
+    first, second = backend(db, clock, "bk_1"), backend(db, clock, "bk_2")
+    stale = first.get(op_id)  # both read the dead owner before either adopts
+    assert first.adopt(stale) is True
+    assert second.adopt(stale) is False
+    assert second.get(op_id).owner_id == "bk_1"
+
+
+def test_a_result_claim_is_won_once_recorded_and_taken_over_from_a_dead_holder(db: Engine) -> None:
+    clock = FixedClock()
+    op_id = host_op(backend(db, clock, "bk_a"))
+    other_id = host_op(backend(db, clock, "bk_a"), "hs_2")
+    claims = SqlResultClaimRepository(db, lease_s=10)
+    register(db, clock, "bk_a")
+    assert claims.claim(op_id, "bk_a", clock.now()).won
+    busy = claims.claim(op_id, "bk_b", clock.now())
+    assert (busy.won, busy.holder, busy.stored) == (False, "bk_a", None)  # bk_a is alive and storing
+    claims.record(op_id, "bk_a", StoredVersion("trend", "EURUSD_1h", 3))
+    done = claims.claim(op_id, "bk_b", clock.now())
+    assert (done.won, done.stored) == (False, StoredVersion("trend", "EURUSD_1h", 3))
+
+    assert claims.claim(other_id, "bk_gone", clock.now()).won  # bk_gone has no lease: it died storing
+    assert claims.claim(other_id, "bk_b", clock.now()).won
+    claims.release(other_id, "bk_b")  # a refused result gives the claim back
+    assert claims.claim(other_id, "bk_a", clock.now()).won
+
+
+@pytest.mark.anyio
+async def test_two_backends_ingesting_the_same_result_at_once_store_one_version(
+    db: Engine, tmp_path: Path
+) -> None:
+    clock = FixedClock()
+    register(db, clock, "bk_a")
+    register(db, clock, "bk_b")
+    a, b = backend(db, clock, "bk_a"), backend(db, clock, "bk_b")
+    op_id = host_op(a)
+    model, config = tiny_model()
+    (tmp_path / "model.pt").write_bytes(model)
+    payload = parse_payload(result_payload(op_id, "hs_1", tmp_path / "model.pt", config))
+    store = LocalModelStore.at(tmp_path / "shared-models")  # one volume, two backends
+
+    def ingest_of(ops: OperationsService) -> ResultIngest:
+        claims = SqlResultClaimRepository(db, lease_s=60)
+        limits = IngestLimits(claim_wait_s=30, claim_poll_s=0.01)
+        return ResultIngest(ops, store, CheckpointValidator(), FakeHostClient(), claims=claims, limits=limits)
+
+    outcomes = await asyncio.gather(ingest_of(a).ingest(payload), ingest_of(b).ingest(payload))
+    assert sorted(o.duplicate for o in outcomes) == [False, True]
+    versions = store.list_versions("trend", "EURUSD_1h")
+    assert [v["version"] for v in versions] == [1]
+    assert a.get(op_id).status is OperationStatus.COMPLETED
+    with db.connect() as conn:
+        stored = conn.execute(
+            text("SELECT version FROM operation_results WHERE operation_id = :id"), {"id": op_id}
+        )
+        assert stored.scalar_one() == 1
+
+
+def test_a_signed_message_seen_by_one_backend_is_refused_by_every_other(db: Engine) -> None:
+    now = [1_000_000.0]
+    first, second = (SqlReplayGuard(db, 300, clock=lambda: now[0], purge_every_s=0) for _ in range(2))
+    first.remember("msg_1", int(now[0]))
+    with pytest.raises(ReplayError) as refused:
+        second.remember("msg_1", int(now[0]))  # the same message replayed to another replica
+    assert refused.value.code == "replayed"
+    second.remember("msg_2", int(now[0]))
+    with pytest.raises(ReplayError):
+        first.remember("msg_2", int(now[0]))
+    now[0] += 301  # past the tolerance: the old signature is stale, the id is forgotten
+    second.remember("msg_1", int(now[0]))
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM signed_messages")).scalar_one() == 1
