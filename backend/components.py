@@ -121,6 +121,8 @@ def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
             runs_dir=settings.runs_dir,
             plugin_allowlist=settings.plugin_allowlist,
             commands_dir=settings.commands_dir,
+            checkpoint_every_epochs=settings.checkpoint_every_epochs,
+            checkpoint_min_interval_s=settings.checkpoint_min_interval_s,
         )
     sink = given.sink
     if sink is None:
@@ -210,12 +212,17 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         progress_interval_s=settings.progress_write_interval_s,
     )
     lease = InstanceLease(
-        SqlInstanceRepository(db), operations, adapters.clock, lease_s=settings.instance_lease_s
+        SqlInstanceRepository(db),
+        operations,
+        adapters.clock,
+        lease_s=settings.instance_lease_s,
+        max_retries=settings.max_retries,
     )
     log_store = FileOperationLogStore(settings.logs_dir)
     logs = LogCapture(log_store)
     runner = LocalTrainingRunner(adapters.engine, operations, logs, concurrency=settings.local_concurrency)
     operations.on_changed_elsewhere(runner.stop_if_changed_elsewhere)
+    lease.resubmit = runner.submit
     device = local_device()
     client, http = _host_client(settings, adapters)
     registry = HostRegistry(

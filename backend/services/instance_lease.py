@@ -1,9 +1,11 @@
 """InstanceLease: this backend's lease on the shared database, and the takeover of dead backends' work.
 
 Each backend process registers a row and renews its heartbeat every third of the lease. Restart
-recovery and a periodic sweep fail (``interrupted``) or cancel only the local operations whose owner is
-dead (see :mod:`backend.domain.instances`), so a second ``modelyard serve`` on the same database, or
-several backends sharing PostgreSQL, never touch each other's live trainings.
+recovery and a periodic sweep take over only the local operations whose owner is dead (see
+:mod:`backend.domain.instances`), so a second ``modelyard serve`` on the same database, or several
+backends sharing PostgreSQL, never touch each other's live trainings. A dead owner's running training
+is queued again as a new attempt resuming from its checkpoints on disk while ``max_retries`` allows
+(else it fails ``interrupted``); a cancelling one ends cancelled.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from backend.domain.attempts import automatic_retries
 from backend.domain.instances import BackendInstance, Liveness, liveness
 from backend.domain.operations import INTERRUPTED, OperationError, OperationStatus
 from backend.domain.ports import Clock, InstanceRepository
@@ -55,6 +58,7 @@ class InstanceLease:
         lease_s: float,
         pid_alive: Callable[[int], bool] = process_exists,
         machine: Callable[[], str | None] = machine_key,
+        max_retries: int = 0,
     ) -> None:
         self._repo = repo
         self._ops = operations
@@ -72,6 +76,11 @@ class InstanceLease:
         )
         self._task: asyncio.Task[None] | None = None
         self._swept = False
+        self._max_retries = max_retries
+        #: Told the id of each operation a periodic sweep queued again (the local runner's ``submit``);
+        #: at start the pending ones are submitted by ``TrainingService.resume_after_restart``.
+        self.resubmit: Callable[[str], None] | None = None
+        self.requeued: list[str] = []
 
     def register(self) -> None:
         self._repo.register(self.me)
@@ -89,6 +98,8 @@ class InstanceLease:
         live, dead = self._snapshot()
         # Operations only lose their owner when an instance dies (or, at start, from before leases).
         reclaimed = self._reclaim(live) if dead or not self._swept else []
+        if not self._swept:  # at start, TrainingService.resume_after_restart submits every pending one
+            self.requeued.clear()
         self._swept = True
         for instance in dead:
             logger.warning(
@@ -110,7 +121,8 @@ class InstanceLease:
         )
 
     def _reclaim(self, live: Liveness) -> list[str]:
-        """Cancelling → cancelled, running → failed/interrupted, for every operation of a dead owner."""
+        """Cancelling → cancelled; running → pending (a new attempt from its checkpoint) while retries
+        remain, else failed/interrupted; for every operation of a dead owner."""
         reclaimed = []
         for op in self._ops.active_local():
             if not live.is_dead(op.owner_id):
@@ -118,8 +130,17 @@ class InstanceLease:
             try:
                 if op.status is OperationStatus.CANCELLING:
                     self._ops.mark_cancelled(op.id)
+                elif automatic_retries(op) < self._max_retries:
+                    message = f"the backend running this operation (instance {op.owner_id}) stopped"
+                    details = {"previous_status": op.status.value, "owner": op.owner_id}
+                    self._ops.requeue(op.id, OperationError(INTERRUPTED, message, details))
+                    self.requeued.append(op.id)
                 else:
-                    message = "the backend running this operation stopped; start the training again"
+                    message = (
+                        "the backend running this operation stopped; retry it or start the training again"
+                    )
+                    if self._max_retries:
+                        message += f" (it was retried {automatic_retries(op)} times, MODELYARD_MAX_RETRIES)"
                     details = {"previous_status": op.status.value, "owner": op.owner_id}
                     self._ops.fail(op.id, OperationError(INTERRUPTED, message, details))
             except BackendError as exc:  # another backend took it over first
@@ -150,3 +171,7 @@ class InstanceLease:
                 await asyncio.to_thread(self.sweep)
             except Exception:
                 logger.exception("renewing the lease of backend instance %s failed", self.me.id)
+            requeued, self.requeued = self.requeued, []
+            for op_id in requeued:
+                if self.resubmit is not None:
+                    self.resubmit(op_id)

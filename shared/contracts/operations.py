@@ -104,6 +104,39 @@ class ErrorInfo(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class AttemptView(BaseModel):
+    """One run of an operation: the first, an automatic retry after an infrastructure fault, or a
+    manual retry."""
+
+    number: int = Field(..., description="1 for the first run.")
+    outcome: str = Field(
+        ...,
+        description="queued, running, or how it ended: completed, failed, cancelled, or requeued (an "
+        "infrastructure fault sent it back to the queue).",
+    )
+    where: str | None = Field(None, description="Where it ran: 'local backend <instance>' or a host's URL.")
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: ErrorInfo | None = Field(None, description="Why it ended, when it did not complete.")
+    from_checkpoint: bool = Field(False, description="Whether it resumes from the newest checkpoint.")
+    resumed_from_epoch: int | None = Field(
+        None, description="The epoch of the checkpoint it resumed from (0: none was valid, from scratch)."
+    )
+    trigger: str | None = Field(None, description="manual (POST .../retry) or automatic; null for the first.")
+
+
+class RetryRequest(BaseModel):
+    """How to retry a failed, cancelled or interrupted operation."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"from_checkpoint": True}]})
+
+    from_checkpoint: bool = Field(
+        True,
+        description="Resume from the operation's newest valid checkpoint (true), or train from scratch "
+        "(false). Without a valid checkpoint the retry starts from scratch and says so.",
+    )
+
+
 class OperationView(BaseModel):
     operation_id: str
     type: str
@@ -133,6 +166,9 @@ class OperationView(BaseModel):
     )
     cancelled_by: str | None = Field(
         None, description="The name of the API token that cancelled it, if one did."
+    )
+    attempt_history: list[AttemptView] = Field(
+        default_factory=list, description="Each run of the operation, oldest first (retries included)."
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from backend.adapters.db.tables import OperationRow, OperationTagRow
+from backend.domain.attempts import Attempt
 from backend.domain.operations import (
     UNFINISHED_STATUSES,
     Operation,
@@ -71,6 +72,7 @@ def _to_row(op: Operation) -> dict[str, Any]:
         "workload": op.workload,
         "submitted_by": op.submitted_by,
         "cancelled_by": op.cancelled_by,
+        "attempt_log": [attempt.as_dict() for attempt in op.attempt_log],
     }
 
 
@@ -110,6 +112,7 @@ def _to_domain(row: OperationRow) -> Operation:
         workload=row.workload,
         submitted_by=row.submitted_by,
         cancelled_by=row.cancelled_by,
+        attempt_log=tuple(Attempt.from_dict(dict(a)) for a in row.attempt_log or ()),
     )
 
 

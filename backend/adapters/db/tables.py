@@ -87,6 +87,8 @@ class OperationRow(Base):
     # The API token that submitted / cancelled it (None when tokens were not required).
     submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     cancelled_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Each run of the operation (backend.domain.attempts.Attempt.as_dict), oldest first.
+    attempt_log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class OperationTagRow(Base):

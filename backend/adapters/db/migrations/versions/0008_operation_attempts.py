@@ -1,0 +1,29 @@
+"""operation attempts: each run of an operation (where, start/end, outcome, error, resumed epoch)
+
+Kept as a JSON list on the operation row so an attempt changes in the same compare-and-set write as the
+status it follows. Existing operations start with an empty list (their runs were never recorded).
+
+Revision ID: 0008
+Revises: 0005
+Create Date: 2026-11-30
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("operations") as batch:
+        batch.add_column(sa.Column("attempt_log", sa.JSON(), nullable=False, server_default="[]"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("operations") as batch:
+        batch.drop_column("attempt_log")
