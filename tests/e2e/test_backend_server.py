@@ -176,7 +176,7 @@ def test_kill_9_after_epoch_5_then_restart_resumes_from_the_checkpoint_and_compl
     epochs = 40
     with httpx.Client(base_url=server.url, timeout=10) as client:
         op_id = submit(client, epochs=epochs, early_stopping_patience=0)
-        wait_for_epoch(client, op_id, 6)
+        wait_for_epoch(client, op_id, 6)  # epoch 6 under way: epoch 5 finished and saved
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(timeout=10)
 
@@ -208,7 +208,7 @@ def test_a_cancelled_training_retried_resumes_from_its_last_checkpoint(
     epochs = 30
     with httpx.Client(base_url=server.url, timeout=10) as client:
         op_id = submit(client, epochs=epochs, early_stopping_patience=0)
-        wait_for_epoch(client, op_id, 4)
+        wait_for_epoch(client, op_id, 5)  # epoch 5 under way: epoch 4 finished and saved
         assert client.post(f"/api/v1/operations/{op_id}/cancel").status_code in (200, 202)
         cancelled = poll(client, op_id, {"cancelled", "completed", "failed"})
         assert cancelled["status"] == "cancelled", cancelled
