@@ -52,6 +52,7 @@ def operation_view(op: Operation, positions: dict[str, int] | None = None) -> Op
         workload=op.workload,
         submitted_by=op.submitted_by,
         cancelled_by=op.cancelled_by,
+        max_retries=op.max_retries,
         attempt_history=[attempt_view(a) for a in op.attempt_log],
     )
 

@@ -103,6 +103,8 @@ class Operation:
     heartbeat_at: datetime | None = None
     attempts: int = 0
     require_gpu: bool = False
+    #: Automatic retries this operation allows (None: the server's ``max_retries``).
+    max_retries: int | None = None
     # Local mode: the backend instance whose runner claimed it (its lease says whether it still lives).
     owner_id: str | None = None
     # sha256 of the canonical request body, so a reused idempotency key with another body is refused.

@@ -118,6 +118,7 @@ class TrainingService:
             warnings=[*decision.warnings, *warnings],
             idempotency_key=body.idempotency_key,
             require_gpu=body.require_gpu,
+            max_retries=body.max_retries,
             request_hash=digest,
             project=body.project,
             name=body.name,

@@ -64,6 +64,13 @@ class StartTrainingRequest(BaseModel):
     end_date: date | None = None
     execution_mode: ExecutionModeName | None = Field(None, description="local, host or auto (default).")
     require_gpu: bool = False
+    max_retries: int | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Automatic retries of an infrastructure fault (backend restart, lost host) for this "
+        "training, each resuming from its last checkpoint; null: the server's MODELYARD_MAX_RETRIES.",
+    )
     overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
     tabular: TabularSpec | None = None
     plugin: str | None = Field(None, description="Import path 'package.module:factory' of a plugin.")
@@ -166,6 +173,9 @@ class OperationView(BaseModel):
     )
     cancelled_by: str | None = Field(
         None, description="The name of the API token that cancelled it, if one did."
+    )
+    max_retries: int | None = Field(
+        None, description="Automatic retries the request allows; null: the server's MODELYARD_MAX_RETRIES."
     )
     attempt_history: list[AttemptView] = Field(
         default_factory=list, description="Each run of the operation, oldest first (retries included)."

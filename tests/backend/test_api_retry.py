@@ -111,3 +111,14 @@ async def test_a_bad_retry_body_is_a_422_naming_the_field(
     assert response.status_code == 422
     assert field in response.text
     assert (await api.get(f"/api/v1/operations/{op_id}")).json()["status"] == "cancelled"
+
+
+async def test_max_retries_of_a_request_is_kept_and_bounded(api: httpx.AsyncClient) -> None:
+    accepted = await api.post("/api/v1/trainings", json=training_body(max_retries=0))
+    assert accepted.status_code == 202, accepted.text
+    op = (await api.get(f"/api/v1/operations/{accepted.json()['operation_id']}")).json()
+    assert op["max_retries"] == 0
+
+    refused = await api.post("/api/v1/trainings", json=training_body(max_retries=11))
+    assert refused.status_code == 422
+    assert "max_retries" in refused.text

@@ -66,14 +66,14 @@ REQUEST = {
 }
 
 
-def _left_running(settings: Settings, *, retries_used: int = 0) -> str:
+def _left_running(settings: Settings, *, retries_used: int = 0, max_retries: int | None = None) -> str:
     """An operation a dead backend was training, as its database row was left."""
     engine = build_engine(settings.database_url)
     migrate(engine)
     previous = OperationsService(SqlOperationRepository(engine), FixedClock(), EventBroker())
-    op_id = previous.create(op_type="training", request=REQUEST, execution_mode="local", mode_reason="t")[
-        0
-    ].id
+    op_id = previous.create(
+        op_type="training", request=REQUEST, execution_mode="local", mode_reason="t", max_retries=max_retries
+    )[0].id
     previous.mark_running(op_id)
     for _ in range(retries_used):
         previous.requeue(op_id, OperationError("interrupted", "earlier crash"))
@@ -129,4 +129,22 @@ async def test_an_operation_out_of_retries_fails_interrupted_on_start(
     assert op.error.code == "interrupted"
     assert "retried 2 times" in op.error.message
     assert [a.outcome for a in op.attempt_log] == ["requeued", "requeued", "failed"]
+    assert fakes.engine.runs == []
+
+
+async def test_a_request_without_retries_fails_interrupted_whatever_the_server_allows(
+    settings: Settings, fakes: Fakes
+) -> None:
+    op_id = _left_running(settings, max_retries=0)
+
+    app, lifespan = await start_app(settings, fakes)
+    try:
+        op = app.state.components.operations.get(op_id)
+    finally:
+        await lifespan.__aexit__(None, None, None)
+
+    assert op.status.value == "failed"
+    assert op.error is not None
+    assert op.error.code == "interrupted"
+    assert op.max_retries == 0
     assert fakes.engine.runs == []

@@ -77,6 +77,7 @@ class OperationRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     require_gpu: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_retries: Mapped[int | None] = mapped_column(Integer, nullable=True)
     owner_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     project: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
