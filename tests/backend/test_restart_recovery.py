@@ -113,20 +113,24 @@ async def test_start_requeues_a_dead_backends_running_training_to_resume_from_it
     assert second.where.startswith("local backend ")
 
 
-async def test_an_operation_out_of_retries_fails_interrupted_on_start(
-    settings: Settings, fakes: Fakes
-) -> None:
-    op_id = _left_running(settings, retries_used=2)
-
+async def _failed_interrupted_after_restart(settings: Settings, fakes: Fakes, op_id: str) -> Operation:
     app, lifespan = await start_app(settings, fakes)
     try:
         op = app.state.components.operations.get(op_id)
     finally:
         await lifespan.__aexit__(None, None, None)
-
     assert op.status.value == "failed"
     assert op.error is not None
     assert op.error.code == "interrupted"
+    return op
+
+
+async def test_an_operation_out_of_retries_fails_interrupted_on_start(
+    settings: Settings, fakes: Fakes
+) -> None:
+    op_id = _left_running(settings, retries_used=2)
+
+    op = await _failed_interrupted_after_restart(settings, fakes, op_id)
     assert "retried 2 times" in op.error.message
     assert [a.outcome for a in op.attempt_log] == ["requeued", "requeued", "failed"]
     assert fakes.engine.runs == []
@@ -137,14 +141,6 @@ async def test_a_request_without_retries_fails_interrupted_whatever_the_server_a
 ) -> None:
     op_id = _left_running(settings, max_retries=0)
 
-    app, lifespan = await start_app(settings, fakes)
-    try:
-        op = app.state.components.operations.get(op_id)
-    finally:
-        await lifespan.__aexit__(None, None, None)
-
-    assert op.status.value == "failed"
-    assert op.error is not None
-    assert op.error.code == "interrupted"
+    op = await _failed_interrupted_after_restart(settings, fakes, op_id)
     assert op.max_retries == 0
     assert fakes.engine.runs == []
