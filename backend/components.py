@@ -123,6 +123,8 @@ def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
             runs_dir=settings.runs_dir,
             plugin_allowlist=settings.plugin_allowlist,
             commands_dir=settings.commands_dir,
+            checkpoint_every_epochs=settings.checkpoint_every_epochs,
+            checkpoint_min_interval_s=settings.checkpoint_min_interval_s,
         )
     sink = given.sink
     if sink is None:
@@ -212,7 +214,11 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         progress_interval_s=settings.progress_write_interval_s,
     )
     lease = InstanceLease(
-        SqlInstanceRepository(db), operations, adapters.clock, lease_s=settings.instance_lease_s
+        SqlInstanceRepository(db),
+        operations,
+        adapters.clock,
+        lease_s=settings.instance_lease_s,
+        max_retries=settings.max_retries,
     )
     log_store = FileOperationLogStore(settings.logs_dir)
     logs = LogCapture(log_store)

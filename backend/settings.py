@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     )
     runs_dir: Path = Path("./var/runs")
     local_concurrency: int = Field(1, ge=1, le=64)
+    checkpoint_every_epochs: int = Field(
+        1, ge=1, le=100_000, description="A local training writes a resumable checkpoint every N epochs."
+    )
+    checkpoint_min_interval_s: float = Field(
+        30.0, ge=0, le=86_400, description="… but not more often than every this many seconds."
+    )
     health_cache_s: float = Field(2.0, ge=0, le=60)
     progress_write_interval_s: float = Field(1.0, ge=0, le=3600)
     default_execution_mode: Literal["local", "host", "auto"] = "auto"
@@ -113,7 +119,12 @@ class Settings(BaseSettings):
     callback_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     inline_model_max_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_model_bytes: int = Field(4 * 1024**3, ge=1024)
-    max_retries: int = Field(0, ge=0, le=10)
+    max_retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Automatic retries of an infrastructure fault (host lost, backend restart).",
+    )
     cancel_grace_s: float = Field(15.0, ge=0, le=3600)
 
     @field_validator("plugin_allowlist", "hosts", "shared_secrets", mode="before")

@@ -9,6 +9,7 @@ from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.executor import TrainingExecutor
 from shared.trainkit.executor.types import ModelSink, ProgressCallback, TrainingResult
+from shared.trainkit.executor.workload import CheckpointPolicy
 
 
 class ExecutorEngine:
@@ -20,9 +21,19 @@ class ExecutorEngine:
         runs_dir: Path | None,
         plugin_allowlist: Sequence[str] = (),
         commands_dir: Path | None = None,
+        checkpoint_every_epochs: int = 1,
+        checkpoint_min_interval_s: float = 30.0,
     ) -> None:
+        checkpoints = (
+            CheckpointPolicy(checkpoint_every_epochs, checkpoint_min_interval_s) if runs_dir else None
+        )
         self._executor = TrainingExecutor(
-            data_dir, sink, run_root=runs_dir, plugin_allowlist=plugin_allowlist, commands_dir=commands_dir
+            data_dir,
+            sink,
+            run_root=runs_dir,
+            plugin_allowlist=plugin_allowlist,
+            commands_dir=commands_dir,
+            checkpoints=checkpoints,
         )
 
     def validate(self, request: TrainingRequest) -> list[str]:
@@ -35,5 +46,6 @@ class ExecutorEngine:
         cancel: CancelToken,
         *,
         run_name: str | None = None,
+        resume: bool = False,
     ) -> TrainingResult:
-        return self._executor.execute(request, progress, cancel, run_name=run_name)
+        return self._executor.execute(request, progress, cancel, run_name=run_name, resume=resume)

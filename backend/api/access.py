@@ -54,6 +54,7 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/data/{symbol}/{timeframe}/download"): Open.HOST_SIGNED,
     ("POST", "/api/v1/trainings"): TokenScope.TRAIN,
     ("POST", "/api/v1/operations/{operation_id}/cancel"): TokenScope.TRAIN,
+    ("POST", "/api/v1/operations/{operation_id}/retry"): TokenScope.TRAIN,
     ("DELETE", "/api/v1/operations/{operation_id}"): TokenScope.TRAIN,
     ("POST", "/api/v1/data"): TokenScope.TRAIN,
     ("POST", "/api/v1/data/sample"): TokenScope.TRAIN,

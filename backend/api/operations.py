@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.openapi.models import Example
 from fastapi.responses import FileResponse
 
 from backend.api.dependencies import CallerDep, ComponentsDep, OperationsDep, TrainingDep
@@ -24,6 +25,7 @@ from shared.contracts.operations import (
     OperationMetrics,
     OperationStatusName,
     OperationView,
+    RetryRequest,
     Slug,
 )
 from shared.contracts.training import Workload
@@ -122,6 +124,34 @@ def _cancel(
     op = training.cancel(operation_id, by=caller)
     if op.status is OperationStatus.CANCELLING:
         response.status_code = 202
+    return operation_view(op)
+
+
+_RETRY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": OperationView, "description": "queued again as a new attempt"},
+    **error_responses(404, 409, 422),
+}
+
+
+_RETRY_EXAMPLES: dict[str, Example] = {
+    "from the last checkpoint": {"value": {"from_checkpoint": True}},
+    "from scratch": {"value": {"from_checkpoint": False}},
+}
+
+
+@router.post(
+    "/{operation_id}/retry", response_model=OperationView, status_code=202, responses=_RETRY_RESPONSES
+)
+def retry_operation(
+    operation_id: str,
+    training: TrainingDep,
+    caller: CallerDep,
+    body: Annotated[RetryRequest | None, Body(openapi_examples=_RETRY_EXAMPLES)] = None,
+) -> OperationView:
+    """A failed, cancelled or interrupted operation runs again as a new attempt, from its newest valid
+    checkpoint by default (``{"from_checkpoint": false}``: from scratch); its metrics history continues.
+    409 while it is pending, running or cancelling, and once it completed."""
+    op = training.retry(operation_id, from_checkpoint=(body or RetryRequest()).from_checkpoint, by=caller)
     return operation_view(op)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from backend.domain.attempts import Attempt
 from backend.domain.operations import Operation, OperationStatus, ProjectSummary
 from shared.contracts.operations import (
+    AttemptView,
     ErrorInfo,
     OperationMetrics,
     OperationStatusName,
@@ -50,6 +52,25 @@ def operation_view(op: Operation, positions: dict[str, int] | None = None) -> Op
         workload=op.workload,
         submitted_by=op.submitted_by,
         cancelled_by=op.cancelled_by,
+        max_retries=op.max_retries,
+        attempt_history=[attempt_view(a) for a in op.attempt_log],
+    )
+
+
+def attempt_view(attempt: Attempt) -> AttemptView:
+    error = None
+    if attempt.error_code is not None:
+        error = ErrorInfo(code=attempt.error_code, message=attempt.error_message or "")
+    return AttemptView(
+        number=attempt.number,
+        outcome=attempt.outcome,
+        where=attempt.where,
+        started_at=attempt.started_at,
+        ended_at=attempt.ended_at,
+        error=error,
+        from_checkpoint=attempt.from_checkpoint,
+        resumed_from_epoch=attempt.resumed_from_epoch,
+        trigger=attempt.trigger,
     )
 
 

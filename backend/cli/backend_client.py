@@ -150,6 +150,11 @@ class BackendClient:
             return None
         return _parse(OperationView, answer)
 
+    def retry_operation(self, operation_id: str, *, from_checkpoint: bool = True) -> OperationView:
+        """``POST /api/v1/operations/{id}/retry``: run a failed, cancelled or interrupted one again."""
+        path = f"/api/v1/operations/{_seg(operation_id)}/retry"
+        return _parse(OperationView, self._request("POST", path, json={"from_checkpoint": from_checkpoint}))
+
     def operation_logs(self, operation_id: str, *, offset: int = 0, limit: int = 1000) -> OperationLogs:
         path = f"/api/v1/operations/{_seg(operation_id)}/logs"
         params = {"offset": offset, "limit": limit}

@@ -1,4 +1,4 @@
-"""``modelyard ops …``: operations on the backend (list, show, cancel, follow, logs)."""
+"""``modelyard ops …``: operations on the backend (list, show, cancel, retry, follow, logs)."""
 
 from __future__ import annotations
 
@@ -118,6 +118,28 @@ def ops_cancel(ctx: click.Context, operation_id: str, server: str) -> None:
         answer = client.cancel_operation(operation_id)
     status = answer.status.value if answer is not None else "cancel requested"
     click.echo(f"operation {operation_id}: {status}")
+
+
+@ops_group.command(name="retry")
+@click.argument("operation_id")
+@click.option(
+    "--from-scratch", is_flag=True, help="Train from the first epoch instead of the last checkpoint."
+)
+@server_option
+@click.pass_context
+def ops_retry(ctx: click.Context, operation_id: str, from_scratch: bool, server: str) -> None:
+    """Run a failed, cancelled or interrupted training again as a new attempt, resuming from its last
+    checkpoint (its metrics history continues); a running or completed one is refused (exit 2).
+
+    \b
+    Examples:
+      modelyard ops retry 3f2c9a7e
+      modelyard ops retry 3f2c9a7e --from-scratch
+    """
+    with cli_env(ctx).client(server) as client:
+        op = client.retry_operation(operation_id, from_checkpoint=not from_scratch)
+    start = "from scratch" if from_scratch else "from its last checkpoint"
+    click.echo(f"operation {op.operation_id}: {op.status.value}, attempt {len(op.attempt_history)} {start}")
 
 
 @ops_group.command(name="follow")

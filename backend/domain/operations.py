@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from backend.domain.attempts import Attempt, end_attempt, queue_attempt, start_attempt
 from backend.errors import IllegalTransitionError
 
 
@@ -50,6 +51,10 @@ _ALLOWED: dict[OperationStatus, frozenset[OperationStatus]] = {
 }
 
 INTERRUPTED = "interrupted"
+#: What a manual retry accepts (``interrupted`` is a ``failed`` operation with that error code).
+RETRYABLE_STATUSES: frozenset[OperationStatus] = frozenset(
+    {OperationStatus.FAILED, OperationStatus.CANCELLED}
+)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ class Operation:
     heartbeat_at: datetime | None = None
     attempts: int = 0
     require_gpu: bool = False
+    #: Automatic retries this operation allows (None: the server's ``max_retries``).
+    max_retries: int | None = None
     # Local mode: the backend instance whose runner claimed it (its lease says whether it still lives).
     owner_id: str | None = None
     # sha256 of the canonical request body, so a reused idempotency key with another body is refused.
@@ -111,6 +118,8 @@ class Operation:
     #: The API token that submitted / cancelled it; None when tokens were not required.
     submitted_by: str | None = None
     cancelled_by: str | None = None
+    #: Each run of the operation (see :mod:`backend.domain.attempts`), oldest first.
+    attempt_log: tuple[Attempt, ...] = ()
 
     @property
     def is_terminal(self) -> bool:
@@ -171,6 +180,12 @@ def transition(
     changes: dict[str, Any] = {"status": target, "updated_at": now}
     if target is OperationStatus.RUNNING:
         changes["started_at"] = now
+        changes["attempt_log"] = start_attempt(op.attempt_log, op.host_url or op.execution_mode, now)
+    elif target in TERMINAL_STATUSES:
+        changes["attempt_log"] = end_attempt(op.attempt_log, target.value, now, error)
+    elif target is OperationStatus.PENDING:
+        ended = end_attempt(op.attempt_log, "requeued", now, error)
+        changes["attempt_log"] = queue_attempt(ended, from_checkpoint=True, trigger="automatic")
     if target in TERMINAL_STATUSES:
         changes["completed_at"] = now
     if target is OperationStatus.FAILED:
@@ -182,3 +197,27 @@ def transition(
         changes["result"] = result
         changes["progress"] = dataclasses.replace(op.progress, percentage=100.0, phase="completed")
     return op.with_changes(**changes)
+
+
+def retry_operation(op: Operation, now: datetime, *, from_checkpoint: bool) -> Operation:
+    """A failed or cancelled operation queued again as a new attempt (manual retry); its history and
+    decisions stay, its error and result go. Anything else raises :class:`IllegalTransitionError`."""
+    if op.status not in RETRYABLE_STATUSES:
+        why = "it is still running" if not op.is_terminal else f"it is {op.status.value}"
+        raise IllegalTransitionError(
+            f"operation {op.id} cannot be retried: {why}; only failed, cancelled or interrupted "
+            "operations can",
+            operation_id=op.id,
+            status=op.status.value,
+            requested="retry",
+        )
+    return op.with_changes(
+        status=OperationStatus.PENDING,
+        updated_at=now,
+        completed_at=None,
+        error=None,
+        result=None,
+        cancelled_by=None,
+        progress=dataclasses.replace(op.progress, phase="queued", message="queued for a retry"),
+        attempt_log=queue_attempt(op.attempt_log, from_checkpoint=from_checkpoint, trigger="manual"),
+    )

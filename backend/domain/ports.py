@@ -109,6 +109,7 @@ class TrainingEngine(Protocol):
         cancel: CancelToken,
         *,
         run_name: str | None = None,
+        resume: bool = False,
     ) -> TrainingResult: ...
 
 

@@ -2,9 +2,11 @@
 
 Each backend process registers a row and renews its heartbeat every third of the lease. Every
 operation has an owner: the backend that accepted it, then the one that claimed it. Restart recovery
-and a periodic sweep fail (``interrupted``) or cancel only the running local operations whose owner is
-dead (see :mod:`backend.domain.instances`), and adopt a dead owner's queued and host operations (a
-compare-and-set on the owner: one backend wins), so a second ``modelyard serve`` on the same database,
+and a periodic sweep take over only the work of backends whose lease expired (see
+:mod:`backend.domain.instances`): a dead owner's running local training is queued again as a new
+attempt resuming from its checkpoints on disk while ``max_retries`` allows (else it fails
+``interrupted``), a cancelling one ends cancelled, and its queued and host operations are adopted (a
+compare-and-set on the owner: one backend wins). So a second ``modelyard serve`` on the same database,
 or N backends sharing PostgreSQL, never touch each other's live trainings and never lose a dead one's.
 """
 
@@ -18,8 +20,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from backend.domain.attempts import automatic_retries
 from backend.domain.instances import BackendInstance, Liveness, liveness
-from backend.domain.operations import INTERRUPTED, OperationError, OperationStatus
+from backend.domain.operations import INTERRUPTED, Operation, OperationError, OperationStatus
 from backend.domain.ports import Clock, InstanceRepository
 from backend.errors import BackendError
 from backend.services.operations import OperationsService
@@ -57,6 +60,7 @@ class InstanceLease:
         lease_s: float,
         pid_alive: Callable[[int], bool] = process_exists,
         machine: Callable[[], str | None] = machine_key,
+        max_retries: int = 0,
     ) -> None:
         self._repo = repo
         self._ops = operations
@@ -74,7 +78,11 @@ class InstanceLease:
         )
         self._task: asyncio.Task[None] | None = None
         self._swept = False
+        self._max_retries = max_retries
+        #: Told the id of each operation a sweep after the first queued again or adopted pending (the
+        #: training service's ``requeue``); at start ``TrainingService.resume_after_restart`` submits them.
         self._requeue: Callable[[str], None] | None = None
+        self._requeued: list[str] = []
 
     def register(self) -> None:
         self._repo.register(self.me)
@@ -93,6 +101,10 @@ class InstanceLease:
         # Operations only lose their owner when an instance dies (or, at start, from before leases).
         reclaimed = self._reclaim(live) if dead or not self._swept else []
         adopted = self._adopt(live)
+        requeued, self._requeued = self._requeued, []
+        if self._swept and self._requeue is not None:
+            for op_id in dict.fromkeys(requeued):  # queued again and adopted: once
+                self._requeue(op_id)
         self._swept = True
         for instance in dead:
             logger.warning(
@@ -105,8 +117,8 @@ class InstanceLease:
         return reclaimed + adopted
 
     def on_pending_adopted(self, requeue: Callable[[str], None]) -> None:
-        """``requeue(op_id)`` for each pending operation adopted by a sweep after start (the ones adopted
-        before the runners start are queued by the restart's own re-queue of this backend's work)."""
+        """``requeue(op_id)`` for each operation a sweep after start queued again or adopted pending (the
+        ones of the first sweep are queued by the restart's own re-queue, before the runners start)."""
         self._requeue = requeue
 
     def _adopt(self, live: Liveness) -> list[str]:
@@ -120,8 +132,8 @@ class InstanceLease:
             if op.owner_id == self.me.id or not live.is_dead(op.owner_id) or not self._ops.adopt(op):
                 continue
             adopted.append(op.id)
-            if op.status is OperationStatus.PENDING and self._swept and self._requeue is not None:
-                self._requeue(op.id)
+            if op.status is OperationStatus.PENDING:
+                self._requeued.append(op.id)
         return adopted
 
     def _snapshot(self) -> tuple[Liveness, list[BackendInstance]]:
@@ -134,7 +146,8 @@ class InstanceLease:
         )
 
     def _reclaim(self, live: Liveness) -> list[str]:
-        """Cancelling → cancelled, running → failed/interrupted, for every operation of a dead owner."""
+        """Cancelling → cancelled; running → pending (a new attempt from its checkpoint) while retries
+        remain, else failed/interrupted; for every operation of a dead owner."""
         reclaimed = []
         for op in self._ops.active_local():
             if not live.is_dead(op.owner_id):
@@ -142,8 +155,17 @@ class InstanceLease:
             try:
                 if op.status is OperationStatus.CANCELLING:
                     self._ops.mark_cancelled(op.id)
+                elif automatic_retries(op) < self._retries_allowed(op):
+                    message = f"the backend running this operation (instance {op.owner_id}) stopped"
+                    details = {"previous_status": op.status.value, "owner": op.owner_id}
+                    self._ops.requeue(op.id, OperationError(INTERRUPTED, message, details))
+                    self._requeued.append(op.id)
                 else:
-                    message = "the backend running this operation stopped; start the training again"
+                    message = (
+                        "the backend running this operation stopped; retry it or start the training again"
+                    )
+                    if self._retries_allowed(op):
+                        message += f" (it was retried {automatic_retries(op)} times, max_retries)"
                     details = {"previous_status": op.status.value, "owner": op.owner_id}
                     self._ops.fail(op.id, OperationError(INTERRUPTED, message, details))
             except BackendError as exc:  # another backend took it over first
@@ -152,6 +174,9 @@ class InstanceLease:
             logger.warning("operation %s of a stopped backend was %s: taken over", op.id, op.status.value)
             reclaimed.append(op.id)
         return reclaimed
+
+    def _retries_allowed(self, op: Operation) -> int:
+        return self._max_retries if op.max_retries is None else op.max_retries
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._renew_forever(), name="instance-lease")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from backend.domain.attempts import resumes_from_checkpoint
 from backend.domain.operations import INTERRUPTED, Operation, OperationError
 from backend.domain.ports import TrainingEngine
 from backend.errors import IllegalTransitionError
@@ -132,10 +133,18 @@ class LocalTrainingRunner:
                 self._tokens.pop(op_id, None)
 
     def _train(self, op: Operation, token: CancelToken) -> None:
-        logger.info("operation %s started on the local runner", op.id)
+        resume = resumes_from_checkpoint(op)
+        attempt = op.attempt_log[-1] if op.attempt_log else None
+        if attempt is not None and attempt.number > 1:
+            start = "from its last checkpoint" if resume else "from scratch"
+            logger.info("operation %s: attempt %d on %s, %s", op.id, attempt.number, attempt.where, start)
+        else:
+            logger.info("operation %s started on the local runner", op.id)
         try:
             request = TrainingRequest.model_validate(op.request)
-            result = self._engine.execute(request, self._progress_to(op.id), token, run_name=op.id)
+            result = self._engine.execute(
+                request, self._progress_to(op.id), token, run_name=op.id, resume=resume
+            )
         except TrainingCancelledError as exc:
             if self._stopping:
                 self._finish_failed(
@@ -181,6 +190,14 @@ class LocalTrainingRunner:
 
     def _progress_to(self, op_id: str) -> Any:
         def report(update: ProgressUpdate) -> None:
+            resumed = update.extra.get("resumed_from_epoch")
+            if isinstance(resumed, int):
+                logger.info(
+                    "operation %s: retrying from epoch %d on local backend %s",
+                    op_id,
+                    resumed,
+                    self._ops.instance_id,
+                )
             # Progress is fire-and-forget: a reporting problem must never kill the training.
             try:
                 self._ops.report_progress(op_id, update)

@@ -7,6 +7,7 @@ training thread or on a database write. Writers (status changes, throttled progr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from backend.domain.attempts import ran_at
 from backend.domain.instances import new_instance_id
 from backend.domain.operations import (
     DEFAULT_PROJECT,
@@ -25,6 +27,7 @@ from backend.domain.operations import (
     OperationStatus,
     Progress,
     ProjectSummary,
+    retry_operation,
     transition,
 )
 from backend.domain.ports import Clock, OperationRepository
@@ -164,6 +167,7 @@ class OperationsService:
         warnings: Sequence[str] = (),
         idempotency_key: str | None = None,
         require_gpu: bool = False,
+        max_retries: int | None = None,
         request_hash: str | None = None,
         project: str = DEFAULT_PROJECT,
         name: str | None = None,
@@ -185,6 +189,7 @@ class OperationsService:
             warnings=tuple(warnings),
             idempotency_key=idempotency_key,
             require_gpu=require_gpu,
+            max_retries=max_retries,
             request_hash=request_hash,
             project=project,
             name=name,
@@ -205,7 +210,13 @@ class OperationsService:
             if op is None or op.status is not OperationStatus.PENDING or self.owned_elsewhere(op):
                 return None  # cancelled, claimed, or adopted by another backend meanwhile
             running = transition(op, OperationStatus.RUNNING, self._clock.now())
-            running = running.with_changes(progress=Progress(phase="starting"), owner_id=self.instance_id)
+            running = running.with_changes(
+                progress=dataclasses.replace(op.progress, phase="starting", message="starting")
+                if len(running.attempt_log) > 1
+                else Progress(phase="starting"),
+                owner_id=self.instance_id,
+                attempt_log=ran_at(running.attempt_log, f"local backend {self.instance_id}"),
+            )
             if not self._repo.claim(running):
                 return None
             with self._cache_lock:
@@ -343,6 +354,30 @@ class OperationsService:
         ops, _ = self._repo.find(OperationFilter(unfinished_only=True), limit=10_000, offset=0)
         return ops
 
+    def retry(self, op_id: str, *, from_checkpoint: bool = True) -> Operation:
+        """Failed, cancelled or interrupted → pending as a new attempt (from the newest checkpoint, or
+        from scratch); anything else raises ``IllegalTransitionError`` (a 409)."""
+        op = self._apply(
+            op_id, lambda op: retry_operation(op, self._clock.now(), from_checkpoint=from_checkpoint)
+        )
+        if self.owned_elsewhere(op) and self.adopt(op):  # the backend asked runs the new attempt
+            op = self.get(op_id)
+        return op
+
+    def requeue(self, op_id: str, error: OperationError) -> Operation:
+        """A running operation hit an infrastructure fault: back to pending as an automatic attempt that
+        resumes from the newest checkpoint; ``error`` is kept on the attempt that ended."""
+
+        def change(op: Operation) -> Operation:
+            queued = transition(op, OperationStatus.PENDING, self._clock.now(), error=error)
+            message = f"{error.message}; queued again to resume from its last checkpoint"
+            # The owner stays (a save never moves it): the sweep that queued it adopts it next.
+            return queued.with_changes(
+                progress=dataclasses.replace(op.progress, phase="queued", message=message)
+            )
+
+        return self.update(op_id, change)
+
     def active_local(self) -> list[Operation]:
         """Running and cancelling operations of the local runners of every backend on this database."""
         active = OperationFilter(statuses=(OperationStatus.RUNNING, OperationStatus.CANCELLING))
@@ -368,6 +403,8 @@ class OperationsService:
                         self._live[op_id].op = updated
                 if updated.is_terminal:
                     self._remember_finished(updated)
+                elif current.is_terminal:  # retried: no longer finished
+                    self._finished.pop(op_id, None)
             self._broker.publish(OperationEvent("status", updated))
             if current.status is OperationStatus.PENDING and updated.status is not OperationStatus.PENDING:
                 self._broker.queue_moved()

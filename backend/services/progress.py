@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from backend.domain.attempts import note_resumed
 from backend.domain.operations import Operation, Progress
 from shared.contracts.training import ProgressUpdate
 
@@ -28,7 +29,15 @@ def merge_progress(op: Operation, update: ProgressUpdate, now: datetime) -> Oper
     changes: dict[str, Any] = {"progress": progress, "updated_at": now}
     epoch_metrics = update.extra.get("epoch_metrics")
     if isinstance(epoch_metrics, dict) and len(op.history) < MAX_HISTORY:
-        changes["history"] = (*op.history, dict(epoch_metrics))
+        changes["history"] = (*before_epoch(op.history, epoch_metrics.get("epoch")), dict(epoch_metrics))
+    resumed = update.extra.get("resumed_from_epoch")
+    if isinstance(resumed, int) and not isinstance(resumed, bool):
+        changes["attempt_log"] = note_resumed(op.attempt_log, resumed)
+        changes["history"] = before_epoch(op.history, resumed + 1)
+        if op.attempt_log:
+            where = op.attempt_log[-1].where or op.execution_mode
+            progress = dataclasses.replace(progress, message=f"retrying from epoch {resumed} on {where}")
+            changes["progress"] = progress
     metric_rows = update.extra.get("metric_rows")
     if isinstance(metric_rows, list) and metric_rows:
         rows = [dict(row) for row in metric_rows if isinstance(row, dict)]
@@ -40,6 +49,14 @@ def merge_progress(op: Operation, update: ProgressUpdate, now: datetime) -> Oper
     if isinstance(device, str) and device:
         changes["device"] = device
     return op.with_changes(**changes)
+
+
+def before_epoch(history: tuple[dict[str, Any], ...], epoch: object) -> tuple[dict[str, Any], ...]:
+    """``history`` without the rows of ``epoch`` and later: an attempt that resumed from a checkpoint
+    runs again the epochs the previous attempt did after it, and each epoch is listed once."""
+    if not isinstance(epoch, int) or isinstance(epoch, bool):
+        return history
+    return tuple(row for row in history if not (isinstance(row.get("epoch"), int) and row["epoch"] >= epoch))
 
 
 def thinned(rows: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:

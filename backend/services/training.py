@@ -118,6 +118,7 @@ class TrainingService:
             warnings=[*decision.warnings, *warnings],
             idempotency_key=body.idempotency_key,
             require_gpu=body.require_gpu,
+            max_retries=body.max_retries,
             request_hash=digest,
             project=body.project,
             name=body.name,
@@ -194,6 +195,18 @@ class TrainingService:
             runner = self._runners.get(ExecutionMode(op.execution_mode))
             if runner is None or not runner.cancel(op_id):
                 logger.warning("operation %s is cancelling but no runner here is running it", op_id)
+        return op
+
+    def retry(self, op_id: str, *, from_checkpoint: bool = True, by: str | None = None) -> Operation:
+        """Queue a failed, cancelled or interrupted operation again as a new attempt (409 otherwise)."""
+        op = self._ops.retry(op_id, from_checkpoint=from_checkpoint)
+        with self._logs.capture(op.id) if self._logs else contextlib.nullcontext():
+            start = "from its last checkpoint" if from_checkpoint else "from scratch"
+            who = f" by token {by}" if by else ""
+            logger.info(
+                "operation %s: retry requested%s, attempt %d %s", op.id, who, len(op.attempt_log), start
+            )
+        self._runner_for(ExecutionMode(op.execution_mode)).submit(op.id)
         return op
 
     def resume_after_restart(self) -> list[str]:

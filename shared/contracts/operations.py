@@ -64,6 +64,13 @@ class StartTrainingRequest(BaseModel):
     end_date: date | None = None
     execution_mode: ExecutionModeName | None = Field(None, description="local, host or auto (default).")
     require_gpu: bool = False
+    max_retries: int | None = Field(
+        None,
+        ge=0,
+        le=10,
+        description="Automatic retries of an infrastructure fault (backend restart, lost host) for this "
+        "training, each resuming from its last checkpoint; null: the server's MODELYARD_MAX_RETRIES.",
+    )
     overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
     tabular: TabularSpec | None = None
     plugin: str | None = Field(None, description="Import path 'package.module:factory' of a plugin.")
@@ -104,6 +111,39 @@ class ErrorInfo(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class AttemptView(BaseModel):
+    """One run of an operation: the first, an automatic retry after an infrastructure fault, or a
+    manual retry."""
+
+    number: int = Field(..., description="1 for the first run.")
+    outcome: str = Field(
+        ...,
+        description="queued, running, or how it ended: completed, failed, cancelled, or requeued (an "
+        "infrastructure fault sent it back to the queue).",
+    )
+    where: str | None = Field(None, description="Where it ran: 'local backend <instance>' or a host's URL.")
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    error: ErrorInfo | None = Field(None, description="Why it ended, when it did not complete.")
+    from_checkpoint: bool = Field(False, description="Whether it resumes from the newest checkpoint.")
+    resumed_from_epoch: int | None = Field(
+        None, description="The epoch of the checkpoint it resumed from (0: none was valid, from scratch)."
+    )
+    trigger: str | None = Field(None, description="manual (POST .../retry) or automatic; null for the first.")
+
+
+class RetryRequest(BaseModel):
+    """How to retry a failed, cancelled or interrupted operation."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"from_checkpoint": True}]})
+
+    from_checkpoint: bool = Field(
+        True,
+        description="Resume from the operation's newest valid checkpoint (true), or train from scratch "
+        "(false). Without a valid checkpoint the retry starts from scratch and says so.",
+    )
+
+
 class OperationView(BaseModel):
     operation_id: str
     type: str
@@ -133,6 +173,12 @@ class OperationView(BaseModel):
     )
     cancelled_by: str | None = Field(
         None, description="The name of the API token that cancelled it, if one did."
+    )
+    max_retries: int | None = Field(
+        None, description="Automatic retries the request allows; null: the server's MODELYARD_MAX_RETRIES."
+    )
+    attempt_history: list[AttemptView] = Field(
+        default_factory=list, description="Each run of the operation, oldest first (retries included)."
     )
 
 

@@ -28,6 +28,8 @@ class GradientSteps:
         self.device_type = device.type
         self.scaler = torch.amp.GradScaler("cuda") if precision == "16-mixed" else None
         self.pending = 0
+        #: Optimizer steps taken (the trainer's ``global_step``; restored on resume).
+        self.steps_taken = 0
         optimizer.zero_grad(set_to_none=True)
 
     def forward(self, step: Callable[[Batch, int], Any], batch: Batch, batch_idx: int) -> Any:
@@ -66,3 +68,4 @@ class GradientSteps:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.pending = 0
+        self.steps_taken += 1

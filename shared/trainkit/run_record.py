@@ -164,6 +164,39 @@ class RunRecord:
             self.run_dir / METRICS_FILE, max_pending=self._max_pending, put_timeout_s=self._put_timeout_s
         )
 
+    def resume(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        config: Mapping[str, Any],
+        seed: int,
+        device: Mapping[str, Any],
+        **extra: Any,
+    ) -> None:
+        """Continue the run in ``run_dir`` after a resume: ``run.json`` keeps its start and lists the
+        resume, ``metrics.jsonl`` is rewritten to ``rows`` (the epochs the checkpoint holds, so an epoch
+        run again after the checkpoint is not listed twice) and then appended to."""
+        run_file = self.run_dir / RUN_FILE
+        previous = _read_json_object(run_file)
+        if not previous:
+            self.start(config=config, seed=seed, device=device, **extra)
+        else:
+            now = datetime.now(UTC)
+            started = previous.get("started_at")
+            self.started_at = datetime.fromisoformat(started) if isinstance(started, str) else now
+            resumes = [*previous.get("resumed", []), {"at": now, "epoch": len(rows), "device": dict(device)}]
+            write_json(run_file, {**previous, "resumed": resumes})
+        self.rows = [dict(row) for row in rows]
+        lines = "".join(json.dumps(row, default=str) + "\n" for row in self.rows)
+        metrics = self.run_dir / METRICS_FILE
+        tmp = metrics.with_name(f".{metrics.name}.tmp")
+        tmp.write_text(lines, encoding="utf-8")
+        os.replace(tmp, metrics)
+        if self._writer is None:
+            self._writer = MetricsWriter(
+                metrics, max_pending=self._max_pending, put_timeout_s=self._put_timeout_s
+            )
+
     def log_epoch(self, row: Mapping[str, Any]) -> None:
         self.rows.append(dict(row))
         if self._writer is not None:

@@ -80,6 +80,20 @@ class EpochMetrics:
         out.update(self.metrics)
         return out
 
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> EpochMetrics:
+        """The inverse of :meth:`as_dict` (a checkpoint's history comes back through it)."""
+        known = ("epoch", "train_loss", "val_loss", "lr", "duration_s")
+        val_loss = row.get("val_loss")
+        return cls(
+            epoch=int(row["epoch"]),
+            train_loss=float(row["train_loss"]),
+            val_loss=None if val_loss is None else float(val_loss),
+            learning_rate=float(row["lr"]),
+            duration_s=float(row["duration_s"]),
+            metrics={k: float(v) for k, v in row.items() if k not in known and v is not None},
+        )
+
 
 class TrainableModule(torch.nn.Module, ABC):
     """A model that knows how to compute its own loss. Subclass and implement the two steps."""

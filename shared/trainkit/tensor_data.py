@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +24,13 @@ class TensorBatches:
 
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def state_dict(self) -> dict[str, Any]:
+        """The shuffling state, so a resumed fit draws the same orders as one that never stopped."""
+        return {"generator": self._generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._generator.set_state(state["generator"])
 
     def __iter__(self) -> Iterator[Batch]:
         n = len(self.x)

@@ -12,6 +12,11 @@ Hook order of one fit (asserted by ``tests/trainkit/test_trainer_hooks.py``)::
 Within one hook, callbacks run in the order given, except that :class:`ModelCheckpoint` instances run
 last so the states they save include the other callbacks' updates of the same epoch.
 
+``fit(..., resume_from=...)`` continues a fit from a training checkpoint (see
+:mod:`~shared.trainkit.resume`): weights, optimizer, GradScaler, counters, history, decisions, every
+callback's state and the random states (global, the fit's generator, the train loader's shuffling) are
+restored after seeding and before ``on_fit_start``, so the resumed fit is the one that never stopped.
+
 Epochs are numbered from 1 everywhere (``current_epoch``, ``EpochMetrics.epoch``, decisions, errors,
 checkpoints, the run record); ``current_epoch`` is 0 before the first epoch starts. Batches are indexed
 from 0 (``batch_idx``), as Python indexes them.
@@ -23,21 +28,31 @@ callbacks that do not override a hook cost nothing on that hook. Randomness is s
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from shared.trainkit.cancellation import CancelToken
+from shared.trainkit.checkpoint import Checkpoint, config_hash, model_class_name
 from shared.trainkit.config import FitResult, StopReason, TrainerConfig
 from shared.trainkit.decisions import analyze
 from shared.trainkit.devices import move_to_device, resolve_precision, select_device
 from shared.trainkit.errors import DataError
 from shared.trainkit.gradient_steps import GradientSteps
 from shared.trainkit.loss_tracking import LossTracker, diverged, prefixed
+from shared.trainkit.resume import (
+    ResumePoint,
+    StatefulLoader,
+    capture_random_state,
+    find_resume_point,
+    restore_random_state,
+)
 from shared.trainkit.seeding import attach_generator, deterministic_kernels, scoped_seed
 from shared.trainkit.spi import Batch, Callback, DataModule, EpochMetrics, Stage, TrainableModule
 
@@ -67,6 +82,8 @@ class Trainer:
         self.optimizer: torch.optim.Optimizer | None = None
         self.generator: torch.Generator | None = None
         self.current_epoch = 0
+        #: The epoch the fit resumed after (0: it started from scratch).
+        self.resumed_from_epoch = 0
         self.total_batches: int | None = None
         self.history: list[EpochMetrics] = []
         self.decisions: list[dict[str, Any]] = []
@@ -74,6 +91,8 @@ class Trainer:
         self.artifacts: dict[str, str] = {}
         self._stop: tuple[StopReason, str] | None = None
         self._hooks: dict[str, list[Callable[..., None]]] = {}
+        self._steps: GradientSteps | None = None
+        self._train_loader: Iterable[Batch] | None = None
 
     @property
     def learning_rate(self) -> float:
@@ -87,6 +106,11 @@ class Trainer:
             raise RuntimeError("the learning rate can only be set while fit() runs")
         for group in self.optimizer.param_groups:
             group["lr"] = value
+
+    @property
+    def global_step(self) -> int:
+        """Optimizer steps taken in this fit (those before a resume included)."""
+        return 0 if self._steps is None else self._steps.steps_taken
 
     @property
     def stop_reason(self) -> StopReason | None:
@@ -111,11 +135,19 @@ class Trainer:
         """What a checkpoint carries beside the weights; calls every ``on_save_checkpoint``."""
         extra: dict[str, Any] = {
             "epoch": self.current_epoch,
+            "global_step": self.global_step,
             "history": [m.as_dict() for m in self.history],
+            "decisions": [dict(d) for d in self.decisions],
+            "stop": None if self._stop is None else [str(self._stop[0]), self._stop[1]],
             "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks},
+            "random": capture_random_state(self.generator),
         }
         if self.optimizer is not None:
             extra["optimizer"] = self.optimizer.state_dict()
+        if self._steps is not None and self._steps.scaler is not None:
+            extra["grad_scaler"] = self._steps.scaler.state_dict()
+        if isinstance(self._train_loader, StatefulLoader):
+            extra["train_loader"] = self._train_loader.state_dict()
         for callback in self.callbacks:
             callback.on_save_checkpoint(self, module, extra)
         return extra
@@ -128,8 +160,14 @@ class Trainer:
                 callback.load_state_dict(states[callback.state_key])
             callback.on_load_checkpoint(self, module, extra)
 
-    def fit(self, module: TrainableModule, data: DataModule) -> FitResult:
-        """Train for up to ``config.max_epochs``; raises the trainkit errors after ``on_exception``."""
+    def fit(
+        self, module: TrainableModule, data: DataModule, *, resume_from: Path | str | None = None
+    ) -> FitResult:
+        """Train for up to ``config.max_epochs``; raises the trainkit errors after ``on_exception``.
+
+        ``resume_from`` (a training checkpoint, or a folder of them) continues from the newest valid
+        one; invalid ones are skipped, and with none valid the fit starts from scratch, saying so in
+        ``warnings`` and ``decisions``."""
         self._reset()
         started = time.perf_counter()
         try:
@@ -141,7 +179,7 @@ class Trainer:
                 self.generator = generator
                 attach_generator(module, generator)
                 try:
-                    return self._fit(module, data, started)
+                    return self._fit(module, data, started, resume_from)
                 finally:
                     attach_generator(module, None)
         except BaseException as error:
@@ -151,9 +189,12 @@ class Trainer:
     def _reset(self) -> None:
         self.history, self.decisions, self.warnings, self.artifacts = [], [], [], {}
         self.current_epoch, self.total_batches, self._stop = 0, None, None
+        self.resumed_from_epoch, self._steps, self._train_loader = 0, None, None
         self._hooks = {name: _overridden(self.callbacks, name) for name in HOOKS}
 
-    def _fit(self, module: TrainableModule, data: DataModule, started: float) -> FitResult:
+    def _fit(
+        self, module: TrainableModule, data: DataModule, started: float, resume_from: Path | str | None
+    ) -> FitResult:
         self.precision, warning = resolve_precision(self.config.precision, self.device.type)
         if warning is not None:
             self.warnings.append(warning)
@@ -164,8 +205,13 @@ class Trainer:
         val_loader = data.val_dataloader(self.config.batch_size)
         self.optimizer = module.configure_optimizers(self.config.learning_rate)
         steps = GradientSteps(self.optimizer, self.config, self.device, self.precision)
+        self._steps, self._train_loader = steps, train_loader
+        if resume_from is not None:
+            self._resume(module, Path(resume_from))
         self._call("on_fit_start", module)
-        for epoch in range(1, self.config.max_epochs + 1):
+        for epoch in range(self.resumed_from_epoch + 1, self.config.max_epochs + 1):
+            if self._stop is not None:  # a checkpoint of the epoch that asked to stop
+                break
             self.current_epoch = epoch
             metrics = self._run_epoch(module, steps, train_loader, val_loader)
             self.history.append(metrics)
@@ -175,6 +221,54 @@ class Trainer:
         result = self._result(time.perf_counter() - started)
         self._call("on_fit_end", module, result)
         return result
+
+    def _resume(self, module: TrainableModule, source: Path) -> None:
+        point = find_resume_point(
+            source, model_class=model_class_name(module), config_hash=config_hash(self.config.as_dict())
+        )
+        pristine = _snapshot(module, self.optimizer)
+        if point.checkpoint is not None:
+            try:
+                self._restore(module, point.checkpoint, point.epoch)
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                point.rejected.append(f"checkpoint {point.path} does not fit this fit: {exc}")
+                _put_back(module, self.optimizer, pristine)
+                self.history, self.decisions, self.current_epoch, self.resumed_from_epoch = [], [], 0, 0
+                point = ResumePoint(checkpoint=None, path=None, rejected=point.rejected)
+        for reason in point.rejected:
+            self.warnings.append(reason)
+        if point.checkpoint is None:
+            why = "; ".join(point.rejected) or f"no training checkpoint in {source}"
+            self.record_decision("resume", f"starting from scratch: {why}")
+            return
+        skipped = (
+            f" (skipped {len(point.rejected)} invalid: {'; '.join(point.rejected)})" if point.rejected else ""
+        )
+        self.record_decision(
+            "resume",
+            f"resumed from epoch {point.epoch} ({point.path}){skipped}",
+            checkpoint=str(point.path),
+            resumed_from_epoch=point.epoch,
+        )
+
+    def _restore(self, module: TrainableModule, checkpoint: Checkpoint, epoch: int) -> None:
+        optimizer, steps, extra = self.optimizer, self._steps, checkpoint.extra
+        if optimizer is None or steps is None:
+            raise RuntimeError("a checkpoint is restored only once fit() built the optimizer")
+        module.load_state_dict(checkpoint.state_dict)
+        optimizer.load_state_dict(extra["optimizer"])
+        if steps.scaler is not None and "grad_scaler" in extra:
+            steps.scaler.load_state_dict(extra["grad_scaler"])
+        steps.steps_taken = int(extra["global_step"])
+        self.history = [EpochMetrics.from_dict(row) for row in extra["history"]]
+        self.decisions = [dict(d) for d in extra.get("decisions", [])]
+        stop = extra.get("stop")
+        self._stop = None if stop is None else (StopReason(stop[0]), str(stop[1]))
+        self.current_epoch = self.resumed_from_epoch = epoch
+        self.restore_callback_states(module, extra)
+        if isinstance(self._train_loader, StatefulLoader) and "train_loader" in extra:
+            self._train_loader.load_state_dict(extra["train_loader"])
+        restore_random_state(extra["random"], self.generator)
 
     def _run_epoch(
         self,
@@ -284,6 +378,24 @@ def _overridden(callbacks: Sequence[Callback], hook: str) -> list[Callable[..., 
     """Bound hook methods of the callbacks that override ``hook`` (no-op hooks are never called)."""
     base = getattr(Callback, hook)
     return [getattr(cb, hook) for cb in callbacks if getattr(type(cb), hook) is not base]
+
+
+def _snapshot(
+    module: TrainableModule, optimizer: torch.optim.Optimizer | None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """Copies to put back should a checkpoint fail half-way through being loaded."""
+    weights = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    return weights, None if optimizer is None else copy.deepcopy(optimizer.state_dict())
+
+
+def _put_back(
+    module: TrainableModule,
+    optimizer: torch.optim.Optimizer | None,
+    saved: tuple[dict[str, torch.Tensor], dict[str, Any] | None],
+) -> None:
+    module.load_state_dict(saved[0])
+    if optimizer is not None and saved[1] is not None:
+        optimizer.load_state_dict(saved[1])
 
 
 def _length(loader: Iterable[Batch]) -> int | None:

@@ -49,6 +49,8 @@ class FakeEngine:
     gate: threading.Event | None = None
     started: threading.Event = field(default_factory=threading.Event)
     runs: list[str] = field(default_factory=list)
+    #: ``resume`` of each run, in start order.
+    resumed: list[bool] = field(default_factory=list)
     fail_with: Exception | None = None
     version: int = 0
     #: Reported once, as the real executor does, when training starts (before the gate).
@@ -70,8 +72,10 @@ class FakeEngine:
         cancel: CancelToken,
         *,
         run_name: str | None = None,
+        resume: bool = False,
     ) -> TrainingResult:
         self.runs.append(run_name or "")
+        self.resumed.append(resume)
         logger.info("fake training of %s started", request.strategy_name)
         progress(ProgressUpdate(percentage=1.0, phase="training", extra={"device": self.device}))
         self.started.set()

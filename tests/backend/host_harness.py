@@ -45,6 +45,7 @@ def host_settings(tmp_path: Path, **changes: Any) -> Settings:
         "host_poll_max_s": 0.05,
         "host_result_pull_delay_s": 30.0,
         "cancel_grace_s": 30.0,
+        "max_retries": 0,  # a lost host fails the training unless a test asks for re-dispatches
         "callback_max_bytes": 256 * 1024,
         "inline_model_max_bytes": 128 * 1024,
         "shutdown_timeout_s": 5.0,

@@ -110,8 +110,9 @@ class _TimedEngine(FakeEngine):
         cancel: CancelToken,
         *,
         run_name: str | None = None,
+        resume: bool = False,
     ) -> TrainingResult:
-        result = super().execute(request, progress, cancel, run_name=run_name)
+        result = super().execute(request, progress, cancel, run_name=run_name, resume=resume)
         return dataclasses.replace(result, telemetry=self.telemetry)
 
 

@@ -19,6 +19,7 @@ from backend.domain.operations import (
     OperationFilter,
     OperationStatus,
     Progress,
+    retry_operation,
     transition,
 )
 from tests.backend.databases import DATABASES, empty_database
@@ -65,6 +66,26 @@ def test_an_operation_round_trips_with_every_field(repo: SqlOperationRepository)
     assert repo.get("op_a") == failed
     assert repo.get_by_idempotency_key("k") == failed
     assert repo.get("op_missing") is None
+    assert [(a.number, a.outcome, a.error_code) for a in failed.attempt_log] == [(1, "failed", "x")]
+
+
+def test_a_retried_operation_round_trips_its_attempts(repo: SqlOperationRepository) -> None:
+    op = make_op("op_r")
+    repo.add(op)
+    running = transition(op, OperationStatus.RUNNING, T0 + timedelta(seconds=1))
+    assert repo.save(running, expected=OperationStatus.PENDING)
+    cancelled = transition(running, OperationStatus.CANCELLED, T0 + timedelta(seconds=2))
+    assert repo.save(cancelled, expected=OperationStatus.RUNNING)
+    retried = retry_operation(cancelled, T0 + timedelta(seconds=3), from_checkpoint=False)
+    assert repo.save(retried, expected=OperationStatus.CANCELLED)
+
+    stored = repo.get("op_r")
+    assert stored == retried
+    assert stored is not None
+    assert [(a.number, a.outcome, a.trigger, a.from_checkpoint) for a in stored.attempt_log] == [
+        (1, "cancelled", None, False),
+        (2, "queued", "manual", False),
+    ]
 
 
 def test_save_is_compare_and_set_on_the_status(repo: SqlOperationRepository) -> None:

@@ -96,6 +96,23 @@ def test_stop_asks_first_and_cancels_a_running_training(
     assert backend.wait_status(op_id, {"cancelled"}, 5)["status"] == "cancelled"
 
 
+def test_retry_runs_a_cancelled_training_again_as_a_second_attempt(
+    page: Any, backend: Backend, endless_training: str
+) -> None:
+    op_id = endless_training
+    backend.http.post(f"/api/v1/operations/{op_id}/cancel")
+    backend.wait_status(op_id, {"cancelled"})
+    page.goto(f"/#/trainings/{op_id}")
+
+    page.locator('[data-action="retry"]').click()
+
+    page.get_by_text(re.compile(r"attempt 2 · ")).wait_for(timeout=LOADED_MACHINE_TIMEOUT_MS)
+    assert backend.wait_status(op_id, {"running"})["status"] == "running"
+    attempts = backend.http.get(f"/api/v1/operations/{op_id}").json()["attempt_history"]
+    assert [(a["number"], a["trigger"]) for a in attempts] == [(1, None), (2, "manual")]
+    assert page.locator('[data-action="retry"]').count() == 0
+
+
 def test_status_filter_shows_only_matching_trainings(
     page: Any, backend: Backend, finished_runs: list[str]
 ) -> None:

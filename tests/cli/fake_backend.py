@@ -145,6 +145,10 @@ class FakeBackend:
             return self._logs(request)
         if method == "GET" and path.startswith("/api/v1/operations/") and path.endswith("/events"):
             return self._events()
+        if method == "POST" and path.endswith("/retry"):
+            retried = operation(path.split("/")[-2], "pending", 40.0)
+            attempts = [{"number": 1, "outcome": "cancelled"}, {"number": 2, "outcome": "queued"}]
+            return httpx.Response(202, json={**retried, "attempt_history": attempts})
         if method == "POST" and path.endswith("/cancel"):
             return httpx.Response(200, json=operation(path.split("/")[-2], "cancelling", 40.0))
         if method == "GET" and path.startswith("/api/v1/operations/"):

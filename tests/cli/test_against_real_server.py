@@ -109,6 +109,10 @@ def test_train_on_the_server_follows_to_a_stored_model_that_cannot_be_cancelled_
     refused = invoke(["ops", "cancel", op["operation_id"], *server], env=env)
     assert refused.exit_code == 2
     assert "HTTP 409" in refused.stderr
+    not_retried = invoke(["ops", "retry", op["operation_id"], *server], env=env)
+    assert not_retried.exit_code == 2
+    assert "HTTP 409" in not_retried.stderr
+    assert "cannot be retried: it is completed" in not_retried.stderr
 
 
 def test_a_strategy_the_server_does_not_have_is_reported_plainly(invoke: Invoke, server_url: str) -> None:

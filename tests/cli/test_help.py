@@ -18,6 +18,7 @@ COMMANDS = [
     ["ops", "list"],
     ["ops", "show"],
     ["ops", "cancel"],
+    ["ops", "retry"],
     ["ops", "follow"],
     ["ops", "logs"],
     ["projects"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -124,3 +125,15 @@ def test_logs_the_server_truncated_say_so(invoke: Invoke) -> None:
     result = invoke(["ops", "logs", "op-1", *SERVER], env=env_for(fake))
     assert result.exit_code == 0
     assert "the server dropped later lines of this log" in result.stderr
+
+
+def test_retry_resumes_from_the_checkpoint_unless_told_to_start_from_scratch(invoke: Invoke) -> None:
+    fake = FakeBackend()
+    resumed = invoke(["ops", "retry", "op-1", *SERVER], env=env_for(fake))
+    scratch = invoke(["ops", "retry", "op-1", "--from-scratch", *SERVER], env=env_for(fake))
+
+    assert resumed.exit_code == 0, resumed.output
+    assert "operation op-1: pending, attempt 2 from its last checkpoint" in resumed.stdout
+    assert "attempt 2 from scratch" in scratch.stdout
+    bodies = [json.loads(r.content) for r in fake.sent("POST", "/api/v1/operations/op-1/retry")]
+    assert bodies == [{"from_checkpoint": True}, {"from_checkpoint": False}]

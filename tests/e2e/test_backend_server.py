@@ -23,11 +23,11 @@ from tests.servers import backend_env, free_port, wait_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-START_DEADLINE_S = 60.0
+START_DEADLINE_S = 180.0  # generous: the first start writes sample data, on a machine shared by many suites
 
 
 class BackendProcess:
-    def __init__(self, workdir: Path, data_dir: Path) -> None:
+    def __init__(self, workdir: Path, data_dir: Path, **settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = backend_env(
@@ -36,6 +36,7 @@ class BackendProcess:
             data_dir,
             MODELYARD_PROGRESS_WRITE_INTERVAL_S="0.2",
             MODELYARD_SSE_HEARTBEAT_S="1",
+            **settings,
         )
         self.log = (workdir / f"server-{self.port}.log").open("wb")
         self.proc = subprocess.Popen(
@@ -68,8 +69,8 @@ def servers(tmp_path: Path, data_dir: Path) -> Iterator[list[BackendProcess]]:
         server.kill()
 
 
-def start(servers: list[BackendProcess], workdir: Path, data_dir: Path) -> BackendProcess:
-    server = BackendProcess(workdir, data_dir)
+def start(servers: list[BackendProcess], workdir: Path, data_dir: Path, **settings: str) -> BackendProcess:
+    server = BackendProcess(workdir, data_dir, **settings)
     servers.append(server)
     return server
 
@@ -85,12 +86,12 @@ def poll(client: httpx.Client, op_id: str, until: set[str], deadline_s: float = 
     raise AssertionError(f"{op_id} never reached {until}: {body}")
 
 
-def submit(client: httpx.Client, epochs: int) -> str:
+def submit(client: httpx.Client, epochs: int, **overrides: int) -> str:
     body = {
         "strategy": "trend_momentum",
         "symbol": "EURUSD",
         "timeframe": "1h",
-        "overrides": {"epochs": epochs},
+        "overrides": {"epochs": epochs, **overrides},
     }
     response = client.post("/api/v1/trainings", json=body)
     assert response.status_code == 202, response.text
@@ -121,10 +122,10 @@ def test_real_training_through_the_api_lands_a_model_and_streams_events(
         assert csv.headers["x-content-sha256"] == hashlib.sha256(csv.content).hexdigest()
 
 
-def test_kill_9_mid_training_then_restart_marks_it_interrupted_and_leaves_no_partial_model(
+def test_kill_9_mid_training_then_restart_without_retries_marks_it_interrupted_and_leaves_no_partial_model(
     servers: list[BackendProcess], tmp_path: Path, data_dir: Path
 ) -> None:
-    server = start(servers, tmp_path, data_dir)
+    server = start(servers, tmp_path, data_dir, MODELYARD_MAX_RETRIES="0")
     with httpx.Client(base_url=server.url, timeout=10) as client:
         op_id = submit(client, epochs=500)
         end = time.monotonic() + 60
@@ -138,7 +139,7 @@ def test_kill_9_mid_training_then_restart_marks_it_interrupted_and_leaves_no_par
     half_written.mkdir(parents=True)
     (half_written / "model.pt").write_bytes(b"half a model")
 
-    restarted = start(servers, tmp_path, data_dir)
+    restarted = start(servers, tmp_path, data_dir, MODELYARD_MAX_RETRIES="0")
     with httpx.Client(base_url=restarted.url, timeout=10) as client:
         op = client.get(f"/api/v1/operations/{op_id}").json()
         assert op["status"] == "failed"
@@ -146,6 +147,82 @@ def test_kill_9_mid_training_then_restart_marks_it_interrupted_and_leaves_no_par
         assert client.get("/api/v1/models").json() == []
     assert not half_written.exists()
     assert [p for p in (tmp_path / "models").rglob("*.pt")] == []
+
+
+EVERY_EPOCH = {"MODELYARD_CHECKPOINT_MIN_INTERVAL_S": "0"}
+
+
+def wait_for_epoch(client: httpx.Client, op_id: str, epoch: int, deadline_s: float = 120.0) -> dict[str, Any]:
+    end = time.monotonic() + deadline_s
+    body: dict[str, Any] = {}
+    while time.monotonic() < end:
+        body = client.get(f"/api/v1/operations/{op_id}").json()
+        if (body["progress"]["epoch"] or 0) >= epoch:
+            return body
+        assert body["status"] in {"pending", "running"}, body
+        time.sleep(0.05)
+    raise AssertionError(f"{op_id} never reached epoch {epoch}: {body}")
+
+
+def epochs_of(client: httpx.Client, op_id: str) -> list[int]:
+    history = client.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
+    return [int(row["epoch"]) for row in history]
+
+
+def test_kill_9_after_epoch_5_then_restart_resumes_from_the_checkpoint_and_completes(
+    servers: list[BackendProcess], tmp_path: Path, data_dir: Path
+) -> None:
+    server = start(servers, tmp_path, data_dir, **EVERY_EPOCH)
+    epochs = 40
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        op_id = submit(client, epochs=epochs, early_stopping_patience=0)
+        wait_for_epoch(client, op_id, 6)  # epoch 6 under way: epoch 5 finished and saved
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(timeout=10)
+
+    restarted = start(servers, tmp_path, data_dir, **EVERY_EPOCH)
+    with httpx.Client(base_url=restarted.url, timeout=10) as client:
+        done = poll(client, op_id, {"completed", "failed", "cancelled"}, deadline_s=300)
+        assert done["status"] == "completed", done
+        first, second = done["attempt_history"]
+        assert (first["outcome"], first["error"]["code"]) == ("requeued", "interrupted")
+        assert (second["outcome"], second["trigger"], second["from_checkpoint"]) == (
+            "completed",
+            "automatic",
+            True,
+        )
+        assert second["resumed_from_epoch"] >= 5
+        assert done["result"]["resumed_from_epoch"] == second["resumed_from_epoch"]
+        assert epochs_of(client, op_id) == list(range(1, epochs + 1))
+        logs = client.get(f"/api/v1/operations/{op_id}/logs").json()["lines"]
+        assert any(
+            f"retrying from epoch {second['resumed_from_epoch']} on local backend" in x["message"]
+            for x in logs
+        )
+
+
+def test_a_cancelled_training_retried_resumes_from_its_last_checkpoint(
+    servers: list[BackendProcess], tmp_path: Path, data_dir: Path
+) -> None:
+    server = start(servers, tmp_path, data_dir, **EVERY_EPOCH)
+    epochs = 30
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        op_id = submit(client, epochs=epochs, early_stopping_patience=0)
+        wait_for_epoch(client, op_id, 5)  # epoch 5 under way: epoch 4 finished and saved
+        assert client.post(f"/api/v1/operations/{op_id}/cancel").status_code in (200, 202)
+        cancelled = poll(client, op_id, {"cancelled", "completed", "failed"})
+        assert cancelled["status"] == "cancelled", cancelled
+
+        response = client.post(f"/api/v1/operations/{op_id}/retry")
+        assert response.status_code == 202, response.text
+        done = poll(client, op_id, {"completed", "failed", "cancelled"}, deadline_s=300)
+
+        assert done["status"] == "completed", done
+        first, second = done["attempt_history"]
+        assert first["outcome"] == "cancelled"
+        assert (second["trigger"], second["outcome"]) == ("manual", "completed")
+        assert second["resumed_from_epoch"] >= 4
+        assert epochs_of(client, op_id) == list(range(1, epochs + 1))
 
 
 def test_sigterm_ends_open_event_streams_and_the_server_exits(

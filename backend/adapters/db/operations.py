@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from backend.adapters.db.tables import OperationRow, OperationTagRow
+from backend.domain.attempts import Attempt
 from backend.domain.operations import (
     UNFINISHED_STATUSES,
     Operation,
@@ -67,6 +68,7 @@ def _to_row(op: Operation) -> dict[str, Any]:
         "heartbeat_at": op.heartbeat_at,
         "attempts": op.attempts,
         "require_gpu": op.require_gpu,
+        "max_retries": op.max_retries,
         "owner_id": op.owner_id,
         "request_hash": op.request_hash,
         "project": op.project,
@@ -75,6 +77,7 @@ def _to_row(op: Operation) -> dict[str, Any]:
         "workload": op.workload,
         "submitted_by": op.submitted_by,
         "cancelled_by": op.cancelled_by,
+        "attempt_log": [attempt.as_dict() for attempt in op.attempt_log],
     }
 
 
@@ -106,6 +109,7 @@ def _to_domain(row: OperationRow) -> Operation:
         heartbeat_at=row.heartbeat_at,
         attempts=row.attempts or 0,
         require_gpu=bool(row.require_gpu),
+        max_retries=row.max_retries,
         owner_id=row.owner_id,
         request_hash=row.request_hash,
         project=row.project,
@@ -114,6 +118,7 @@ def _to_domain(row: OperationRow) -> Operation:
         workload=row.workload,
         submitted_by=row.submitted_by,
         cancelled_by=row.cancelled_by,
+        attempt_log=tuple(Attempt.from_dict(dict(a)) for a in row.attempt_log or ()),
     )
 
 

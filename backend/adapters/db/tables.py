@@ -77,6 +77,7 @@ class OperationRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     require_gpu: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_retries: Mapped[int | None] = mapped_column(Integer, nullable=True)
     owner_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     project: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
@@ -87,6 +88,8 @@ class OperationRow(Base):
     # The API token that submitted / cancelled it (None when tokens were not required).
     submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     cancelled_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Each run of the operation (backend.domain.attempts.Attempt.as_dict), oldest first.
+    attempt_log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class OperationTagRow(Base):

@@ -8,6 +8,7 @@ from shared.trainkit.callbacks.progress import ProgressListener, ProgressReporte
 from shared.trainkit.callbacks.run_recording import RunRecorder
 from shared.trainkit.callbacks.telemetry import TelemetryCallback
 from shared.trainkit.callbacks.timer import Timer
+from shared.trainkit.callbacks.training_checkpoints import TrainingCheckpoints
 
 __all__ = [
     "CosineAnnealing",
@@ -19,5 +20,6 @@ __all__ = [
     "RunRecorder",
     "TelemetryCallback",
     "Timer",
+    "TrainingCheckpoints",
     "TrainingProgress",
 ]

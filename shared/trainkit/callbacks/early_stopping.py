@@ -103,8 +103,18 @@ class EarlyStopping(Callback):
         self._best_state = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"monitor": self.monitor, "values": list(self.values), "stopped_epoch": self.stopped_epoch}
+        state: dict[str, Any] = {
+            "monitor": self.monitor,
+            "values": list(self.values),
+            "stopped_epoch": self.stopped_epoch,
+        }
+        if self.restore_best_weights and self._best_state is not None:
+            state["best_state"] = self._best_state  # a resumed fit can still restore the best epoch
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.values = [float(v) for v in state["values"]]
         self.stopped_epoch = state.get("stopped_epoch")
+        best_state = state.get("best_state")
+        if isinstance(best_state, dict):
+            self._best_state = dict(best_state)

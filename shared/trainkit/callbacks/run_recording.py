@@ -26,9 +26,16 @@ class RunRecorder(Callback):
         self.put_timeout_s = put_timeout_s
         self.record: RunRecord | None = None
         self.summary: dict[str, Any] | None = None
+        self._resuming = False
 
     def on_fit_start(self, trainer: Trainer, module: TrainableModule) -> None:
         self._start(trainer, module)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._resuming = True  # the fit resumes: append to the run rather than start it again
 
     def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
         if self.record is not None:
@@ -50,13 +57,18 @@ class RunRecorder(Callback):
     def _start(self, trainer: Trainer, module: TrainableModule) -> None:
         self.record = RunRecord(self.run_dir, max_pending=self.max_pending, put_timeout_s=self.put_timeout_s)
         self.summary = None
-        self.record.start(
-            config=trainer.config.as_dict(),
-            seed=trainer.config.seed,
-            device=describe_device(trainer.device),
-            model_class=model_class_name(module),
-            precision=trainer.precision,
-        )
+        fields: dict[str, Any] = {
+            "config": trainer.config.as_dict(),
+            "seed": trainer.config.seed,
+            "device": describe_device(trainer.device),
+            "model_class": model_class_name(module),
+            "precision": trainer.precision,
+        }
+        if self._resuming:
+            self._resuming = False
+            self.record.resume([m.as_dict() for m in trainer.history], **fields)
+        else:
+            self.record.start(**fields)
 
     def _finish(self, trainer: Trainer, status: RunStatus, **outcome: Any) -> None:
         if self.record is None:

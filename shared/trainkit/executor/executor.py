@@ -19,7 +19,7 @@ from shared.trainkit.devices import select_device
 from shared.trainkit.errors import ConfigError
 from shared.trainkit.executor.progress import PipelineProgress
 from shared.trainkit.executor.types import ModelSink, ProgressCallback, TrainingResult
-from shared.trainkit.executor.workload import RunContext, Workload
+from shared.trainkit.executor.workload import CheckpointPolicy, RunContext, Workload
 from shared.trainkit.run_record import TELEMETRY_FILE, write_telemetry_summary
 from shared.trainkit.telemetry import Telemetry
 
@@ -31,7 +31,9 @@ class TrainingExecutor:
 
     ``sink`` persists the model (the backend's ModelStorage, or a host's hand-off store); ``run_root``, when
     given, receives a run record folder per execution; ``plugin_allowlist`` names the module prefixes a
-    plugin workload may be imported from; ``commands_dir`` is the folder of command templates.
+    plugin workload may be imported from; ``commands_dir`` is the folder of command templates;
+    ``checkpoints`` (needs ``run_root``) makes model workloads write resumable training checkpoints into
+    ``<run folder>/checkpoints``, which ``execute(..., resume=True)`` resumes from.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class TrainingExecutor:
         plugin_allowlist: Sequence[str] = (),
         commands_dir: Path | None = None,
         scratch_dir: Path | None = None,
+        checkpoints: CheckpointPolicy | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.sink = sink
@@ -50,6 +53,7 @@ class TrainingExecutor:
         self.plugin_allowlist = tuple(plugin_allowlist)
         self.commands_dir = commands_dir
         self.scratch_dir = scratch_dir
+        self.checkpoints = checkpoints
 
     def workload(self, request: TrainingRequest) -> Workload:
         from shared.trainkit.workloads import WorkloadSettings, create_workload
@@ -78,7 +82,10 @@ class TrainingExecutor:
         cancel: CancelToken,
         *,
         run_name: str | None = None,
+        resume: bool = False,
     ) -> TrainingResult:
+        """Run ``request``; with ``resume`` a model workload continues from the newest valid training
+        checkpoint of the run folder ``run_name`` (from scratch when there is none, saying so)."""
         workload = self.workload(request)
         if workload.checks_device:
             check_device(request)
@@ -88,7 +95,18 @@ class TrainingExecutor:
             run_dir.mkdir(parents=True, exist_ok=True)
         telemetry = Telemetry(run_dir / TELEMETRY_FILE if run_dir is not None else None)
         tracker = PipelineProgress(workload.steps, progress, telemetry=telemetry)
-        context = RunContext(tracker, cancel, self.sink, name, run_dir, telemetry)
+        checkpoint_dir = checkpoint_folder(run_dir) if run_dir is not None and self.checkpoints else None
+        context = RunContext(
+            tracker,
+            cancel,
+            self.sink,
+            name,
+            run_dir,
+            telemetry,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_policy=self.checkpoints,
+            resume_from=checkpoint_dir if resume else None,
+        )
         try:
             result = workload.run(context)
         except BaseException as exc:
@@ -100,6 +118,11 @@ class TrainingExecutor:
                 _write_summary(run_dir, telemetry)
         result.telemetry = telemetry.rollups()
         return result
+
+
+def checkpoint_folder(run_dir: Path) -> Path:
+    """Where the training checkpoints of the run in ``run_dir`` are written."""
+    return run_dir / "checkpoints"
 
 
 def _write_summary(run_dir: Path, telemetry: Telemetry) -> None:

@@ -20,6 +20,7 @@ from shared.trainkit.callbacks import (
     ProgressReporter,
     RunRecorder,
     TelemetryCallback,
+    TrainingCheckpoints,
     TrainingProgress,
 )
 from shared.trainkit.cancellation import CancelToken
@@ -137,7 +138,8 @@ class ModelWorkload(Workload):
             feature_importance=importance,
             duration_s=round(time.perf_counter() - started, 3),
             decisions=[dict(d) for d in trainer.decisions],
-            warnings=list(self.warnings),
+            warnings=[*self.warnings, *trainer.warnings],
+            resumed_from_epoch=trainer.resumed_from_epoch,
         )
         tracker.finish(f"completed: {headline(test_metrics)}")
         return result
@@ -148,7 +150,7 @@ class ModelWorkload(Workload):
             params.trainer_config(), callbacks=training_callbacks(params, run), cancel=run.cancel
         )
         tracker.start("training", f"Training on up to {params.epochs} epochs")
-        fit = trainer.fit(module, self.data_module())
+        fit = trainer.fit(module, self.data_module(), resume_from=run.resume_from)
         logger.info(
             "training finished after %d epochs (%s) on %s; best val_loss %s at epoch %s",
             fit.epochs_trained,
@@ -178,6 +180,16 @@ def training_callbacks(params: TrainingParams, run: RunContext) -> list[Callback
         )
     if run.run_dir is not None:
         callbacks.append(RunRecorder(run.run_dir))
+    policy = run.checkpoint_policy
+    if run.checkpoint_dir is not None and policy is not None:
+        callbacks.append(
+            TrainingCheckpoints(
+                run.checkpoint_dir,
+                every_n_epochs=policy.every_epochs,
+                min_interval_s=policy.min_interval_s,
+                keep_last=policy.keep_last,
+            )
+        )
     return callbacks
 
 
@@ -193,6 +205,16 @@ class _EpochForwarder(Callback):
         device = str(trainer.device)
         logger.info("training on %s", device)
         self._tracker.report("training", 0.0, f"Training on {device}", extra={"device": device})
+        self._decisions_seen = len(trainer.decisions) - _new_resume_decisions(trainer)
+        if trainer.resumed_from_epoch:
+            epoch, total = trainer.resumed_from_epoch, trainer.config.max_epochs
+            self._tracker.report(
+                "training",
+                epoch / total,
+                f"Resumed after epoch {epoch}/{total}",
+                epoch=epoch,
+                extra={"resumed_from_epoch": epoch},
+            )
 
     def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
         total = trainer.config.max_epochs
@@ -219,6 +241,11 @@ class _EpochForwarder(Callback):
                 "training", 0.0, str(decision.get("message", "")), extra={"decision": dict(decision)}
             )
         self._decisions_seen = len(trainer.decisions)
+
+
+def _new_resume_decisions(trainer: Trainer) -> int:
+    """The decisions this fit's resume added (those restored from the checkpoint were sent before)."""
+    return 1 if trainer.decisions and trainer.decisions[-1].get("kind") == "resume" else 0
 
 
 def _report_training(tracker: PipelineProgress, progress: TrainingProgress) -> None:

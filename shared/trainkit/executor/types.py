@@ -68,6 +68,8 @@ class TrainingResult:
     telemetry: dict[str, dict[str, float | int]] = field(default_factory=dict)
     #: Command runs: what the program did (exit code, lines, last metrics); empty for model workloads.
     command: dict[str, Any] = field(default_factory=dict)
+    #: The epoch of the training checkpoint this execution resumed from (0: from scratch).
+    resumed_from_epoch: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,4 +87,5 @@ class TrainingResult:
             "warnings": self.warnings,
             "telemetry": self.telemetry,
             **({"command": self.command} if self.command else {}),
+            **({"resumed_from_epoch": self.resumed_from_epoch} if self.resumed_from_epoch else {}),
         }

@@ -21,8 +21,21 @@ StepReport = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
+class CheckpointPolicy:
+    """When a model workload writes resumable training checkpoints: every ``every_epochs`` epochs but
+    not more often than every ``min_interval_s`` seconds, the last ``keep_last`` kept."""
+
+    every_epochs: int = 1
+    min_interval_s: float = 30.0
+    keep_last: int = 2
+
+
+@dataclass(frozen=True)
 class RunContext:
-    """What one execution hands its workload: progress, cancellation, persistence and the run record."""
+    """What one execution hands its workload: progress, cancellation, persistence and the run record.
+
+    ``checkpoint_dir`` (with ``checkpoint_policy``) receives training checkpoints; ``resume_from``, when
+    set, is the folder (or file) the fit resumes from."""
 
     tracker: PipelineProgress
     cancel: CancelToken
@@ -30,6 +43,9 @@ class RunContext:
     run_name: str
     run_dir: Path | None
     telemetry: Telemetry
+    checkpoint_dir: Path | None = None
+    checkpoint_policy: CheckpointPolicy | None = None
+    resume_from: Path | None = None
 
 
 @dataclass

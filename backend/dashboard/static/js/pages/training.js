@@ -8,7 +8,7 @@ import { fmtDuration, fmtNumber, fmtPercent, runSeconds, shortId } from "../form
 import { followOperation } from "../live.js";
 import { logViewer } from "./log_viewer.js";
 import { resultPanels } from "./training_results.js";
-import { chips, countsSteps, progressCell, statusBadge, stopButton, subjectOf, whoText } from "./training_row.js";
+import { attemptText, chips, countsSteps, progressCell, RETRYABLE, retryButton, statusBadge, stopButton, subjectOf, whoText } from "./training_row.js";
 
 const METRICS_THROTTLE_MS = 400;
 
@@ -108,7 +108,7 @@ export function render(root, id) {
     if (stepRun) epochMetrics = { ...epochMetrics, ...(p.metrics || {}) };
     else if ((p.metrics || {}).train_loss !== undefined) epochMetrics = p.metrics;
     const m = { ...epochMetrics, ...(p.metrics || {}) };
-    who.textContent = whoText(op);
+    who.textContent = [whoText(op), attemptText(op)].filter(Boolean).join(" · ");
     clear(progress, h("h2", {}, "Progress", statusBadge(op.status)), progressCell(op), stepRun ? phaseList(op) : null, h("p", { class: "muted", style: { margin: ".5rem 0 0" }, text: p.message || op.mode_reason }));
     const step = (p.message || "").match(/step (\d+)(?:\s*\/\s*(\d+))?/);
     if (step) lastStep = step[2] ? `${step[1]} / ${step[2]}` : step[1];
@@ -123,7 +123,7 @@ export function render(root, id) {
       card("Mode · device", op.device ? `${op.execution_mode} · ${op.device}` : op.execution_mode),
       card("Duration", fmtDuration(runSeconds(op))));
     if (op.status !== shownStatus) {
-      clear(actions, ACTIVE.has(op.status) && op.status !== "cancelling" ? stopButton(op, update) : null, h("a", { class: "btn", href: `#/compare?ids=${id}`, text: "Compare…" }), h("a", { class: "btn", href: "#/trainings", text: "All trainings" }));
+      clear(actions, ACTIVE.has(op.status) && op.status !== "cancelling" ? stopButton(op, update) : null, RETRYABLE.has(op.status) ? retryButton(op, () => window.location.reload()) : null, h("a", { class: "btn", href: `#/compare?ids=${id}`, text: "Compare…" }), h("a", { class: "btn", href: "#/trainings", text: "All trainings" }));
       shownStatus = op.status;
     }
     // A new epoch number means the previous epoch's record exists: reload the history. (Progress events

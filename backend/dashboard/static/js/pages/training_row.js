@@ -90,6 +90,42 @@ export function stopButton(op, onDone) {
   return h("div", {}, button, error);
 }
 
+/** Whether a training can run again: failed (interrupted included) or cancelled. */
+export const RETRYABLE = new Set(["failed", "cancelled"]);
+
+/** A Retry button: the training runs again as a new attempt, resuming from its last checkpoint. */
+export function retryButton(op, onDone) {
+  const error = h("div", { class: "action-error", role: "alert" });
+  const button = h("button", {
+    type: "button",
+    class: "btn btn-small",
+    "data-action": "retry",
+    "aria-label": `Retry training ${op.operation_id} from its last checkpoint`,
+    text: "Retry",
+    onclick: async () => {
+      button.disabled = true;
+      error.textContent = "";
+      try {
+        onDone(await api(`/api/v1/operations/${encodeURIComponent(op.operation_id)}/retry`, { method: "POST", body: { from_checkpoint: true } }));
+      } catch (exc) {
+        error.textContent = `Could not retry: ${exc.message}`;
+        button.disabled = false;
+      }
+    },
+  });
+  return h("div", {}, button, error);
+}
+
+/** "attempt 2 · resumed from epoch 5 on local backend bk_…" for an operation run more than once ("" otherwise). */
+export function attemptText(op) {
+  const attempts = op.attempt_history || [];
+  if (attempts.length < 2) return "";
+  const last = attempts[attempts.length - 1];
+  const from = last.resumed_from_epoch ? `resumed from epoch ${last.resumed_from_epoch}` : last.from_checkpoint ? "from its last checkpoint" : "from scratch";
+  const earlier = attempts.slice(0, -1).map((a) => `#${a.number} ${a.outcome}${a.error ? ` (${a.error.code})` : ""}`).join(", ");
+  return `attempt ${last.number} · ${from}${last.where ? ` on ${last.where}` : ""} · earlier: ${earlier}`;
+}
+
 function nameCell(cell, op, req, options) {
   const href = `#/trainings/${op.operation_id}`;
   const { what } = subjectOf(req);

@@ -1,0 +1,102 @@
+"""Resumable training checkpoints: every ``every_n_epochs`` epochs, at most once per ``min_interval_s``,
+written atomically, the last ``keep_last`` kept. A fit resumes from them with ``Trainer.fit(...,
+resume_from=dirpath)`` (see :mod:`shared.trainkit.resume`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shared.trainkit.checkpoint import model_class_name, save_checkpoint
+from shared.trainkit.errors import CheckpointError, ConfigError
+from shared.trainkit.resume import checkpoint_name, training_checkpoints
+from shared.trainkit.spi import Callback, EpochMetrics, TrainableModule
+
+if TYPE_CHECKING:
+    from shared.trainkit.trainer import Trainer
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingCheckpoints(Callback):
+    """Writes ``epoch-NNNNNN.ckpt`` into ``dirpath`` after the other callbacks of the epoch ran (their
+    states are those of the finished epoch). A failed write (disk full) is a warning: training goes on
+    with the checkpoints it has. ``saved`` lists the epochs written by this fit."""
+
+    runs_last = True
+
+    def __init__(
+        self,
+        dirpath: Path | str,
+        *,
+        every_n_epochs: int = 1,
+        min_interval_s: float = 30.0,
+        keep_last: int = 2,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ConfigError(
+                f"checkpoint_every_epochs must be a whole number >= 1, got {every_n_epochs!r}",
+                field="checkpoint_every_epochs",
+            )
+        if min_interval_s < 0:
+            raise ConfigError(
+                f"checkpoint_min_interval_s must be >= 0, got {min_interval_s!r}",
+                field="checkpoint_min_interval_s",
+            )
+        if keep_last < 1:
+            raise ConfigError(f"keep_last must be >= 1, got {keep_last!r}", field="keep_last")
+        self.dirpath = Path(dirpath)
+        self.every_n_epochs, self.min_interval_s, self.keep_last = every_n_epochs, min_interval_s, keep_last
+        self.saved: list[int] = []
+        self._clock = clock
+        self._last_saved_at: float | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "TrainingCheckpoints"
+
+    def on_fit_start(self, trainer: Trainer, module: TrainableModule) -> None:
+        self.saved, self._last_saved_at = [], None
+
+    def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
+        if metrics.epoch % self.every_n_epochs:
+            return
+        now = self._clock()
+        if self._last_saved_at is not None and now - self._last_saved_at < self.min_interval_s:
+            return
+        path = self.dirpath / checkpoint_name(metrics.epoch)
+        try:
+            save_checkpoint(
+                path,
+                module.state_dict(),
+                model_class=model_class_name(module),
+                config=trainer.config.as_dict(),
+                extra=trainer.checkpoint_extra(module),
+            )
+        except CheckpointError as exc:
+            message = (
+                f"epoch {metrics.epoch}: training checkpoint not written ({exc.message}); training goes on"
+            )
+            logger.warning(message)
+            trainer.warnings.append(message)
+            return
+        self._last_saved_at = now
+        self.saved.append(metrics.epoch)
+        self._prune()
+
+    def _prune(self) -> None:
+        for old in training_checkpoints(self.dirpath)[self.keep_last :]:
+            try:
+                old.unlink()
+            except OSError as exc:
+                logger.warning("old checkpoint %s not removed: %s", old, exc)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"saved": list(self.saved)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.saved = [int(epoch) for epoch in state.get("saved", [])]
