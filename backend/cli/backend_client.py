@@ -196,6 +196,16 @@ class BackendClient:
                 written += len(chunk)
         return written
 
+    def export_model_onnx(self, strategy: str, name: str, version: int, out: BinaryIO) -> int:
+        """Stream the version's ONNX graph into ``out``; returns the number of bytes written."""
+        path = f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}/onnx"
+        written = 0
+        with self._stream("GET", path) as response:
+            for chunk in response.iter_bytes():
+                out.write(chunk)
+                written += len(chunk)
+        return written
+
     def delete_model_version(self, strategy: str, name: str, version: int) -> None:
         self._request("DELETE", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}")
 

@@ -23,7 +23,7 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from shared.contracts.handoff import decode_inline_model
 from shared.contracts.host import ResultPayload
 from shared.contracts.signing import SignatureError, asgi_target, verify, verify_request
-from shared.trainkit.checkpoint import load_checkpoint
+from shared.trainkit.model_file import load_weights
 from shared.trainkit.workloads.strategy.sample_data import write_sample_data
 from tests.host_service.fakes import SigningAuth
 
@@ -218,7 +218,7 @@ def test_real_training_is_called_back_with_weights_that_load(
     assert (payload.operation_id, payload.session_id) == ("op_happy", session_id)
     assert payload.model.encoding == "gzip+base64"
     model_bytes = decode_inline_model(payload.model.model_dump(), max_size=32 << 20)
-    checkpoint = load_checkpoint(model_bytes)
+    checkpoint = load_weights(model_bytes)
     assert checkpoint.state_dict
     assert payload.result["epochs_trained"] <= 2
     view = host.wait_status(session_id, {"completed"}, 10)
