@@ -16,6 +16,8 @@ from shared.trainkit.errors import (
     ConfigError,
     DataError,
     DataNotFoundError,
+    ExportError,
+    ExportUnavailableError,
     ModelNotFoundError,
     TrainkitError,
 )
@@ -196,6 +198,8 @@ _TRAINKIT_STATUS: tuple[tuple[type[TrainkitError], int], ...] = (
     (ConfigError, 422),
     (DataError, 422),
     (CheckpointError, 422),
+    (ExportError, 422),
+    (ExportUnavailableError, 503),
 )
 
 

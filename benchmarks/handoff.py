@@ -46,7 +46,7 @@ def trained_like_weights(size_mb: float, seed: int = 0) -> bytes:
 def real_trained_mlp() -> bytes:
     import torch
 
-    from shared.trainkit.checkpoint import checkpoint_bytes
+    from shared.trainkit.model_file import weights_bytes
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
@@ -63,11 +63,11 @@ def real_trained_mlp() -> bytes:
         loss = torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
-    return checkpoint_bytes(model.state_dict(), model_class="bench.MLP", config={})
+    return weights_bytes(model.state_dict(), model_class="bench.MLP", config={})
 
 
 def measure(label: str, data: bytes, levels: list[int], folder: Path) -> None:
-    path = folder / "model.pt"
+    path = folder / "model.safetensors"
     path.write_bytes(data)
     raw = len(data)
     for level in levels:
@@ -116,17 +116,17 @@ def main() -> None:
 
 
 def _checkpoint_of(size_mb: float, path: Path) -> dict[str, Any]:
-    """A real MLP checkpoint of about ``size_mb`` (layer-init weights: as incompressible as trained ones)."""
+    """A real MLP weights file (model.safetensors) of about ``size_mb`` (layer-init weights: as incompressible as trained ones)."""
     import torch
 
-    from shared.trainkit.checkpoint import checkpoint_bytes
+    from shared.trainkit.model_file import weights_bytes
     from shared.trainkit.models import MLPSpec, build_model
 
     width = max(int((size_mb * MB / 4 / 2) ** 0.5), 8)
     spec = MLPSpec(input_dim=width, output_dim=width, hidden_layers=[width], dropout=0.0)
     config = {"model": spec.as_dict(), "training": {"epochs": 1}}
     torch.manual_seed(0)
-    path.write_bytes(checkpoint_bytes(build_model(spec).state_dict(), model_class="MLP", config=config))
+    path.write_bytes(weights_bytes(build_model(spec).state_dict(), model_class="MLP", config=config))
     return config
 
 
@@ -178,7 +178,7 @@ def backend_ingest(size_mb: float, encoding: str, folder: Path) -> dict[str, flo
     from shared.contracts.handoff import build_payload, describe_model_external, payload_bytes
     from shared.contracts.signing import sign, verify
 
-    model = folder / "host-model.pt"
+    model = folder / "host-model.safetensors"
     config = _checkpoint_of(size_mb, model)
     from backend.adapters.db.results import SqlResultClaimRepository
 

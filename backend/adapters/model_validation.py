@@ -1,5 +1,5 @@
-"""Received weights, validated the way a user would load them: the checkpoint format (always
-``weights_only=True``) and then ``load_state_dict`` into the model rebuilt from its stored config."""
+"""Received weights, validated the way a user would load them: the model file's format (safetensors
+with modelyard's header fields; an older host's ``model.pt`` checkpoint, always ``weights_only=True``) and then ``load_state_dict`` into the model rebuilt from its stored config."""
 
 from __future__ import annotations
 
@@ -10,22 +10,23 @@ from typing import Any
 import torch
 
 from backend.errors import ResultRejectedError
-from shared.trainkit.checkpoint import config_hash, load_checkpoint
+from shared.trainkit.checkpoint import config_hash
 from shared.trainkit.errors import CheckpointError, ConfigError
+from shared.trainkit.model_file import load_weights
 from shared.trainkit.models import build_model
 
 logger = logging.getLogger(__name__)
 
 
 class CheckpointValidator:
-    """Implements the ModelValidator port. The file is memory-mapped by ``load_checkpoint``, so a large
+    """Implements the ModelValidator port. The file is memory-mapped by ``load_weights``, so a large
     model costs its tensors once (torch memory), not another copy of its bytes."""
 
     def validate(self, model_file: Path, config: dict[str, Any]) -> None:
         raw_spec = config.get("model")
         spec: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else {}
         try:
-            checkpoint = load_checkpoint(
+            checkpoint = load_weights(
                 model_file,
                 expected_model_class=spec.get("model_class"),
                 expected_config_hash=config_hash(config),

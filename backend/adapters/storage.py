@@ -11,6 +11,7 @@ from shared.trainkit.errors import ModelNotFoundError, StorageError, TrainkitErr
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
 from shared.trainkit.storage import ModelStorage
 from shared.trainkit.storage.names import version_dir_name
+from shared.trainkit.storage.onnx_export import export_stored_model
 
 
 class LocalModelStore:
@@ -58,6 +59,10 @@ class LocalModelStore:
 
     def delete(self, strategy: str, name: str, version: int) -> None:
         self.storage.delete(strategy, name, version)
+
+    def onnx(self, strategy: str, name: str, version: int) -> tuple[str, bytes]:
+        data = export_stored_model(self.storage, strategy, name, version)
+        return f"{strategy}-{version_dir_name(name, version)}.onnx", data
 
     def save(self, artifact: ModelArtifact) -> ModelRef:
         """A new version (the ResultSink port, for models trained on a host)."""

@@ -1,4 +1,4 @@
-"""Models: list, versions with metrics, download one version as a zip, delete a version."""
+"""Models: list, versions with metrics, download one version as a zip or as ONNX, delete a version."""
 
 from __future__ import annotations
 
@@ -43,6 +43,31 @@ def download_model_version(
     filename, chunks = models.archive(strategy, name, version)
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     return StreamingResponse(chunks, media_type="application/zip", headers=headers)
+
+
+@router.get(
+    "/{strategy}/{name}/versions/{version}/onnx",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The version's network as an ONNX graph (input `features`, float32 "
+            "[batch, input_dim], normalised as features.json says; output `logits` or `prediction`).",
+        },
+        **error_responses(404, 422, 500, 503),
+    },
+)
+def export_model_version_onnx(
+    strategy: NamePart, name: NamePart, version: Version, models: ModelsDep
+) -> Response:
+    """One version of a strategy or tabular model as an ONNX file, for onnxruntime or any ONNX tool.
+
+    The stored files are checked first, as a load checks them. 422 ``model_not_exportable`` says why a
+    version cannot be exported (a command training's files; a plugin model, whose code and input live in
+    its own package); 503 ``export_unavailable`` when the server lacks the optional ``onnx`` extra."""
+    filename, data = models.onnx(strategy, name, version)
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(content=data, media_type="application/octet-stream", headers=headers)
 
 
 @router.delete("/{strategy}/{name}/versions/{version}", status_code=204, responses=error_responses(404, 422))

@@ -193,7 +193,15 @@ class BackendClient:
 
     def download_model(self, strategy: str, name: str, version: int, out: BinaryIO) -> int:
         """Stream the version's archive into ``out``; returns the number of bytes written."""
-        path = f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}/download"
+        return self._download(
+            f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}/download", out
+        )
+
+    def export_model_onnx(self, strategy: str, name: str, version: int, out: BinaryIO) -> int:
+        """Stream the version's ONNX graph into ``out``; returns the number of bytes written."""
+        return self._download(f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}/onnx", out)
+
+    def _download(self, path: str, out: BinaryIO) -> int:
         written = 0
         with self._stream("GET", path) as response:
             for chunk in response.iter_bytes():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 
-from backend.cli.failures import EXIT_BAD_INPUT, CliFailure
+from backend.cli.failures import EXIT_BAD_INPUT, EXIT_FAILED, CliFailure
 from backend.cli.options import cli_env, models_dir_option, optional_server_option, server_option
 from backend.cli.tables import models_table, versions_table
 from shared.contracts.api import ModelDetail, ModelVersionView
@@ -22,7 +22,7 @@ _LOCAL = "Without it the local models folder is read."
 
 @click.group(name="models")
 def models_group() -> None:
-    """Trained models: list, show versions, download an archive, delete a version."""
+    """Trained models: list, show versions, download an archive, export to ONNX, delete a version."""
 
 
 @models_group.command(name="list")
@@ -111,6 +111,65 @@ def models_download(
     click.echo(f"wrote {target} ({size} bytes)")
 
 
+@models_group.command(name="export")
+@click.argument("strategy")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(1))
+@click.option(
+    "--onnx",
+    "as_onnx",
+    is_flag=True,
+    help="Export as an ONNX graph (the one format so far; needs the 'onnx' extra where it runs).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="ONNX file path [default: NAME_vN.onnx].",
+)
+@optional_server_option(_LOCAL)
+@models_dir_option
+@click.pass_context
+def models_export(
+    ctx: click.Context,
+    strategy: str,
+    name: str,
+    version: int,
+    as_onnx: bool,
+    output: Path | None,
+    server: str | None,
+    models_dir: Path,
+) -> None:
+    """Export one version of a strategy or tabular model to ONNX.
+
+    The graph takes ``features`` (float32, [batch, input_dim], normalised as the version's
+    features.json says) and returns ``logits`` (classification) or ``prediction`` (regression).
+    Command-training and plugin models cannot be exported; the error says why.
+
+    \b
+    Examples:
+      modelyard models export trend_momentum EURUSD_1h 2 --onnx -o model.onnx
+      modelyard models export tabular iris 1 --onnx --server http://127.0.0.1:8000
+    """
+    if not as_onnx:
+        raise click.UsageError("choose the export format: --onnx (the only one so far)")
+    target = output or Path(f"{name}_v{version}.onnx")
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        with partial.open("wb") as out:
+            if server:
+                with cli_env(ctx).client(server) as client:
+                    size = client.export_model_onnx(strategy, name, version, out)
+            else:
+                data = _local_onnx(models_dir, strategy, name, version)
+                out.write(data)
+                size = len(data)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    click.echo(f"wrote {target} ({size} bytes)")
+
+
 @models_group.command(name="delete")
 @click.argument("strategy")
 @click.argument("name")
@@ -136,6 +195,18 @@ def _local_storage(models_dir: Path) -> ModelStorage:
     from shared.trainkit.storage import ModelStorage
 
     return ModelStorage(models_dir)
+
+
+def _local_onnx(models_dir: Path, strategy: str, name: str, version: int) -> bytes:
+    from shared.trainkit.errors import ExportUnavailableError, TrainkitError
+    from shared.trainkit.storage.onnx_export import export_stored_model
+
+    try:
+        return export_stored_model(_local_storage(models_dir), strategy, name, version)
+    except ExportUnavailableError as exc:
+        raise CliFailure(exc.message, EXIT_FAILED) from exc
+    except TrainkitError as exc:
+        raise CliFailure(exc.message, EXIT_BAD_INPUT) from exc
 
 
 def _local_detail(models_dir: Path, strategy: str, name: str) -> ModelDetail:

@@ -197,6 +197,11 @@ class ModelStore(Protocol):
 
     def delete(self, strategy: str, name: str, version: int) -> None: ...
 
+    def onnx(self, strategy: str, name: str, version: int) -> tuple[str, bytes]:
+        """A file name and the ONNX graph of one version (its files checked first); raises ExportError
+        when the version is not a strategy or tabular network."""
+        ...
+
 
 class HostClient(Protocol):
     """A host service, one method per endpoint. Every method raises HostUnavailableError (retryable:

@@ -230,10 +230,12 @@ class ResultIngest:
             yield Path(folder)
 
     async def _materialise(self, payload: ResultPayload, op: Operation, folder: Path) -> Path:
-        """The model slot's raw bytes in ``folder/model.pt`` (or ``artifacts.tar``), size and sha256 checked."""
+        """The model slot's raw bytes in ``folder/model.weights`` (a ``model.safetensors``, or an older
+        host's ``model.pt``: the validator and the store tell them apart by content) or
+        ``artifacts.tar``, size and sha256 checked."""
         assert payload.artifact is not None
         assert payload.model is not None
-        target = folder / (BUNDLE_FILE if payload.artifact.bundle is not None else "model.pt")
+        target = folder / (BUNDLE_FILE if payload.artifact.bundle is not None else "model.weights")
         model = payload.model
         if isinstance(model, InlineModel):
             await asyncio.to_thread(self._decode_inline, model, target)
@@ -320,7 +322,7 @@ class ResultIngest:
 
 
 def _sha256_of(payload: ResultPayload) -> str | None:
-    """The sha256 of the model slot's bytes (a model.pt or an artefact tar); None for no model."""
+    """The sha256 of the model slot's bytes (the weights file or an artefact tar); None for no model."""
     return payload.model.sha256 if payload.model is not None else None
 
 

@@ -1,6 +1,6 @@
 """A finished model on the host's disk, kept until the backend acknowledges it.
 
-The child's :class:`ResultFolderSink` writes the model's bytes (``model.pt``; for an artifact of several
+The child's :class:`ResultFolderSink` writes the model's bytes (``model.safetensors``; for an artifact of several
 files, as a command's, ``artifacts.tar`` holding them all), the four JSON files, ``artifact.json``
 (strategy and name; for a bundle also ``"bundle": "tar"`` and each file's sha256 and size) and
 ``manifest.json`` (sha256 and size of each file) into a temp folder and renames it to ``result/``
@@ -22,9 +22,9 @@ from typing import Any
 from shared.contracts.bundle import BUNDLE_FILE, BUNDLE_TAR, pack_files
 from shared.contracts.handoff import sha256_file
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
+from shared.trainkit.model_file import MODEL_FILES, model_file_name
 from shared.trainkit.storage.durable_files import fsync_dir, replace_durably, write_durably
 
-MODEL_FILE = "model.pt"
 MANIFEST_FILE = "manifest.json"
 RESULT_FILE = "result.json"
 ARTIFACT_FILE = "artifact.json"
@@ -49,7 +49,7 @@ class ResultFolderSink:
                 sha256, size = sha256_file(staging / BUNDLE_FILE)
                 manifest[BUNDLE_FILE] = {"sha256": sha256, "size": size}
             else:
-                files[MODEL_FILE] = artifact.model_bytes
+                files[model_file_name(artifact.model_bytes)] = artifact.model_bytes
             files.update({f"{part}.json": _json(getattr(artifact, part)) for part in _JSON_PARTS})
             files[ARTIFACT_FILE] = _json(described)
             for name, data in files.items():
@@ -104,9 +104,10 @@ def read_result(result_dir: Path) -> tuple[dict[str, Any], dict[str, Any] | None
 
 
 def model_path(result_dir: Path) -> Path | None:
-    """The file the hand-off's ``model`` slot carries (``model.pt`` or ``artifacts.tar``), None if absent."""
+    """The file the hand-off's ``model`` slot carries (``model.safetensors``, ``model.pt`` from before the
+    switch, or ``artifacts.tar``), None if absent."""
     folder = Path(result_dir)
-    for name in (MODEL_FILE, BUNDLE_FILE):
+    for name in (*MODEL_FILES, BUNDLE_FILE):
         if (folder / name).is_file():
             return folder / name
     return None

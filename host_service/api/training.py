@@ -67,7 +67,7 @@ async def session_result(session_id: str, request: Request, components: Componen
 
 @router.get("/result/{session_id}/model", response_class=FileResponse, responses=_ERRORS)
 async def session_model(session_id: str, request: Request, components: ComponentsDep) -> FileResponse:
-    """The raw ``model.pt`` bytes, streamed; its sha256 is in the ``X-Content-SHA256`` header, which
+    """The raw ``model.safetensors`` bytes (``artifacts.tar`` for a bundle), streamed; its sha256 is in the ``X-Content-SHA256`` header, which
     the answer's signature covers (the bytes themselves are checked against it by the backend)."""
     sessions = components.sessions
     model = sessions.handoff.model_file(sessions.get(session_id))

@@ -82,7 +82,7 @@ class ResultHandoff:
         )
 
     def model_file(self, session: Session) -> ModelFile:
-        """The file of the payload's ``model`` slot: ``model.pt``, or ``artifacts.tar`` for a bundle."""
+        """The file of the payload's ``model`` slot: ``model.safetensors``, or ``artifacts.tar`` for a bundle."""
         result_dir = self._require(session)
         path = model_path(result_dir)
         if path is None:

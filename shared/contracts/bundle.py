@@ -1,7 +1,7 @@
 """A result of several files (a command's artefacts) as one uncompressed tar: packed on the host,
 unpacked safely on the backend.
 
-The tar travels in the hand-off's ``model`` slot exactly like a ``model.pt`` (inline gzip+base64 or
+The tar travels in the hand-off's ``model`` slot exactly like a ``model.safetensors`` (inline gzip+base64 or
 streamed); the artifact lists every file's sha256 and size, so the receiver checks each file, not just
 the tar. Packing is deterministic (sorted names, zero mtime and owner): the same files give the same tar.
 

@@ -8,7 +8,7 @@ A result payload is JSON::
      "model":    {"encoding": "gzip+base64", "data", "sha256", "size"}        # small models
               or {"encoding": "external", "url", "sha256", "size"}}          # above the inline limit
 
-``sha256`` and ``size`` describe the *uncompressed* ``model.pt`` bytes. An external ``url`` is
+``sha256`` and ``size`` describe the *uncompressed* ``model.safetensors`` bytes (an older host sends a ``model.pt``; the backend tells them apart by content). An external ``url`` is
 relative to the host's base URL unless absolute; GET it (signed) to stream the raw bytes.
 
 A result of several files (a command's artefacts) travels the same way: the ``model`` slot then holds
@@ -104,7 +104,7 @@ def payload_bytes(payload: Mapping[str, Any]) -> bytes:
 
 
 def decode_inline_model(model: Mapping[str, Any], *, max_size: int) -> bytes:
-    """The uncompressed ``model.pt`` bytes of an inline model, checked against its size and sha256.
+    """The uncompressed ``model.safetensors`` bytes of an inline model, checked against its size and sha256.
 
     Raises :class:`HandoffError` for another encoding, a declared or actual size above ``max_size``,
     broken base64 or gzip, or a size/sha256 mismatch.

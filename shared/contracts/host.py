@@ -7,7 +7,7 @@ Endpoints (every request signed, see :mod:`shared.contracts.signing`)::
     GET  /training/status/{session_id}            -> SessionView
     POST /training/stop/{session_id}              -> SessionView
     GET  /training/result/{session_id}            -> result payload (shared.contracts.handoff; ResultPayload)
-    GET  /training/result/{session_id}/model      -> raw model.pt (or artifacts.tar) bytes, header MODEL_SHA256_HEADER
+    GET  /training/result/{session_id}/model      -> raw model.safetensors (or artifacts.tar) bytes, header MODEL_SHA256_HEADER
     POST /training/result/{session_id}/ack        -> SessionView
     GET  /training/sessions                       -> SessionList
 
@@ -131,7 +131,7 @@ class BundledFile(BaseModel):
 
 class ResultArtifact(BaseModel):
     """What the model version holds besides the ``model`` slot's bytes. ``bundle`` absent: those bytes
-    are a ``model.pt``; ``"tar"``: an uncompressed tar of ``files`` (a command's artefacts, see
+    are a ``model.safetensors``; ``"tar"``: an uncompressed tar of ``files`` (a command's artefacts, see
     :mod:`shared.contracts.bundle`), each checked against its sha256 and size on arrival."""
 
     strategy: str

@@ -50,6 +50,8 @@ class CheckpointHeader:
     payload_sha256: str
     payload_bytes: int
     created_at: str
+    #: Recorded by ``model.safetensors`` files; empty for a checkpoint written before it existed.
+    modelyard_version: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,7 +142,7 @@ def load_checkpoint(
     """
     if isinstance(source, bytes):
         header, offset = _split(source, "<bytes>")
-        _expect(header, "<bytes>", expected_model_class, expected_config_hash)
+        expect_header(header, "<bytes>", expected_model_class, expected_config_hash)
         content = _unpickle(io.BytesIO(source[offset:]), "<bytes>", map_location)
     else:
         header, content = _load_file(Path(source), expected_model_class, expected_config_hash, map_location)
@@ -164,15 +166,16 @@ def _load_file(
         else:
             with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
                 header, offset = _split(mapped, name)
-        _expect(header, name, expected_model_class, expected_config_hash)
+        expect_header(header, name, expected_model_class, expected_config_hash)
         # torch reads a zip archive relative to the stream's position when it is handed the stream.
         handle.seek(offset)
         return header, _unpickle(handle, name, map_location)
 
 
-def _expect(
+def expect_header(
     header: CheckpointHeader, name: str, expected_model_class: str | None, expected_config_hash: str | None
 ) -> None:
+    """Raise :class:`CheckpointError` when the header names another model class or configuration."""
     if expected_model_class is not None and header.model_class != expected_model_class:
         raise CheckpointError(
             f"checkpoint {name} holds a {header.model_class!r}, not the expected {expected_model_class!r}; "

@@ -53,6 +53,18 @@ class CheckpointError(TrainkitError):
     code = "invalid_checkpoint"
 
 
+class ExportError(TrainkitError):
+    """A stored model cannot be exported to another format (a command's files, a plugin's class)."""
+
+    code = "model_not_exportable"
+
+
+class ExportUnavailableError(TrainkitError):
+    """The optional packages an export needs are not installed (the ``onnx`` extra)."""
+
+    code = "export_unavailable"
+
+
 class StorageError(TrainkitError):
     """The model store could not complete an operation."""
 

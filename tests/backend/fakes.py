@@ -17,7 +17,7 @@ import yaml
 from backend.errors import StrategyNotFoundError
 from shared.contracts.training import ProgressUpdate, TrainingRequest
 from shared.trainkit.cancellation import CancelToken
-from shared.trainkit.errors import ConfigError, DataError, DataNotFoundError, ModelNotFoundError
+from shared.trainkit.errors import ConfigError, DataError, DataNotFoundError, ExportError, ModelNotFoundError
 from shared.trainkit.executor.types import ModelRef, ProgressCallback, TrainingResult
 
 logger = logging.getLogger("shared.trainkit.fake_executor")
@@ -227,6 +227,17 @@ class FakeModelStore:
             for filename, data in files.items():
                 archive.writestr(filename, data)
         return f"{strategy}-{name}_v{version}.zip", iter([buffer.getvalue()])
+
+    def onnx(self, strategy: str, name: str, version: int) -> tuple[str, bytes]:
+        files = self._get(strategy, name).get(version)
+        if files is None:
+            raise ModelNotFoundError(f"no version {version} of {strategy}/{name}", version=version)
+        weights = files.get("model.safetensors", files.get("model.pt"))
+        if weights is None:
+            raise ExportError(
+                f"{strategy}/{name} v{version} has no weights to export", reason="command_model"
+            )
+        return f"{strategy}-{name}_v{version}.onnx", b"onnx:" + weights
 
     def delete(self, strategy: str, name: str, version: int) -> None:
         versions = self._get(strategy, name)

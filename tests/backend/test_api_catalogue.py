@@ -33,6 +33,24 @@ async def test_models_list_versions_download_and_delete(api: httpx.AsyncClient, 
     assert gone.json()["error"]["code"] == "model_not_found"
 
 
+async def test_onnx_export_answers_octet_stream_and_422_saying_why(
+    api: httpx.AsyncClient, fakes: Fakes
+) -> None:
+    exported = await api.get("/api/v1/models/trend/EURUSD_1h/versions/1/onnx")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"] == "application/octet-stream"
+    assert exported.headers["content-disposition"] == 'attachment; filename="trend-EURUSD_1h_v1.onnx"'
+    assert exported.content == b"onnx:weights"
+    fakes.models.versions[("toy", "run_1")] = {1: {"files/out.bin": b"x"}}
+    refused = await api.get("/api/v1/models/toy/run_1/versions/1/onnx")
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "model_not_exportable"
+    assert refused.json()["error"]["details"]["reason"] == "command_model"
+    missing = await api.get("/api/v1/models/trend/EURUSD_1h/versions/2/onnx")
+    assert missing.status_code == 404
+    assert (await api.get("/api/v1/models/trend/EURUSD_1h/versions/0/onnx")).status_code == 422
+
+
 async def test_model_paths_reject_traversal_and_bad_versions(api: httpx.AsyncClient) -> None:
     assert (await api.get("/api/v1/models/trend/EURUSD_1h/versions/0/download")).status_code == 422
     assert (await api.get("/api/v1/models/trend/..%2Fetc")).status_code in (404, 422)

@@ -52,6 +52,26 @@ def test_models_page_lists_the_new_version_and_downloads_it(page: Any, finished_
     assert any(name.endswith("metrics.json") for name in names), names
 
 
+def test_models_page_onnx_button_downloads_a_graph_onnxruntime_runs(
+    page: Any, finished_runs: list[str]
+) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    page.goto("/#/models")
+    model = page.locator('[data-model="trend_momentum/EURUSD_1h"]')
+    model.locator("summary").click()
+    latest = model.locator("tr:has(.badge.latest)")
+    latest.wait_for()
+    with page.expect_download() as info:
+        latest.locator('[data-action="onnx"]').click()
+    assert info.value.suggested_filename.endswith(".onnx")
+    session = ort.InferenceSession(Path(info.value.path()).read_bytes(), providers=["CPUExecutionProvider"])
+    width = session.get_inputs()[0].shape[1]
+    (logits,) = session.run(None, {"features": np.zeros((2, width), dtype=np.float32)})
+    assert logits.shape == (2, 3)  # BUY / HOLD / SELL
+
+
 def test_deleting_a_version_asks_first_and_removes_it(page: Any, backend: Backend) -> None:
     op_id = backend.start_training(epochs=2)
     model = backend.wait_status(op_id, {"completed"})["result"]["model"]

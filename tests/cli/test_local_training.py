@@ -38,7 +38,7 @@ def test_two_trainings_store_v1_then_v2_with_latest_on_v2(
     assert "EURUSD_1h_v2" in second.stdout
     folder = ws.models / "trend_momentum"
     assert os.readlink(folder / "EURUSD_1h_latest") == "EURUSD_1h_v2"
-    assert (folder / "EURUSD_1h_v1" / "model.pt").is_file()
+    assert (folder / "EURUSD_1h_v1" / "model.safetensors").is_file()
     runs = sorted(p.name for p in ws.runs.iterdir())
     assert len(runs) == 2  # one run folder each, even when both start within the same second
     assert all(RUN_NAME.fullmatch(name) for name in runs), runs

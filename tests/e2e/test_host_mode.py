@@ -72,7 +72,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def _stored_model(cluster: Cluster, op: dict[str, Any]) -> Path:
-    return cluster.backend.folder / str(op["result"]["model"]["path"]) / "model.pt"
+    return cluster.backend.folder / str(op["result"]["model"]["path"]) / "model.safetensors"
 
 
 def test_a_host_training_completes_through_the_callback_with_the_hosts_exact_weights(

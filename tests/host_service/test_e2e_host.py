@@ -19,11 +19,12 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
+from safetensors.torch import load as load_safetensors
 
 from shared.contracts.handoff import decode_inline_model
 from shared.contracts.host import ResultPayload
 from shared.contracts.signing import SignatureError, asgi_target, verify, verify_request
-from shared.trainkit.checkpoint import load_checkpoint
+from shared.trainkit.model_file import load_weights, read_metadata
 from shared.trainkit.workloads.strategy.sample_data import write_sample_data
 from tests.host_service.fakes import SigningAuth
 
@@ -218,8 +219,10 @@ def test_real_training_is_called_back_with_weights_that_load(
     assert (payload.operation_id, payload.session_id) == ("op_happy", session_id)
     assert payload.model.encoding == "gzip+base64"
     model_bytes = decode_inline_model(payload.model.model_dump(), max_size=32 << 20)
-    checkpoint = load_checkpoint(model_bytes)
+    checkpoint = load_weights(model_bytes)
     assert checkpoint.state_dict
+    assert read_metadata(model_bytes)["format"] == "modelyard"  # model.safetensors, not the old model.pt
+    assert set(load_safetensors(model_bytes)) == set(checkpoint.state_dict)  # plain safetensors reads it
     assert payload.result["epochs_trained"] <= 2
     view = host.wait_status(session_id, {"completed"}, 10)
     assert view["device"] == "cpu"

@@ -19,9 +19,9 @@ from shared.contracts.training import (
     Workload,
 )
 from shared.trainkit.cancellation import CancelToken
-from shared.trainkit.checkpoint import load_checkpoint
 from shared.trainkit.errors import ConfigError, DataNotFoundError, TrainingCancelledError
 from shared.trainkit.executor import TrainingExecutor
+from shared.trainkit.model_file import load_weights
 from shared.trainkit.storage import ModelStorage
 from shared.trainkit.workloads.strategy.sample_data import write_sample_data
 
@@ -60,7 +60,7 @@ def test_strategy_training_stores_a_model_and_reports_monotonic_progress(
         _request(), updates.append, CancelToken()
     )
     assert result.model.version == 1
-    assert Path(result.model.path, "model.pt").is_file()
+    assert Path(result.model.path, "model.safetensors").is_file()
     assert result.device == "cpu"
     assert 1 <= result.epochs_trained <= 3
     assert [h["epoch"] for h in result.history] == list(range(1, result.epochs_trained + 1))
@@ -84,7 +84,7 @@ def test_stored_model_loads_back_through_the_store(data_dir: Path, tmp_path: Pat
     storage = ModelStorage(tmp_path / "models")
     result = TrainingExecutor(data_dir, storage).execute(_request(), lambda u: None, CancelToken())
     loaded = storage.load_model(result.model.strategy, result.model.name)
-    checkpoint = load_checkpoint(Path(result.model.path) / "model.pt", expected_model_class="MLP")
+    checkpoint = load_weights(Path(result.model.path) / "model.safetensors", expected_model_class="MLP")
     state = loaded.module.state_dict()
     assert all(torch.equal(state[key], value) for key, value in checkpoint.state_dict.items())
     inputs = loaded.config["model"]["input_dim"]
@@ -118,7 +118,7 @@ def test_cancel_during_preprocessing_stops_before_training(data_dir: Path, tmp_p
     with pytest.raises(TrainingCancelledError):
         _executor(data_dir, tmp_path).execute(_request(), listener, token)
     assert "training" not in phases
-    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("model.pt"))
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").rglob("model.safetensors"))
 
 
 def test_cancel_during_training_stops_within_an_epoch(data_dir: Path, tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_cancel_during_training_stops_within_an_epoch(data_dir: Path, tmp_path: 
     with pytest.raises(TrainingCancelledError):
         _executor(data_dir, tmp_path).execute(request, listener, token)
     assert max(epochs_seen, default=0) <= 2
-    assert not any((tmp_path / "models").rglob("model.pt"))
+    assert not any((tmp_path / "models").rglob("model.safetensors"))
 
 
 def test_validate_reports_missing_data_and_bad_strategy(data_dir: Path, tmp_path: Path) -> None:

@@ -54,9 +54,9 @@ def test_save_writes_every_file_in_a_versioned_folder(store: ModelStorage) -> No
         "features.json",
         "metadata.json",
         "metrics.json",
-        "model.pt",
+        "model.safetensors",
     ]
-    assert (folder / "model.pt").read_bytes() == b"\x00\x01model"
+    assert (folder / "model.safetensors").read_bytes() == b"\x00\x01model"
     assert json.loads((folder / "features.json").read_text()) == {"names": ["rsi", "sma"]}
 
 
@@ -66,8 +66,8 @@ def test_metadata_records_version_time_and_checksum_of_every_other_file(store: M
     assert metadata["version"] == 1
     assert metadata["device"] == "cpu"
     assert metadata["created_at"] == FIXED_TIME.isoformat()
-    assert set(metadata["files"]) == {"model.pt", "config.json", "metrics.json", "features.json"}
-    assert metadata["files"]["model.pt"] == {"sha256": hashlib.sha256(b"abc").hexdigest(), "size": 3}
+    assert set(metadata["files"]) == {"model.safetensors", "config.json", "metrics.json", "features.json"}
+    assert metadata["files"]["model.safetensors"] == {"sha256": hashlib.sha256(b"abc").hexdigest(), "size": 3}
 
 
 def test_versions_increase_and_latest_is_a_relative_symlink_to_the_newest(store: ModelStorage) -> None:
@@ -76,7 +76,7 @@ def test_versions_increase_and_latest_is_a_relative_symlink_to_the_newest(store:
     link = store.root / "trend" / "EURUSD_1h_latest"
     assert link.is_symlink()
     assert os.readlink(link) == "EURUSD_1h_v3"
-    assert (link / "model.pt").read_bytes() == b"weights"
+    assert (link / "model.safetensors").read_bytes() == b"weights"
 
 
 def test_list_versions_is_newest_first_with_metrics_and_sizes(store: ModelStorage) -> None:
@@ -129,7 +129,7 @@ def test_empty_store_lists_nothing(tmp_path: Path) -> None:
 
 def test_read_file_and_version_dir_give_the_stored_bytes(store: ModelStorage) -> None:
     store.save(artifact(payload=b"pt-bytes"))
-    assert store.read_file("trend", "EURUSD_1h", 1, "model.pt") == b"pt-bytes"
+    assert store.read_file("trend", "EURUSD_1h", 1, "model.safetensors") == b"pt-bytes"
     assert store.version_dir("trend", "EURUSD_1h", 1) == store.root / "trend" / "EURUSD_1h_v1"
 
 
@@ -137,7 +137,7 @@ def test_load_json_accepts_names_with_or_without_suffix_and_rejects_others(store
     store.save(artifact())
     assert store.load_json("trend", "EURUSD_1h", 1, "config.json") == {"hidden": [8]}
     with pytest.raises(ConfigError) as caught:
-        store.load_json("trend", "EURUSD_1h", 1, "model.pt")
+        store.load_json("trend", "EURUSD_1h", 1, "model.safetensors")
     assert caught.value.details["field"] == "which"
 
 
@@ -147,7 +147,7 @@ def test_load_json_accepts_names_with_or_without_suffix_and_rejects_others(store
         (lambda s: s.list_versions("nostrategy", "EURUSD_1h"), ["nostrategy", "trend"]),
         (lambda s: s.list_versions("trend", "USDJPY_1d"), ["USDJPY_1d", "EURUSD_1h"]),
         (lambda s: s.get_version("trend", "EURUSD_1h", 7), ["version 7", "1, 2"]),
-        (lambda s: s.read_file("trend", "EURUSD_1h", 1, "nope.bin"), ["nope.bin", "model.pt"]),
+        (lambda s: s.read_file("trend", "EURUSD_1h", 1, "nope.bin"), ["nope.bin", "model.safetensors"]),
         (lambda s: s.delete("trend", "EURUSD_1h", 9), ["version 9"]),
     ],
 )
@@ -189,7 +189,7 @@ def test_unsafe_names_are_rejected_naming_the_field(store: ModelStorage, field: 
 def test_read_file_rejects_a_filename_escaping_the_version(store: ModelStorage) -> None:
     store.save(artifact())
     with pytest.raises(ConfigError) as caught:
-        store.read_file("trend", "EURUSD_1h", 1, "../EURUSD_1h_v1/model.pt")
+        store.read_file("trend", "EURUSD_1h", 1, "../EURUSD_1h_v1/model.safetensors")
     assert caught.value.details["field"] == "filename"
 
 
@@ -206,7 +206,7 @@ def test_verify_passes_on_an_intact_version(store: ModelStorage) -> None:
     store.verify("trend", "EURUSD_1h", 1)
 
 
-@pytest.mark.parametrize("filename", ["model.pt", "metrics.json"])
+@pytest.mark.parametrize("filename", ["model.safetensors", "metrics.json"])
 def test_verify_names_a_tampered_file(store: ModelStorage, filename: str) -> None:
     store.save(artifact())
     path = store.version_dir("trend", "EURUSD_1h", 1) / filename
@@ -264,11 +264,11 @@ def test_archive_streams_a_zip_of_every_file(store: ModelStorage) -> None:
     with zipfile.ZipFile(io.BytesIO(b"".join(chunks))) as archive:
         assert archive.testzip() is None
         names = sorted(archive.namelist())
-        model = archive.read("EURUSD_1h_v1/model.pt")
+        model = archive.read("EURUSD_1h_v1/model.safetensors")
     assert names == [
         f"EURUSD_1h_v1/{f}" for f in sorted(os.listdir(store.version_dir("trend", "EURUSD_1h", 1)))
     ]
-    assert model == store.read_file("trend", "EURUSD_1h", 1, "model.pt")
+    assert model == store.read_file("trend", "EURUSD_1h", 1, "model.safetensors")
 
 
 def test_write_archive_writes_to_a_binary_file(store: ModelStorage, tmp_path: Path) -> None:

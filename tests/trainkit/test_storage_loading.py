@@ -94,7 +94,7 @@ def test_a_plugin_model_cannot_be_rebuilt_by_the_store(store: ModelStorage) -> N
     config = {"plugin": "pkg.mod:make", "model": {"model_class": "pkg.mod.Net"}}
     weights = checkpoint_bytes({}, model_class="pkg.mod.Net", config=config)
     store.save(ModelArtifact("plugin", "pkg.mod-make", weights, config, {}, {}, {}))
-    with pytest.raises(StorageError, match="load_checkpoint") as caught:
+    with pytest.raises(StorageError, match="load_weights") as caught:
         store.load_model("plugin", "pkg.mod-make", 1)
     assert caught.value.details["file"] == "config.json"
 

@@ -74,7 +74,7 @@ def test_exception_between_files_leaves_no_version_visible(tmp_path: Path, ok_fi
     assert os.readlink(root / "trend" / "EURUSD_1h_latest") == "EURUSD_1h_v1"
     assert hidden_entries(root) == []  # the failed save removed its temp folder
     assert store.save(artifact(b"third")).version == 2  # the unpublished number is given back
-    assert store.read_file("trend", "EURUSD_1h", 2, "model.pt") == b"third"
+    assert store.read_file("trend", "EURUSD_1h", 2, "model.safetensors") == b"third"
 
 
 def test_os_error_while_writing_becomes_a_storage_error(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_cleanup_removes_trash_at_once_and_leftover_pointer_parts_once_old(tmp_p
     store = ModelStorage(tmp_path)
     store.save(artifact())
     (tmp_path / "trend" / ".trash-EURUSD_1h_v9-abc").mkdir()
-    (tmp_path / "trend" / ".trash-EURUSD_1h_v9-abc" / "model.pt").write_bytes(b"x")
+    (tmp_path / "trend" / ".trash-EURUSD_1h_v9-abc" / "model.safetensors").write_bytes(b"x")
     young_part = tmp_path / "trend" / ".EURUSD_1h_latest.young.part"
     old_part = tmp_path / "trend" / ".EURUSD_1h_latest.old.part"
     os.symlink("EURUSD_1h_v1", young_part)
@@ -157,7 +157,7 @@ def assert_consistent(root: Path, saved: list[tuple[int, bytes]], expected_count
     versions = sorted(v for v, _ in saved)
     assert versions == list(range(1, expected_count + 1))  # distinct, none lost
     for version, payload in saved:  # nobody's files were clobbered by another save
-        assert store.read_file("trend", "EURUSD_1h", version, "model.pt") == payload
+        assert store.read_file("trend", "EURUSD_1h", version, "model.safetensors") == payload
         store.verify("trend", "EURUSD_1h", version)
     assert os.readlink(root / "trend" / "EURUSD_1h_latest") == f"EURUSD_1h_v{expected_count}"
     assert hidden_entries(root) == []
@@ -265,4 +265,4 @@ def test_a_pointer_that_cannot_be_switched_does_not_fail_a_stored_save(
     assert store.save(artifact(b"second")).version == 2
     assert "cleanup_stale repairs it" in caplog.text
     assert store.get_version("trend", "EURUSD_1h").version == 2
-    assert store.read_file("trend", "EURUSD_1h", 2, "model.pt") == b"second"
+    assert store.read_file("trend", "EURUSD_1h", 2, "model.safetensors") == b"second"

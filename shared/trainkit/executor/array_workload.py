@@ -14,7 +14,6 @@ import torch
 
 from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
-from shared.trainkit.checkpoint import checkpoint_bytes
 from shared.trainkit.config import FitResult
 from shared.trainkit.evaluation import (
     Predict,
@@ -26,6 +25,7 @@ from shared.trainkit.evaluation import (
 from shared.trainkit.executor.model_workload import ModelWorkload
 from shared.trainkit.executor.types import ModelArtifact
 from shared.trainkit.executor.workload import StepReport
+from shared.trainkit.model_file import weights_bytes
 from shared.trainkit.models import MLP, MLPSpec, Task, build_model
 from shared.trainkit.spi import DataModule, TrainableModule
 from shared.trainkit.tensor_data import ArrayDataModule
@@ -140,7 +140,7 @@ class ArrayWorkload(ModelWorkload):
         assert self.spec is not None
         model_config = {"model": self.spec.as_dict(), "training": vars(self.params), **config}
         state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
-        payload = checkpoint_bytes(state, model_class=self.spec.model_class, config=model_config)
+        payload = weights_bytes(state, model_class=self.spec.model_class, config=model_config)
         return ModelArtifact(
             strategy=strategy,
             name=name,

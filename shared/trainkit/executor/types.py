@@ -14,8 +14,9 @@ ProgressCallback = Callable[[ProgressUpdate], None]
 
 @dataclass(frozen=True)
 class ModelArtifact:
-    """A trained model ready to persist: ``model_bytes`` is a ``model.pt`` in the checkpoint format
-    (empty: no ``model.pt``, as for a command run); the dicts become ``config.json``, ``metrics.json``,
+    """A trained model ready to persist: ``model_bytes`` is a ``model.safetensors`` file with
+    modelyard's header fields (:mod:`~shared.trainkit.model_file`; a ``model.pt`` checkpoint from an
+    older host is stored under that name), empty for none, as for a command run; the dicts become ``config.json``, ``metrics.json``,
     ``features.json`` and ``metadata.json``; ``files`` maps relative paths to files on disk copied in
     under ``files/`` (a command's artefacts)."""
 

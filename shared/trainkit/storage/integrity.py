@@ -27,7 +27,7 @@ def sha256_of_file(path: Path) -> str:
 
 
 def file_manifest(files: dict[str, bytes]) -> dict[str, dict[str, Any]]:
-    """``{"model.pt": {"sha256": ..., "size": ...}, ...}`` for the files about to be written."""
+    """``{"model.safetensors": {"sha256": ..., "size": ...}, ...}`` for the files about to be written."""
     return {
         name: {"sha256": sha256_of_bytes(data), "size": len(data)} for name, data in sorted(files.items())
     }

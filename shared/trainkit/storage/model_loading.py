@@ -1,8 +1,9 @@
 """Turning a stored version back into a model: files checked against ``metadata.json`` first, then the
-network rebuilt from ``config.json`` and the weights loaded from ``model.pt`` (``weights_only``).
+network rebuilt from ``config.json`` and the weights loaded from ``model.safetensors`` (or, for a
+version stored before the switch, ``model.pt`` with ``weights_only``).
 
 Only the built-in model can be rebuilt here: a plugin's class lives in the user's package, so its
-weights are loaded with :func:`~shared.trainkit.checkpoint.load_checkpoint` and the plugin's factory.
+weights are loaded with :func:`~shared.trainkit.model_file.load_weights` and the plugin's factory.
 This module needs no executor: it reads what the store wrote and the model spec.
 """
 
@@ -15,13 +16,13 @@ from typing import Any
 
 import torch
 
-from shared.trainkit.checkpoint import CheckpointHeader, config_hash, load_checkpoint
+from shared.trainkit.checkpoint import CheckpointHeader, config_hash
 from shared.trainkit.errors import CheckpointError, ConfigError, StorageError
+from shared.trainkit.model_file import WEIGHTS_FILE, find_model_file, load_weights
 from shared.trainkit.models import MLP, build_model
 from shared.trainkit.storage.integrity import METADATA_FILE, verify_files
 from shared.trainkit.storage.records import ModelVersion
 
-MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 
 
@@ -46,21 +47,26 @@ def load_stored_model(
     verify_files(version_dir, label)
     config = _json_object(version_dir, CONFIG_FILE, label)
     module = _rebuild(config, label)
+    model_file = find_model_file(version_dir)
+    if model_file is None:
+        raise StorageError(f"{label}: {WEIGHTS_FILE} is missing", file=WEIGHTS_FILE)
     try:
-        checkpoint = load_checkpoint(
-            version_dir / MODEL_FILE,
+        checkpoint = load_weights(
+            model_file,
             expected_model_class=module.spec.model_class,
             expected_config_hash=config_hash(config),
             map_location=map_location,
         )
     except CheckpointError as exc:
-        raise StorageError(f"{label}: {MODEL_FILE} cannot be loaded: {exc.message}", file=MODEL_FILE) from exc
+        raise StorageError(
+            f"{label}: {model_file.name} cannot be loaded: {exc.message}", file=model_file.name
+        ) from exc
     try:
         module.load_state_dict(checkpoint.state_dict, strict=True)
     except RuntimeError as exc:
         raise StorageError(
-            f"{label}: the weights in {MODEL_FILE} do not fit the model {CONFIG_FILE} describes: {exc}",
-            file=MODEL_FILE,
+            f"{label}: the weights in {model_file.name} do not fit the model {CONFIG_FILE} describes: {exc}",
+            file=model_file.name,
         ) from exc
     module.to(map_location)
     module.eval()
@@ -80,7 +86,7 @@ def _rebuild(config: dict[str, Any], label: str) -> MLP:
         model_class = spec.get("model_class") if isinstance(spec, dict) else None
         raise StorageError(
             f"{label}: {CONFIG_FILE} describes no built-in model (model class {model_class!r}); a plugin's "
-            f"model is rebuilt by its own factory: load {MODEL_FILE} with load_checkpoint instead",
+            f"model is rebuilt by its own factory: load {WEIGHTS_FILE} with load_weights instead",
             file=CONFIG_FILE,
         )
     try:

@@ -1,6 +1,7 @@
 """ModelStorage: the versioned, crash-safe and race-safe model store on a local folder.
 
-Layout: ``{root}/{strategy}/{name}_v{N}/`` holding ``model.pt``, ``config.json``, ``metrics.json``,
+Layout: ``{root}/{strategy}/{name}_v{N}/`` holding ``model.safetensors`` (``model.pt`` for a version
+stored before the switch, or received from an older host), ``config.json``, ``metrics.json``,
 ``features.json`` and ``metadata.json`` (the artifact's metadata plus ``version``, ``created_at`` and the
 sha256 and size of every other file), and a relative symlink ``{name}_latest -> {name}_v{N}``.
 
@@ -27,6 +28,7 @@ import torch
 
 from shared.trainkit.errors import ConfigError, ModelNotFoundError, StorageError
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
+from shared.trainkit.model_file import model_file_name
 from shared.trainkit.storage.archive import stream_zip
 from shared.trainkit.storage.durable_files import (
     copy_durably,
@@ -98,7 +100,7 @@ class ModelStorage:
             "features.json": _json_bytes(artifact.features, "features.json"),
         }
         if artifact.model_bytes or not artifact.files:
-            payload["model.pt"] = bytes(artifact.model_bytes)
+            payload[model_file_name(artifact.model_bytes)] = bytes(artifact.model_bytes)
         files = {f"{FILES_DIR}/{relative}": Path(path) for relative, path in artifact.files.items()}
         strategy_dir = self.root / strategy
         try:

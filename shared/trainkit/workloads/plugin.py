@@ -17,13 +17,13 @@ import torch
 
 from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
-from shared.trainkit.checkpoint import checkpoint_bytes
 from shared.trainkit.config import FitResult
 from shared.trainkit.errors import ConfigError
 from shared.trainkit.executor.model_workload import ModelWorkload, model_steps
 from shared.trainkit.executor.progress import Step
 from shared.trainkit.executor.types import ModelArtifact
 from shared.trainkit.executor.workload import StepReport
+from shared.trainkit.model_file import weights_bytes
 from shared.trainkit.seeding import scoped_seed
 from shared.trainkit.spi import DataModule, Stage, TrainableModule
 
@@ -124,7 +124,7 @@ class PluginWorkload(ModelWorkload):
         return ModelArtifact(
             strategy="plugin",
             name=re.sub(r"[^A-Za-z0-9._+-]", "-", self.path),
-            model_bytes=checkpoint_bytes(state, model_class=model_class, config=config),
+            model_bytes=weights_bytes(state, model_class=model_class, config=config),
             config=config,
             metrics={"test": test_metrics, "fit": fit.as_dict()},
             features={},

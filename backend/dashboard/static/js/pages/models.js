@@ -1,9 +1,20 @@
-// Models: strategy → symbol/timeframe → versions with metrics; latest marked; download and delete.
+// Models: strategy → symbol/timeframe → versions with metrics; latest marked; download, ONNX export and delete.
 
 import { api } from "../api.js";
 import { clear, confirmAction, h, pageHead } from "../dom.js";
 import { fmtBytes, fmtDate, fmtNumber, fmtPercent } from "../format.js";
 import { modelDownloadUrl } from "./training_results.js";
+
+// A command training's version holds its program's files, and a plugin's network lives in the plugin's
+// package: the server refuses both (422 saying why), so only a stored network gets the ONNX button.
+function exportable(v) {
+  const files = v.files || [];
+  return v.strategy !== "plugin" && (files.includes("model.safetensors") || files.includes("model.pt"));
+}
+
+function onnxUrl(v) {
+  return `/api/v1/models/${encodeURIComponent(v.strategy)}/${encodeURIComponent(v.name)}/versions/${v.version}/onnx`;
+}
 
 function versionRow(v, reload) {
   const test = v.metrics?.test || {};
@@ -37,7 +48,7 @@ function versionRow(v, reload) {
     h("td", { class: "num", text: fmtNumber(fit.best_val_loss) }),
     h("td", { class: "num", text: fmtNumber(fit.epochs_trained) }),
     h("td", { class: "num", text: fmtBytes(v.size_bytes) }),
-    h("td", {}, h("div", { class: "toolbar" }, h("a", { class: "btn btn-small", href: modelDownloadUrl(v), download: "", "data-action": "download", text: "Download" }), del), error),
+    h("td", {}, h("div", { class: "toolbar" }, h("a", { class: "btn btn-small", href: modelDownloadUrl(v), download: "", "data-action": "download", text: "Download" }), exportable(v) ? h("a", { class: "btn btn-small", href: onnxUrl(v), download: "", "data-action": "onnx", title: "The network as an ONNX graph, for onnxruntime or any ONNX tool", text: "ONNX" }) : null, del), error),
   );
 }
 
