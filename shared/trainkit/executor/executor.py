@@ -12,14 +12,16 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.devices import select_device
-from shared.trainkit.errors import ConfigError
+from shared.trainkit.errors import ConfigError, TrainkitError
 from shared.trainkit.executor.progress import PipelineProgress
 from shared.trainkit.executor.types import ModelSink, ProgressCallback, TrainingResult
 from shared.trainkit.executor.workload import RunContext, Workload
+from shared.trainkit.provenance import provenance
 from shared.trainkit.run_record import TELEMETRY_FILE, write_telemetry_summary
 from shared.trainkit.telemetry import Telemetry
 
@@ -88,7 +90,15 @@ class TrainingExecutor:
             run_dir.mkdir(parents=True, exist_ok=True)
         telemetry = Telemetry(run_dir / TELEMETRY_FILE if run_dir is not None else None)
         tracker = PipelineProgress(workload.steps, progress, telemetry=telemetry)
-        context = RunContext(tracker, cancel, self.sink, name, run_dir, telemetry)
+        context = RunContext(
+            tracker,
+            cancel,
+            self.sink,
+            name,
+            run_dir,
+            telemetry,
+            _provenance(workload, self.data_dir, run_dir),
+        )
         try:
             result = workload.run(context)
         except BaseException as exc:
@@ -100,6 +110,18 @@ class TrainingExecutor:
                 _write_summary(run_dir, telemetry)
         result.telemetry = telemetry.rollups()
         return result
+
+
+def _provenance(workload: Workload, data_dir: Path, run_dir: Path | None) -> dict[str, Any]:
+    """run.json's record of the inputs (none without a run folder: nothing would keep it); a file the
+    workload cannot find is left for its data phase to report (with the rest of what it checks)."""
+    if run_dir is None:
+        return {}
+    try:
+        files = workload.input_files()
+    except TrainkitError:
+        files = []
+    return provenance(files, workload.source_texts(), root=data_dir)
 
 
 def _write_summary(run_dir: Path, telemetry: Telemetry) -> None:

@@ -177,7 +177,7 @@ def training_callbacks(params: TrainingParams, run: RunContext) -> list[Callback
             )
         )
     if run.run_dir is not None:
-        callbacks.append(RunRecorder(run.run_dir))
+        callbacks.append(RunRecorder(run.run_dir, provenance=run.provenance))
     return callbacks
 
 
