@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Final
 from backend.adapters.catalogs import CandleFiles
 from backend.errors import PayloadTooLargeError
 from shared.trainkit.errors import DataError
+from shared.trainkit.provenance import file_sha256
 from shared.trainkit.workloads.table_files import TABLE_SUFFIXES, TablePreview, check_table, preview_table
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class DataFolder(CandleFiles):
         if cached is not None and cached[0] == key:
             return cached[1], cached[2]
         preview = preview_table(path, path.name)
-        sha256 = _sha256(path)
+        sha256 = file_sha256(path)
         self._described[path] = (key, preview, sha256)
         return preview, sha256
 
@@ -125,14 +126,6 @@ def _copy(source: BinaryIO, target: Path, max_bytes: int) -> str:
                 )
             digest.update(block)
             sink.write(block)
-    return digest.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(COPY_BLOCK), b""):
-            digest.update(block)
     return digest.hexdigest()
 
 

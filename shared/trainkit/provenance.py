@@ -68,11 +68,16 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def _describe(path: Path, root: Path) -> dict[str, Any]:
+def file_sha256(path: Path) -> str:
+    """The sha256 of the file at ``path``, read in 1 MiB blocks (any size, little memory)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def _describe(path: Path, root: Path) -> dict[str, Any]:
     resolved = path.resolve()
     name = str(resolved.relative_to(root.resolve())) if resolved.is_relative_to(root.resolve()) else str(path)
-    return {"path": name, "bytes": resolved.stat().st_size, "sha256": digest.hexdigest()}
+    return {"path": name, "bytes": resolved.stat().st_size, "sha256": file_sha256(path)}
