@@ -106,8 +106,9 @@ class Components:
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
     """Fill in every port the caller did not fake with its trainkit-backed adapter."""
-    from backend.adapters.catalogs import CandleFiles, StrategyFiles
+    from backend.adapters.catalogs import StrategyFiles
     from backend.adapters.command_files import CommandFiles
+    from backend.adapters.data_folder import DataFolder
 
     models = given.models
     engine = given.engine
@@ -140,7 +141,7 @@ def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
         engine=engine,
         strategies=given.strategies or StrategyFiles(settings.strategies_dir),
         commands=given.commands or CommandFiles(settings.commands_dir),
-        datasets=given.datasets or CandleFiles(settings.data_dir),
+        datasets=given.datasets or DataFolder(settings.data_dir),
         models=models,
         clock=given.clock,
         host=given.host,

@@ -40,6 +40,7 @@ def run_worker(spec: WorkerSpec, messages: Queue[WorkerMessage], cancel: Event) 
         level=logging.INFO,
         format=f"%(asctime)s worker[{spec.session_id}] %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger().addHandler(_LogForwarder(messages))
     if spec.request.get("workload") == "command":
         signal.signal(signal.SIGTERM, _unwind_on_sigterm)
     token = CancelToken()
@@ -52,6 +53,23 @@ def run_worker(spec: WorkerSpec, messages: Queue[WorkerMessage], cancel: Event) 
         messages.put(_train(spec, messages, token))
     finally:
         finished.set()
+
+
+class _LogForwarder(logging.Handler):
+    """Sends the training's log records (INFO and up) to the parent, which shows them to the backend
+    as the session's log lines."""
+
+    def __init__(self, messages: Queue[WorkerMessage]) -> None:
+        super().__init__(level=logging.INFO)
+        self._messages = messages
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            body = {"level": record.levelname, "logger": record.name, "message": self.format(record)}
+            self._messages.put(WorkerMessage("log", body))
+        except Exception:
+            self.handleError(record)
 
 
 def _train(spec: WorkerSpec, messages: Queue[WorkerMessage], token: CancelToken) -> WorkerMessage:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -17,7 +18,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from backend.cli.event_stream import read_events
-from shared.contracts.api import ModelDetail, ModelSummary
+from shared.contracts.api import DataPreview, DatasetView, ModelDetail, ModelSummary
 from shared.contracts.operations import (
     OperationList,
     OperationLogs,
@@ -211,6 +212,18 @@ class BackendClient:
 
     def delete_model_version(self, strategy: str, name: str, version: int) -> None:
         self._request("DELETE", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}")
+
+    # --- data ------------------------------------------------------------------------------------
+
+    def upload_data(self, path: Path, form: dict[str, str]) -> DatasetView:
+        """Upload the file at ``path`` (read in blocks as it is sent) with the form fields ``form``."""
+        with path.open("rb") as source:
+            files = {"file": (path.name, source)}
+            response = self._request("POST", "/api/v1/data", files=files, data=form, timeout=DOWNLOAD_TIMEOUT)
+        return _parse(DatasetView, response)
+
+    def preview_data(self, name: str) -> DataPreview:
+        return _parse(DataPreview, self._request("GET", f"/api/v1/data/{_seg(name)}/preview"))
 
     # --- tokens (admin scope) ---------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backend.cli.failures import EXIT_BAD_INPUT, CliFailure
-from backend.cli.options import data_dir_option, strategies_dir_option
+from backend.cli.options import cli_env, data_dir_option, server_option, strategies_dir_option
 
 
 def resolve_strategy_file(strategy: str, strategies_dir: Path) -> Path:
@@ -43,7 +43,8 @@ def resolve_strategy_file(strategy: str, strategies_dir: Path) -> Path:
 
 @click.group(name="data")
 def data_group() -> None:
-    """Candle datasets in the data folder: generate samples, list what is there."""
+    """The data folder: candle datasets and tables (CSV or Parquet). Generate samples, list them
+    locally; upload a file to a backend and preview its columns."""
 
 
 @data_group.command(name="sample")
@@ -114,6 +115,74 @@ def data_list(data_dir: Path, as_json: bool) -> None:
     for d in datasets:
         start, end = (str(d.get(k, "-")).replace("T", " ")[:16] for k in ("start", "end"))
         table.add_row(str(d.get("symbol")), str(d.get("timeframe")), str(d.get("rows")), start, end)
+    Console().print(table)
+
+
+@data_group.command(name="upload")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@server_option
+@click.option("--symbol", help="Candles: the symbol (with --timeframe). Without both, FILE is a table.")
+@click.option("--timeframe", help="Candles: the timeframe, e.g. 1h.")
+@click.option("--name", help="Table: the file name to store it as (.csv or .parquet); default FILE's name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored file's entry as JSON.")
+@click.pass_context
+def data_upload(
+    ctx: click.Context,
+    file: Path,
+    server: str,
+    symbol: str | None,
+    timeframe: str | None,
+    name: str | None,
+    as_json: bool,
+) -> None:
+    """Upload a table (any CSV with a header line, or a Parquet file) or a candle CSV to the backend.
+
+    The backend checks it first (a header naming each column once, no empty column, a real Parquet
+    file) and answers what is wrong; then train on a table with `modelyard train --workload tabular`.
+
+    \b
+    Examples:
+      modelyard data upload churn.parquet
+      modelyard data upload raw.csv --name churn.csv
+      modelyard data upload EURUSD_1h.csv --symbol EURUSD --timeframe 1h
+    """
+    form = {"kind": "candles" if symbol or timeframe else "table"}
+    form |= {k: v for k, v in (("symbol", symbol), ("timeframe", timeframe), ("name", name)) if v}
+    with cli_env(ctx).client(server) as client:
+        stored = client.upload_data(file, form)
+    if as_json:
+        click.echo(stored.model_dump_json(indent=2))
+    elif stored.kind == "candles":
+        click.echo(f"uploaded candles {stored.symbol} {stored.timeframe}: {stored.rows} rows ({stored.path})")
+    else:
+        click.echo(
+            f"uploaded table {stored.path}: {stored.rows} rows, {stored.columns} columns "
+            f"({stored.format}, sha256 {stored.sha256})"
+        )
+
+
+@data_group.command(name="preview")
+@click.argument("name")
+@server_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def data_preview(ctx: click.Context, name: str, server: str, as_json: bool) -> None:
+    """Columns of a data file on the backend: dtype and missing values, with its row count.
+
+    \b
+    Example:
+      modelyard data preview churn.parquet
+    """
+    with cli_env(ctx).client(server) as client:
+        preview = client.preview_data(name)
+    if as_json:
+        click.echo(preview.model_dump_json(indent=2))
+        return
+    table = Table(title=f"{preview.path}: {preview.rows} rows ({preview.format})", title_justify="left")
+    for column in ("column", "dtype", "missing"):
+        table.add_column(column, justify="right" if column == "missing" else "left")
+    for column_view in preview.columns:
+        table.add_row(column_view.name, column_view.dtype, str(column_view.missing))
     Console().print(table)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from backend.domain.instances import BackendInstance
 from backend.domain.operations import Operation, OperationFilter, OperationStatus, ProjectSummary
@@ -170,6 +170,15 @@ class DatasetCatalog(Protocol):
 
     def store(self, symbol: str, timeframe: str, content: bytes) -> dict[str, Any]:
         """Validate and store an uploaded candle CSV; DataError naming the row/column if invalid."""
+        ...
+
+    def store_table(self, name: str, source: BinaryIO, *, max_bytes: int) -> dict[str, Any]:
+        """Stream an uploaded table (CSV or Parquet) to ``name`` once it passes the table checks;
+        DataError naming the field, PayloadTooLargeError past ``max_bytes``."""
+        ...
+
+    def preview(self, name: str) -> dict[str, Any]:
+        """Columns (dtype, missing values), row count and first rows of a data file."""
         ...
 
     def path_of(self, symbol: str, timeframe: str) -> Path:

@@ -32,7 +32,7 @@ from backend.errors import (
 )
 from backend.services.host_dispatch import HostTimings
 from backend.services.operations import OperationsService
-from backend.services.progress import merge_progress
+from backend.services.progress import merge_progress, with_new_epochs
 from backend.services.result_ingest import ResultIngest, parse_payload
 from shared.contracts.host import SessionStatusName, SessionView
 
@@ -71,6 +71,7 @@ class SessionFollower:
         self._last_progress: dict[str, Any] | None = None
         self._completed_at: float | None = None
         self._cancel_sent_at: float | None = None
+        self._log_seq = 0
 
     async def run(self) -> None:
         lease = HostLease(self._t.lease_s, self._monotonic())
@@ -127,14 +128,18 @@ class SessionFollower:
         self.wake.clear()
 
     def _mirror(self, view: SessionView) -> bool:
-        """Progress, device and heartbeat into the live operation; True when the progress changed."""
+        """Progress, every epoch's metrics, device and heartbeat into the live operation, and the host's
+        new log lines into its log; True when the progress changed."""
         progress = view.progress.model_dump(mode="json") if view.progress else None
         changed = progress is not None and progress != self._last_progress
         self._last_progress = progress
+        self._relay_logs(view)
         now = self._ops.now()
 
         def change(op: Operation) -> Operation:
             updated = merge_progress(op, view.progress, now) if changed and view.progress else op
+            if view.recent_epochs:  # the host's list of epochs, not the one the last poll happened to see
+                updated = updated.with_changes(history=with_new_epochs(op.history, view.recent_epochs))
             return updated.with_changes(
                 device=view.device or updated.device,
                 heartbeat_at=view.last_heartbeat or updated.heartbeat_at,
@@ -142,6 +147,20 @@ class SessionFollower:
 
         self._ops.report_live(self.op_id, change)
         return changed
+
+    def _relay_logs(self, view: SessionView) -> None:
+        """The host's log lines not relayed yet, into the operation's log (the follower runs inside
+        its log capture), with their level; lines the host no longer keeps are counted."""
+        fresh = [line for line in view.recent_logs if line.seq > self._log_seq]
+        if not fresh:
+            return
+        if fresh[0].seq > self._log_seq + 1:
+            skipped = fresh[0].seq - self._log_seq - 1
+            logger.warning("[host] %d log line(s) of the host were not kept between two polls", skipped)
+        for line in fresh:
+            level = logging.getLevelName(line.level)
+            logger.log(level if isinstance(level, int) else logging.INFO, "[host] %s", line.message)
+        self._log_seq = fresh[-1].seq
 
     async def _settle(self, op: Operation, view: SessionView) -> bool:
         """Act on a finished session; True when the operation is settled and following ends."""
@@ -226,5 +245,16 @@ class SessionFollower:
             logger.warning("stop of session %s on %s failed: %s", self.session_id, self.host_url, exc.message)
 
     async def _finish(self, op: Operation) -> None:
+        if op.host_session_id == self.session_id:
+            await self._last_logs()
         if op.status is OperationStatus.COMPLETED and op.host_session_id == self.session_id:
             await self._ingest.acknowledge(self.host_url, self.session_id)
+
+    async def _last_logs(self) -> None:
+        """The lines the host logged after the last poll (the end of training, often), once settled."""
+        try:
+            view = await self._client.status(self.host_url, self.session_id)
+        except HostError as exc:
+            logger.info("the last log lines of session %s were not fetched: %s", self.session_id, exc.message)
+            return
+        self._relay_logs(view)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,15 @@ def before_epoch(history: tuple[dict[str, Any], ...], epoch: object) -> tuple[di
     if not isinstance(epoch, int) or isinstance(epoch, bool):
         return history
     return tuple(row for row in history if not (isinstance(row.get("epoch"), int) and row["epoch"] >= epoch))
+
+
+def with_new_epochs(
+    history: tuple[dict[str, Any], ...], recent: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, Any], ...]:
+    """``history`` with the rows of ``recent`` (a host's last epochs) whose epoch is past its last."""
+    last = max((int(row["epoch"]) for row in history if isinstance(row.get("epoch"), int)), default=0)
+    new = [dict(row) for row in recent if isinstance(row.get("epoch"), int) and int(row["epoch"]) > last]
+    return thinned((*history, *new)) if new else history
 
 
 def thinned(rows: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:

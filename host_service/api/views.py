@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from host_service.domain.sessions import Session
-from shared.contracts.host import SessionError, SessionStatusName, SessionView
+from shared.contracts.host import HostLogLine, SessionError, SessionStatusName, SessionView
 from shared.contracts.training import ProgressUpdate
 
 
@@ -22,4 +22,6 @@ def session_view(session: Session) -> SessionView:
         result_acknowledged=session.result_acknowledged,
         callback_delivered=session.callback_delivered,
         worker_pid=session.worker_pid,
+        recent_epochs=session.extra.get("recent_epochs", []),
+        recent_logs=[HostLogLine.model_validate(line) for line in session.extra.get("recent_logs", [])],
     )

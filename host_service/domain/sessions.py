@@ -100,3 +100,30 @@ def transition(
         session.error = error
     if target in TERMINAL_STATUSES:
         session.worker_pid = None
+
+
+#: How many of the last epochs and log lines a session keeps for the backend to follow (it polls them
+#: every few seconds; the full history arrives with the result).
+RECENT_EPOCHS = 100
+RECENT_LOGS = 200
+
+
+def record_epoch(session: Session, progress: dict[str, Any]) -> None:
+    """Keep the epoch row a progress report carries (``extra.epoch_metrics``), if any."""
+    row = (progress.get("extra") or {}).get("epoch_metrics")
+    if isinstance(row, dict):
+        rows = [*session.extra.get("recent_epochs", []), dict(row)]
+        session.extra["recent_epochs"] = rows[-RECENT_EPOCHS:]
+
+
+def record_log(session: Session, line: dict[str, Any]) -> None:
+    """Keep one log line of the training, numbered from 1 (``seq``) so a reader can tell new ones."""
+    seq = int(session.extra.get("log_seq", 0)) + 1
+    session.extra["log_seq"] = seq
+    entry = {
+        "seq": seq,
+        "level": str(line.get("level", "INFO")),
+        "logger": str(line.get("logger", "")),
+        "message": str(line.get("message", ""))[:8192],
+    }
+    session.extra["recent_logs"] = [*session.extra.get("recent_logs", []), entry][-RECENT_LOGS:]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from host_service.domain.ports import Clock, WorkerHandle, WorkerLauncher, WorkerMessage, WorkerSpec
-from host_service.domain.sessions import Session, SessionStatus, transition
+from host_service.domain.sessions import Session, SessionStatus, record_epoch, record_log, transition
 from host_service.errors import DatasetError
 from host_service.services.datasets import DatasetCache
 
@@ -144,6 +144,9 @@ class SessionRunner:
             self.session.last_heartbeat = self._clock()
             if message.kind == "progress":
                 self.session.progress = message.body
+                record_epoch(self.session, message.body)
+            elif message.kind == "log":
+                record_log(self.session, message.body)
             elif message.kind in _OUTCOMES:
                 self._outcome = message
             if "device" in message.body:

@@ -68,19 +68,49 @@ class ValidateStrategyResponse(BaseModel):
     summary: dict[str, Any] = Field(default_factory=dict)
 
 
+DatasetKind = Literal["candles", "table"]
+TableFormat = Literal["csv", "parquet"]
+
+
 class DatasetView(BaseModel):
-    symbol: str
-    timeframe: str
+    """One file of the data folder: candles (``symbol``/``timeframe``, a date range) or a table (any
+    CSV or Parquet file: train it with the tabular workload, ``dataset`` = ``path``)."""
+
+    kind: DatasetKind = Field("candles", description="candles: SYMBOL_TIMEFRAME.csv; table: any CSV/Parquet.")
+    symbol: str | None = Field(None, description="Candles only.")
+    timeframe: str | None = Field(None, description="Candles only.")
+    format: TableFormat = "csv"
     rows: int = 0
+    columns: int | None = Field(None, description="Tables only: the number of columns.")
     start: str | None = None
     end: str | None = None
-    path: str = ""
+    path: str = Field("", description="The file's name relative to the data folder.")
     size_bytes: int | None = None
     sha256: str | None = None
 
 
 class DatasetList(BaseModel):
     items: list[DatasetView]
+
+
+class ColumnView(BaseModel):
+    name: str
+    dtype: str = Field(..., description="int64, float64, bool, string, datetime, or empty (no value).")
+    missing: int = Field(..., description="Rows with no value in this column.")
+
+
+class DataPreview(BaseModel):
+    """A data file's columns (dtype, missing values), row count and first rows."""
+
+    path: str
+    kind: DatasetKind
+    format: TableFormat
+    rows: int
+    size_bytes: int
+    columns: list[ColumnView]
+    sample_rows: list[list[str | int | float | bool | None]] = Field(
+        default_factory=list, description="The first rows, values in column order (missing → null)."
+    )
 
 
 class ExecutionModeState(BaseModel):

@@ -74,6 +74,15 @@ class SessionError(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class HostLogLine(BaseModel):
+    """One log record of the training on the host; ``seq`` counts up from 1 within a session."""
+
+    seq: int
+    level: str
+    logger: str
+    message: str
+
+
 class SessionView(BaseModel):
     session_id: str
     operation_id: str
@@ -88,6 +97,10 @@ class SessionView(BaseModel):
     result_acknowledged: bool = False
     callback_delivered: bool = False
     worker_pid: int | None = None
+    #: The last epochs' metric rows (``epoch`` and its metrics), oldest first: the backend follows these.
+    recent_epochs: list[dict[str, Any]] = Field(default_factory=list)
+    #: The last log lines of the training, oldest first.
+    recent_logs: list[HostLogLine] = Field(default_factory=list)
 
 
 class SessionList(BaseModel):

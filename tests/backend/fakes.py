@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -169,6 +169,16 @@ class FakeDatasets:
         path = self.root / f"{symbol}_{timeframe}.csv"
         path.write_bytes(content)
         return {"rows": len(lines) - 1, "path": str(path)}
+
+    def store_table(self, name: str, source: BinaryIO, *, max_bytes: int) -> dict[str, Any]:
+        from backend.adapters.data_folder import DataFolder  # tables: the real rules on the same folder
+
+        return DataFolder(self.root).store_table(name, source, max_bytes=max_bytes)
+
+    def preview(self, name: str) -> dict[str, Any]:
+        from backend.adapters.data_folder import DataFolder
+
+        return DataFolder(self.root).preview(name)
 
     def path_of(self, symbol: str, timeframe: str) -> Path:
         path = self.root / f"{symbol}_{timeframe}.csv"

@@ -22,6 +22,7 @@ from shared.contracts.handoff import (
 from shared.contracts.host import (
     DeviceView,
     HostHealth,
+    HostLogLine,
     SessionError,
     SessionList,
     SessionStatusName,
@@ -45,6 +46,8 @@ class FakeSession:
     error: SessionError | None = None
     obeys_stop: bool = True
     acked: bool = False
+    recent_epochs: list[dict[str, Any]] = field(default_factory=list)
+    recent_logs: list[HostLogLine] = field(default_factory=list)
 
     def view(self) -> SessionView:
         return SessionView(
@@ -59,6 +62,8 @@ class FakeSession:
             error=self.error,
             result_available=self.status is SessionStatusName.COMPLETED and not self.acked,
             result_acknowledged=self.acked,
+            recent_epochs=list(self.recent_epochs),
+            recent_logs=list(self.recent_logs),
         )
 
 

@@ -152,3 +152,51 @@ def test_a_training_in_a_project_is_listed_by_project_and_tag_and_counted(
     by_name = {p["project"]: p for p in json.loads(projects.stdout)["items"]}
     assert by_name["fx"]["by_status"] == {"completed": 1}
     assert next(iter(by_name)) == "fx"  # the most recently active first
+
+
+def test_a_parquet_table_uploaded_by_the_cli_is_previewed_and_trained_on(
+    invoke: Invoke, server_url: str, tmp_path: Path
+) -> None:
+    import pandas as pd
+
+    rows = 60
+    frame = pd.DataFrame(
+        {
+            "x": [float(i % 10) for i in range(rows)],
+            "colour": ["red" if i % 3 else None for i in range(rows)],
+            "label": ["hi" if i % 10 >= 5 else "lo" for i in range(rows)],
+        }
+    )
+    frame.to_parquet(tmp_path / "levels.parquet", index=False)
+    server = ["--server", server_url]
+    uploaded = invoke(["data", "upload", str(tmp_path / "levels.parquet"), *server])
+    assert uploaded.exit_code == 0, uploaded.output
+    assert "uploaded table levels.parquet: 60 rows, 3 columns (parquet" in uploaded.stdout
+
+    preview = invoke(["data", "preview", "levels.parquet", "--json", *server])
+    body = json.loads(preview.stdout)
+    assert [(c["name"], c["dtype"], c["missing"]) for c in body["columns"]] == [
+        ("x", "float64", 0),
+        ("colour", "string", 20),
+        ("label", "string", 0),
+    ]
+    table = invoke(["data", "preview", "levels.parquet", *server])
+    assert "colour" in table.stdout
+    assert "60 rows" in table.stdout
+
+    trained = invoke(["train", "levels", "--workload", "tabular", "--dataset", "levels.parquet",
+                      "--target", "label", "--epochs", "3", *server], env=CliEnv(poll_interval_s=0.2))  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "levels_label" in trained.stdout
+
+
+def test_a_csv_without_a_header_uploaded_by_the_cli_is_refused_with_the_fix(
+    invoke: Invoke, server_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "numbers.csv").write_text("1,2,3\n4,5,6\n")
+    result = invoke(["data", "upload", str(tmp_path / "numbers.csv"), "--server", server_url])
+    assert result.exit_code == 2
+    assert "has no header" in result.stderr
+    assert "HTTP 422" in result.stderr
+    listed = httpx.get(f"{server_url}/api/v1/data", timeout=10).json()["items"]
+    assert "numbers.csv" not in [d["path"] for d in listed]

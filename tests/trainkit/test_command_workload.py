@@ -244,3 +244,19 @@ def test_a_million_line_program_completes_in_bounded_memory(setup: Setup, capsys
             f"\n1M lines: {took:.2f} s through the executor, {alone:.2f} s to /dev/null; "
             f"RSS growth {rss.growth_mb:.1f} MB, history {len(result.history)} rows"
         )
+
+
+def test_run_json_records_the_command_template_and_params_hashes(setup: Setup) -> None:
+    import hashlib
+
+    setup.command(
+        "metrics", METRICS_PROGRAM, args=["--out", "{output_dir}"], artifacts=["*.bin", "sub/*.txt"]
+    )
+    setup.run("metrics")
+    record = json.loads((setup.runs / "r1" / "run.json").read_text())
+    template = (setup.commands / "metrics.yaml").read_text()
+    assert record["command"] == "metrics"
+    assert record["sources"]["command_template"] == hashlib.sha256(template.encode()).hexdigest()
+    assert set(record["sources"]) == {"command_template", "command_params"}
+    assert record["inputs"] == []
+    assert record["modelyard_version"]

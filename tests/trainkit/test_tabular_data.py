@@ -171,7 +171,7 @@ def test_non_numeric_regression_target_names_the_line(tmp_path: Path) -> None:
     write_csv(tmp_path, "d.csv", "x,price\n1,10\n2,cheap\n3,30\n")
     with pytest.raises(DataError) as caught:
         load_tabular(tmp_path, "d.csv", "price", REGRESS)
-    assert caught.value.details == {"file": "d.csv", "column": "price", "row": 3}
+    assert caught.value.details == {"file": "d.csv", "field": "tabular.target", "column": "price", "row": 3}
     assert "'cheap'" in str(caught.value)
 
 

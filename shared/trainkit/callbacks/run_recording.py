@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +19,19 @@ if TYPE_CHECKING:
 
 class RunRecorder(Callback):
     """Writes run.json at fit start, a metrics.jsonl line per epoch (from a background thread), and
-    run_summary.json + artifacts.json when the fit completes, fails or is cancelled."""
+    run_summary.json + artifacts.json when the fit completes, fails or is cancelled. ``provenance``
+    (:mod:`shared.trainkit.provenance`: input hashes, versions) goes into run.json as it is."""
 
-    def __init__(self, run_dir: Path | str, *, max_pending: int = 256, put_timeout_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        run_dir: Path | str,
+        *,
+        max_pending: int = 256,
+        put_timeout_s: float = 1.0,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> None:
         self.run_dir = Path(run_dir)
+        self.provenance = dict(provenance or {})
         self.max_pending = max_pending
         self.put_timeout_s = put_timeout_s
         self.record: RunRecord | None = None
@@ -63,6 +73,7 @@ class RunRecorder(Callback):
             "device": describe_device(trainer.device),
             "model_class": model_class_name(module),
             "precision": trainer.precision,
+            **self.provenance,
         }
         if self._resuming:
             self._resuming = False

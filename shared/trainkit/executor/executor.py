@@ -12,14 +12,16 @@ import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.devices import select_device
-from shared.trainkit.errors import ConfigError
+from shared.trainkit.errors import ConfigError, TrainkitError
 from shared.trainkit.executor.progress import PipelineProgress
 from shared.trainkit.executor.types import ModelSink, ProgressCallback, TrainingResult
 from shared.trainkit.executor.workload import CheckpointPolicy, RunContext, Workload
+from shared.trainkit.provenance import provenance
 from shared.trainkit.run_record import TELEMETRY_FILE, write_telemetry_summary
 from shared.trainkit.telemetry import Telemetry
 
@@ -106,6 +108,7 @@ class TrainingExecutor:
             checkpoint_dir=checkpoint_dir,
             checkpoint_policy=self.checkpoints,
             resume_from=checkpoint_dir if resume else None,
+            provenance=_provenance(workload, self.data_dir, run_dir),
         )
         try:
             result = workload.run(context)
@@ -123,6 +126,18 @@ class TrainingExecutor:
 def checkpoint_folder(run_dir: Path) -> Path:
     """Where the training checkpoints of the run in ``run_dir`` are written."""
     return run_dir / "checkpoints"
+
+
+def _provenance(workload: Workload, data_dir: Path, run_dir: Path | None) -> dict[str, Any]:
+    """run.json's record of the inputs (none without a run folder: nothing would keep it); a file the
+    workload cannot find is left for its data phase to report (with the rest of what it checks)."""
+    if run_dir is None:
+        return {}
+    try:
+        files = workload.input_files()
+    except TrainkitError:
+        files = []
+    return provenance(files, workload.source_texts(), root=data_dir)
 
 
 def _write_summary(run_dir: Path, telemetry: Telemetry) -> None:

@@ -179,7 +179,7 @@ def training_callbacks(params: TrainingParams, run: RunContext) -> list[Callback
             )
         )
     if run.run_dir is not None:
-        callbacks.append(RunRecorder(run.run_dir))
+        callbacks.append(RunRecorder(run.run_dir, provenance=run.provenance))
     policy = run.checkpoint_policy
     if run.checkpoint_dir is not None and policy is not None:
         callbacks.append(

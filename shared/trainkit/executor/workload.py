@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.contracts.training import TrainingRequest
 from shared.trainkit.cancellation import CancelToken
@@ -46,6 +46,8 @@ class RunContext:
     checkpoint_dir: Path | None = None
     checkpoint_policy: CheckpointPolicy | None = None
     resume_from: Path | None = None
+    #: What the run was made from (input files' and defining texts' sha256, versions): into run.json.
+    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -93,6 +95,14 @@ class Workload(ABC):
     @abstractmethod
     def run(self, run: RunContext) -> TrainingResult:
         """Run the whole pipeline, reporting each of ``steps`` through ``run.tracker``."""
+
+    def input_files(self) -> list[Path]:
+        """The data files the run reads (their sha256 goes into run.json)."""
+        return []
+
+    def source_texts(self) -> dict[str, str]:
+        """The texts that define the run, by name (their sha256 goes into run.json)."""
+        return {}
 
     def apply_overrides(self) -> None:
         """Fold the request's overrides into ``self.params`` (after the workload set its defaults)."""

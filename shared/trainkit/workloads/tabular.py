@@ -1,4 +1,4 @@
-"""The tabular workload: any CSV in the data folder with a named target column.
+"""The tabular workload: any CSV or Parquet file in the data folder with a named target column.
 
 Rows of a generic table carry no time order, so the split is a seeded shuffle (70/15/15 by default);
 features are standardised with the train split's statistics only.
@@ -24,7 +24,7 @@ from shared.trainkit.executor.workload import StepReport
 from shared.trainkit.normalization import standardize
 from shared.trainkit.spi import TrainableModule
 from shared.trainkit.workloads.strategy.splits import class_weights as inverse_frequency
-from shared.trainkit.workloads.tabular_data import TabularData, load_tabular
+from shared.trainkit.workloads.tabular_data import TabularData, load_tabular, resolve_dataset
 
 SPLIT = (0.70, 0.15, 0.15)
 DEFAULT_EPOCHS = 500
@@ -63,6 +63,9 @@ class TabularWorkload(ArrayWorkload):
         self.params.early_stopping_patience = DEFAULT_PATIENCE
         self.params.restore_best_weights = True
         self.apply_overrides()
+
+    def input_files(self) -> list[Path]:
+        return [resolve_dataset(self.data_dir, self.spec_in.dataset)]
 
     def run_phase(self, phase: str, cancel: CancelToken, report: StepReport) -> str:
         if phase == "data_loading":

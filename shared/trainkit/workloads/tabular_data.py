@@ -1,4 +1,4 @@
-"""Loading a tabular CSV into a feature matrix and a target vector (numpy and pandas; no torch).
+"""Loading a tabular CSV or Parquet file into a feature matrix and a target vector (numpy and pandas; no torch).
 
 Feature rules, in column order:
 
@@ -24,6 +24,7 @@ import pandas as pd
 
 from shared.contracts.training import TabularTask
 from shared.trainkit.errors import DataError, DataNotFoundError
+from shared.trainkit.workloads.table_files import TABLE_SUFFIXES, read_table
 
 MAX_CLASSES = 200
 MAX_CATEGORIES = 20
@@ -51,18 +52,25 @@ class TabularData:
 def load_tabular(data_dir: Path, dataset: str, target: str, task: TabularTask) -> TabularData:
     """Read ``data_dir/dataset`` and split it into features and ``target``; errors name file/column/row."""
     path = resolve_dataset(data_dir, dataset)
-    frame = _read_csv(path, dataset)
+    frame = read_table(path, dataset)
     if target not in frame.columns:
         raise DataError(
-            f"{dataset} has no target column {target!r}; columns: {', '.join(map(str, frame.columns))}",
+            f"{dataset} has no target column {target!r}; pick one of its columns: "
+            f"{', '.join(map(str, frame.columns))}",
             file=dataset,
+            field="tabular.target",
             column=target,
             available=[str(c) for c in frame.columns],
         )
     missing = frame[target].isna()
     dropped = int(missing.sum())
     if dropped == len(frame):
-        raise DataError(f"{dataset}: every row misses the target {target!r}", file=dataset, column=target)
+        raise DataError(
+            f"{dataset}: every row misses the target {target!r}; pick a column that has values",
+            file=dataset,
+            field="tabular.target",
+            column=target,
+        )
     frame = frame.loc[~missing]
     warnings = [f"dropped {dropped} row(s) of {dataset} with no {target!r} value"] if dropped else []
     if task is TabularTask.CLASSIFICATION:
@@ -84,7 +92,8 @@ def load_tabular(data_dir: Path, dataset: str, target: str, task: TabularTask) -
 
 
 def resolve_dataset(data_dir: Path, dataset: str) -> Path:
-    """The CSV ``dataset`` names inside ``data_dir`` (``.csv`` may be omitted); never a path outside it."""
+    """The table file ``dataset`` names inside ``data_dir`` (``.csv`` or ``.parquet`` may be omitted);
+    never a path outside it."""
     root = Path(data_dir).resolve()
     if not dataset or Path(dataset).is_absolute() or not (root / dataset).resolve().is_relative_to(root):
         raise DataError(
@@ -93,28 +102,22 @@ def resolve_dataset(data_dir: Path, dataset: str) -> Path:
             field="dataset",
         )
     candidate = (root / dataset).resolve()
-    if not candidate.is_file() and not candidate.suffix and candidate.with_suffix(".csv").is_file():
-        candidate = candidate.with_suffix(".csv")
+    if not candidate.is_file() and not candidate.suffix:
+        candidate = next(
+            (found for s in TABLE_SUFFIXES if (found := candidate.with_suffix(s)).is_file()), candidate
+        )
     if not candidate.is_file():
-        known = sorted(p.name for p in root.glob("*.csv")) if root.is_dir() else []
+        known = (
+            sorted(p.name for p in root.iterdir() if p.suffix.lower() in TABLE_SUFFIXES)
+            if root.is_dir()
+            else []
+        )
         raise DataNotFoundError(
-            f"dataset {dataset!r} not found in {root}; CSV files there: {', '.join(known) or '(none)'}",
+            f"dataset {dataset!r} not found in {root}; table files there: {', '.join(known) or '(none)'}",
             file=dataset,
             available=known,
         )
     return candidate
-
-
-def _read_csv(path: Path, dataset: str) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{dataset} is empty; it needs a header line and data rows", file=dataset) from exc
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{dataset} is not a readable CSV: {exc}", file=dataset) from exc
-    if frame.empty:
-        raise DataError(f"{dataset} has a header but no data rows", file=dataset)
-    return frame
 
 
 def _encode_classes(series: pd.Series, dataset: str, target: str) -> tuple[np.ndarray, list[str]]:
@@ -128,8 +131,9 @@ def _encode_classes(series: pd.Series, dataset: str, target: str) -> tuple[np.nd
     if len(values) < 2:
         raise DataError(
             f"target {target!r} of {dataset} has a single class {names[0]!r}; "
-            "a classifier needs at least two",
+            "a classifier needs at least two; pick another target or add rows of other classes",
             file=dataset,
+            field="tabular.target",
             column=target,
         )
     if len(values) > MAX_CLASSES:
@@ -164,8 +168,17 @@ def _regression_target(series: pd.Series, dataset: str, target: str) -> np.ndarr
             f"target {target!r} of {dataset} must be a finite number for regression; "
             f"line {line} has {value!r}",
             file=dataset,
+            field="tabular.target",
             column=target,
             row=line,
+        )
+    if numbers.nunique() < 2:
+        raise DataError(
+            f"target {target!r} of {dataset} has the same value {float(numbers.iloc[0])!r} on every row; "
+            "a regression needs a target that varies: pick another column",
+            file=dataset,
+            field="tabular.target",
+            column=target,
         )
     return numbers.to_numpy(dtype=np.float32)
 

@@ -11,11 +11,13 @@ import * as wizard from "./pages/wizard.js";
 import * as models from "./pages/models.js";
 import * as compare from "./pages/compare.js";
 import * as system from "./pages/system.js";
+import * as data from "./pages/data.js";
 
 const ROUTES = [
   { pattern: /^#\/trainings\/([^/?]+)$/, nav: "trainings", page: training },
   { pattern: /^#\/trainings(?:\?(.*))?$/, nav: "trainings", page: trainings },
   { pattern: /^#\/new$/, nav: "new", page: wizard },
+  { pattern: /^#\/data(?:\/(.+))?$/, nav: "data", page: data },
   { pattern: /^#\/models$/, nav: "models", page: models },
   { pattern: /^#\/compare(?:\?(.*))?$/, nav: "compare", page: compare },
   { pattern: /^#\/system$/, nav: "system", page: system },

@@ -31,6 +31,7 @@ from shared.trainkit.errors import (
 from shared.trainkit.executor.progress import Step
 from shared.trainkit.executor.types import ModelArtifact, ModelRef, TrainingResult
 from shared.trainkit.executor.workload import RunContext, Workload
+from shared.trainkit.provenance import RUN_FILE
 from shared.trainkit.workloads import WorkloadSettings
 from shared.trainkit.workloads.command.arguments import (
     Invocation,
@@ -96,6 +97,18 @@ class CommandWorkload(Workload):
             run_name=run_name,
         )
 
+    def input_files(self) -> list[Path]:
+        if self.template is None:
+            self.validate()
+        path = self.dataset_path
+        return [path] if path is not None and path.is_file() else []
+
+    def source_texts(self) -> dict[str, str]:
+        if self.source is None:
+            return {}
+        params = json.dumps(self.values, sort_keys=True, default=str)
+        return {"command_template": self.source.read_text(encoding="utf-8"), "command_params": params}
+
     @property
     def model_name(self) -> str:
         return self.request.name or self.spec.name
@@ -106,6 +119,8 @@ class CommandWorkload(Workload):
         run.tracker.start("starting", f"Starting {self.spec.name}")
         self.validate()
         assert self.template is not None
+        if run.run_dir is not None:
+            _write_run_file(run.run_dir, self.spec.name, self.values, run.provenance)
         with self._output_folder(run) as output_dir:
             invocation = self._invocation(output_dir, self.model_name)
             logger.info("command %s: %s (in %s)", self.spec.name, " ".join(invocation.argv), invocation.cwd)
@@ -323,3 +338,11 @@ def _command_summary(
         "last_metrics": history.numeric_last(),
         "step": history.step,
     }
+
+
+def _write_run_file(run_dir: Path, command: str, values: dict[str, Any], provenance: dict[str, Any]) -> None:
+    """run.json of a command run: the command, its params and what it was made from (atomically)."""
+    record = {"command": command, "params": values, "started_at": time.time(), **provenance}
+    temp = run_dir / f".{RUN_FILE}.tmp"
+    temp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    temp.replace(run_dir / RUN_FILE)

@@ -87,6 +87,17 @@ class StrategyWorkload(ArrayWorkload):
             for timeframe in self.request.timeframes
         ]
 
+    def input_files(self) -> list[Path]:
+        paths = (
+            candle_data.candle_path(self.data_dir, symbol, timeframe)
+            for symbol in self.request.symbols
+            for timeframe in self.request.timeframes
+        )
+        return [path for path in paths if path.is_file()]
+
+    def source_texts(self) -> dict[str, str]:
+        return {"strategy_yaml": self.request.strategy_yaml or ""}
+
     def _load_series(self, symbol: str, timeframe: str) -> _Series:
         full = candle_data.load_candles(self.data_dir, symbol, timeframe)  # DataNotFoundError names the rest
         name = str(candle_data.candle_path(self.data_dir, symbol, timeframe))

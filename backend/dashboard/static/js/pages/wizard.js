@@ -1,5 +1,6 @@
 // New training: a four-step wizard, then submit. What to train is chosen first and sets the steps:
 // a strategy: dataset (with the choice above it) → configuration → parameters → confirm;
+// a table: table and target (with the choice above it) → parameters → confirm;
 // a command: workload → dataset (as its template asks) → command parameters → confirm.
 
 import { api } from "../api.js";
@@ -12,6 +13,7 @@ import * as data from "./wizard_data.js";
 import * as params from "./wizard_params.js";
 import * as project from "./wizard_project.js";
 import { requestBody, summary } from "./wizard_request.js";
+import * as tabular from "./wizard_tabular.js";
 import * as workload from "./wizard_workload.js";
 
 export { requestBody };
@@ -29,6 +31,11 @@ const FLOWS = {
     withProject(params),
     CONFIRM,
   ],
+  tabular: [
+    { title: "Table", validate: tabular.validate, renderStep: (c, state, redraw) => { workload.renderStep(c, state, redraw); tabular.renderStep(c, state); } },
+    withProject(params),
+    CONFIRM,
+  ],
   command: [
     { title: "Workload", validate: workload.validate, renderStep: workload.renderStep },
     commandData,
@@ -36,7 +43,7 @@ const FLOWS = {
     CONFIRM,
   ],
 };
-const PARAMS_STEP = 2;
+const PARAMS_STEP = { strategy: 2, tabular: 1, command: 2 };
 
 function freshState() {
   return {
@@ -58,6 +65,9 @@ function freshState() {
     command: null,
     paramValues: {},
     dataPath: "",
+    table: null,
+    target: "",
+    task: "classification",
     ...project.initialState(),
     mode: "auto",
     requireGpu: false,
@@ -70,10 +80,12 @@ function freshState() {
 /** Where the field the server blamed lives: [step index, state key], or null. */
 function blamed(state, serverField) {
   const f = String(serverField || "").replace(/^body\./, "");
-  if (params.SERVER_FIELDS[f]) return [PARAMS_STEP, params.SERVER_FIELDS[f]];
-  if (project.fieldKey(f)) return [PARAMS_STEP, project.fieldKey(f)];
+  const paramsStep = PARAMS_STEP[state.workload];
+  if (params.SERVER_FIELDS[f]) return [paramsStep, params.SERVER_FIELDS[f]];
+  if (project.fieldKey(f)) return [paramsStep, project.fieldKey(f)];
+  if (state.workload === "tabular" && /^tabular\./.test(f)) return [0, "target"];
   const param = commandParams.paramOfField(state, f);
-  if (param) return [PARAMS_STEP, `param:${param}`];
+  if (param) return [paramsStep, `param:${param}`];
   if (state.workload === "command" && /^(command\.)?dataset$/.test(f)) return [1, "dataset"];
   return null;
 }

@@ -96,7 +96,7 @@ export function renderStep(container, state) {
   };
   const load = async (selectKey) => {
     try {
-      const { items } = await api("/api/v1/data");
+      const items = (await api("/api/v1/data")).items.filter((d) => (d.kind || "candles") === "candles");
       if (selectKey) {
         const found = items.find((d) => `${d.symbol}_${d.timeframe}` === selectKey);
         if (found) pick(found);

@@ -5,15 +5,27 @@ import { fmtDay, fmtNumber } from "../format.js";
 import { commandParams } from "./wizard_command_params.js";
 import * as project from "./wizard_project.js";
 
-function strategyBody(state) {
+function overridesOf(state) {
   const overrides = {};
   if (String(state.epochs).trim()) overrides.epochs = Number(state.epochs);
   if (String(state.batchSize).trim()) overrides.batch_size = Number(state.batchSize);
   if (String(state.learningRate).trim()) overrides.learning_rate = Number(state.learningRate);
+  return overrides;
+}
+
+function tabularBody(state) {
+  return {
+    workload: "tabular",
+    tabular: { dataset: state.table.path, target: state.target, task: state.task },
+    overrides: overridesOf(state),
+  };
+}
+
+function strategyBody(state) {
   const body = {
     symbol: state.dataset.symbol,
     timeframe: state.dataset.timeframe,
-    overrides,
+    overrides: overridesOf(state),
   };
   if (state.source === "file") body.strategy = state.strategy;
   else body.strategy_yaml = state.yaml;
@@ -28,9 +40,11 @@ function commandBody(state) {
   return { workload: "command", command };
 }
 
+const BODIES = { strategy: strategyBody, tabular: tabularBody, command: commandBody };
+
 export function requestBody(state) {
   return {
-    ...(state.workload === "command" ? commandBody(state) : strategyBody(state)),
+    ...BODIES[state.workload](state),
     ...project.requestFields(state),
     execution_mode: state.mode,
     require_gpu: state.requireGpu,
@@ -52,6 +66,19 @@ function strategyRows(state) {
   ];
 }
 
+function tabularRows(state) {
+  const t = state.table;
+  const dash = (v) => (String(v ?? "").trim() ? v : "tabular default");
+  return [
+    ["Table", `${t.path} (${fmtNumber(t.rows)} rows, ${t.columns} columns, ${t.format})`],
+    ["Target", state.target],
+    ["Task", state.task],
+    ["Epochs", dash(state.epochs)],
+    ["Batch size", dash(state.batchSize)],
+    ["Learning rate", dash(state.learningRate)],
+  ];
+}
+
 function commandRows(state) {
   const params = commandParams(state);
   return [
@@ -64,7 +91,7 @@ function commandRows(state) {
 export function summary(state) {
   const body = requestBody(state);
   const rows = [
-    ...(state.workload === "command" ? commandRows(state) : strategyRows(state)),
+    ...{ strategy: strategyRows, tabular: tabularRows, command: commandRows }[state.workload](state),
     ["Project", body.project],
     ["Name", body.name || "—"],
     ["Tags", body.tags.length ? body.tags.join(", ") : "—"],

@@ -1,4 +1,4 @@
-// Wizard: what to train — a strategy on candles, or one of the operator's command templates.
+// Wizard: what to train — a strategy on candles, a table, or one of the operator's command templates.
 
 import { api, apiSchema } from "../api.js";
 import { h } from "../dom.js";
@@ -22,9 +22,9 @@ export function validate(state) {
   return state.workload === "command" && !state.command ? "Pick what to train." : "";
 }
 
-function pick(state, spec) {
+function pick(state, spec, kind = "strategy") {
   if (!spec) {
-    state.workload = "strategy";
+    state.workload = kind;
     return;
   }
   if (state.command?.name !== spec.name) {
@@ -36,12 +36,13 @@ function pick(state, spec) {
 }
 
 function option(state, value, title, sub, spec, onChange) {
-  const checked = spec ? state.workload === "command" && state.command?.name === spec.name : state.workload === "strategy";
+  const kind = spec ? "command" : value;
+  const checked = spec ? state.workload === "command" && state.command?.name === spec.name : state.workload === kind;
   const invalid = spec && spec.valid === false;
   return h(
     "label",
-    { class: "choice", "data-workload": spec ? "command" : "strategy", "data-command": spec?.name },
-    h("input", { type: "radio", name: "workload", value, checked, disabled: invalid, onchange: () => { pick(state, spec); onChange(); } }),
+    { class: "choice", "data-workload": kind, "data-command": spec?.name },
+    h("input", { type: "radio", name: "workload", value, checked, disabled: invalid, onchange: () => { pick(state, spec, kind); onChange(); } }),
     h("span", {}, h("span", { class: "title", text: title }), h("div", { class: invalid ? "field-error" : "cell-sub", text: invalid ? `Invalid template: ${spec.error}` : sub })),
   );
 }
@@ -49,7 +50,8 @@ function option(state, value, title, sub, spec, onChange) {
 /** The workload choice; onChange runs after the user picked another one (the steps change with it). */
 export function renderPanel(state, onChange) {
   const list = h("div", { class: "choice-list", role: "radiogroup", "aria-labelledby": "workload-title" },
-    option(state, "strategy", "Strategy training", "Candle data, a strategy file or YAML, epochs.", null, onChange));
+    option(state, "strategy", "Strategy training", "Candle data, a strategy file or YAML, epochs.", null, onChange),
+    option(state, "tabular", "Tabular training", "A CSV or Parquet table and the column to predict.", null, onChange));
   const error = h("div", { class: "action-error", role: "alert" });
   loadCommands()
     .then((items) => {
