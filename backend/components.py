@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import Engine
 
+from backend.adapters.db.aliases import SqlAliasRepository
 from backend.adapters.db.engine import build_engine, describe, migrate
 from backend.adapters.db.instances import SqlInstanceRepository
 from backend.adapters.db.operations import SqlOperationRepository
@@ -36,6 +37,7 @@ from backend.services.host_sessions import HostSessionManager
 from backend.services.instance_lease import InstanceLease
 from backend.services.local_runner import LocalTrainingRunner
 from backend.services.log_capture import LogCapture
+from backend.services.model_aliases import ModelAliasService
 from backend.services.operations import OperationsService
 from backend.services.result_ingest import IngestLimits, ResultIngest
 from backend.services.stale_models import StaleModelSweeper
@@ -100,6 +102,7 @@ class Components:
     host_replay: ReplayGuard
     tokens: TokenService
     health: DatabaseHealth
+    aliases: ModelAliasService
 
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
@@ -274,6 +277,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         host_replay=ReplayGuard(DEFAULT_TOLERANCE_S),
         tokens=TokenService(SqlTokenRepository(db), adapters.clock),
         health=DatabaseHealth(operations.ping, max_age_s=settings.health_cache_s),
+        aliases=ModelAliasService(SqlAliasRepository(db), adapters.models, adapters.clock),
     )
 
 

@@ -9,6 +9,7 @@ from backend.api import (
     data,
     events,
     host_callbacks,
+    model_aliases,
     models,
     operations,
     projects,
@@ -27,6 +28,8 @@ for module in (
     operations,
     projects,
     events,
+    # before models: its by-alias download must be tried before the by-number one refuses the alias
+    model_aliases,
     models,
     strategies,
     commands,

@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from backend.cli.event_stream import read_events
+from shared.contracts.aliases import AliasChangeView, AliasList
 from shared.contracts.api import ModelDetail, ModelSummary
 from shared.contracts.operations import (
     OperationList,
@@ -186,9 +187,9 @@ class BackendClient:
     def model_detail(self, strategy: str, name: str) -> ModelDetail:
         return _parse(ModelDetail, self._request("GET", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}"))
 
-    def download_model(self, strategy: str, name: str, version: int, out: BinaryIO) -> int:
-        """Stream the version's archive into ``out``; returns the number of bytes written."""
-        path = f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}/download"
+    def download_model(self, strategy: str, name: str, version: int | str, out: BinaryIO) -> int:
+        """Stream the archive of a version (a number or an alias) into ``out``; the bytes written."""
+        path = f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{_seg(str(version))}/download"
         written = 0
         with self._stream("GET", path) as response:
             for chunk in response.iter_bytes():
@@ -198,6 +199,18 @@ class BackendClient:
 
     def delete_model_version(self, strategy: str, name: str, version: int) -> None:
         self._request("DELETE", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}")
+
+    def model_aliases(self, strategy: str, name: str) -> AliasList:
+        return _parse(
+            AliasList, self._request("GET", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/aliases")
+        )
+
+    def set_model_alias(self, strategy: str, name: str, alias: str, version: int) -> AliasChangeView:
+        path = f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/aliases/{_seg(alias)}"
+        return _parse(AliasChangeView, self._request("PUT", path, json={"version": version}))
+
+    def remove_model_alias(self, strategy: str, name: str, alias: str) -> None:
+        self._request("DELETE", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/aliases/{_seg(alias)}")
 
     # --- tokens (admin scope) ---------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from backend.domain.aliases import AliasChange, ModelAlias
 from backend.domain.instances import BackendInstance
 from backend.domain.operations import Operation, OperationFilter, OperationStatus, ProjectSummary
 from backend.domain.tokens import ApiToken
@@ -227,3 +228,29 @@ class ResultSink(Protocol):
     def find_by_operation(self, strategy: str, name: str, operation_id: str) -> ModelRef | None:
         """The version already stored for ``operation_id`` (an ingest that ran before), if any."""
         ...
+
+
+class AliasRepository(Protocol):
+    """Model aliases and the record of every change to them."""
+
+    def set(
+        self, strategy: str, name: str, alias: str, version: int, *, by: str | None, at: datetime
+    ) -> AliasChange:
+        """Point ``alias`` at ``version`` atomically, recording the version it moved from."""
+        ...
+
+    def remove(
+        self, strategy: str, name: str, alias: str, *, by: str | None, at: datetime
+    ) -> AliasChange | None: ...
+
+    def remove_version(
+        self, strategy: str, name: str, version: int, *, by: str | None, at: datetime
+    ) -> list[str]: ...
+
+    def get(self, strategy: str, name: str, alias: str) -> ModelAlias | None: ...
+
+    def of_model(self, strategy: str, name: str) -> list[ModelAlias]: ...
+
+    def all(self) -> list[ModelAlias]: ...
+
+    def history(self, strategy: str, name: str, *, limit: int = 200) -> list[AliasChange]: ...

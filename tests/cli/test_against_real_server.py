@@ -148,3 +148,43 @@ def test_a_training_in_a_project_is_listed_by_project_and_tag_and_counted(
     by_name = {p["project"]: p for p in json.loads(projects.stdout)["items"]}
     assert by_name["fx"]["by_status"] == {"completed": 1}
     assert next(iter(by_name)) == "fx"  # the most recently active first
+
+
+def test_alias_set_download_by_alias_and_history_through_the_cli(
+    invoke: Invoke, server_url: str, tmp_path: Path
+) -> None:
+    env = CliEnv(poll_interval_s=0.2)
+    server = ["--server", server_url]
+    args = ["train", "trend_momentum", "--symbol", "EURUSD", "--timeframe", "1h", "--epochs", "1"]
+    for _ in range(2):
+        assert invoke([*args, *server], env=env).exit_code == 0
+    [model] = [m for m in json.loads(invoke(["models", "list", "--json", *server], env=env).stdout)
+               if m["name"] == "EURUSD_1h"]  # fmt: skip
+    latest = model["latest_version"]
+    assert latest >= 2
+    before, after = str(latest - 1), str(latest)
+    first = invoke(
+        ["models", "alias", "set", "trend_momentum", "EURUSD_1h", "production", before, *server], env=env
+    )
+    assert first.exit_code == 0, first.output
+    moved = invoke(
+        ["models", "alias", "set", "trend_momentum", "EURUSD_1h", "production", after, *server], env=env
+    )
+    assert f"production -> v{after} (was v{before})" in moved.stdout
+    bad = invoke(["models", "alias", "set", "trend_momentum", "EURUSD_1h", "a/b", after, *server], env=env)
+    assert bad.exit_code == 2
+    assert "HTTP 422" in bad.stderr
+    target = tmp_path / "prod.zip"
+    got = invoke(
+        ["models", "download", "trend_momentum", "EURUSD_1h", "production", "-o", str(target), *server]
+    )
+    assert got.exit_code == 0, got.output
+    assert target.stat().st_size > 0
+    listing = json.loads(
+        invoke(["models", "alias", "list", "trend_momentum", "EURUSD_1h", "--json", *server], env=env).stdout
+    )
+    assert [(a["alias"], a["version"]) for a in listing["aliases"]] == [("production", latest)]
+    assert [(h["action"], h["from_version"]) for h in listing["history"]] == [
+        ("moved", latest - 1),
+        ("set", None),
+    ]

@@ -25,6 +25,9 @@ COMMANDS = [
     ["models", "show"],
     ["models", "download"],
     ["models", "delete"],
+    ["models", "alias", "set"],
+    ["models", "alias", "rm"],
+    ["models", "alias", "list"],
     ["serve"],
 ]
 
