@@ -13,6 +13,7 @@ from backend.adapters.db.aliases import SqlAliasRepository
 from backend.adapters.db.engine import build_engine, describe, migrate
 from backend.adapters.db.instances import SqlInstanceRepository
 from backend.adapters.db.operations import SqlOperationRepository
+from backend.adapters.db.sweeps import SqlSweepRepository
 from backend.adapters.db.tokens import SqlTokenRepository
 from backend.adapters.host_client import HostRetryPolicy, HostTimeouts, HttpHostClient
 from backend.adapters.operation_logs import FileOperationLogStore
@@ -41,6 +42,7 @@ from backend.services.model_aliases import ModelAliasService
 from backend.services.operations import OperationsService
 from backend.services.result_ingest import IngestLimits, ResultIngest
 from backend.services.stale_models import StaleModelSweeper
+from backend.services.sweeps import SweepDriver, SweepService
 from backend.services.telemetry import Telemetry
 from backend.services.training import TrainingService
 from backend.settings import Settings
@@ -103,6 +105,8 @@ class Components:
     tokens: TokenService
     health: DatabaseHealth
     aliases: ModelAliasService
+    sweeps: SweepService
+    sweep_driver: SweepDriver
 
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
@@ -250,6 +254,8 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         {ExecutionMode.LOCAL: runner, ExecutionMode.HOST: hosts},
         logs=logs,
     )
+    aliases = ModelAliasService(SqlAliasRepository(db), adapters.models, adapters.clock)
+    sweeps = _sweeps(settings, db, operations, training, adapters, aliases)
     telemetry = Telemetry(operations, lambda: runner.running)
     operations.on_terminal(telemetry.observe_terminal)
     return Components(
@@ -277,7 +283,34 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         host_replay=ReplayGuard(DEFAULT_TOLERANCE_S),
         tokens=TokenService(SqlTokenRepository(db), adapters.clock),
         health=DatabaseHealth(operations.ping, max_age_s=settings.health_cache_s),
-        aliases=ModelAliasService(SqlAliasRepository(db), adapters.models, adapters.clock),
+        aliases=aliases,
+        sweeps=sweeps,
+        sweep_driver=SweepDriver(sweeps, interval_s=settings.sweep_poll_interval_s),
+    )
+
+
+def _sweeps(
+    settings: Settings,
+    db: Engine,
+    operations: OperationsService,
+    training: TrainingService,
+    adapters: Adapters,
+    aliases: ModelAliasService,
+) -> SweepService:
+    from backend.adapters.optuna_studies import OptunaStudies
+
+    if adapters.strategies is None or adapters.commands is None:
+        raise RuntimeError("every port must have an adapter")
+    return SweepService(
+        SqlSweepRepository(db),
+        OptunaStudies(db.url.render_as_string(hide_password=False)),
+        operations,
+        training,
+        adapters.strategies,
+        adapters.commands,
+        aliases,
+        adapters.clock,
+        max_trials=settings.sweep_max_trials,
     )
 
 

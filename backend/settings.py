@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     max_model_bytes: int = Field(4 * 1024**3, ge=1024)
     max_retries: int = Field(0, ge=0, le=10)
     cancel_grace_s: float = Field(15.0, ge=0, le=3600)
+    sweep_max_trials: int = Field(1000, ge=1, le=100_000)
+    sweep_poll_interval_s: float = Field(0.5, gt=0, le=60)
 
     @field_validator("plugin_allowlist", "hosts", "shared_secrets", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from backend.api import (
     operations,
     projects,
     strategies,
+    sweeps,
     system,
     tokens,
     trainings,
@@ -35,6 +36,7 @@ for module in (
     commands,
     data,
     tokens,
+    sweeps,
     host_callbacks,
 ):
     api_router.include_router(module.router)

@@ -105,7 +105,7 @@ def test_migrations_apply_twice_without_harm(tmp_path: Path) -> None:
     migrate(engine)
     migrate(engine)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     engine.dispose()
 
