@@ -56,6 +56,7 @@ class OptunaStudies:
         self.storage = optuna.storages.RDBStorage(
             url, engine_kwargs={"connect_args": connect}, skip_compatibility_check=True
         )
+        self._loaded: dict[str, optuna.Study] = {}
 
     def close(self) -> None:
         self.storage.engine.dispose()
@@ -69,7 +70,18 @@ class OptunaStudies:
         )
 
     def _study(self, sweep_id: str, request: StartSweepRequest) -> optuna.Study:
-        seed = zlib.crc32(sweep_id.encode())
+        """The sweep's study, loaded once per process: its sampler's random state must carry on from
+        one trial to the next (a sampler rebuilt per trial would repeat its first sample)."""
+        study = self._loaded.get(sweep_id)
+        if study is None:
+            study = self._load(sweep_id, request)
+            self._loaded[sweep_id] = study
+        return study
+
+    def _load(self, sweep_id: str, request: StartSweepRequest) -> optuna.Study:
+        # Seeded by the sweep and by how far it got, so a resumed sweep does not redraw its first params.
+        done = len(self.storage.get_all_trials(self.storage.get_study_id_from_name(study_name(sweep_id))))
+        seed = (zlib.crc32(sweep_id.encode()) + 7919 * done) % 2**32
         sampler: optuna.samplers.BaseSampler
         if request.sampler == "grid":
             sampler = optuna.samplers.GridSampler(
@@ -116,8 +128,10 @@ class OptunaStudies:
                 study.tell(number, value)
             else:
                 study.tell(number, state=_STATES["pruned" if state == "pruned" else "fail"])
-        except (ValueError, RuntimeError) as exc:  # told before a restart already
-            logger.info("sweep %s trial %d already told: %s", sweep_id, number, exc)
+        except (ValueError, RuntimeError) as exc:
+            # Told before a restart already (ValueError), or the grid sampler, its grid used up, asking
+            # the study to stop (RuntimeError, after the trial's state is stored).
+            logger.debug("sweep %s trial %d: %s", sweep_id, number, exc)
 
     def importances(self, sweep_id: str, request: StartSweepRequest) -> dict[str, float] | None:
         """Optuna's parameter importances, when it can compute them (enough completed trials)."""

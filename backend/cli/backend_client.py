@@ -26,6 +26,7 @@ from shared.contracts.operations import (
     ProjectList,
     StartTrainingResponse,
 )
+from shared.contracts.sweeps import StartSweepResponse, SweepList, SweepView
 from shared.contracts.tokens import CreatedToken, TokenList, TokenView
 
 M = TypeVar("M", bound=BaseModel)
@@ -211,6 +212,20 @@ class BackendClient:
 
     def remove_model_alias(self, strategy: str, name: str, alias: str) -> None:
         self._request("DELETE", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/aliases/{_seg(alias)}")
+
+    # --- sweeps ----------------------------------------------------------------------------------
+
+    def start_sweep(self, body: dict[str, Any]) -> StartSweepResponse:
+        return _parse(StartSweepResponse, self._request("POST", "/api/v1/sweeps", json=body))
+
+    def get_sweep(self, sweep_id: str) -> SweepView:
+        return _parse(SweepView, self._request("GET", f"/api/v1/sweeps/{_seg(sweep_id)}"))
+
+    def list_sweeps(self) -> SweepList:
+        return _parse(SweepList, self._request("GET", "/api/v1/sweeps"))
+
+    def cancel_sweep(self, sweep_id: str) -> SweepView:
+        return _parse(SweepView, self._request("POST", f"/api/v1/sweeps/{_seg(sweep_id)}/cancel"))
 
     # --- tokens (admin scope) ---------------------------------------------------------------------
 

@@ -23,12 +23,12 @@ class ModelAliasService:
         self._require_version(strategy, name, version)
         change = self._repo.set(strategy, name, alias, version, by=by, at=self._clock.now())
         logger.info(
-            "alias %s of %s/%s %s v%s -> v%d%s",
+            "alias %s of %s/%s %s: %s -> v%d%s",
             alias,
             strategy,
             name,
             change.action.value,
-            change.from_version,
+            f"v{change.from_version}" if change.from_version is not None else "new",
             version,
             f" by token {by}" if by else "",
         )

@@ -220,7 +220,7 @@ class SweepService:
         if not op.is_terminal:
             values = intermediate_of(metric, op.history or _live_history(op))
             new = {k: v for k, v in values.items() if k not in trial.reported}
-            if new and request.pruner != "none":
+            if new:
                 prune = self._studies.report(sweep.id, request, trial.optuna_trial_id, new)
                 self._repo.put_trial(_with(trial, reported={**trial.reported, **new}))
                 if prune and sweep.status is SweepStatus.RUNNING:

@@ -266,3 +266,57 @@ async def test_cancel_stops_running_trials_and_starts_no_new_one(backend: App) -
     assert done["status"] == "cancelled"
     assert len(done["trials"]) == 2
     assert {t["status"] for t in done["trials"]} == {"cancelled"}
+
+
+@pytest.mark.timeout(900)
+async def test_the_median_pruner_stops_clearly_bad_trials_as_pruned(backend: App) -> None:
+    client = backend.client
+    assert client is not None
+    body = strategy_sweep(
+        space={
+            "overrides.learning_rate": {"type": "categorical", "choices": [0.003, 8.0]},
+            "overrides.seed": {"type": "categorical", "choices": [1, 2, 3]},
+        },
+        sampler="grid",
+        pruner="median",
+        n_trials=6,
+        parallelism=1,
+    )
+    body["base"]["overrides"] = {"epochs": 8, "early_stopping_patience": 0, "batch_size": 128}
+    started = await client.post("/api/v1/sweeps", json=body)
+    assert started.status_code == 202, started.text
+    done = await wait_sweep(client, started.json()["sweep_id"], finished)
+    assert done["status"] == "completed", done
+    pruned = [t for t in done["trials"] if t["status"] == "pruned"]
+    # The median pruner may stop a good trial that is behind at one epoch too; a bad one it must stop.
+    assert any(t["params"]["overrides.learning_rate"] == 8.0 for t in pruned), done["trials"]
+    for trial in pruned:
+        op = (await client.get(f"/api/v1/operations/{trial['operation_id']}")).json()
+        assert op["status"] == "pruned"
+        assert op["progress"]["epoch"] < 8  # stopped early: its remaining epochs were saved
+    assert done["counts"]["pruned"] == len(pruned)
+    assert done["best"]["params"]["overrides.learning_rate"] == 0.003
+
+
+@pytest.mark.timeout(900)
+async def test_a_sweep_survives_a_backend_restart_and_continues(real_settings: Settings) -> None:
+    app = App(real_settings)
+    client = await app.start()
+    body = strategy_sweep(n_trials=3, parallelism=1)
+    body["base"]["overrides"] = {"epochs": 10, "early_stopping_patience": 0, "batch_size": 128}
+    try:
+        sweep_id = (await client.post("/api/v1/sweeps", json=body)).json()["sweep_id"]
+        await wait_sweep(client, sweep_id, lambda b: any(t["intermediate"] for t in b["trials"]))
+    finally:
+        await app.stop()  # mid-trial: the runner stops it as interrupted
+    client = await app.start()
+    try:
+        done = await wait_sweep(client, sweep_id, finished)
+    finally:
+        await app.stop()
+    assert done["status"] == "completed", done
+    assert done["counts"] == {"interrupted": 1, "complete": 3}
+    interrupted = done["trials"][0]
+    assert interrupted["status"] == "failed"
+    assert [t["number"] for t in done["trials"]] == [0, 1, 2, 3]
+    assert done["best_alias"] == f"sweep-{sweep_id}-best"

@@ -188,3 +188,37 @@ def test_alias_set_download_by_alias_and_history_through_the_cli(
         ("moved", latest - 1),
         ("set", None),
     ]
+
+
+def test_sweep_start_follows_a_live_table_to_the_best_trial_then_show_and_cancel(
+    invoke: Invoke, server_url: str, tmp_path: Path
+) -> None:
+    env = CliEnv(poll_interval_s=0.2)
+    server = ["--server", server_url]
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(
+        "base: {strategy: trend_momentum, symbol: EURUSD, timeframe: 1h, overrides: {epochs: 1}}\n"
+        "space:\n"
+        "  overrides.learning_rate: {type: float, low: 0.0005, high: 0.05, log: true}\n"
+        "objective: {metric: val_loss, direction: minimize}\n"
+        "n_trials: 2\n"
+        "parallelism: 1\n"
+    )
+    started = invoke(["sweep", "start", str(spec), *server], env=env)
+    assert started.exit_code == 0, started.output
+    sweep_id = started.stdout.split()[1]
+    assert "best: trial" in started.stdout
+    assert f"sweep-{sweep_id}-best" in started.stdout
+    shown = json.loads(invoke(["sweep", "show", sweep_id, "--json", *server], env=env).stdout)
+    assert shown["status"] == "completed"
+    assert len(shown["trials"]) == 2
+    listed = invoke(["sweep", "show", *server], env=env)
+    assert sweep_id in listed.stdout
+    refused = invoke(["sweep", "cancel", sweep_id, *server], env=env)
+    assert refused.exit_code == 2
+    assert "HTTP 409" in refused.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace("n_trials: 2", "n_trials: 0"))
+    refused_bad = invoke(["sweep", "start", str(bad), *server], env=env)
+    assert refused_bad.exit_code == 2
+    assert "n_trials" in refused_bad.stderr

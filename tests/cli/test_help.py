@@ -28,6 +28,9 @@ COMMANDS = [
     ["models", "alias", "set"],
     ["models", "alias", "rm"],
     ["models", "alias", "list"],
+    ["sweep", "start"],
+    ["sweep", "show"],
+    ["sweep", "cancel"],
     ["serve"],
 ]
 
