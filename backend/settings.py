@@ -49,6 +49,13 @@ Host mode (see docs/operations.md, "Host mode" and "Failure handling"):
 | MODELYARD_MAX_MODEL_BYTES | 4 GiB | largest model accepted by reference (streamed to a temp file) |
 | MODELYARD_MAX_RETRIES | 0 | re-dispatches of a training whose host was lost (to another host or local) |
 | MODELYARD_CANCEL_GRACE_S | 15 | a cancel the host does not confirm within this is forced to cancelled |
+
+Sweeps (see docs/api.md, "Sweeps"):
+
+| variable | default | meaning |
+|---|---|---|
+| MODELYARD_SWEEP_MAX_TRIALS | 1000 | the largest n_trials a sweep may ask for (422 above) |
+| MODELYARD_SWEEP_POLL_INTERVAL_S | 0.5 | how often the sweep driver follows trials and starts new ones |
 """
 
 from __future__ import annotations
