@@ -297,13 +297,11 @@ def _sweeps(
     adapters: Adapters,
     aliases: ModelAliasService,
 ) -> SweepService:
-    from backend.adapters.optuna_studies import OptunaStudies
-
     if adapters.strategies is None or adapters.commands is None:
         raise RuntimeError("every port must have an adapter")
     return SweepService(
         SqlSweepRepository(db),
-        OptunaStudies(db.url.render_as_string(hide_password=False)),
+        db.url.render_as_string(hide_password=False),
         operations,
         training,
         adapters.strategies,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import zlib
 from collections.abc import Mapping
 from typing import Any
@@ -47,19 +48,35 @@ def distribution(spec: ParamSpec) -> BaseDistribution:
 
 class OptunaStudies:
     def __init__(self, database_url: str, *, schema: str | None = None) -> None:
-        """``schema``: PostgreSQL's search_path (the tests' own schema), as ``build_engine`` takes it."""
-        url = normalize_database_url(database_url)
-        connect: dict[str, Any] = {"timeout": 30} if url.startswith("sqlite") else {"connect_timeout": 5}
-        if schema:
-            connect["options"] = f"-csearch_path={schema}"
-        # Our migrations own ``alembic_version``: Optuna's check would read our revision as its own.
-        self.storage = optuna.storages.RDBStorage(
-            url, engine_kwargs={"connect_args": connect}, skip_compatibility_check=True
-        )
+        """``schema``: PostgreSQL's search_path (the tests' own schema), as ``build_engine`` takes it.
+
+        The storage is opened on first use: importing Optuna costs seconds a backend that runs no sweep
+        should not pay at every start (its tables already exist: migration 0009 made them)."""
+        self._url = normalize_database_url(database_url)
+        self._schema = schema
+        self._storage: optuna.storages.RDBStorage | None = None
+        self._lock = threading.Lock()
         self._loaded: dict[str, optuna.Study] = {}
 
+    @property
+    def storage(self) -> optuna.storages.RDBStorage:
+        with self._lock:
+            if self._storage is None:
+                sqlite = self._url.startswith("sqlite")
+                connect: dict[str, Any] = {"timeout": 30} if sqlite else {"connect_timeout": 5}
+                if self._schema:
+                    connect["options"] = f"-csearch_path={self._schema}"
+                # Our migrations own ``alembic_version``: Optuna's check would read our revision as its own.
+                self._storage = optuna.storages.RDBStorage(
+                    self._url, engine_kwargs={"connect_args": connect}, skip_compatibility_check=True
+                )
+            return self._storage
+
     def close(self) -> None:
-        self.storage.engine.dispose()
+        with self._lock:
+            if self._storage is not None:
+                self._storage.engine.dispose()
+                self._storage = None
 
     def create(self, sweep_id: str, request: StartSweepRequest) -> None:
         optuna.create_study(

@@ -13,13 +13,12 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
 
 from backend.adapters.db.sweeps import SqlSweepRepository
-from backend.adapters.optuna_studies import OptunaStudies
 from backend.domain.operations import INTERRUPTED, Operation, OperationStatus
 from backend.domain.ports import Clock, CommandCatalog, StrategyCatalog
 from backend.domain.sweeps import (
@@ -42,6 +41,9 @@ from backend.services.training import TrainingService, check_name
 from shared.contracts.operations import StartTrainingRequest
 from shared.contracts.sweeps import ParamKind, ParamSpec, StartSweepRequest
 from shared.contracts.training import Workload
+
+if TYPE_CHECKING:  # Optuna is imported on the first sweep
+    from backend.adapters.optuna_studies import OptunaStudies
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ class SweepService:
     def __init__(
         self,
         repo: SqlSweepRepository,
-        studies: OptunaStudies,
+        database_url: str,
         operations: OperationsService,
         training: TrainingService,
         strategies: StrategyCatalog,
@@ -82,7 +84,8 @@ class SweepService:
         new_id: Callable[[], str] = new_sweep_id,
     ) -> None:
         self._repo = repo
-        self._studies = studies
+        self._database_url = database_url
+        self._studies_made: OptunaStudies | None = None
         self._ops = operations
         self._training = training
         self._strategies = strategies
@@ -92,6 +95,18 @@ class SweepService:
         self._max_trials = max_trials
         self._new_id = new_id
         self._importances: dict[tuple[str, int], dict[str, float] | None] = {}
+
+    @property
+    def _studies(self) -> OptunaStudies:
+        """Optuna, imported on the first sweep (seconds of import a backend without sweeps never pays)."""
+        if self._studies_made is None:
+            from backend.adapters import optuna_studies
+
+            self._studies_made = optuna_studies.OptunaStudies(self._database_url)
+        return self._studies_made
+
+    def has_unfinished(self) -> bool:
+        return bool(self._repo.unfinished())
 
     # --- use cases -------------------------------------------------------------------------------
 
