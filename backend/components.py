@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy import Engine
 
+from backend.adapters.db.aliases import SqlAliasRepository
 from backend.adapters.db.engine import build_engine, describe, migrate
 from backend.adapters.db.instances import SqlInstanceRepository
 from backend.adapters.db.operations import SqlOperationRepository
 from backend.adapters.db.replay import SqlReplayGuard
 from backend.adapters.db.results import SqlResultClaimRepository
+from backend.adapters.db.sweeps import SqlSweepRepository
 from backend.adapters.db.tokens import SqlTokenRepository
 from backend.adapters.host_client import HostRetryPolicy, HostTimeouts, HttpHostClient
 from backend.adapters.operation_logs import FileOperationLogStore
@@ -39,9 +41,11 @@ from backend.services.host_sessions import HostSessionManager
 from backend.services.instance_lease import InstanceLease
 from backend.services.local_runner import LocalTrainingRunner
 from backend.services.log_capture import LogCapture
+from backend.services.model_aliases import ModelAliasService
 from backend.services.operations import OperationsService
 from backend.services.result_ingest import IngestLimits, ResultIngest
 from backend.services.stale_models import StaleModelSweeper
+from backend.services.sweeps import SweepDriver, SweepService
 from backend.services.telemetry import Telemetry
 from backend.services.training import TrainingService
 from backend.settings import Settings
@@ -102,6 +106,9 @@ class Components:
     host_replay: ReplayMemory
     tokens: TokenService
     health: DatabaseHealth
+    aliases: ModelAliasService
+    sweeps: SweepService
+    sweep_driver: SweepDriver
 
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
@@ -258,6 +265,8 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         logs=logs,
     )
     lease.on_pending_adopted(training.requeue)
+    aliases = ModelAliasService(SqlAliasRepository(db), adapters.models, adapters.clock)
+    sweeps = _sweeps(settings, db, operations, training, adapters, aliases)
     telemetry = Telemetry(operations, lambda: runner.running)
     operations.on_terminal(telemetry.observe_terminal)
     return Components(
@@ -285,6 +294,32 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         host_replay=SqlReplayGuard(db, DEFAULT_TOLERANCE_S),
         tokens=TokenService(SqlTokenRepository(db), adapters.clock),
         health=DatabaseHealth(operations.ping, max_age_s=settings.health_cache_s),
+        aliases=aliases,
+        sweeps=sweeps,
+        sweep_driver=SweepDriver(sweeps, interval_s=settings.sweep_poll_interval_s),
+    )
+
+
+def _sweeps(
+    settings: Settings,
+    db: Engine,
+    operations: OperationsService,
+    training: TrainingService,
+    adapters: Adapters,
+    aliases: ModelAliasService,
+) -> SweepService:
+    if adapters.strategies is None or adapters.commands is None:
+        raise RuntimeError("every port must have an adapter")
+    return SweepService(
+        SqlSweepRepository(db),
+        db.url.render_as_string(hide_password=False),
+        operations,
+        training,
+        adapters.strategies,
+        adapters.commands,
+        aliases,
+        adapters.clock,
+        max_trials=settings.sweep_max_trials,
     )
 
 

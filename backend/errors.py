@@ -211,3 +211,7 @@ def http_status_of(error: BackendError | TrainkitError) -> int:
         if isinstance(error, kind):
             return status
     return 500
+
+
+class AliasNotFoundError(NotFoundError):
+    code = "alias_not_found"

@@ -92,6 +92,8 @@ async def start(components: Components) -> None:
     requeued = await asyncio.to_thread(components.training.resume_after_restart)
     await lease.start()
     await components.model_sweeper.start()
+    # After the re-queue: a sweep resumed here finds its trials' operations where the restart left them.
+    await components.sweep_driver.start()
     logger.info(
         "backend %s ready: database %s, models %s, %d operation(s) taken over, %d re-queued, %d host(s) %s",
         lease.me.id,
@@ -166,6 +168,7 @@ def prepare_folders(components: Components, alone: bool) -> None:
 
 
 async def stop(components: Components) -> None:
+    await components.sweep_driver.stop()  # first: no new trial may start while the runner stops
     components.broker.close()
     await components.hosts.stop()
     if components.http is not None:

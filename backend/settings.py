@@ -49,6 +49,13 @@ Host mode (see docs/operations.md, "Host mode" and "Failure handling"):
 | MODELYARD_MAX_MODEL_BYTES | 4 GiB | largest model accepted by reference (streamed to a temp file) |
 | MODELYARD_MAX_RETRIES | 0 | re-dispatches of a training whose host was lost (to another host or local) |
 | MODELYARD_CANCEL_GRACE_S | 15 | a cancel the host does not confirm within this is forced to cancelled |
+
+Sweeps (see docs/api.md, "Sweeps"):
+
+| variable | default | meaning |
+|---|---|---|
+| MODELYARD_SWEEP_MAX_TRIALS | 1000 | the largest n_trials a sweep may ask for (422 above) |
+| MODELYARD_SWEEP_POLL_INTERVAL_S | 0.5 | how often the sweep driver follows trials and starts new ones |
 """
 
 from __future__ import annotations
@@ -126,6 +133,8 @@ class Settings(BaseSettings):
         description="Automatic retries of an infrastructure fault (host lost, backend restart).",
     )
     cancel_grace_s: float = Field(15.0, ge=0, le=3600)
+    sweep_max_trials: int = Field(1000, ge=1, le=100_000)
+    sweep_poll_interval_s: float = Field(0.5, gt=0, le=60)
 
     @field_validator("plugin_allowlist", "hosts", "shared_secrets", mode="before")
     @classmethod

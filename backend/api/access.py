@@ -59,7 +59,13 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/data"): TokenScope.TRAIN,
     ("POST", "/api/v1/data/sample"): TokenScope.TRAIN,
     ("POST", "/api/v1/strategies/validate"): TokenScope.TRAIN,
+    # A sweep starts trainings (and sets an alias on its best model, as the sweep's own step).
+    ("POST", "/api/v1/sweeps"): TokenScope.TRAIN,
+    ("POST", "/api/v1/sweeps/{sweep_id}/cancel"): TokenScope.TRAIN,
     ("DELETE", "/api/v1/models/{strategy}/{name}/versions/{version}"): TokenScope.ADMIN,
+    # Moving an alias changes what every consumer of ``…/versions/production`` loads: admin only.
+    ("PUT", "/api/v1/models/{strategy}/{name}/aliases/{alias:path}"): TokenScope.ADMIN,
+    ("DELETE", "/api/v1/models/{strategy}/{name}/aliases/{alias:path}"): TokenScope.ADMIN,
     ("PUT", "/api/v1/system/execution-mode"): TokenScope.ADMIN,
     ("GET", "/api/v1/tokens"): TokenScope.ADMIN,
     ("POST", "/api/v1/tokens"): TokenScope.ADMIN,

@@ -10,6 +10,7 @@ from backend.api.access import CALLER_KEY
 from backend.components import Components
 from backend.domain.ports import CommandCatalog, DatasetCatalog, ModelStore, StrategyCatalog
 from backend.services.access_tokens import TokenService
+from backend.services.model_aliases import ModelAliasService
 from backend.services.operations import OperationsService
 from backend.services.training import TrainingService
 
@@ -53,6 +54,10 @@ def get_datasets(request: Request) -> DatasetCatalog:
     return get_components(request).datasets
 
 
+def get_aliases(request: Request) -> ModelAliasService:
+    return get_components(request).aliases
+
+
 ComponentsDep = Annotated[Components, Depends(get_components)]
 OperationsDep = Annotated[OperationsService, Depends(get_operations)]
 TrainingDep = Annotated[TrainingService, Depends(get_training)]
@@ -62,3 +67,4 @@ DatasetsDep = Annotated[DatasetCatalog, Depends(get_datasets)]
 CommandsDep = Annotated[CommandCatalog, Depends(get_commands)]
 CallerDep = Annotated[str | None, Depends(get_caller)]
 TokensDep = Annotated[TokenService, Depends(get_tokens)]
+AliasesDep = Annotated[ModelAliasService, Depends(get_aliases)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import StreamingResponse
 
-from backend.api.dependencies import ModelsDep
+from backend.api.dependencies import AliasesDep, CallerDep, ModelsDep
 from backend.api.error_handlers import error_responses
 from shared.contracts.api import ModelDetail, ModelSummary, ModelVersionView
 
@@ -19,14 +19,24 @@ Version = Annotated[int, Path(ge=1, le=10**9)]
 
 
 @router.get("", response_model=list[ModelSummary])
-def list_models(models: ModelsDep) -> list[ModelSummary]:
-    return [ModelSummary.model_validate(m) for m in models.list_models()]
+def list_models(models: ModelsDep, aliases: AliasesDep) -> list[ModelSummary]:
+    named = aliases.by_model()
+    return [
+        ModelSummary.model_validate({**m, "aliases": named.get((m["strategy"], m["name"]), {})})
+        for m in models.list_models()
+    ]
 
 
 @router.get("/{strategy}/{name}", response_model=ModelDetail, responses=error_responses(404, 422))
-def get_model(strategy: NamePart, name: NamePart, models: ModelsDep) -> ModelDetail:
-    """Every version of one model, newest first, with its metrics."""
-    versions = [ModelVersionView.model_validate(v) for v in models.list_versions(strategy, name)]
+def get_model(strategy: NamePart, name: NamePart, models: ModelsDep, aliases: AliasesDep) -> ModelDetail:
+    """Every version of one model, newest first, with its metrics and the aliases naming it."""
+    named: dict[int, list[str]] = {}
+    for a in aliases.of_model(strategy, name):
+        named.setdefault(a.version, []).append(a.alias)
+    versions = [
+        ModelVersionView.model_validate({**v, "aliases": named.get(int(v["version"]), [])})
+        for v in models.list_versions(strategy, name)
+    ]
     return ModelDetail(strategy=strategy, name=name, versions=versions)
 
 
@@ -71,6 +81,15 @@ def export_model_version_onnx(
 
 
 @router.delete("/{strategy}/{name}/versions/{version}", status_code=204, responses=error_responses(404, 422))
-def delete_model_version(strategy: NamePart, name: NamePart, version: Version, models: ModelsDep) -> Response:
+def delete_model_version(
+    strategy: NamePart,
+    name: NamePart,
+    version: Version,
+    models: ModelsDep,
+    aliases: AliasesDep,
+    caller: CallerDep,
+) -> Response:
+    """Delete the version; its aliases are removed with it (recorded in the alias history)."""
     models.delete(strategy, name, version)
+    aliases.forget_version(strategy, name, version, by=caller)
     return Response(status_code=204)

@@ -9,10 +9,12 @@ from backend.api import (
     data,
     events,
     host_callbacks,
+    model_aliases,
     models,
     operations,
     projects,
     strategies,
+    sweeps,
     system,
     tokens,
     trainings,
@@ -27,11 +29,14 @@ for module in (
     operations,
     projects,
     events,
+    # before models: its by-alias download must be tried before the by-number one refuses the alias
+    model_aliases,
     models,
     strategies,
     commands,
     data,
     tokens,
+    sweeps,
     host_callbacks,
 ):
     api_router.include_router(module.router)

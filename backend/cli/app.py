@@ -17,6 +17,7 @@ from backend.cli.ops_commands import ops_group
 from backend.cli.options import CliEnv
 from backend.cli.project_commands import projects_command
 from backend.cli.serve_command import serve_command
+from backend.cli.sweep_commands import sweep_group
 from backend.cli.token_commands import tokens_group
 from backend.cli.train_command import train_command
 
@@ -39,6 +40,7 @@ Against a server (`modelyard serve`, or MODELYARD_SERVER=URL):
   modelyard train trend_momentum --symbol EURUSD --timeframe 1h --server http://127.0.0.1:8000
   modelyard ops list
   modelyard projects
+  modelyard sweep start sweep.yaml      # a hyperparameter search, each trial an operation
 
 \b
 A server others reach (every request then needs a token; see docs/operations.md):
@@ -94,6 +96,7 @@ for command in (
     ops_group,
     projects_command,
     models_group,
+    sweep_group,
     serve_command,
     tokens_group,
     host_command,

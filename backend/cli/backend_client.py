@@ -18,6 +18,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from backend.cli.event_stream import read_events
+from shared.contracts.aliases import AliasChangeView, AliasList
 from shared.contracts.api import DataPreview, DatasetView, ModelDetail, ModelSummary
 from shared.contracts.operations import (
     OperationList,
@@ -26,6 +27,7 @@ from shared.contracts.operations import (
     ProjectList,
     StartTrainingResponse,
 )
+from shared.contracts.sweeps import StartSweepResponse, SweepList, SweepView
 from shared.contracts.tokens import CreatedToken, TokenList, TokenView
 
 M = TypeVar("M", bound=BaseModel)
@@ -192,15 +194,17 @@ class BackendClient:
     def model_detail(self, strategy: str, name: str) -> ModelDetail:
         return _parse(ModelDetail, self._request("GET", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}"))
 
-    def download_model(self, strategy: str, name: str, version: int, out: BinaryIO) -> int:
-        """Stream the version's archive into ``out``; returns the number of bytes written."""
+    def download_model(self, strategy: str, name: str, version: int | str, out: BinaryIO) -> int:
+        """Stream the archive of a version (a number or an alias) into ``out``; the bytes written."""
         return self._download(
-            f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}/download", out
+            f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{_seg(str(version))}/download", out
         )
 
-    def export_model_onnx(self, strategy: str, name: str, version: int, out: BinaryIO) -> int:
+    def export_model_onnx(self, strategy: str, name: str, version: int | str, out: BinaryIO) -> int:
         """Stream the version's ONNX graph into ``out``; returns the number of bytes written."""
-        return self._download(f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{version}/onnx", out)
+        return self._download(
+            f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/versions/{_seg(str(version))}/onnx", out
+        )
 
     def _download(self, path: str, out: BinaryIO) -> int:
         written = 0
@@ -224,6 +228,34 @@ class BackendClient:
 
     def preview_data(self, name: str) -> DataPreview:
         return _parse(DataPreview, self._request("GET", f"/api/v1/data/{_seg(name)}/preview"))
+
+    # --- aliases ---------------------------------------------------------------------------------
+
+    def model_aliases(self, strategy: str, name: str) -> AliasList:
+        return _parse(
+            AliasList, self._request("GET", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/aliases")
+        )
+
+    def set_model_alias(self, strategy: str, name: str, alias: str, version: int) -> AliasChangeView:
+        path = f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/aliases/{_seg(alias)}"
+        return _parse(AliasChangeView, self._request("PUT", path, json={"version": version}))
+
+    def remove_model_alias(self, strategy: str, name: str, alias: str) -> None:
+        self._request("DELETE", f"/api/v1/models/{_seg(strategy)}/{_seg(name)}/aliases/{_seg(alias)}")
+
+    # --- sweeps ----------------------------------------------------------------------------------
+
+    def start_sweep(self, body: dict[str, Any]) -> StartSweepResponse:
+        return _parse(StartSweepResponse, self._request("POST", "/api/v1/sweeps", json=body))
+
+    def get_sweep(self, sweep_id: str) -> SweepView:
+        return _parse(SweepView, self._request("GET", f"/api/v1/sweeps/{_seg(sweep_id)}"))
+
+    def list_sweeps(self) -> SweepList:
+        return _parse(SweepList, self._request("GET", "/api/v1/sweeps"))
+
+    def cancel_sweep(self, sweep_id: str) -> SweepView:
+        return _parse(SweepView, self._request("POST", f"/api/v1/sweeps/{_seg(sweep_id)}/cancel"))
 
     # --- tokens (admin scope) ---------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from backend.cli.failures import EXIT_BAD_INPUT, EXIT_FAILED, CliFailure
 from backend.cli.options import cli_env, models_dir_option, optional_server_option, server_option
-from backend.cli.tables import models_table, versions_table
+from backend.cli.tables import alias_tables, models_table, versions_table
 from shared.contracts.api import ModelDetail, ModelVersionView
 
 if TYPE_CHECKING:  # the store imports the executor package, which imports torch
@@ -22,7 +22,7 @@ _LOCAL = "Without it the local models folder is read."
 
 @click.group(name="models")
 def models_group() -> None:
-    """Trained models: list, show versions, download an archive, export to ONNX, delete a version."""
+    """Trained models: list, show versions, download an archive, export to ONNX, delete a version, aliases."""
 
 
 @models_group.command(name="list")
@@ -82,7 +82,7 @@ def models_show(
 @models_group.command(name="download")
 @click.argument("strategy")
 @click.argument("name")
-@click.argument("version", type=click.IntRange(1))
+@click.argument("version")
 @click.option(
     "-o",
     "--output",
@@ -92,13 +92,14 @@ def models_show(
 @server_option
 @click.pass_context
 def models_download(
-    ctx: click.Context, strategy: str, name: str, version: int, output: Path | None, server: str
+    ctx: click.Context, strategy: str, name: str, version: str, output: Path | None, server: str
 ) -> None:
-    """Download one version as a zip of all its files.
+    """Download one version (a number, or an alias such as production) as a zip of all its files.
 
     \b
-    Example:
+    Examples:
       modelyard models download trend_momentum EURUSD_1h 2 -o model.zip
+      modelyard models download trend_momentum EURUSD_1h production
     """
     target = output or Path(f"{name}_v{version}.zip")
     partial = target.with_name(f".{target.name}.part")
@@ -189,6 +190,70 @@ def models_delete(ctx: click.Context, strategy: str, name: str, version: int, ye
     with cli_env(ctx).client(server) as client:
         client.delete_model_version(strategy, name, version)
     click.echo(f"deleted {strategy}/{name} v{version}")
+
+
+@models_group.group(name="alias")
+def alias_group() -> None:
+    """Aliases: stable names (production, staging) for one version of a model, on the backend."""
+
+
+@alias_group.command(name="set")
+@click.argument("strategy")
+@click.argument("name")
+@click.argument("alias")
+@click.argument("version", type=click.IntRange(1))
+@server_option
+@click.pass_context
+def alias_set(ctx: click.Context, strategy: str, name: str, alias: str, version: int, server: str) -> None:
+    """Point ALIAS at VERSION (creates it, or moves it; the move is recorded).
+
+    \b
+    Example:
+      modelyard models alias set trend_momentum EURUSD_1h production 3
+    """
+    with cli_env(ctx).client(server) as client:
+        change = client.set_model_alias(strategy, name, alias, version)
+    moved = f" (was v{change.from_version})" if change.from_version is not None else ""
+    click.echo(f"{strategy}/{name} {alias} -> v{version}{moved}")
+
+
+@alias_group.command(name="rm")
+@click.argument("strategy")
+@click.argument("name")
+@click.argument("alias")
+@server_option
+@click.pass_context
+def alias_rm(ctx: click.Context, strategy: str, name: str, alias: str, server: str) -> None:
+    """Remove ALIAS (the version stays).
+
+    \b
+    Example:
+      modelyard models alias rm trend_momentum EURUSD_1h staging
+    """
+    with cli_env(ctx).client(server) as client:
+        client.remove_model_alias(strategy, name, alias)
+    click.echo(f"removed alias {alias} of {strategy}/{name}")
+
+
+@alias_group.command(name="list")
+@click.argument("strategy")
+@click.argument("name")
+@server_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.pass_context
+def alias_list(ctx: click.Context, strategy: str, name: str, server: str, as_json: bool) -> None:
+    """The model's aliases, and who moved which alias from where, when.
+
+    \b
+    Example:
+      modelyard models alias list trend_momentum EURUSD_1h
+    """
+    with cli_env(ctx).client(server) as client:
+        listing = client.model_aliases(strategy, name)
+    if as_json:
+        click.echo(listing.model_dump_json(indent=2))
+        return
+    Console().print(alias_tables(listing))
 
 
 def _local_storage(models_dir: Path) -> ModelStorage:

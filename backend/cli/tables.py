@@ -6,8 +6,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
 
+from shared.contracts.aliases import AliasList
 from shared.contracts.api import ModelVersionView
 from shared.contracts.operations import OperationStatusName, OperationView, ProjectView
 
@@ -196,6 +198,22 @@ def models_table(models: Iterable[Mapping[str, Any]]) -> Table:
             _when(model.get("updated_at")),
         )
     return table
+
+
+def alias_tables(listing: AliasList) -> Group:
+    current = Table(title=f"{listing.strategy}/{listing.name} aliases", title_justify="left")
+    for column in ("alias", "version", "set by", "set"):
+        current.add_column(column)
+    for a in listing.aliases:
+        current.add_row(a.alias, f"v{a.version}", a.set_by or "-", _when(a.set_at))
+    history = Table(title="history (newest first)", title_justify="left")
+    for column in ("when", "alias", "change", "by"):
+        history.add_column(column)
+    for c in listing.history:
+        before = f"v{c.from_version}" if c.from_version is not None else "-"
+        after = f"v{c.to_version}" if c.to_version is not None else "-"
+        history.add_row(_when(c.at), c.alias, f"{c.action} {before} -> {after}", c.by or "-")
+    return Group(current, history)
 
 
 def test_metrics_of(metrics: Mapping[str, Any]) -> Mapping[str, Any]:

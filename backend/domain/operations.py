@@ -19,10 +19,12 @@ class OperationStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: A sweep trial its pruner stopped early: an outcome of its own, not a user's cancel.
+    PRUNED = "pruned"
 
 
 TERMINAL_STATUSES: frozenset[OperationStatus] = frozenset(
-    {OperationStatus.COMPLETED, OperationStatus.FAILED, OperationStatus.CANCELLED}
+    {OperationStatus.COMPLETED, OperationStatus.FAILED, OperationStatus.CANCELLED, OperationStatus.PRUNED}
 )
 ACTIVE_STATUSES: frozenset[OperationStatus] = frozenset({OperationStatus.RUNNING, OperationStatus.CANCELLING})
 #: Not finished yet: queued, running or stopping (what "active only" lists).
@@ -43,10 +45,11 @@ _ALLOWED: dict[OperationStatus, frozenset[OperationStatus]] = {
             OperationStatus.COMPLETED,
             OperationStatus.FAILED,
             OperationStatus.CANCELLED,
+            OperationStatus.PRUNED,
         }
     ),
     OperationStatus.CANCELLING: frozenset(
-        {OperationStatus.CANCELLED, OperationStatus.COMPLETED, OperationStatus.FAILED}
+        {OperationStatus.CANCELLED, OperationStatus.COMPLETED, OperationStatus.FAILED, OperationStatus.PRUNED}
     ),
 }
 
@@ -191,8 +194,8 @@ def transition(
     if target is OperationStatus.FAILED:
         changes["error"] = error or OperationError("failed", "the operation failed")
         changes["progress"] = dataclasses.replace(op.progress, phase="failed")
-    if target is OperationStatus.CANCELLED:
-        changes["progress"] = dataclasses.replace(op.progress, phase="cancelled")
+    if target in (OperationStatus.CANCELLED, OperationStatus.PRUNED):
+        changes["progress"] = dataclasses.replace(op.progress, phase=target.value)
     if target is OperationStatus.COMPLETED:
         changes["result"] = result
         changes["progress"] = dataclasses.replace(op.progress, percentage=100.0, phase="completed")

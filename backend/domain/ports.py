@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from backend.domain.aliases import AliasChange, ModelAlias
 from backend.domain.instances import BackendInstance
 from backend.domain.operations import Operation, OperationFilter, OperationStatus, ProjectSummary
 from backend.domain.results import ResultClaim, StoredVersion
@@ -277,3 +278,29 @@ class ReplayMemory(Protocol):
     def remember(self, msg_id: str, timestamp: int) -> None:
         """Record ``msg_id``; ``shared.contracts.replay.ReplayError`` when it was seen before."""
         ...
+
+
+class AliasRepository(Protocol):
+    """Model aliases and the record of every change to them."""
+
+    def set(
+        self, strategy: str, name: str, alias: str, version: int, *, by: str | None, at: datetime
+    ) -> AliasChange:
+        """Point ``alias`` at ``version`` atomically, recording the version it moved from."""
+        ...
+
+    def remove(
+        self, strategy: str, name: str, alias: str, *, by: str | None, at: datetime
+    ) -> AliasChange | None: ...
+
+    def remove_version(
+        self, strategy: str, name: str, version: int, *, by: str | None, at: datetime
+    ) -> list[str]: ...
+
+    def get(self, strategy: str, name: str, alias: str) -> ModelAlias | None: ...
+
+    def of_model(self, strategy: str, name: str) -> list[ModelAlias]: ...
+
+    def all(self) -> list[ModelAlias]: ...
+
+    def history(self, strategy: str, name: str, *, limit: int = 200) -> list[AliasChange]: ...

@@ -31,6 +31,7 @@ from backend.domain.operations import (
     transition,
 )
 from backend.domain.ports import Clock, OperationRepository
+from backend.domain.sweeps import PRUNER_TOKEN
 from backend.errors import OperationNotFoundError
 from backend.services.events import EventBroker, OperationEvent
 from backend.services.progress import (
@@ -310,7 +311,13 @@ class OperationsService:
         return self._apply(op_id, change)
 
     def mark_cancelled(self, op_id: str) -> Operation:
+        """Cancelled; ``pruned`` instead when a sweep's pruner asked (``cancelled_by`` says so)."""
+
         def change(op: Operation) -> Operation:
+            if op.cancelled_by == PRUNER_TOKEN:
+                pruned = transition(op, OperationStatus.PRUNED, self._clock.now())
+                message = cancelled_message(op.progress).replace("cancelled", "pruned", 1)
+                return pruned.with_changes(progress=ended_progress(pruned.progress, "pruned", message))
             cancelled = transition(op, OperationStatus.CANCELLED, self._clock.now())
             message = cancelled_message(op.progress)
             return cancelled.with_changes(progress=ended_progress(cancelled.progress, "cancelled", message))

@@ -21,6 +21,7 @@ class ModelSummary(BaseModel):
     latest_version: int | None = None
     versions: int = 0
     updated_at: str | None = None
+    aliases: dict[str, int] = Field(default_factory=dict, description="Alias -> the version it names.")
 
 
 class ModelVersionView(BaseModel):
@@ -33,6 +34,7 @@ class ModelVersionView(BaseModel):
     size_bytes: int | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     files: list[str] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list, description="The aliases naming this version.")
 
 
 class ModelDetail(BaseModel):

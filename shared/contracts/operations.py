@@ -19,6 +19,7 @@ class OperationStatusName(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PRUNED = "pruned"
 
 
 class ExecutionModeName(StrEnum):

@@ -18,7 +18,14 @@ CSV = b"timestamp,open,high,low,close,volume\n2024-01-01T00:00:00,1,2,0.5,1.5,10
 
 async def test_models_list_versions_download_and_delete(api: httpx.AsyncClient, fakes: Fakes) -> None:
     assert (await api.get("/api/v1/models")).json() == [
-        {"strategy": "trend", "name": "EURUSD_1h", "latest_version": 1, "versions": 1, "updated_at": None}
+        {
+            "strategy": "trend",
+            "name": "EURUSD_1h",
+            "latest_version": 1,
+            "versions": 1,
+            "updated_at": None,
+            "aliases": {},
+        }
     ]
     detail = (await api.get("/api/v1/models/trend/EURUSD_1h")).json()
     assert detail["versions"][0]["version"] == 1

@@ -72,6 +72,22 @@ def test_models_page_onnx_button_downloads_a_graph_onnxruntime_runs(
     assert logits.shape == (2, 3)  # BUY / HOLD / SELL
 
 
+def test_models_page_sets_an_alias_and_shows_it_on_the_version(page: Any, backend: Backend) -> None:
+    op_id = backend.start_training(epochs=1)
+    model = backend.wait_status(op_id, {"completed"})["result"]["model"]
+    page.goto("/#/models")
+    entry = page.locator(f'[data-model="{model["strategy"]}/{model["name"]}"]')
+    entry.locator("summary").click()
+    form = entry.locator("form.alias-form")
+    form.get_by_label("Alias").fill("browser-pick")
+    form.get_by_label("Version").select_option(str(model["version"]))
+    form.get_by_role("button", name="Set").click()
+    badge = entry.locator(f'tr[data-version="{model["version"]}"] .badge.alias[data-alias="browser-pick"]')
+    badge.wait_for()
+    resolved = backend.http.get(f"/api/v1/models/{model['strategy']}/{model['name']}/versions/browser-pick")
+    assert resolved.json()["version"] == model["version"]
+
+
 def test_deleting_a_version_asks_first_and_removes_it(page: Any, backend: Backend) -> None:
     op_id = backend.start_training(epochs=2)
     model = backend.wait_status(op_id, {"completed"})["result"]["model"]

@@ -200,3 +200,77 @@ def test_a_csv_without_a_header_uploaded_by_the_cli_is_refused_with_the_fix(
     assert "HTTP 422" in result.stderr
     listed = httpx.get(f"{server_url}/api/v1/data", timeout=10).json()["items"]
     assert "numbers.csv" not in [d["path"] for d in listed]
+
+
+def test_alias_set_download_by_alias_and_history_through_the_cli(
+    invoke: Invoke, server_url: str, tmp_path: Path
+) -> None:
+    env = CliEnv(poll_interval_s=0.2)
+    server = ["--server", server_url]
+    args = ["train", "trend_momentum", "--symbol", "EURUSD", "--timeframe", "1h", "--epochs", "1"]
+    for _ in range(2):
+        assert invoke([*args, *server], env=env).exit_code == 0
+    [model] = [m for m in json.loads(invoke(["models", "list", "--json", *server], env=env).stdout)
+               if m["name"] == "EURUSD_1h"]  # fmt: skip
+    latest = model["latest_version"]
+    assert latest >= 2
+    before, after = str(latest - 1), str(latest)
+    first = invoke(
+        ["models", "alias", "set", "trend_momentum", "EURUSD_1h", "production", before, *server], env=env
+    )
+    assert first.exit_code == 0, first.output
+    moved = invoke(
+        ["models", "alias", "set", "trend_momentum", "EURUSD_1h", "production", after, *server], env=env
+    )
+    assert f"production -> v{after} (was v{before})" in moved.stdout
+    bad = invoke(["models", "alias", "set", "trend_momentum", "EURUSD_1h", "a/b", after, *server], env=env)
+    assert bad.exit_code == 2
+    assert "HTTP 422" in bad.stderr
+    target = tmp_path / "prod.zip"
+    got = invoke(
+        ["models", "download", "trend_momentum", "EURUSD_1h", "production", "-o", str(target), *server]
+    )
+    assert got.exit_code == 0, got.output
+    assert target.stat().st_size > 0
+    listing = json.loads(
+        invoke(["models", "alias", "list", "trend_momentum", "EURUSD_1h", "--json", *server], env=env).stdout
+    )
+    assert [(a["alias"], a["version"]) for a in listing["aliases"]] == [("production", latest)]
+    assert [(h["action"], h["from_version"]) for h in listing["history"]] == [
+        ("moved", latest - 1),
+        ("set", None),
+    ]
+
+
+def test_sweep_start_follows_a_live_table_to_the_best_trial_then_show_and_cancel(
+    invoke: Invoke, server_url: str, tmp_path: Path
+) -> None:
+    env = CliEnv(poll_interval_s=0.2)
+    server = ["--server", server_url]
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(
+        "base: {strategy: trend_momentum, symbol: EURUSD, timeframe: 1h, overrides: {epochs: 1}}\n"
+        "space:\n"
+        "  overrides.learning_rate: {type: float, low: 0.0005, high: 0.05, log: true}\n"
+        "objective: {metric: val_loss, direction: minimize}\n"
+        "n_trials: 2\n"
+        "parallelism: 1\n"
+    )
+    started = invoke(["sweep", "start", str(spec), *server], env=env)
+    assert started.exit_code == 0, started.output
+    sweep_id = started.stdout.split()[1]
+    assert "best: trial" in started.stdout
+    assert f"sweep-{sweep_id}-best" in started.stdout
+    shown = json.loads(invoke(["sweep", "show", sweep_id, "--json", *server], env=env).stdout)
+    assert shown["status"] == "completed"
+    assert len(shown["trials"]) == 2
+    listed = invoke(["sweep", "show", *server], env=env)
+    assert sweep_id in listed.stdout
+    refused = invoke(["sweep", "cancel", sweep_id, *server], env=env)
+    assert refused.exit_code == 2
+    assert "HTTP 409" in refused.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.read_text().replace("n_trials: 2", "n_trials: 0"))
+    refused_bad = invoke(["sweep", "start", str(bad), *server], env=env)
+    assert refused_bad.exit_code == 2
+    assert "n_trials" in refused_bad.stderr

@@ -26,6 +26,12 @@ COMMANDS = [
     ["models", "show"],
     ["models", "download"],
     ["models", "delete"],
+    ["models", "alias", "set"],
+    ["models", "alias", "rm"],
+    ["models", "alias", "list"],
+    ["sweep", "start"],
+    ["sweep", "show"],
+    ["sweep", "cancel"],
     ["serve"],
 ]
 

@@ -154,3 +154,66 @@ class SignedMessageRow(Base):
 
     id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ModelAliasRow(Base):
+    """Where one alias of one model points now."""
+
+    __tablename__ = "model_aliases"
+
+    strategy: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    set_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ModelAliasHistoryRow(Base):
+    """One set, move or removal of an alias."""
+
+    __tablename__ = "model_alias_history"
+    __table_args__ = (Index("ix_model_alias_history_model", "strategy", "name", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    strategy: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))
+    alias: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SweepRow(Base):
+    """One sweep: its request (base, space, objective …) and where it stands; Optuna keeps the study."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    best_alias: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SweepTrialRow(Base):
+    """One trial of a sweep: its Optuna trial, its operation, its params and outcome."""
+
+    __tablename__ = "sweep_trials"
+
+    sweep_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("sweeps.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    optuna_trial_id: Mapped[int] = mapped_column(Integer)
+    operation_id: Mapped[str] = mapped_column(String(40), index=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    objective: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reported: Mapped[dict[str, float]] = mapped_column(JSON)

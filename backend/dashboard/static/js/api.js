@@ -100,4 +100,4 @@ export function trainingRequest(id) {
 }
 
 export const ACTIVE = new Set(["pending", "running", "cancelling"]);
-export const STATUSES = ["pending", "running", "cancelling", "completed", "failed", "cancelled"];
+export const STATUSES = ["pending", "running", "cancelling", "completed", "failed", "cancelled", "pruned"];

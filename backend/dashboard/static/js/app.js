@@ -12,6 +12,7 @@ import * as models from "./pages/models.js";
 import * as compare from "./pages/compare.js";
 import * as system from "./pages/system.js";
 import * as data from "./pages/data.js";
+import * as sweeps from "./pages/sweeps.js";
 
 const ROUTES = [
   { pattern: /^#\/trainings\/([^/?]+)$/, nav: "trainings", page: training },
@@ -21,6 +22,8 @@ const ROUTES = [
   { pattern: /^#\/models$/, nav: "models", page: models },
   { pattern: /^#\/compare(?:\?(.*))?$/, nav: "compare", page: compare },
   { pattern: /^#\/system$/, nav: "system", page: system },
+  { pattern: /^#\/sweeps\/([^/?]+)$/, nav: "sweeps", page: sweeps },
+  { pattern: /^#\/sweeps$/, nav: "sweeps", page: sweeps },
 ];
 
 const main = () => document.getElementById("main");

@@ -83,8 +83,9 @@ export function lineChart({ series, xLabel = "epoch", yLabel = "", height = 240,
   drawn.forEach((se, i) => {
     const color = se.color || PALETTE[i % PALETTE.length];
     const d = se.points.map((p, j) => `${j ? "L" : "M"}${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join("");
-    svg.append(s("path", { class: "series", d, stroke: color, "stroke-dasharray": se.dashed ? "5 4" : null, "data-series": se.name, "data-count": se.points.length }));
-    if (se.points.length <= 60) {
+    // A scatter keeps the path (invisible) so its data-series / data-count stay readable.
+    svg.append(s("path", { class: "series", d, stroke: se.scatter ? "none" : color, "stroke-dasharray": se.dashed ? "5 4" : null, "data-series": se.name, "data-count": se.points.length }));
+    if (se.points.length <= 60 || se.scatter) {
       for (const p of se.points) svg.append(s("circle", { class: "dot", cx: px(p[0]), cy: py(p[1]), r: 2.6, fill: color }));
     }
   });

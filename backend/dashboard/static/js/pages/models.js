@@ -41,7 +41,8 @@ function versionRow(v, reload) {
   return h(
     "tr",
     { "data-version": v.version },
-    h("td", {}, h("strong", { text: `v${v.version}` }), " ", v.is_latest ? h("span", { class: "badge latest", text: "latest" }) : null),
+    h("td", {}, h("strong", { text: `v${v.version}` }), " ", v.is_latest ? h("span", { class: "badge latest", text: "latest" }) : null,
+      (v.aliases || []).map((a) => h("span", { class: "badge alias", "data-alias": a, text: a }))),
     h("td", { text: fmtDate(v.created_at) }),
     h("td", { class: "num", text: test.accuracy === undefined ? "—" : fmtPercent(test.accuracy) }),
     h("td", { class: "num", text: fmtNumber(test.macro_f1, 3) }),
@@ -52,10 +53,33 @@ function versionRow(v, reload) {
   );
 }
 
+function modelPath(detail) {
+  return `/api/v1/models/${encodeURIComponent(detail.strategy)}/${encodeURIComponent(detail.name)}`;
+}
+
+// Point an alias (production, staging …) at a version; moving an existing alias is one step.
+function aliasForm(detail, reload) {
+  const name = h("input", { type: "text", name: "alias", placeholder: "production", "aria-label": "Alias", required: true, size: 14 });
+  const version = h("select", { name: "version", "aria-label": "Version" }, detail.versions.map((v) => h("option", { value: String(v.version), text: `v${v.version}` })));
+  const error = h("div", { class: "action-error", role: "alert" });
+  const submit = async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    try {
+      await api(`${modelPath(detail)}/aliases/${encodeURIComponent(name.value.trim())}`, { method: "PUT", body: { version: Number(version.value) } });
+      reload();
+    } catch (exc) {
+      error.textContent = `Could not set the alias: ${exc.message}`;
+    }
+  };
+  return h("form", { class: "toolbar alias-form", onsubmit: submit }, h("label", { text: "Set alias" }), name, h("span", { text: "→" }), version, h("button", { type: "submit", class: "btn btn-small", text: "Set" }), error);
+}
+
 function versionsTable(detail, reload) {
   return h(
     "div",
     { class: "table-wrap" },
+    aliasForm(detail, reload),
     h(
       "table",
       {},
@@ -68,7 +92,8 @@ function versionsTable(detail, reload) {
 function modelEntry(m, reload) {
   const body = h("div", { style: { padding: "0 0 .8rem" } }, h("p", { class: "muted", text: "Loading versions…" }));
   const details = h("details", { class: "model", "data-model": `${m.strategy}/${m.name}` },
-    h("summary", {}, h("span", { class: "mono", text: m.name }), h("span", { class: "badge", text: `${m.versions} version${m.versions === 1 ? "" : "s"}` }), h("span", { class: "muted", style: { fontWeight: 400 }, text: `latest v${m.latest_version ?? "—"} · ${fmtDate(m.updated_at)}` })),
+    h("summary", {}, h("span", { class: "mono", text: m.name }), h("span", { class: "badge", text: `${m.versions} version${m.versions === 1 ? "" : "s"}` }), h("span", { class: "muted", style: { fontWeight: 400 }, text: `latest v${m.latest_version ?? "—"} · ${fmtDate(m.updated_at)}` }),
+      Object.entries(m.aliases || {}).map(([a, v]) => h("span", { class: "badge alias", text: `${a} → v${v}` }))),
     body);
   let loaded = false;
   details.addEventListener("toggle", async () => {

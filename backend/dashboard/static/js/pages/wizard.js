@@ -14,6 +14,7 @@ import * as params from "./wizard_params.js";
 import * as project from "./wizard_project.js";
 import { requestBody, summary } from "./wizard_request.js";
 import * as tabular from "./wizard_tabular.js";
+import { SWEEP_BASE_KEY } from "./sweeps.js";
 import * as workload from "./wizard_workload.js";
 
 export { requestBody };
@@ -133,6 +134,16 @@ export function render(root) {
     }
   };
 
+  // The request built so far becomes a sweep's base: the sweeps page opens with it in its form.
+  const startSweep = h("button", { type: "button", class: "btn", id: "wizard-sweep", text: "Start a sweep", onclick: () => {
+    try {
+      sessionStorage.setItem(SWEEP_BASE_KEY, JSON.stringify(requestBody(state)));
+    } catch {
+      sessionStorage.removeItem(SWEEP_BASE_KEY); // not enough chosen yet: the form opens with an example
+    }
+    window.location.hash = "#/sweeps";
+  } });
+
   back.addEventListener("click", () => {
     state.step -= 1;
     draw();
@@ -156,7 +167,7 @@ export function render(root) {
     h("div", { class: "page-head" }, h("div", {}, h("h1", { text: "New training" }), h("div", { class: "sub", text: "Choose what to train and its data, set the parameters, then start." }))),
     stepper,
     body,
-    h("div", { class: "wizard-nav" }, back, h("div", { class: "right" }, next, navError)),
+    h("div", { class: "wizard-nav" }, back, h("div", { class: "right" }, startSweep, next, navError)),
   );
   draw();
 }

@@ -1,0 +1,106 @@
+"""SqlSweepRepository: sweeps and their trials in SQLite or PostgreSQL, mapped row <-> domain."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from backend.adapters.db.tables import SweepRow, SweepTrialRow
+from backend.domain.sweeps import Sweep, SweepStatus, SweepTrial
+
+
+def _sweep(row: SweepRow) -> Sweep:
+    return Sweep(
+        id=row.id,
+        status=SweepStatus(row.status),
+        request=row.request,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        completed_at=row.completed_at,
+        error=row.error,
+        best_alias=row.best_alias,
+        submitted_by=row.submitted_by,
+    )
+
+
+def _trial(row: SweepTrialRow) -> SweepTrial:
+    return SweepTrial(
+        sweep_id=row.sweep_id,
+        number=row.number,
+        optuna_trial_id=row.optuna_trial_id,
+        operation_id=row.operation_id,
+        params=dict(row.params),
+        state=row.state,
+        objective=row.objective,
+        reported={int(k): float(v) for k, v in (row.reported or {}).items()},
+    )
+
+
+class SqlSweepRepository:
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def add(self, sweep: Sweep) -> None:
+        with self._sessions.begin() as session:
+            session.add(
+                SweepRow(
+                    id=sweep.id,
+                    status=sweep.status.value,
+                    request=sweep.request,
+                    created_at=sweep.created_at,
+                    updated_at=sweep.updated_at,
+                    submitted_by=sweep.submitted_by,
+                )
+            )
+
+    def save(self, sweep: Sweep) -> None:
+        with self._sessions.begin() as session:
+            row = session.get(SweepRow, sweep.id)
+            if row is None:
+                return
+            row.status = sweep.status.value
+            row.updated_at = sweep.updated_at
+            row.completed_at = sweep.completed_at
+            row.error = sweep.error
+            row.best_alias = sweep.best_alias
+
+    def get(self, sweep_id: str) -> Sweep | None:
+        with self._sessions() as session:
+            row = session.get(SweepRow, sweep_id)
+            return None if row is None else _sweep(row)
+
+    def all(self, *, limit: int = 200) -> list[Sweep]:
+        with self._sessions() as session:
+            rows = session.scalars(select(SweepRow).order_by(SweepRow.created_at.desc()).limit(limit))
+            return [_sweep(r) for r in rows]
+
+    def unfinished(self) -> list[Sweep]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(SweepRow)
+                .where(SweepRow.status.in_([SweepStatus.RUNNING.value, SweepStatus.CANCELLING.value]))
+                .order_by(SweepRow.created_at)
+            )
+            return [_sweep(r) for r in rows]
+
+    def put_trial(self, trial: SweepTrial) -> None:
+        with self._sessions.begin() as session:
+            session.merge(
+                SweepTrialRow(
+                    sweep_id=trial.sweep_id,
+                    number=trial.number,
+                    optuna_trial_id=trial.optuna_trial_id,
+                    operation_id=trial.operation_id,
+                    params=trial.params,
+                    state=trial.state,
+                    objective=trial.objective,
+                    reported={str(k): v for k, v in trial.reported.items()},
+                )
+            )
+
+    def trials(self, sweep_id: str) -> list[SweepTrial]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(SweepTrialRow).where(SweepTrialRow.sweep_id == sweep_id).order_by(SweepTrialRow.number)
+            )
+            return [_trial(r) for r in rows]

@@ -1,0 +1,163 @@
+"""OptunaStudies: one Optuna study per sweep, in Optuna's RDB storage on modelyard's own database.
+
+Samplers and pruners are not stored by Optuna: they are rebuilt from the sweep's request every time a
+study is loaded (at a restart too), seeded by the sweep so a resumed sweep keeps sampling the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from backend.adapters.db.engine import normalize_database_url
+from backend.domain.sweeps import grid_values
+from shared.contracts.sweeps import ParamKind, ParamSpec, StartSweepRequest
+
+logger = logging.getLogger(__name__)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+_STATES = {"complete": TrialState.COMPLETE, "fail": TrialState.FAIL, "pruned": TrialState.PRUNED}
+
+
+def study_name(sweep_id: str) -> str:
+    return f"modelyard-{sweep_id}"
+
+
+def distribution(spec: ParamSpec) -> BaseDistribution:
+    if spec.type is ParamKind.CATEGORICAL:
+        return CategoricalDistribution(list(spec.choices or []))
+    if spec.type is ParamKind.INT:
+        step = int(spec.step or 1)
+        return IntDistribution(int(spec.low or 0), int(spec.high or 0), log=spec.log, step=step)
+    return FloatDistribution(float(spec.low or 0), float(spec.high or 0), log=spec.log, step=spec.step)
+
+
+class OptunaStudies:
+    def __init__(self, database_url: str, *, schema: str | None = None) -> None:
+        """``schema``: PostgreSQL's search_path (the tests' own schema), as ``build_engine`` takes it.
+
+        The storage is opened on first use: importing Optuna costs seconds a backend that runs no sweep
+        should not pay at every start (its tables already exist: migration 0009 made them)."""
+        self._url = normalize_database_url(database_url)
+        self._schema = schema
+        self._storage: optuna.storages.RDBStorage | None = None
+        self._lock = threading.Lock()
+        self._loaded: dict[str, optuna.Study] = {}
+
+    @property
+    def storage(self) -> optuna.storages.RDBStorage:
+        with self._lock:
+            if self._storage is None:
+                sqlite = self._url.startswith("sqlite")
+                connect: dict[str, Any] = {"timeout": 30} if sqlite else {"connect_timeout": 5}
+                if self._schema:
+                    connect["options"] = f"-csearch_path={self._schema}"
+                # Our migrations own ``alembic_version``: Optuna's check would read our revision as its own.
+                self._storage = optuna.storages.RDBStorage(
+                    self._url, engine_kwargs={"connect_args": connect}, skip_compatibility_check=True
+                )
+            return self._storage
+
+    def close(self) -> None:
+        with self._lock:
+            if self._storage is not None:
+                self._storage.engine.dispose()
+                self._storage = None
+
+    def create(self, sweep_id: str, request: StartSweepRequest) -> None:
+        optuna.create_study(
+            storage=self.storage,
+            study_name=study_name(sweep_id),
+            direction=request.objective.direction,
+            load_if_exists=True,
+        )
+
+    def _study(self, sweep_id: str, request: StartSweepRequest) -> optuna.Study:
+        """The sweep's study, loaded once per process: its sampler's random state must carry on from
+        one trial to the next (a sampler rebuilt per trial would repeat its first sample)."""
+        study = self._loaded.get(sweep_id)
+        if study is None:
+            study = self._load(sweep_id, request)
+            self._loaded[sweep_id] = study
+        return study
+
+    def _load(self, sweep_id: str, request: StartSweepRequest) -> optuna.Study:
+        # Seeded by the sweep and by how far it got, so a resumed sweep does not redraw its first params.
+        done = len(self.storage.get_all_trials(self.storage.get_study_id_from_name(study_name(sweep_id))))
+        seed = (zlib.crc32(sweep_id.encode()) + 7919 * done) % 2**32
+        sampler: optuna.samplers.BaseSampler
+        if request.sampler == "grid":
+            sampler = optuna.samplers.GridSampler(
+                {path: grid_values(spec) for path, spec in request.space.items()}, seed=seed
+            )
+        elif request.sampler == "random":
+            sampler = optuna.samplers.RandomSampler(seed=seed)
+        else:
+            sampler = optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=min(10, max(2, request.n_trials // 3))
+            )
+        pruner: optuna.pruners.BasePruner = (
+            optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+            if request.pruner == "median"
+            else optuna.pruners.NopPruner()
+        )
+        return optuna.load_study(
+            study_name=study_name(sweep_id), storage=self.storage, sampler=sampler, pruner=pruner
+        )
+
+    def ask(self, sweep_id: str, request: StartSweepRequest) -> tuple[int, int, dict[str, Any]]:
+        """A new trial: its Optuna id, its number, and the params to train with."""
+        study = self._study(sweep_id, request)
+        trial = study.ask({path: distribution(spec) for path, spec in request.space.items()})
+        return trial._trial_id, trial.number, dict(trial.params)
+
+    def report(
+        self, sweep_id: str, request: StartSweepRequest, trial_id: int, values: Mapping[int, float]
+    ) -> bool:
+        """Report intermediate values (step -> value); whether the pruner wants the trial stopped."""
+        study = self._study(sweep_id, request)
+        trial = optuna.trial.Trial(study, trial_id)
+        for step, value in sorted(values.items()):
+            if math.isfinite(value):
+                trial.report(value, step)
+        return bool(values) and bool(trial.should_prune())
+
+    def tell(
+        self, sweep_id: str, request: StartSweepRequest, number: int, state: str, value: float | None
+    ) -> None:
+        study = self._study(sweep_id, request)
+        try:
+            if state == "complete" and value is not None:
+                study.tell(number, value)
+            else:
+                study.tell(number, state=_STATES["pruned" if state == "pruned" else "fail"])
+        except (ValueError, RuntimeError) as exc:
+            # Told before a restart already (ValueError), or the grid sampler, its grid used up, asking
+            # the study to stop (RuntimeError, after the trial's state is stored).
+            logger.debug("sweep %s trial %d: %s", sweep_id, number, exc)
+
+    def importances(self, sweep_id: str, request: StartSweepRequest) -> dict[str, float] | None:
+        """Optuna's parameter importances, when it can compute them (enough completed trials)."""
+        study = self._study(sweep_id, request)
+        completed = [t for t in study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]
+        if len(completed) < 2:
+            return None
+        try:
+            return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            logger.info("no parameter importances for sweep %s: %s", sweep_id, exc)
+            return None

@@ -1,0 +1,212 @@
+"""Sweeps, pure: the search space checked against the base request, a trial's request built from its
+params, and the objective read from a finished trial.
+
+A space path is dotted: ``overrides.learning_rate`` and ``command.params.lr`` point into the base request;
+``strategy.…`` points into the strategy's YAML (``strategy.labels.threshold``; list items by index). A
+trial's request is the base with each path set, the strategy sent inline as ``strategy_yaml``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from backend.errors import InvalidRequestError
+from shared.contracts.sweeps import ParamKind, ParamSpec
+
+STRATEGY_PREFIX = "strategy."
+PRUNER_TOKEN = "sweep-pruner"
+
+
+class SweepStatus(StrEnum):
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+SWEEP_TERMINAL: frozenset[SweepStatus] = frozenset(
+    {SweepStatus.COMPLETED, SweepStatus.FAILED, SweepStatus.CANCELLED}
+)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    id: str
+    status: SweepStatus
+    request: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    error: str | None = None
+    best_alias: str | None = None
+    submitted_by: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepTrial:
+    sweep_id: str
+    number: int
+    optuna_trial_id: int
+    operation_id: str
+    params: dict[str, Any]
+    #: Open (its operation not yet seen finished) or what it was told: complete, fail, pruned, interrupted.
+    state: str = "open"
+    objective: float | None = None
+    reported: dict[int, float] = field(default_factory=dict)
+
+
+def _field(path: str) -> str:
+    return f"space.{path}"
+
+
+def check_spec(path: str, spec: ParamSpec, *, grid: bool) -> None:
+    """A 422 naming the path for an empty or inverted range, a log range through 0, no choices."""
+    where = _field(path)
+    if spec.type is ParamKind.CATEGORICAL:
+        if not spec.choices:
+            raise InvalidRequestError(
+                f"{where}: a categorical needs at least one value in 'choices'", field=where
+            )
+        return
+    if spec.low is None or spec.high is None:
+        raise InvalidRequestError(f"{where}: a {spec.type.value} needs 'low' and 'high'", field=where)
+    if not (math.isfinite(spec.low) and math.isfinite(spec.high)):
+        raise InvalidRequestError(f"{where}: 'low' and 'high' must be finite numbers", field=where)
+    if spec.type is ParamKind.INT and (spec.low != int(spec.low) or spec.high != int(spec.high)):
+        raise InvalidRequestError(f"{where}: an int range needs whole-number bounds", field=where)
+    if spec.low >= spec.high:
+        raise InvalidRequestError(
+            f"{where}: the range [{spec.low}, {spec.high}] is empty or inverted; give low < high", field=where
+        )
+    if spec.log and spec.low <= 0:
+        raise InvalidRequestError(f"{where}: a log range needs low > 0 (got {spec.low})", field=where)
+    if spec.log and spec.step is not None:
+        raise InvalidRequestError(f"{where}: 'step' and 'log' do not combine; drop one", field=where)
+    if grid and spec.type is ParamKind.FLOAT and spec.step is None:
+        raise InvalidRequestError(
+            f"{where}: the grid sampler needs a 'step' for a float (or use a categorical)", field=where
+        )
+
+
+def grid_values(spec: ParamSpec) -> list[Any]:
+    if spec.type is ParamKind.CATEGORICAL:
+        return list(spec.choices or [])
+    low, high = float(spec.low or 0), float(spec.high or 0)
+    step = spec.step or 1.0
+    count = math.floor((high - low) / step + 1e-9) + 1
+    values = [low + i * step for i in range(count)]
+    return [round(v) for v in values] if spec.type is ParamKind.INT else values
+
+
+def lookup(document: Any, parts: Sequence[str]) -> bool:
+    """Whether the path ``parts`` exists in the nested dicts/lists ``document``."""
+    node = document
+    for part in parts:
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
+
+
+def assign(document: Any, parts: Sequence[str], value: Any) -> None:
+    node = document
+    for part in parts[:-1]:
+        node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def check_path(
+    path: str, base: Mapping[str, Any], strategy: Mapping[str, Any] | None, known: set[str]
+) -> None:
+    """422 unless ``path`` names a value of the base request, its strategy YAML, or its command's params
+    (``known``: the command template's param names)."""
+    where = _field(path)
+    parts = path.split(".")
+    if path.startswith(STRATEGY_PREFIX) and strategy is not None:
+        if not lookup(strategy, parts[1:]):
+            raise InvalidRequestError(
+                f"{where}: the strategy YAML has no value at {'.'.join(parts[1:])!r}", field=where
+            )
+        return
+    if parts[:2] == ["command", "params"] and len(parts) == 3 and parts[2] in known:
+        return
+    if parts[0] in ("overrides",) and len(parts) == 2 and parts[1] in OVERRIDE_FIELDS:
+        return
+    if not lookup(base, parts):
+        raise InvalidRequestError(
+            f"{where}: the base request has no value at {path!r}; use overrides.<field>, "
+            "command.params.<param> or strategy.<path into the strategy YAML>",
+            field=where,
+        )
+
+
+OVERRIDE_FIELDS = frozenset({"epochs", "batch_size", "learning_rate", "early_stopping_patience", "seed"})
+
+
+def trial_body(
+    base: Mapping[str, Any], strategy: Mapping[str, Any] | None, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The base request and strategy document with every param set (copies; the inputs stay)."""
+    body = copy.deepcopy(dict(base))
+    doc = copy.deepcopy(dict(strategy)) if strategy is not None else None
+    for path, value in params.items():
+        parts = path.split(".")
+        if path.startswith(STRATEGY_PREFIX) and doc is not None:
+            assign(doc, parts[1:], value)
+        else:
+            assign(body, parts, value)
+    return body, doc
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def objective_of(
+    metric: str, result: Mapping[str, Any] | None, history: Sequence[Mapping[str, Any]]
+) -> float | None:
+    """The objective of a finished trial: a test metric (``test.x`` or ``x``), a command's last metric,
+    else the metric of the last history row that has it; None when the trial produced none."""
+    result = result or {}
+    test = result.get("test_metrics") or {}
+    name = metric.removeprefix("test.")
+    if isinstance(test, Mapping) and _number(test.get(name)) is not None:
+        return _number(test.get(name))
+    if metric.startswith("test."):
+        return None
+    command = result.get("command") or {}
+    last = command.get("last_metrics") if isinstance(command, Mapping) else None
+    if isinstance(last, Mapping) and _number(last.get(metric)) is not None:
+        return _number(last.get(metric))
+    for row in reversed(list(history) or list(result.get("history") or [])):
+        if isinstance(row, Mapping) and _number(row.get(metric)) is not None:
+            return _number(row.get(metric))
+    return None
+
+
+def intermediate_of(metric: str, history: Sequence[Mapping[str, Any]]) -> dict[int, float]:
+    """Step -> value of the metric in the history rows (epoch rows by epoch, command rows by step)."""
+    values: dict[int, float] = {}
+    for index, row in enumerate(history):
+        value = _number(row.get(metric))
+        if value is None:
+            continue
+        step = row.get("epoch", row.get("step", index))
+        values[int(step) if isinstance(step, int | float) else index] = value
+    return values

@@ -1,0 +1,86 @@
+"""Optuna's RDB storage in modelyard's own database: its tables come with the migration, and a study
+asks, reports, prunes and tells on SQLite and on PostgreSQL, beside our own ``alembic_version``."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+
+from backend.adapters.db.engine import migrate
+from backend.adapters.optuna_studies import OptunaStudies
+from shared.contracts.sweeps import StartSweepRequest
+from tests.backend.databases import DATABASES, empty_database
+
+
+@pytest.fixture(params=DATABASES)
+def studies(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, OptunaStudies]]:
+    for engine in empty_database(request.param, tmp_path):
+        migrate(engine)
+        schema = None
+        if request.param == "postgres":
+            with engine.connect() as conn:
+                schema = conn.execute(text("SELECT current_schema()")).scalar()
+            url = os.environ["MODELYARD_TEST_POSTGRES_URL"]
+        else:
+            url = engine.url.render_as_string(hide_password=False)
+        store = OptunaStudies(url, schema=schema)
+        try:
+            yield engine, store
+        finally:
+            store.close()
+
+
+def _request(pruner: str = "median") -> StartSweepRequest:
+    return StartSweepRequest.model_validate(
+        {
+            "base": {"strategy": "s", "symbol": "X", "timeframe": "1h"},
+            "space": {"overrides.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True}},
+            "objective": {"metric": "val_loss"},
+            "n_trials": 10,
+            "pruner": pruner,
+        }
+    )
+
+
+def test_the_migration_creates_optunas_tables_beside_ours(studies: tuple[Engine, OptunaStudies]) -> None:
+    engine, _ = studies
+    tables = set(inspect(engine).get_table_names())
+    assert {
+        "studies",
+        "trials",
+        "trial_intermediate_values",
+        "sweeps",
+        "sweep_trials",
+        "operations",
+    } <= tables
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
+
+
+def test_a_study_asks_reports_prunes_and_tells_across_reopening(
+    studies: tuple[Engine, OptunaStudies],
+) -> None:
+    _, store = studies
+    sweep = f"sw{uuid.uuid4().hex[:10]}"
+    request = _request()
+    store.create(sweep, request)
+    for value in (1.0, 2.0):  # two good trials: the median pruner's startup
+        trial_id, number, params = store.ask(sweep, request)
+        assert 1e-4 <= params["overrides.learning_rate"] <= 1e-1
+        assert store.report(sweep, request, trial_id, {1: value, 2: value}) is False
+        store.tell(sweep, request, number, "complete", value)
+    trial_id, number, _ = store.ask(sweep, request)
+    assert store.report(sweep, request, trial_id, {1: 50.0, 2: 60.0}) is True  # far worse than the median
+    store.tell(sweep, request, number, "pruned", None)
+    store.tell(sweep, request, number, "pruned", None)  # told twice (a restart between): no error
+    for _ in range(4):  # importances need a spread of completed trials
+        trial_id, number, params = store.ask(sweep, request)
+        store.tell(sweep, request, number, "complete", params["overrides.learning_rate"] * 10)
+    importances = store.importances(sweep, request)
+    assert importances is not None
+    assert set(importances) == {"overrides.learning_rate"}

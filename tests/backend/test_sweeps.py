@@ -1,0 +1,322 @@
+"""Sweeps end to end in-process on real trainings: sample candles, the sample strategy and command, the
+real executor, Optuna on the app's SQLite database; and every bad input the issue lists."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from backend.components import Adapters
+from backend.main import create_app
+from backend.settings import Settings
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+DEADLINE_S = 600.0
+
+
+@pytest.fixture(scope="module")
+def candles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from shared.trainkit.workloads.strategy.sample_data import write_sample_data
+
+    folder = tmp_path_factory.mktemp("candles")
+    write_sample_data(folder, symbols=("EURUSD",), timeframes=("1h",), rows=1200, seed=3)
+    return folder
+
+
+@pytest.fixture
+def real_settings(tmp_path: Path, candles: Path) -> Settings:
+    from shared.trainkit.workloads.command.catalog import write_sample_commands
+
+    shutil.copytree(candles, tmp_path / "data")
+    shutil.copytree(REPO / "strategies", tmp_path / "strategies")
+    write_sample_commands(tmp_path / "commands")
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'var' / 'modelyard.db'}",
+        models_dir=tmp_path / "models",
+        data_dir=tmp_path / "data",
+        strategies_dir=tmp_path / "strategies",
+        commands_dir=tmp_path / "commands",
+        runs_dir=tmp_path / "runs",
+        progress_write_interval_s=0.0,
+        generate_sample_data=False,
+        default_execution_mode="local",
+        local_concurrency=2,
+        sweep_poll_interval_s=0.05,
+        shutdown_timeout_s=30.0,
+    )
+
+
+class App:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app: FastAPI | None = None
+        self.lifespan: Any = None
+        self.client: httpx.AsyncClient | None = None
+
+    async def start(self) -> httpx.AsyncClient:
+        self.app = create_app(self.settings, Adapters())
+        self.lifespan = self.app.router.lifespan_context(self.app)
+        await self.lifespan.__aenter__()
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://t")
+        return self.client
+
+    async def stop(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+        if self.lifespan is not None:
+            await self.lifespan.__aexit__(None, None, None)
+        self.client = self.lifespan = None
+
+
+@pytest.fixture
+async def backend(real_settings: Settings) -> AsyncIterator[App]:
+    app = App(real_settings)
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+def strategy_sweep(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "base": {
+            "strategy": "trend_momentum",
+            "symbol": "EURUSD",
+            "timeframe": "1h",
+            "overrides": {"epochs": 2, "batch_size": 256},
+        },
+        "space": {
+            "overrides.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+            "strategy.labels.threshold": {"type": "float", "low": 0.01, "high": 0.03},
+        },
+        "objective": {"metric": "val_loss", "direction": "minimize"},
+        "n_trials": 6,
+        "parallelism": 2,
+        "pruner": "none",
+    }
+    body.update(changes)
+    return body
+
+
+async def wait_sweep(
+    client: httpx.AsyncClient, sweep_id: str, done: Any, deadline_s: float = DEADLINE_S
+) -> dict[str, Any]:
+    end = time.monotonic() + deadline_s
+    body: dict[str, Any] = {}
+    while time.monotonic() < end:
+        body = (await client.get(f"/api/v1/sweeps/{sweep_id}")).json()
+        if done(body):
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"sweep {sweep_id} never got there; last seen: {body}")
+
+
+def finished(body: dict[str, Any]) -> bool:
+    return body.get("status") in ("completed", "failed", "cancelled")
+
+
+async def test_strategy_sweep_runs_six_trials_two_at_a_time_to_a_best_trial_with_its_alias(
+    backend: App,
+) -> None:
+    client = backend.client
+    assert client is not None
+    started = await client.post("/api/v1/sweeps", json=strategy_sweep())
+    assert started.status_code == 202, started.text
+    sweep_id = started.json()["sweep_id"]
+    most_at_once = 0
+    end = time.monotonic() + DEADLINE_S
+    body: dict[str, Any] = {}
+    while time.monotonic() < end:
+        body = (await client.get(f"/api/v1/sweeps/{sweep_id}")).json()
+        running = sum(1 for t in body["trials"] if t["status"] == "running")
+        most_at_once = max(most_at_once, running)
+        assert running <= 2
+        if finished(body):
+            break
+        await asyncio.sleep(0.05)
+    assert body["status"] == "completed", body
+    assert len(body["trials"]) == 6
+    assert {t["status"] for t in body["trials"]} == {"completed"}
+    assert most_at_once == 2
+    objectives = [t["objective"] for t in body["trials"]]
+    assert body["best"]["objective"] == min(objectives)
+    # Each trial is an ordinary operation, tagged with its sweep, trained with its params.
+    op = (await client.get(f"/api/v1/operations/{body['best']['operation_id']}")).json()
+    assert sweep_id in op["tags"]
+    request = (await client.get(f"/api/v1/operations/{op['operation_id']}/request")).json()
+    assert request["overrides"]["learning_rate"] == pytest.approx(
+        body["best"]["params"]["overrides.learning_rate"]
+    )
+    model = body["best"]["model"]
+    assert body["best_alias"] == f"sweep-{sweep_id}-best"
+    resolved = await client.get(
+        f"/api/v1/models/{model['strategy']}/{model['name']}/versions/{body['best_alias']}"
+    )
+    assert resolved.json()["version"] == model["version"]
+    assert body["importances"] is not None
+    assert set(body["importances"]) == set(strategy_sweep()["space"])
+    listed = (await client.get("/api/v1/sweeps")).json()["items"]
+    assert [(s["sweep_id"], s["counts"]) for s in listed] == [(sweep_id, {"complete": 6})]
+
+
+async def test_a_sweep_over_a_command_trainings_params(backend: App) -> None:
+    client = backend.client
+    assert client is not None
+    body = {
+        "base": {
+            "workload": "command",
+            "name": "toy-sweep",
+            "command": {"name": "toy", "params": {"steps": 60, "val_every": 20}},
+        },
+        "space": {
+            "command.params.lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
+            "command.params.hidden": {"type": "categorical", "choices": [8, 32]},
+        },
+        "objective": {"metric": "val_loss", "direction": "minimize"},
+        "n_trials": 3,
+        "parallelism": 2,
+    }
+    started = await client.post("/api/v1/sweeps", json=body)
+    assert started.status_code == 202, started.text
+    done = await wait_sweep(client, started.json()["sweep_id"], finished)
+    assert done["status"] == "completed", done
+    assert [t["status"] for t in done["trials"]] == ["completed"] * 3
+    for trial in done["trials"]:
+        request = (await client.get(f"/api/v1/operations/{trial['operation_id']}/request")).json()
+        assert request["command"]["params"]["lr"] == pytest.approx(trial["params"]["command.params.lr"])
+        assert request["command"]["params"]["hidden"] == trial["params"]["command.params.hidden"]
+        assert trial["intermediate"]  # the per-validation values reached Optuna
+    assert done["best"]["model"]["name"] == "toy-sweep"
+
+
+async def test_an_objective_no_trial_produces_fails_the_sweep_after_the_first_trial(backend: App) -> None:
+    client = backend.client
+    assert client is not None
+    started = await client.post(
+        "/api/v1/sweeps",
+        json=strategy_sweep(objective={"metric": "test.no_such_metric"}, parallelism=1, n_trials=5),
+    )
+    done = await wait_sweep(client, started.json()["sweep_id"], finished)
+    assert done["status"] == "failed"
+    assert "'test.no_such_metric' was not produced by trial 0" in done["error"]
+    assert "macro_f1" in done["error"]
+    assert len(done["trials"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"space": {"overrides.learning_rate": {"type": "float", "low": 0.1, "high": 0.01}}},
+         "space.overrides.learning_rate"),
+        ({"space": {"overrides.learning_rate": {"type": "float", "low": 0.1, "high": 0.1}}},
+         "space.overrides.learning_rate"),
+        ({"space": {"overrides.learning_rate": {"type": "float", "low": 0, "high": 0.1, "log": True}}},
+         "space.overrides.learning_rate"),
+        ({"space": {"overrides.nothing": {"type": "int", "low": 1, "high": 3}}}, "space.overrides.nothing"),
+        ({"space": {"strategy.labels.nope": {"type": "int", "low": 1, "high": 3}}}, "space.strategy.labels.nope"),
+        ({"space": {"overrides.batch_size": {"type": "categorical", "choices": []}}}, "space.overrides.batch_size"),
+        ({"n_trials": 0}, "n_trials"),
+        ({"n_trials": 100_000}, "n_trials"),
+        ({"space": {"overrides.learning_rate": {"type": "float", "low": 20, "high": 30}}}, "base.overrides.learning_rate"),
+        ({"sampler": "grid"}, "space.overrides.learning_rate"),
+    ],
+)  # fmt: skip
+async def test_bad_sweeps_are_422_naming_the_field(backend: App, change: dict[str, Any], field: str) -> None:
+    client = backend.client
+    assert client is not None
+    response = await client.post("/api/v1/sweeps", json=strategy_sweep(**change))
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert field in (str(error["details"].get("field")) + " " + error["message"]), error
+    assert (await client.get("/api/v1/sweeps")).json()["items"] == []
+
+
+async def test_unknown_sweep_is_404_and_a_finished_one_cannot_be_cancelled(backend: App) -> None:
+    client = backend.client
+    assert client is not None
+    assert (await client.get("/api/v1/sweeps/sw_nothing")).status_code == 404
+    started = await client.post("/api/v1/sweeps", json=strategy_sweep(n_trials=1, parallelism=1))
+    sweep_id = started.json()["sweep_id"]
+    await wait_sweep(client, sweep_id, finished)
+    refused = await client.post(f"/api/v1/sweeps/{sweep_id}/cancel")
+    assert refused.status_code == 409
+
+
+async def test_cancel_stops_running_trials_and_starts_no_new_one(backend: App) -> None:
+    client = backend.client
+    assert client is not None
+    long = strategy_sweep(n_trials=6, parallelism=2)
+    long["base"]["overrides"] = {"epochs": 200, "early_stopping_patience": 0, "batch_size": 32}
+    sweep_id = (await client.post("/api/v1/sweeps", json=long)).json()["sweep_id"]
+    await wait_sweep(client, sweep_id, lambda b: sum(t["status"] == "running" for t in b["trials"]) == 2)
+    cancelled = await client.post(f"/api/v1/sweeps/{sweep_id}/cancel")
+    assert cancelled.status_code == 200
+    done = await wait_sweep(client, sweep_id, finished)
+    assert done["status"] == "cancelled"
+    assert len(done["trials"]) == 2
+    assert {t["status"] for t in done["trials"]} == {"cancelled"}
+
+
+@pytest.mark.timeout(900)
+async def test_the_median_pruner_stops_clearly_bad_trials_as_pruned(backend: App) -> None:
+    client = backend.client
+    assert client is not None
+    body = strategy_sweep(
+        space={
+            "overrides.learning_rate": {"type": "categorical", "choices": [0.003, 8.0]},
+            "overrides.seed": {"type": "categorical", "choices": [1, 2, 3]},
+        },
+        sampler="grid",
+        pruner="median",
+        n_trials=6,
+        parallelism=1,
+    )
+    body["base"]["overrides"] = {"epochs": 8, "early_stopping_patience": 0, "batch_size": 128}
+    started = await client.post("/api/v1/sweeps", json=body)
+    assert started.status_code == 202, started.text
+    done = await wait_sweep(client, started.json()["sweep_id"], finished)
+    assert done["status"] == "completed", done
+    pruned = [t for t in done["trials"] if t["status"] == "pruned"]
+    # The median pruner may stop a good trial that is behind at one epoch too; a bad one it must stop.
+    assert any(t["params"]["overrides.learning_rate"] == 8.0 for t in pruned), done["trials"]
+    for trial in pruned:
+        op = (await client.get(f"/api/v1/operations/{trial['operation_id']}")).json()
+        assert op["status"] == "pruned"
+        assert op["progress"]["epoch"] < 8  # stopped early: its remaining epochs were saved
+    assert done["counts"]["pruned"] == len(pruned)
+    assert done["best"]["params"]["overrides.learning_rate"] == 0.003
+
+
+@pytest.mark.timeout(900)
+async def test_a_sweep_survives_a_backend_restart_and_continues(real_settings: Settings) -> None:
+    app = App(real_settings)
+    client = await app.start()
+    body = strategy_sweep(n_trials=3, parallelism=1)
+    body["base"]["overrides"] = {"epochs": 10, "early_stopping_patience": 0, "batch_size": 128}
+    try:
+        sweep_id = (await client.post("/api/v1/sweeps", json=body)).json()["sweep_id"]
+        await wait_sweep(client, sweep_id, lambda b: any(t["intermediate"] for t in b["trials"]))
+    finally:
+        await app.stop()  # mid-trial: the runner stops it as interrupted
+    client = await app.start()
+    try:
+        done = await wait_sweep(client, sweep_id, finished)
+    finally:
+        await app.stop()
+    assert done["status"] == "completed", done
+    assert done["counts"] == {"interrupted": 1, "complete": 3}
+    interrupted = done["trials"][0]
+    assert interrupted["status"] == "failed"
+    assert [t["number"] for t in done["trials"]] == [0, 1, 2, 3]
+    assert done["best_alias"] == f"sweep-{sweep_id}-best"

@@ -1,0 +1,83 @@
+"""The sweeps page in Chromium: a finished sweep's trials sorted by objective, its charts and best trial;
+the wizard's "Start a sweep" opening the sweep form with the request built so far."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Backend
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def finished_sweep(backend: Backend) -> dict[str, Any]:
+    body = {
+        "base": {
+            "strategy": "trend_momentum",
+            "symbol": "EURUSD",
+            "timeframe": "1h",
+            "execution_mode": "local",
+            "overrides": {"epochs": 1},
+        },
+        "space": {"overrides.learning_rate": {"type": "float", "low": 0.0005, "high": 0.05, "log": True}},
+        "objective": {"metric": "val_loss", "direction": "minimize"},
+        "n_trials": 3,
+        "parallelism": 1,
+        "pruner": "none",
+    }
+    response = backend.http.post("/api/v1/sweeps", json=body)
+    assert response.status_code == 202, response.text
+    sweep_id = response.json()["sweep_id"]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        view: dict[str, Any] = backend.http.get(f"/api/v1/sweeps/{sweep_id}").json()
+        if view["status"] in ("completed", "failed", "cancelled"):
+            assert view["status"] == "completed", view
+            return view
+        time.sleep(0.2)
+    raise AssertionError(f"sweep {sweep_id} did not finish")
+
+
+def test_sweep_page_sorts_trials_by_objective_and_draws_its_charts(page: Any, backend: Backend) -> None:
+    view = finished_sweep(backend)
+    page.goto(f"/#/sweeps/{view['sweep_id']}")
+    rows = page.locator("#trials-table tbody tr")
+    rows.nth(2).wait_for()
+    values = [
+        float(v)
+        for v in rows.locator("td[data-objective]").evaluate_all(
+            "cells => cells.map(c => c.dataset.objective)"
+        )
+    ]
+    assert values == sorted(values)  # best (lowest) first
+    page.locator("#sort-objective").click()
+    values = [
+        float(v)
+        for v in page.locator("#trials-table tbody td[data-objective]").evaluate_all(
+            "cells => cells.map(c => c.dataset.objective)"
+        )
+    ]
+    assert values == sorted(values, reverse=True)
+    assert page.locator('#objective-chart path[data-series="objective"]').get_attribute("data-count") == "3"
+    assert page.locator('#objective-chart path[data-series="best so far"]').get_attribute("data-count") == "3"
+    assert (
+        page.locator('#param-scatter path[data-series="overrides.learning_rate"]').get_attribute("data-count")
+        == "3"
+    )
+    link = page.locator("#best-trial a")
+    assert link.get_attribute("href") == f"#/trainings/{view['best']['operation_id']}"
+    assert f"sweep-{view['sweep_id']}-best" in page.locator("#best-trial").inner_text()
+    page.goto("/#/sweeps")
+    page.locator(f'#sweeps-table tr[data-sweep="{view["sweep_id"]}"]').wait_for()
+
+
+def test_the_wizard_starts_a_sweep_from_the_request_built_so_far(page: Any, backend: Backend) -> None:
+    page.goto("/#/new")
+    page.locator("#wizard-sweep").click()
+    page.locator("#sweep-body").wait_for()
+    text = page.locator("#sweep-body").input_value()
+    assert '"base"' in text
+    assert '"space"' in text
