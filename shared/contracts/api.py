@@ -109,8 +109,9 @@ class DatasetView(BaseModel):
     symbol: str
     timeframe: str
     rows: int = 0
-    start: datetime | None = Field(None, description="The first candle's time.")
-    end: datetime | None = Field(None, description="The last candle's time.")
+    # Text as the catalogue writes it (ISO 8601, "+00:00"): the data routes' own answer, left as it is.
+    start: str | None = Field(None, description="The first candle's time, ISO 8601.")
+    end: str | None = Field(None, description="The last candle's time, ISO 8601.")
     path: str = ""
     size_bytes: int | None = None
     sha256: str | None = None

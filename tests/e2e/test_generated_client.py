@@ -157,7 +157,7 @@ def _drive(client: Any, models: Any) -> None:
     missing = get_operation.sync_detailed(operation_id="no-such-operation", client=client)
     assert missing.status_code == 404
     assert isinstance(missing.parsed, models.ErrorBody)
-    assert missing.parsed.error.code == "not_found"
+    assert missing.parsed.error.code == "operation_not_found"
 
 
 def _poll(get_operation: Any, client: Any, models: Any, op_id: str) -> Any:
