@@ -17,6 +17,7 @@ from backend import dashboard
 from backend.api.access import TokenAuth, document_security
 from backend.api.error_handlers import install_error_handlers
 from backend.api.middleware import BodySizeLimit, RequestMetrics
+from backend.api.responses import declare_shared_responses, operation_id
 from backend.api.routes import api_router, root_router
 from backend.components import Adapters, Components, build_components
 from backend.domain.access import AuthMode, start_refusal, tokens_required
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         version=VERSION,
         description="Submit trainings, follow them as operations, get versioned models back.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     _document_security(app, settings)
@@ -68,7 +70,9 @@ def _document_security(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_security(build(), metrics_public=settings.metrics_public)
+            public = settings.metrics_public
+            schema = declare_shared_responses(build(), app.routes, metrics_public=public)
+            app.openapi_schema = document_security(schema, metrics_public=public)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from backend.api.dependencies import ComponentsDep, DatasetsDep
 from backend.api.error_handlers import error_responses
 from backend.api.host_access import check_signed_request
+from backend.api.responses import responses
 from backend.errors import InvalidRequestError, PayloadTooLargeError
 from backend.services.training import check_name, check_timeframe
 from shared.contracts.api import DataPreview, DatasetKind, DatasetList, DatasetView
@@ -131,7 +132,7 @@ def preview_data(name: str, datasets: DatasetsDep) -> DataPreview:
 @router.get(
     "/files/{name:path}/download",
     response_class=FileResponse,
-    responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 404, 409, 422)},
+    responses=responses(404, 409, content="text/csv", description="the file as stored"),
 )
 def download_data_file(name: str, request: Request, components: ComponentsDep) -> FileResponse:
     """Any file of the data folder by its relative name (a tabular dataset, e.g. ``iris.csv``), with
@@ -145,7 +146,7 @@ def download_data_file(name: str, request: Request, components: ComponentsDep) -
 @router.get(
     "/{symbol}/{timeframe}/download",
     response_class=FileResponse,
-    responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 404, 409, 422)},
+    responses=responses(404, 409, content="text/csv", description="the file as stored"),
 )
 def download_data(symbol: str, timeframe: str, request: Request, components: ComponentsDep) -> FileResponse:
     """The CSV as stored, with its sha256 in the ``X-Content-SHA256`` header (hosts fetch data this way).

@@ -11,8 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.api.responses import responses
 from backend.errors import BackendError, http_status_of
-from shared.contracts.api import ErrorBody
 from shared.contracts.errors import error_body, validation_error_body
 from shared.contracts.errors import json_details as json_value
 from shared.trainkit.errors import TrainkitError
@@ -31,8 +31,8 @@ _HTTP_CODES = {
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries saying these statuses answer with the error body."""
-    return {code: {"model": ErrorBody, "description": _HTTP_CODES.get(code, "error")} for code in statuses}
+    """OpenAPI entries saying these statuses answer with the error body (``responses.responses``)."""
+    return responses(*statuses)
 
 
 def validation_response(exc: RequestValidationError) -> JSONResponse:

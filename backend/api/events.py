@@ -18,7 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from backend.api.dependencies import ComponentsDep
-from backend.api.error_handlers import error_responses
+from backend.api.responses import responses
 from backend.api.views import operation_view
 from backend.domain.operations import Operation, OperationStatus
 from backend.services.events import ProgressThrottle, QueueMoved, Subscription
@@ -34,7 +34,7 @@ def sse_message(kind: str, op: Operation, positions: dict[str, int] | None = Non
 
 @router.get(
     "/{operation_id}/events",
-    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(404)},
+    responses=responses(404, content="text/event-stream", description="state, progress and status events"),
     response_class=StreamingResponse,
 )
 async def operation_events(operation_id: str, components: ComponentsDep) -> StreamingResponse:

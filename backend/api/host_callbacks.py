@@ -9,21 +9,32 @@ stored result, e.g. a host's retry signed afresh after a lost answer, answers ``
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
 from backend.api.dependencies import ComponentsDep
 from backend.api.error_handlers import error_responses
 from backend.api.host_access import check_signed_webhook, read_body_limited
 from backend.services.result_ingest import parse_payload
+from shared.contracts.results import ModelRefView
 from shared.trainkit.executor.types import ModelRef
 
 router = APIRouter(prefix="/api/v1/callbacks", tags=["host mode"])
 
 
-@router.post("/host-result", responses=error_responses(401, 404, 409, 413, 422, 503))
-async def receive_host_result(request: Request, components: ComponentsDep) -> dict[str, Any]:
+class HostResultReceipt(BaseModel):
+    """The backend's answer to a delivered result."""
+
+    operation_id: str
+    model: ModelRefView | None = Field(None, description="Where the model is stored; null for none.")
+    duplicate: bool = Field(..., description="True when this result was already stored (a redelivery).")
+
+
+@router.post(
+    "/host-result", response_model=HostResultReceipt, responses=error_responses(404, 409, 413, 422, 503)
+)
+async def receive_host_result(request: Request, components: ComponentsDep) -> HostResultReceipt:
     """A host's result payload (gzip+base64 model inline, or a reference to stream), signed."""
     settings = components.settings
     body = await read_body_limited(request, settings.callback_max_bytes)
@@ -32,4 +43,8 @@ async def receive_host_result(request: Request, components: ComponentsDep) -> di
     with components.logs.capture(payload.operation_id):
         outcome = await components.ingest.ingest(payload)
     model = outcome.model.as_dict() if isinstance(outcome.model, ModelRef) else outcome.model
-    return {"operation_id": outcome.operation_id, "model": model, "duplicate": outcome.duplicate}
+    return HostResultReceipt(
+        operation_id=outcome.operation_id,
+        model=ModelRefView.model_validate(model) if model is not None else None,
+        duplicate=outcome.duplicate,
+    )

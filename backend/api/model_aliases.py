@@ -14,6 +14,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from backend.api.dependencies import AliasesDep, CallerDep, ModelsDep
 from backend.api.error_handlers import error_responses
+from backend.api.responses import responses
 from backend.domain.aliases import ALIAS_RULE, AliasChange, ModelAlias
 from backend.errors import NotFoundError
 from shared.contracts.aliases import AliasChangeView, AliasList, AliasView, SetAliasRequest
@@ -122,7 +123,9 @@ def get_model_version(
 @router.get(
     "/{strategy}/{name}/versions/{alias:alias}/download",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}, **error_responses(404, 422, 500)},
+    responses=responses(
+        404, 422, 500, content="application/zip", description="the aliased version's files, zipped"
+    ),
 )
 def download_model_alias(
     strategy: NamePart, name: NamePart, alias: str, models: ModelsDep, aliases: AliasesDep

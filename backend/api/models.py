@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 from fastapi.responses import StreamingResponse
 
 from backend.api.dependencies import AliasesDep, CallerDep, ModelsDep
 from backend.api.error_handlers import error_responses
-from shared.contracts.api import ModelDetail, ModelSummary, ModelVersionView
+from backend.api.responses import responses
+from shared.contracts.api import ModelDetail, ModelMetrics, ModelSummary, ModelVersionView
+from shared.contracts.results import lenient
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"])
 
@@ -34,16 +36,22 @@ def get_model(strategy: NamePart, name: NamePart, models: ModelsDep, aliases: Al
     for a in aliases.of_model(strategy, name):
         named.setdefault(a.version, []).append(a.alias)
     versions = [
-        ModelVersionView.model_validate({**v, "aliases": named.get(int(v["version"]), [])})
+        _version_view({**v, "aliases": named.get(int(v["version"]), [])})
         for v in models.list_versions(strategy, name)
     ]
     return ModelDetail(strategy=strategy, name=name, versions=versions)
 
 
+def _version_view(version: dict[str, Any]) -> ModelVersionView:
+    # metrics.json is whatever the training (or an older modelyard) wrote: an odd key is left out.
+    metrics = lenient(ModelMetrics, version.get("metrics") or {})
+    return ModelVersionView.model_validate({**version, "metrics": metrics})
+
+
 @router.get(
     "/{strategy}/{name}/versions/{version}/download",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/zip": {}}}, **error_responses(404, 422, 500)},
+    responses=responses(404, 500, content="application/zip", description="the version's files, zipped"),
 )
 def download_model_version(
     strategy: NamePart, name: NamePart, version: Version, models: ModelsDep

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 
 from backend.api.dependencies import CallerDep, ComponentsDep, OperationsDep, TrainingDep
 from backend.api.error_handlers import error_responses
+from backend.api.responses import responses
 from backend.api.views import operation_metrics, operation_view
 from backend.domain.operations import OperationFilter, OperationStatus
 from backend.errors import NotFoundError
@@ -179,10 +180,9 @@ def get_operation_logs(
     )
 
 
-_OUTPUT_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/plain": {}}, "description": "output.log: every line, each after its UTC time"},
-    **error_responses(404),
-}
+_OUTPUT_RESPONSES = responses(
+    404, content="text/plain", description="output.log: every line, each after its UTC time"
+)
 
 
 @router.get("/{operation_id}/output", response_class=FileResponse, responses=_OUTPUT_RESPONSES)

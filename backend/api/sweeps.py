@@ -10,6 +10,7 @@ from backend.api.dependencies import CallerDep, get_components
 from backend.api.error_handlers import error_responses
 from backend.domain.sweeps import Sweep, SweepTrial
 from backend.services.sweeps import SweepService, best_trial
+from shared.contracts.results import ModelRefView, lenient
 from shared.contracts.sweeps import (
     Objective,
     StartSweepRequest,
@@ -43,7 +44,7 @@ def trial_view(sweeps: SweepService, trial: SweepTrial) -> SweepTrialView:
         params=trial.params,
         objective=trial.objective,
         intermediate=dict(trial.reported),
-        model=model if isinstance(model, dict) else None,
+        model=lenient(ModelRefView, model) if isinstance(model, dict) and "version" in model else None,
     )
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from backend.api.dependencies import ComponentsDep
 from backend.api.error_handlers import error_responses
+from backend.api.responses import responses
 from backend.components import database_label
 from backend.domain.execution_modes import ExecutionMode
 from backend.domain.hosts import HostState
@@ -31,7 +32,7 @@ router = APIRouter(tags=["system"])
 logger = logging.getLogger(__name__)
 
 
-@router.get("/health", response_model=HealthView, responses={503: {"description": "database unreachable"}})
+@router.get("/health", response_model=HealthView, responses=responses(503))
 async def health(request: Request) -> HealthView | JSONResponse:
     """From a database check at most ``MODELYARD_HEALTH_CACHE_S`` old: on the event loop, no thread hop."""
     # Not ComponentsDep: a sync dependency runs in the thread pool, the very hop this path avoids.
@@ -103,13 +104,17 @@ def _host_view(state: HostState) -> HostView:
         capacity=state.capacity,
         sessions_in_use=state.in_use,
         version=state.version,
-        checked_at=state.checked_at.isoformat() if state.checked_at else None,
-        last_ok_at=state.last_ok_at.isoformat() if state.last_ok_at else None,
+        checked_at=state.checked_at,
+        last_ok_at=state.last_ok_at,
         error=state.error,
     )
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses=responses(content=CONTENT_TYPE, description="Prometheus text exposition format"),
+)
 def metrics(components: ComponentsDep) -> Response:
     """Prometheus text format."""
     return Response(components.telemetry.render(), media_type=CONTENT_TYPE)

@@ -15,17 +15,31 @@ from pydantic import BaseModel, Field
 
 from backend.api.dependencies import OperationsDep, StrategiesDep
 from backend.api.error_handlers import error_responses
+from shared.contracts.results import ABSENT, Absent, OpenRecord
+from shared.contracts.training import CommandSpec, Workload
 
 router = APIRouter(tags=["dashboard"])
 
 StrategyName = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
+class GivenOverrides(OpenRecord):
+    """The overrides a training was started with (see ``TrainingOverrides``); those not given are left
+    out of the JSON."""
+
+    epochs: int | Absent = ABSENT
+    batch_size: int | Absent = ABSENT
+    learning_rate: float | Absent = ABSENT
+    early_stopping_patience: int | Absent = ABSENT
+    seed: int | Absent = ABSENT
+    device: str | Absent = ABSENT
+
+
 class TrainingRequestView(BaseModel):
     """The resolved request of a training operation (the inline strategy text is left out)."""
 
     operation_id: str
-    workload: str
+    workload: Workload
     strategy: str | None = None
     symbols: list[str] = Field(default_factory=list)
     timeframes: list[str] = Field(default_factory=list)
@@ -33,11 +47,11 @@ class TrainingRequestView(BaseModel):
     end_date: date | None = None
     dataset: str | None = Field(None, description="Tabular workload: the CSV trained on.")
     plugin: str | None = None
-    command: dict[str, Any] | None = Field(
+    command: CommandSpec | None = Field(
         None, description="Command workload: the template's name, the params given and the dataset."
     )
     name: str | None = Field(None, description="The experiment's name, when one was given.")
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    overrides: GivenOverrides = Field(default_factory=GivenOverrides, description="Only the overrides given.")
 
 
 class StrategySource(BaseModel):
@@ -63,7 +77,7 @@ def training_request_view(operation_id: str, request: dict[str, Any]) -> Trainin
     overrides = {k: v for k, v in (request.get("overrides") or {}).items() if v is not None}
     return TrainingRequestView(
         operation_id=operation_id,
-        workload=str(request.get("workload") or "strategy"),
+        workload=Workload(request.get("workload") or Workload.STRATEGY),
         strategy=request.get("strategy_name"),
         symbols=list(request.get("symbols") or []),
         timeframes=list(request.get("timeframes") or []),
@@ -71,9 +85,9 @@ def training_request_view(operation_id: str, request: dict[str, Any]) -> Trainin
         end_date=request.get("end_date"),
         dataset=tabular.get("dataset") or (command or {}).get("dataset"),
         plugin=request.get("plugin"),
-        command=command,
+        command=CommandSpec.model_validate(command) if command is not None else None,
         name=request.get("name"),
-        overrides=overrides,
+        overrides=GivenOverrides.model_validate(overrides),
     )
 
 

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/trainings", tags=["trainings"])
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=StartTrainingResponse,
-    responses=error_responses(400, 404, 413, 422, 503),
+    responses=error_responses(400, 404, 409, 413, 422, 503),
 )
 def start_training(
     body: StartTrainingRequest, training: TrainingDep, response: Response, caller: CallerDep

@@ -16,6 +16,14 @@ from shared.contracts.operations import (
     ProgressView,
     ProjectView,
 )
+from shared.contracts.results import (
+    Decision,
+    HistoryRow,
+    TimerStats,
+    TrainingAnalysisView,
+    TrainingResult,
+    lenient,
+)
 from shared.trainkit.decisions import analyze
 
 
@@ -38,7 +46,7 @@ def operation_view(op: Operation, positions: dict[str, int] | None = None) -> Op
         created_at=op.created_at,
         started_at=op.started_at,
         completed_at=op.completed_at,
-        result=op.result,
+        result=training_result(op.result),
         error=error,
         warnings=list(op.warnings),
         idempotency_key=op.idempotency_key,
@@ -72,6 +80,12 @@ def attempt_view(attempt: Attempt) -> AttemptView:
         resumed_from_epoch=attempt.resumed_from_epoch,
         trigger=attempt.trigger,
     )
+
+
+def training_result(result: dict[str, Any] | None) -> TrainingResult | None:
+    """The stored result as its wire model. A result is stored as whatever a host sent: a known key
+    holding a value of the wrong type is left out (and logged) rather than failing the whole view."""
+    return None if result is None else lenient(TrainingResult, result)
 
 
 def project_view(summary: ProjectSummary) -> ProjectView:
@@ -114,14 +128,14 @@ def operation_metrics(op: Operation) -> OperationMetrics:
     return OperationMetrics(
         operation_id=op.id,
         status=OperationStatusName(op.status.value),
-        history=history,
+        history=[HistoryRow.model_validate(row) for row in history],
         best_epoch=analysis.get("best_epoch"),
         best_val_loss=float(best_val) if best_val is not None else None,
         plateau=bool(analysis.get("plateau", False)),
         overfitting=bool(analysis.get("overfitting", False)),
-        decisions=[dict(d) for d in op.decisions],
-        analysis=analysis,
-        telemetry=_telemetry(op.result),
+        decisions=[Decision.model_validate(dict(d)) for d in op.decisions],
+        analysis=TrainingAnalysisView.model_validate(analysis),
+        telemetry={name: TimerStats.model_validate(stats) for name, stats in _telemetry(op.result).items()},
     )
 
 

@@ -12,7 +12,8 @@ from rich.console import Console
 from backend.cli.failures import EXIT_BAD_INPUT, EXIT_FAILED, CliFailure
 from backend.cli.options import cli_env, models_dir_option, optional_server_option, server_option
 from backend.cli.tables import alias_tables, models_table, versions_table
-from shared.contracts.api import ModelDetail, ModelVersionView
+from shared.contracts.api import ModelDetail, ModelMetrics, ModelVersionView
+from shared.contracts.results import lenient
 
 if TYPE_CHECKING:  # the store imports the executor package, which imports torch
     from shared.trainkit.storage import ModelStorage
@@ -289,8 +290,8 @@ def _local_detail(models_dir: Path, strategy: str, name: str) -> ModelDetail:
             name=v.name,
             version=v.version,
             path=v.path,
-            created_at=v.created_at.isoformat(),
-            metrics=v.metrics,
+            created_at=v.created_at,
+            metrics=lenient(ModelMetrics, v.metrics),
         )
         for v in versions
     ]

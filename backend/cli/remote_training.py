@@ -132,7 +132,7 @@ def report_finished(op: OperationView, console: Console, *, as_json: bool) -> No
         raise CliFailure(f"training {op.operation_id} was cancelled", EXIT_CANCELLED)
     if as_json:
         return
-    result = op.result or {}
+    result = op.result.model_dump() if op.result else {}
     console.print(result_table(result))
     if isinstance(result.get("model"), dict):
         console.print(f"model stored at [bold]{model_location(result['model'])}[/] on the server")

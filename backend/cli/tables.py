@@ -165,7 +165,7 @@ def operation_table(op: OperationView) -> Table:
 
 def _outcome_rows(op: OperationView) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = []
-    result: Mapping[str, Any] = op.result or {}
+    result: Mapping[str, Any] = op.result.model_dump() if op.result else {}
     if isinstance(result.get("model"), Mapping):
         rows += model_rows(result["model"])
     # The operation's own device row already says where it ran.
@@ -231,7 +231,7 @@ def versions_table(
     for column in ("version", "created", "accuracy", "macro F1", "path"):
         table.add_column(column)
     for v in versions:
-        test = test_metrics_of(v.metrics)
+        test = test_metrics_of(v.metrics.model_dump())
         marker = " (latest)" if v.version == latest else ""
         table.add_row(
             f"v{v.version}{marker}",

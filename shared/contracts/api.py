@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.operations import ErrorInfo
+from shared.contracts.operations import ErrorDetails, ErrorInfo, ExecutionModeName
+from shared.contracts.results import ABSENT, Absent, HistoryRow, Number, OpenRecord, TestMetrics
 
 
 class ErrorBody(BaseModel):
@@ -20,8 +22,34 @@ class ModelSummary(BaseModel):
     name: str
     latest_version: int | None = None
     versions: int = 0
-    updated_at: str | None = None
+    updated_at: datetime | None = None
     aliases: dict[str, int] = Field(default_factory=dict, description="Alias -> the version it names.")
+
+
+class FitSummary(OpenRecord):
+    """How the model's training went (``metrics.json``'s ``fit``)."""
+
+    epochs_trained: int | Absent | None = ABSENT
+    best_epoch: int | Absent | None = ABSENT
+    best_val_loss: Number | Absent | None = ABSENT
+    best_train_loss: Number | Absent | None = ABSENT
+    stop_reason: str | Absent | None = ABSENT
+    device: str | Absent | None = ABSENT
+    duration_s: Number | Absent | None = ABSENT
+    history: list[HistoryRow] | Absent | None = ABSENT
+
+
+class ModelMetrics(OpenRecord):
+    """A model version's ``metrics.json``: test metrics and the fit; a workload may add its own."""
+
+    test: TestMetrics | Absent | None = ABSENT
+    fit: FitSummary | Absent | None = ABSENT
+    final: dict[str, Number] | Absent | None = Field(
+        ABSENT, description="Command runs: each metric's last value."
+    )
+    best_val_loss: Number | Absent | None = Field(
+        ABSENT, description="Command runs: the lowest val_loss printed."
+    )
 
 
 class ModelVersionView(BaseModel):
@@ -29,10 +57,10 @@ class ModelVersionView(BaseModel):
     name: str
     version: int
     path: str = ""
-    created_at: str | None = None
+    created_at: datetime | None = None
     is_latest: bool = False
     size_bytes: int | None = None
-    metrics: dict[str, Any] = Field(default_factory=dict)
+    metrics: ModelMetrics = Field(default_factory=ModelMetrics)
     files: list[str] = Field(default_factory=list)
     aliases: list[str] = Field(default_factory=list, description="The aliases naming this version.")
 
@@ -49,7 +77,7 @@ class StrategySummary(BaseModel):
     description: str = ""
     valid: bool = True
     error: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: ErrorDetails = Field(default_factory=dict, description="Free-form JSON values of the error.")
 
 
 _VALIDATE_EXAMPLE: dict[str, Any] = {
@@ -63,11 +91,20 @@ class ValidateStrategyRequest(BaseModel):
     strategy_yaml: str = Field(..., min_length=1, max_length=200_000)
 
 
+class StrategyValidationSummary(OpenRecord):
+    """What a valid strategy declares; empty when it is invalid."""
+
+    name: str | Absent | None = ABSENT
+    description: str | Absent | None = ABSENT
+    indicators: list[str] | Absent | None = Field(ABSENT, description="Indicator ids.")
+    features: list[str] | Absent | None = Field(ABSENT, description="Fuzzy-set feature names, sorted.")
+
+
 class ValidateStrategyResponse(BaseModel):
     valid: bool
     name: str | None = None
     error: ErrorInfo | None = None
-    summary: dict[str, Any] = Field(default_factory=dict)
+    summary: StrategyValidationSummary = Field(default_factory=StrategyValidationSummary)
 
 
 DatasetKind = Literal["candles", "table"]
@@ -84,8 +121,9 @@ class DatasetView(BaseModel):
     format: TableFormat = "csv"
     rows: int = 0
     columns: int | None = Field(None, description="Tables only: the number of columns.")
-    start: str | None = None
-    end: str | None = None
+    # Text as the catalogue writes it (ISO 8601, "+00:00"): the data routes' own answer, left as it is.
+    start: str | None = Field(None, description="Candles only: the first candle's time, ISO 8601.")
+    end: str | None = Field(None, description="Candles only: the last candle's time, ISO 8601.")
     path: str = Field("", description="The file's name relative to the data folder.")
     size_bytes: int | None = None
     sha256: str | None = None
@@ -116,7 +154,7 @@ class DataPreview(BaseModel):
 
 
 class ExecutionModeState(BaseModel):
-    mode: str
+    mode: ExecutionModeName
     available: bool
     detail: str = ""
 
@@ -131,15 +169,15 @@ class HostView(BaseModel):
     capacity: int = 0
     sessions_in_use: int = 0
     version: str | None = None
-    checked_at: str | None = None
-    last_ok_at: str | None = None
+    checked_at: datetime | None = None
+    last_ok_at: datetime | None = None
     error: str | None = None
 
 
 class SystemView(BaseModel):
     version: str
     device: str
-    default_execution_mode: str
+    default_execution_mode: ExecutionModeName
     execution_modes: list[ExecutionModeState]
     queue_depth: int
     running: int
@@ -157,7 +195,7 @@ class SetExecutionModeRequest(BaseModel):
 
 
 class ExecutionModeView(BaseModel):
-    default_execution_mode: str
+    default_execution_mode: ExecutionModeName
 
 
 class HealthView(BaseModel):

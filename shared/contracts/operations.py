@@ -6,9 +6,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from shared.contracts.errors import describe_pattern
+from shared.contracts.results import Decision, HistoryRow, TimerStats, TrainingAnalysisView, TrainingResult
 from shared.contracts.training import CommandSpec, TabularSpec, TrainingOverrides, Workload
 
 
@@ -91,7 +92,7 @@ class StartTrainingRequest(BaseModel):
 class StartTrainingResponse(BaseModel):
     operation_id: str
     status: OperationStatusName
-    execution_mode: str
+    execution_mode: ExecutionModeName
     mode_reason: str
     warnings: list[str] = Field(default_factory=list)
     link: str
@@ -106,10 +107,17 @@ class ProgressView(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
 
 
+#: Free-form by design: what an error knows varies by error (a field, a limit, the known names…). Any
+#: JSON value per key; the generated client gets a typed ``ErrorInfoDetails`` mapping for it.
+ErrorDetails = dict[str, JsonValue]
+
+
 class ErrorInfo(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] = Field(default_factory=dict)
+    code: str = Field(..., description="Stable machine-readable code, e.g. not_found, idempotency_conflict.")
+    message: str = Field(..., description="What went wrong and how to fix it, for a person.")
+    details: ErrorDetails = Field(
+        default_factory=dict, description="Free-form JSON values: the field at fault, the limit, …"
+    )
 
 
 class AttemptView(BaseModel):
@@ -147,9 +155,9 @@ class RetryRequest(BaseModel):
 
 class OperationView(BaseModel):
     operation_id: str
-    type: str
+    type: str = Field(..., description="What kind of operation: training.")
     status: OperationStatusName
-    execution_mode: str
+    execution_mode: ExecutionModeName
     mode_reason: str = ""
     device: str | None = None
     queue_position: int | None = Field(None, description="1 for the next pending operation to run.")
@@ -157,7 +165,7 @@ class OperationView(BaseModel):
     created_at: datetime
     started_at: datetime | None = None
     completed_at: datetime | None = None
-    result: dict[str, Any] | None = None
+    result: TrainingResult | None = Field(None, description="Once completed: what the training produced.")
     error: ErrorInfo | None = None
     warnings: list[str] = Field(default_factory=list)
     idempotency_key: str | None = None
@@ -168,7 +176,7 @@ class OperationView(BaseModel):
     project: str = Field("default", description="The project the training belongs to.")
     name: str | None = Field(None, description="The experiment's name, if one was given.")
     tags: list[str] = Field(default_factory=list, description="Its tags, in the order given.")
-    workload: str = Field("strategy", description="What it trains: strategy, tabular, plugin or command.")
+    workload: Workload = Field(Workload.STRATEGY, description="What it trains.")
     submitted_by: str | None = Field(
         None, description="The name of the API token that submitted it; null when tokens were not required."
     )
@@ -212,14 +220,14 @@ class OperationMetrics(BaseModel):
 
     operation_id: str
     status: OperationStatusName
-    history: list[dict[str, Any]]
+    history: list[HistoryRow]
     best_epoch: int | None = None
     best_val_loss: float | None = None
     plateau: bool = False
     overfitting: bool = False
-    decisions: list[dict[str, Any]] = Field(default_factory=list)
-    analysis: dict[str, Any] = Field(default_factory=dict)
-    telemetry: dict[str, dict[str, float]] = Field(
+    decisions: list[Decision] = Field(default_factory=list)
+    analysis: TrainingAnalysisView = Field(default_factory=TrainingAnalysisView)
+    telemetry: dict[str, TimerStats] = Field(
         default_factory=dict,
         description="Per timer name: count, total_s, mean_s, p50_s, p95_s, max_s (and dropped: events "
         "missing from the run's telemetry.jsonl).",

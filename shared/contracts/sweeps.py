@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.operations import StartTrainingRequest
+from shared.contracts.results import ModelRefView
 
 
 class ParamKind(StrEnum):
@@ -101,10 +102,12 @@ class SweepTrialView(BaseModel):
     number: int
     operation_id: str
     status: str = Field(..., description="The trial operation's status (pending … completed, pruned).")
-    params: dict[str, Any]
+    params: dict[str, float | int | str | bool | None] = Field(
+        ..., description="The trial's sampled values by path."
+    )
     objective: float | None = None
     intermediate: dict[int, float] = Field(default_factory=dict, description="Step -> value reported.")
-    model: dict[str, Any] | None = None
+    model: ModelRefView | None = Field(None, description="The trial's model version, once stored.")
 
 
 class SweepView(BaseModel):
