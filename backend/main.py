@@ -89,6 +89,8 @@ async def start(components: Components) -> None:
     await asyncio.to_thread(prepare_folders, components, alone)
     await components.runner.start()
     await components.hosts.start()
+    if components.ray is not None:
+        await components.ray.start()
     requeued = await asyncio.to_thread(components.training.resume_after_restart)
     await lease.start()
     await components.model_sweeper.start()
@@ -168,6 +170,8 @@ def prepare_folders(components: Components, alone: bool) -> None:
 async def stop(components: Components) -> None:
     components.broker.close()
     await components.hosts.stop()
+    if components.ray is not None:
+        await components.ray.stop()
     if components.http is not None:
         await components.http.aclose()
     await components.runner.stop(components.settings.shutdown_timeout_s)

@@ -12,6 +12,7 @@ from backend.api import (
     models,
     operations,
     projects,
+    ray_jobs,
     strategies,
     system,
     tokens,
@@ -33,5 +34,6 @@ for module in (
     data,
     tokens,
     host_callbacks,
+    ray_jobs,
 ):
     api_router.include_router(module.router)

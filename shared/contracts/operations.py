@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from shared.contracts.errors import describe_pattern
-from shared.contracts.training import CommandSpec, TabularSpec, TrainingOverrides, Workload
+from shared.contracts.training import CommandSpec, ResourceRequest, TabularSpec, TrainingOverrides, Workload
 
 
 class OperationStatusName(StrEnum):
@@ -24,6 +24,7 @@ class OperationStatusName(StrEnum):
 class ExecutionModeName(StrEnum):
     LOCAL = "local"
     HOST = "host"
+    RAY = "ray"
     AUTO = "auto"
 
 
@@ -62,8 +63,11 @@ class StartTrainingRequest(BaseModel):
     timeframe: str | list[str] | None = Field(None, description="Timeframe, or a list of timeframes.")
     start_date: date | None = None
     end_date: date | None = None
-    execution_mode: ExecutionModeName | None = Field(None, description="local, host or auto (default).")
+    execution_mode: ExecutionModeName | None = Field(None, description="local, host, ray or auto (default).")
     require_gpu: bool = False
+    resources: ResourceRequest | None = Field(
+        None, description="Ray mode: CPUs and memory the job reserves (require_gpu adds one GPU)."
+    )
     overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
     tabular: TabularSpec | None = None
     plugin: str | None = Field(None, description="Import path 'package.module:factory' of a plugin.")

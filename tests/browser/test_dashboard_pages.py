@@ -88,6 +88,11 @@ def test_system_page_shows_device_modes_and_queue(page: Any) -> None:
     assert page.locator("#card-queue .value").inner_text().isdigit()
     default = page.locator("#default-mode, #default-mode-select")
     assert default.count() == 1
+    # No MODELYARD_RAY_ADDRESS here: the Ray panel says what to set, and the ray mode is unavailable.
+    page.locator("#ray-none").wait_for()
+    assert "MODELYARD_RAY_ADDRESS" in page.locator("#ray-none").inner_text()
+    ray_row = page.locator("#modes-table tbody tr", has_text="ray")
+    assert "unavailable" in ray_row.inner_text()
 
 
 def test_default_execution_mode_is_changed_from_the_system_page(page: Any, backend: Backend) -> None:
