@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,8 @@ def test_system_page_shows_device_modes_and_queue(page: Any) -> None:
     # No MODELYARD_RAY_ADDRESS here: the Ray panel says what to set, and the ray mode is unavailable.
     page.locator("#ray-none").wait_for()
     assert "MODELYARD_RAY_ADDRESS" in page.locator("#ray-none").inner_text()
-    ray_row = page.locator("#modes-table tbody tr", has_text="ray")
+    ray_name = page.locator("strong", has_text=re.compile(r"^ray$"))
+    ray_row = page.locator("#modes-table tbody tr").filter(has=ray_name)
     assert "unavailable" in ray_row.inner_text()
 
 
