@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -20,6 +22,7 @@ from backend.adapters.db.tokens import SqlTokenRepository
 from backend.adapters.host_client import HostRetryPolicy, HostTimeouts, HttpHostClient
 from backend.adapters.operation_logs import FileOperationLogStore
 from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector, HostAvailability
+from backend.domain.job_tokens import JobTokenKey, derive_key
 from backend.domain.ports import (
     Clock,
     CommandCatalog,
@@ -27,6 +30,7 @@ from backend.domain.ports import (
     HostClient,
     ModelStore,
     ModelValidator,
+    RayJobs,
     ReplayMemory,
     ResultSink,
     StrategyCatalog,
@@ -43,7 +47,10 @@ from backend.services.local_runner import LocalTrainingRunner
 from backend.services.log_capture import LogCapture
 from backend.services.model_aliases import ModelAliasService
 from backend.services.operations import OperationsService
+from backend.services.ray_cluster import RayClusterMonitor
+from backend.services.ray_runner import RayJobRunner, RayTimings
 from backend.services.result_ingest import IngestLimits, ResultIngest
+from backend.services.session_commands import SessionCommands
 from backend.services.stale_models import StaleModelSweeper
 from backend.services.sweeps import SweepDriver, SweepService
 from backend.services.telemetry import Telemetry
@@ -77,6 +84,8 @@ class Adapters:
     host_retry: HostRetryPolicy | None = None
     sink: ResultSink | None = None
     validator: ModelValidator | None = None
+    #: For tests: the Ray Jobs API (None: Ray's SDK at MODELYARD_RAY_ADDRESS, when it is set).
+    ray_jobs: RayJobs | None = None
 
 
 @dataclass
@@ -109,6 +118,10 @@ class Components:
     aliases: ModelAliasService
     sweeps: SweepService
     sweep_driver: SweepDriver
+    #: Ray mode's runner; None when MODELYARD_RAY_ADDRESS is unset.
+    ray: RayJobRunner | None = None
+    #: Verifies the per-operation credentials of Ray jobs (``backend.api.ray_jobs``).
+    job_tokens: JobTokenKey = field(default_factory=lambda: JobTokenKey(secrets.token_bytes(32)))
 
 
 def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
@@ -157,6 +170,7 @@ def _real_adapters(settings: Settings, given: Adapters) -> Adapters:
         host_retry=given.host_retry,
         sink=sink,
         validator=validator,
+        ray_jobs=given.ray_jobs,
     )
 
 
@@ -237,14 +251,25 @@ def build_components(settings: Settings, given: Adapters) -> Components:
     registry = HostRegistry(
         settings.hosts, client, adapters.clock, interval_s=settings.host_health_interval_s
     )
+    job_tokens = derive_key(settings.secrets, _job_key(settings))
+    ray = _ray_runner(settings, adapters, operations, logs, job_tokens)
     selector = ExecutionModeSelector(
         ExecutionMode(settings.default_execution_mode),
         adapters.host or registry,
         local_has_gpu=device != "cpu",
+        ray=ray.monitor if ray is not None else None,
     )
     limits = IngestLimits(settings.inline_model_max_bytes, settings.max_model_bytes)
     claims = SqlResultClaimRepository(db, lease_s=settings.instance_lease_s)
-    ingest = ResultIngest(operations, adapters.sink, adapters.validator, client, claims=claims, limits=limits)
+    ingest = ResultIngest(
+        operations,
+        adapters.sink,
+        adapters.validator,
+        client,
+        claims=claims,
+        limits=limits,
+        uploads_dir=settings.runs_dir / "ray-uploads",
+    )
     hosts = HostSessionManager(
         operations,
         registry,
@@ -261,7 +286,11 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         adapters.engine,
         adapters.strategies,
         selector,
-        {ExecutionMode.LOCAL: runner, ExecutionMode.HOST: hosts},
+        {
+            ExecutionMode.LOCAL: runner,
+            ExecutionMode.HOST: hosts,
+            **({ExecutionMode.RAY: ray} if ray is not None else {}),
+        },
         logs=logs,
     )
     lease.on_pending_adopted(training.requeue)
@@ -297,6 +326,8 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         aliases=aliases,
         sweeps=sweeps,
         sweep_driver=SweepDriver(sweeps, interval_s=settings.sweep_poll_interval_s),
+        ray=ray,
+        job_tokens=job_tokens,
     )
 
 
@@ -320,6 +351,55 @@ def _sweeps(
         aliases,
         adapters.clock,
         max_trials=settings.sweep_max_trials,
+    )
+
+
+def _job_key(settings: Settings) -> bytes:
+    """The job tokens' key where no shared secret is set: random, kept beside the runs (0600) so a
+    restarted backend (or another one on the same volume) still accepts its running jobs' tokens."""
+    path = settings.runs_dir / "job-token.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+        return key
+
+
+def _ray_runner(
+    settings: Settings, adapters: Adapters, operations: OperationsService, logs: LogCapture, key: JobTokenKey
+) -> RayJobRunner | None:
+    jobs = adapters.ray_jobs
+    if jobs is None and settings.ray_address:
+        from backend.adapters.ray_jobs import RayJobsClient
+
+        jobs = RayJobsClient(settings.ray_address, timeout_s=settings.ray_request_timeout_s)
+    if jobs is None:
+        return None
+    assert adapters.datasets is not None
+    monitor = RayClusterMonitor(jobs, adapters.clock, interval_s=settings.ray_health_interval_s)
+    timings = RayTimings(
+        poll_s=settings.ray_poll_s,
+        lease_s=settings.ray_lease_s,
+        cancel_grace_s=settings.cancel_grace_s,
+        sweep_interval_s=max(min(settings.ray_lease_s / 2, 5.0), 0.1),
+        token_ttl_s=settings.ray_job_token_ttl_s,
+    )
+    return RayJobRunner(
+        operations,
+        monitor,
+        logs,
+        key,
+        SessionCommands(adapters.datasets, settings.backend_url),
+        backend_url=settings.backend_url,
+        entrypoint=settings.ray_entrypoint,
+        timings=timings,
     )
 
 

@@ -105,6 +105,33 @@ class HostRejectedError(HostError):
     code = "host_rejected"
 
 
+class RayError(BackendError):
+    """The Ray cluster of ray mode could not do what was asked; ``details['address']`` names it."""
+
+    code = "ray_error"
+    status_code = 502
+
+
+class RayUnavailableError(RayError):
+    """Retryable: the Ray Jobs API did not answer (refused, timeout, 5xx)."""
+
+    code = "ray_unavailable"
+    status_code = 503
+
+
+class RayRejectedError(RayError):
+    """Not retryable as is: Ray refused the call (e.g. a submission id that exists already)."""
+
+    code = "ray_rejected"
+
+
+class JobTokenRejectedError(BackendError):
+    """A Ray job's call without a valid job token for its operation."""
+
+    code = "bad_job_token"
+    status_code = 401
+
+
 class SignatureRejectedError(BackendError):
     """A request from a host is unsigned, stale or signed with an unknown secret."""
 

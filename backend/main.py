@@ -93,6 +93,8 @@ async def start(components: Components) -> None:
     await asyncio.to_thread(prepare_folders, components, alone)
     await components.runner.start()
     await components.hosts.start()
+    if components.ray is not None:
+        await components.ray.start()
     requeued = await asyncio.to_thread(components.training.resume_after_restart)
     await lease.start()
     await components.model_sweeper.start()
@@ -175,6 +177,8 @@ async def stop(components: Components) -> None:
     await components.sweep_driver.stop()  # first: no new trial may start while the runner stops
     components.broker.close()
     await components.hosts.stop()
+    if components.ray is not None:
+        await components.ray.stop()
     if components.http is not None:
         await components.http.aclose()
     await components.runner.stop(components.settings.shutdown_timeout_s)

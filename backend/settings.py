@@ -11,7 +11,7 @@
 | MODELYARD_RUNS_DIR | ./var/runs | run records and per-operation logs |
 | MODELYARD_LOCAL_CONCURRENCY | 1 | trainings run at once in-process |
 | MODELYARD_PROGRESS_WRITE_INTERVAL_S | 1.0 | least time between two progress writes of one operation |
-| MODELYARD_DEFAULT_EXECUTION_MODE | auto | local, host or auto |
+| MODELYARD_DEFAULT_EXECUTION_MODE | auto | local, host, ray or auto |
 | MODELYARD_PLUGIN_ALLOWLIST | (empty) | comma-separated module prefixes plugins may come from |
 | MODELYARD_MAX_UPLOAD_BYTES | 104857600 | largest accepted request body |
 | MODELYARD_LOG_LEVEL | INFO | DEBUG, INFO, WARNING, ERROR |
@@ -56,6 +56,18 @@ Sweeps (see docs/api.md, "Sweeps"):
 |---|---|---|
 | MODELYARD_SWEEP_MAX_TRIALS | 1000 | the largest n_trials a sweep may ask for (422 above) |
 | MODELYARD_SWEEP_POLL_INTERVAL_S | 0.5 | how often the sweep driver follows trials and starts new ones |
+
+Ray mode (see docs/ray.md):
+
+| variable | default | meaning |
+|---|---|---|
+| MODELYARD_RAY_ADDRESS | (empty) | the Ray Jobs API, e.g. http://10.0.0.9:8265; empty: no ray mode |
+| MODELYARD_RAY_ENTRYPOINT | modelyard | the `modelyard` command as the cluster's workers run it |
+| MODELYARD_RAY_HEALTH_INTERVAL_S | 5 | seconds between background checks of the cluster |
+| MODELYARD_RAY_REQUEST_TIMEOUT_S | 5 | timeout of one Jobs API call |
+| MODELYARD_RAY_POLL_S | 1 | seconds between two looks at a running job's status and log |
+| MODELYARD_RAY_LEASE_S | 30 | a cluster silent for longer loses its jobs (ray_job_lost) |
+| MODELYARD_RAY_JOB_TOKEN_TTL_S | 86400 | lifetime of a job's per-operation credential |
 """
 
 from __future__ import annotations
@@ -97,7 +109,7 @@ class Settings(BaseSettings):
     )
     health_cache_s: float = Field(2.0, ge=0, le=60)
     progress_write_interval_s: float = Field(1.0, ge=0, le=3600)
-    default_execution_mode: Literal["local", "host", "auto"] = "auto"
+    default_execution_mode: Literal["local", "host", "ray", "auto"] = "auto"
     plugin_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -135,6 +147,13 @@ class Settings(BaseSettings):
     cancel_grace_s: float = Field(15.0, ge=0, le=3600)
     sweep_max_trials: int = Field(1000, ge=1, le=100_000)
     sweep_poll_interval_s: float = Field(0.5, gt=0, le=60)
+    ray_address: str | None = None
+    ray_entrypoint: str = Field("modelyard", min_length=1)
+    ray_health_interval_s: float = Field(5.0, gt=0, le=600)
+    ray_request_timeout_s: float = Field(5.0, gt=0, le=600)
+    ray_poll_s: float = Field(1.0, gt=0, le=60)
+    ray_lease_s: float = Field(30.0, gt=0, le=3600)
+    ray_job_token_ttl_s: float = Field(86400.0, ge=60, le=30 * 86400)
 
     @field_validator("plugin_allowlist", "hosts", "shared_secrets", mode="before")
     @classmethod
@@ -177,6 +196,15 @@ class Settings(BaseSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"host {url!r} is not a URL; write it as http://address:5002")
         return tuple(dict.fromkeys(url.rstrip("/") for url in value))
+
+    @field_validator("ray_address")
+    @classmethod
+    def _ray_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not the Ray Jobs API URL; write it as http://head-address:8265")
+        return value.rstrip("/")
 
     @property
     def logs_dir(self) -> Path:

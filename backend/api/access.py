@@ -36,6 +36,8 @@ class Open(StrEnum):
     PUBLIC = "public"
     #: Host-facing routes: their own signature check (``host_access``) decides.
     HOST_SIGNED = "host_signed"
+    #: Ray jobs' routes: their per-operation job token (``ray_jobs.job_operation``) decides.
+    RAY_JOB = "ray_job"
 
 
 Access = TokenScope | Open
@@ -52,6 +54,12 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/callbacks/host-result"): Open.HOST_SIGNED,
     ("GET", "/api/v1/data/files/{name:path}/download"): Open.HOST_SIGNED,
     ("GET", "/api/v1/data/{symbol}/{timeframe}/download"): Open.HOST_SIGNED,
+    ("GET", "/api/v1/ray/jobs/{operation_id}/spec"): Open.RAY_JOB,
+    ("GET", "/api/v1/ray/jobs/{operation_id}/data/{filename}"): Open.RAY_JOB,
+    ("POST", "/api/v1/ray/jobs/{operation_id}/progress"): Open.RAY_JOB,
+    ("POST", "/api/v1/ray/jobs/{operation_id}/failure"): Open.RAY_JOB,
+    ("PUT", "/api/v1/ray/jobs/{operation_id}/model"): Open.RAY_JOB,
+    ("POST", "/api/v1/ray/jobs/{operation_id}/result"): Open.RAY_JOB,
     ("POST", "/api/v1/trainings"): TokenScope.TRAIN,
     ("POST", "/api/v1/operations/{operation_id}/cancel"): TokenScope.TRAIN,
     ("POST", "/api/v1/operations/{operation_id}/retry"): TokenScope.TRAIN,

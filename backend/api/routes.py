@@ -13,6 +13,7 @@ from backend.api import (
     models,
     operations,
     projects,
+    ray_jobs,
     strategies,
     sweeps,
     system,
@@ -38,5 +39,6 @@ for module in (
     tokens,
     sweeps,
     host_callbacks,
+    ray_jobs,
 ):
     api_router.include_router(module.router)

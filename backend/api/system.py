@@ -15,6 +15,7 @@ from backend.components import database_label
 from backend.domain.execution_modes import ExecutionMode
 from backend.domain.hosts import HostState
 from backend.domain.operations import OperationStatus
+from backend.domain.ray_cluster import RayClusterState
 from backend.services.health import DatabaseHealth
 from backend.services.telemetry import CONTENT_TYPE
 from backend.version import VERSION
@@ -23,6 +24,7 @@ from shared.contracts.api import (
     ExecutionModeView,
     HealthView,
     HostView,
+    RayClusterView,
     SetExecutionModeRequest,
     SystemView,
 )
@@ -52,6 +54,7 @@ def system(components: ComponentsDep) -> SystemView:
     counts = components.operations.count_by_status()
     host_up = components.selector.host_available()
     hosts = [_host_view(state) for state in components.registry.states()]
+    ray = _ray_view(components.selector.ray_state())
     healthy = [h for h in hosts if h.healthy]
     host_detail = (
         f"{len(healthy)} of {len(hosts)} host(s) healthy: "
@@ -68,10 +71,11 @@ def system(components: ComponentsDep) -> SystemView:
             available=host_up,
             detail=host_detail,
         ),
+        _ray_mode(ray),
         ExecutionModeState(
             mode=ExecutionMode.AUTO.value,
             available=True,
-            detail="local unless a GPU is required; then a GPU host",
+            detail="local unless a GPU is required; then a GPU host, then a Ray cluster with a free GPU",
         ),
     ]
     return SystemView(
@@ -84,6 +88,7 @@ def system(components: ComponentsDep) -> SystemView:
         local_concurrency=components.settings.local_concurrency,
         database=database_label(components),
         hosts=hosts,
+        ray=ray,
     )
 
 
@@ -93,6 +98,38 @@ def set_execution_mode(body: SetExecutionModeRequest, components: ComponentsDep)
     components.selector.default = ExecutionMode(body.mode)
     logger.info("default execution mode set to %s", body.mode)
     return ExecutionModeView(default_execution_mode=body.mode)
+
+
+def _ray_view(state: RayClusterState | None) -> RayClusterView | None:
+    if state is None:
+        return None
+    return RayClusterView(
+        address=state.address,
+        healthy=state.healthy,
+        version=state.version,
+        nodes=state.nodes,
+        cpus=state.cpus,
+        gpus=state.gpus,
+        free_cpus=state.free_cpus,
+        free_gpus=state.free_gpus,
+        checked_at=state.checked_at,
+        error=state.error,
+    )
+
+
+def _ray_mode(ray: RayClusterView | None) -> ExecutionModeState:
+    if ray is None:
+        detail = "no Ray cluster configured (MODELYARD_RAY_ADDRESS)"
+    elif ray.healthy:
+        detail = (
+            f"Ray {ray.version} at {ray.address}: {ray.nodes} node(s), {ray.free_cpus:g}/{ray.cpus:g} CPU(s) "
+            f"and {ray.free_gpus:g}/{ray.gpus:g} GPU(s) free"
+        )
+    else:
+        detail = f"the Ray cluster at {ray.address} does not answer: {ray.error}"
+    return ExecutionModeState(
+        mode=ExecutionMode.RAY.value, available=bool(ray and ray.healthy), detail=detail
+    )
 
 
 def _host_view(state: HostState) -> HostView:

@@ -16,6 +16,7 @@ from backend.cli.model_commands import models_group
 from backend.cli.ops_commands import ops_group
 from backend.cli.options import CliEnv
 from backend.cli.project_commands import projects_command
+from backend.cli.ray_job_command import ray_job_command
 from backend.cli.serve_command import serve_command
 from backend.cli.sweep_commands import sweep_group
 from backend.cli.token_commands import tokens_group
@@ -100,6 +101,7 @@ for command in (
     serve_command,
     tokens_group,
     host_command,
+    ray_job_command,
 ):
     cli.add_command(command)
 

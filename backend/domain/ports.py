@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, Protocol
 from backend.domain.aliases import AliasChange, ModelAlias
 from backend.domain.instances import BackendInstance
 from backend.domain.operations import Operation, OperationFilter, OperationStatus, ProjectSummary
+from backend.domain.ray_cluster import JobResources, RayClusterState, RayJob
 from backend.domain.results import ResultClaim, StoredVersion
 from backend.domain.tokens import ApiToken
 from shared.contracts.commands import CommandView
@@ -304,3 +305,37 @@ class AliasRepository(Protocol):
     def all(self) -> list[ModelAlias]: ...
 
     def history(self, strategy: str, name: str, *, limit: int = 200) -> list[AliasChange]: ...
+
+
+class RayJobs(Protocol):
+    """A Ray cluster's Jobs API, one method per call. Blocking (run them in a thread); each raises
+    RayUnavailableError (no answer, 5xx) or RayRejectedError (Ray refused), never returns None on failure."""
+
+    @property
+    def address(self) -> str: ...
+
+    def cluster(self) -> RayClusterState:
+        """Version, nodes and their CPUs/GPUs (totals and free), healthy=True."""
+        ...
+
+    def submit(
+        self, submission_id: str, entrypoint: str, *, env: Mapping[str, str], resources: JobResources
+    ) -> None:
+        """Submit a job; RayRejectedError with ``details['exists']`` when the id is taken."""
+        ...
+
+    def job(self, submission_id: str) -> RayJob | None:
+        """The job's status, None when the cluster has no job of that id."""
+        ...
+
+    def jobs(self) -> list[RayJob]:
+        """Every job the cluster knows (submitted ones: those with a submission id)."""
+        ...
+
+    def stop(self, submission_id: str) -> bool:
+        """Ask Ray to stop the job (SIGTERM, then SIGKILL); False when it had ended already."""
+        ...
+
+    def logs(self, submission_id: str) -> str:
+        """The job's whole driver log so far."""
+        ...

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from urllib.parse import quote
 
 from backend.domain.hosts import census_of
 from backend.domain.operations import Operation, OperationError, OperationStatus, Progress, transition
@@ -26,13 +23,11 @@ from backend.errors import HostRejectedError, HostUnavailableError
 from backend.services.host_registry import HostRegistry
 from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
-from shared.contracts.host import DatasetRef, StartSession
-from shared.contracts.training import TrainingRequest, Workload
-from shared.trainkit.errors import ConfigError, DataNotFoundError, TrainkitError
+from backend.services.session_commands import SessionCommands
+from shared.trainkit.errors import TrainkitError
 
 logger = logging.getLogger(__name__)
 
-CALLBACK_PATH = "/api/v1/callbacks/host-result"
 OnStarted = Callable[[str, str, str], None]
 
 
@@ -77,7 +72,7 @@ class HostDispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._excluded: dict[str, set[str]] = {}
-        self._digests: dict[tuple[str, int, int], str] = {}
+        self._commands = SessionCommands(datasets, backend_url)
         self.in_flight: set[str] = set()
 
     async def start(self) -> None:
@@ -149,7 +144,7 @@ class HostDispatcher:
     async def _start_on(self, url: str, op: Operation) -> bool:
         """True when the operation is settled (running there, failed or cancelled); False to retry."""
         try:
-            command = await asyncio.to_thread(self._command, op)
+            command = await asyncio.to_thread(self._commands.build, op)
         except TrainkitError as exc:
             self._registry.release(url)
             await asyncio.to_thread(self._ops.fail, op.id, OperationError(exc.code, exc.message))
@@ -198,67 +193,6 @@ class HostDispatcher:
             return False
         self._ops.track(op)
         return True
-
-    def _command(self, op: Operation) -> StartSession:
-        """What the host needs: the request and every data file it reads (the host shares no disk)."""
-        request = TrainingRequest.model_validate(op.request)
-        if request.workload is Workload.PLUGIN:
-            raise ConfigError(
-                "plugin trainings run only in local mode: plugins are allowlisted per machine",
-                field="workload",
-            )
-        refs = []
-        for symbol in request.symbols:
-            for timeframe in request.timeframes:
-                path = self._datasets.path_of(symbol, timeframe)
-                url = f"{self._backend_url}/api/v1/data/{symbol}/{timeframe}/download"
-                refs.append(DatasetRef(filename=path.name, sha256=self._sha256(path), url=url))
-        if request.tabular is not None:
-            path = self._datasets.file_path(request.tabular.dataset)
-            url = f"{self._backend_url}/api/v1/data/files/{quote(request.tabular.dataset)}/download"
-            refs.append(DatasetRef(filename=path.name, sha256=self._sha256(path), url=url))
-            # The host puts every file flat in its data folder: name the dataset as it lands there.
-            tabular = request.tabular.model_copy(update={"dataset": path.name})
-            request = request.model_copy(update={"tabular": tabular})
-        if request.command is not None and request.command.dataset:
-            dataset = request.command.dataset
-            path = self._command_dataset(dataset)
-            url = f"{self._backend_url}/api/v1/data/files/{quote(dataset)}/download"
-            refs.append(DatasetRef(filename=path.name, sha256=self._sha256(path), url=url))
-            spec = request.command.model_copy(update={"dataset": path.name})
-            request = request.model_copy(update={"command": spec})
-        return StartSession(
-            operation_id=op.id,
-            request=request,
-            callback_url=self._backend_url + CALLBACK_PATH,
-            datasets=refs,
-        )
-
-    def _command_dataset(self, dataset: str) -> Path:
-        """The one data file a command reads; a folder cannot travel to a host (data goes file by file)."""
-        refusal = ConfigError(
-            f"command.dataset {dataset!r} is not a single file of the data folder (a folder?): a host "
-            "receives a command's dataset as one file; run this training with execution_mode 'local'",
-            field="command.dataset",
-        )
-        try:
-            path = self._datasets.file_path(dataset)
-        except DataNotFoundError as exc:
-            raise refusal from exc
-        if path.name != PurePosixPath(dataset).name:  # file_path's '.csv' guess: not the named entry
-            raise refusal
-        return path
-
-    def _sha256(self, path: Path) -> str:
-        stat = path.stat()
-        key = (str(path), stat.st_size, stat.st_mtime_ns)
-        if key not in self._digests:
-            digest = hashlib.sha256()
-            with path.open("rb") as source:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    digest.update(block)
-            self._digests[key] = digest.hexdigest()
-        return self._digests[key]
 
     def _fall_back(self, op: Operation) -> None:
         missing = census_of(self._registry.states()).missing(require_gpu=op.require_gpu)

@@ -32,6 +32,8 @@ INFO_LOGGERS = (
     "backend.services.host_dispatch",
     "backend.services.host_follower",
     "backend.services.result_ingest",
+    "backend.services.ray_runner",
+    "backend.ray_job",
 )
 MAX_LINE_CHARS = 8192
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,8 @@ from shared.trainkit.executor.types import ModelArtifact, ModelRef
 logger = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 20
+#: Modes whose results arrive through the hand-off (a host callback or pull, a Ray job's post).
+REMOTE_MODES = frozenset({"host", "ray"})
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ class ResultIngest:
         claims: ResultClaimRepository,
         limits: IngestLimits,
         temp_dir: Path | None = None,
+        uploads_dir: Path | None = None,
     ) -> None:
         self._ops = operations
         self._claims = claims
@@ -96,6 +100,8 @@ class ResultIngest:
         self._hosts = hosts
         self._limits = limits
         self._temp_dir = temp_dir
+        #: Ray mode: where a job's streamed model waits (``backend.api.ray_jobs``) until its result comes.
+        self._uploads_dir = uploads_dir
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def ingest(self, payload: ResultPayload) -> IngestOutcome:
@@ -104,7 +110,7 @@ class ResultIngest:
             op = await asyncio.to_thread(self._ops.get, op_id)
             done = self._already_done(op, payload)
             if done is not None:
-                await self.acknowledge(op.host_url, payload.session_id)
+                await self.acknowledge(_host_of(op), payload.session_id)
                 return done
             stored = await self._stored_model(payload, op) if payload.artifact is not None else None
             try:
@@ -117,7 +123,7 @@ class ResultIngest:
                 await self.acknowledge(op.host_url, payload.session_id)
                 return done
         logger.info("operation %s completed from host session %s: %s", op_id, payload.session_id, stored)
-        await self.acknowledge(op.host_url, payload.session_id)
+        await self.acknowledge(_host_of(op), payload.session_id)
         return IngestOutcome(op_id, stored, duplicate=False)
 
     async def _stored_model(self, payload: ResultPayload, op: Operation) -> ModelRef:
@@ -198,7 +204,7 @@ class ResultIngest:
 
     def _already_done(self, op: Operation, payload: ResultPayload) -> IngestOutcome | None:
         same_session = op.host_session_id in (None, payload.session_id)
-        if op.status is OperationStatus.COMPLETED and same_session and op.execution_mode == "host":
+        if op.status is OperationStatus.COMPLETED and same_session and op.execution_mode in REMOTE_MODES:
             stored_sha = (op.result or {}).get("host_model_sha256")
             if stored_sha not in (None, _sha256_of(payload)):
                 raise ResultConflictError(
@@ -209,7 +215,7 @@ class ResultIngest:
             logger.info("operation %s: duplicate result of session %s ignored", op.id, payload.session_id)
             model = (op.result or {}).get("model")
             return IngestOutcome(op.id, dict(model) if model else None, duplicate=True)
-        if op.status not in ACTIVE_STATUSES or op.execution_mode != "host":
+        if op.status not in ACTIVE_STATUSES or op.execution_mode not in REMOTE_MODES:
             raise ResultConflictError(
                 f"operation {op.id} is {op.status.value} in {op.execution_mode} mode; it takes no host result",
                 operation_id=op.id,
@@ -267,6 +273,14 @@ class ResultIngest:
                 limit=limit,
                 size=model.size,
             )
+        if op.execution_mode == "ray" and self._uploads_dir is not None:
+            staged = self._uploads_dir / f"{op.id}.model"
+            if not staged.is_file():
+                raise ResultRejectedError(
+                    f"the result references an uploaded model, but operation {op.id} has none"
+                )
+            await asyncio.to_thread(shutil.move, staged, target)
+            return
         if not op.host_url:
             raise ResultConflictError(f"operation {op.id} has no host to fetch its model from")
         try:
@@ -295,7 +309,7 @@ class ResultIngest:
             "host_url": op.host_url,
             "host_session_id": payload.session_id,
             "host_model_sha256": _sha256_of(payload),
-            "trained_on": "host",
+            "trained_on": op.execution_mode,
         }
         return self._sink.save(
             ModelArtifact(
@@ -319,6 +333,11 @@ class ResultIngest:
         }
         device = payload.result.get("device")
         self._ops.complete(payload.operation_id, result, device=device if isinstance(device, str) else None)
+
+
+def _host_of(op: Operation) -> str | None:
+    """The host to acknowledge a result to (a Ray job keeps no copy to delete)."""
+    return op.host_url if op.execution_mode == "host" else None
 
 
 def _sha256_of(payload: ResultPayload) -> str | None:

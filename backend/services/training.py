@@ -17,6 +17,7 @@ from backend.domain.ports import StrategyCatalog, TrainingEngine, TrainingRunner
 from backend.errors import IdempotencyConflictError, InvalidRequestError
 from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
+from backend.services.ray_runner import resources_of
 from shared.contracts.operations import StartTrainingRequest
 from shared.contracts.training import TrainingRequest, Workload
 
@@ -110,6 +111,8 @@ class TrainingService:
         decision = self._selector.select(requested, body.require_gpu)
         if body.workload is Workload.PLUGIN:
             _local_only(requested or self._selector.default, decision.mode)
+        if decision.mode is ExecutionMode.RAY:
+            self._check_ray_resources(request, body.require_gpu)
         op, created = self._ops.create(
             op_type="training",
             request=request.model_dump(mode="json"),
@@ -165,6 +168,7 @@ class TrainingService:
                 command=body.command,
                 name=body.name,
                 overrides=body.overrides,
+                resources=body.resources,
             )
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -183,6 +187,16 @@ class TrainingService:
         text = body.strategy_yaml or self._strategies.read_text(check_name(body.strategy or "", "strategy"))
         summary = self._strategies.validate(text)
         return str(summary.get("name") or body.strategy or "inline"), text
+
+    def _check_ray_resources(self, request: TrainingRequest, require_gpu: bool) -> None:
+        """Refuse at submit what the cluster can never run (a busy cluster queues the job instead)."""
+        refusal = self._selector.ray_refusal(resources_of(request, require_gpu))
+        if refusal is not None:
+            field = "require_gpu" if "GPU was requested" in refusal else "resources"
+            raise InvalidRequestError(
+                f"{field}: {refusal}; ask for less (resources.cpus, resources.memory_mb) or grow the cluster",
+                field=field,
+            )
 
     def cancel(self, op_id: str, *, by: str | None = None) -> Operation:
         """Pending → cancelled; running → cancelling and the runner's token set; finished → 409.
@@ -255,7 +269,7 @@ def _same_request(existing: Operation, digest: str) -> Operation:
 
 def _local_only(requested: ExecutionMode, chosen: ExecutionMode) -> None:
     """Plugins never go to a host, whatever the hosts' health: the answer must not depend on it."""
-    if ExecutionMode.HOST in (requested, chosen):
+    if {ExecutionMode.HOST, ExecutionMode.RAY} & {requested, chosen}:
         raise InvalidRequestError(
             "plugin trainings run only in local mode: plugins are allowlisted per machine "
             "(MODELYARD_PLUGIN_ALLOWLIST) and a host service does not share this backend's allowlist; "

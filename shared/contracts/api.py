@@ -174,6 +174,21 @@ class HostView(BaseModel):
     error: str | None = None
 
 
+class RayClusterView(BaseModel):
+    """The Ray cluster of ray mode (MODELYARD_RAY_ADDRESS) as the last background check saw it."""
+
+    address: str
+    healthy: bool
+    version: str | None = None
+    nodes: int = 0
+    cpus: float = 0
+    gpus: float = 0
+    free_cpus: float = 0
+    free_gpus: float = 0
+    checked_at: datetime | None = None
+    error: str | None = None
+
+
 class SystemView(BaseModel):
     version: str
     device: str
@@ -184,6 +199,7 @@ class SystemView(BaseModel):
     local_concurrency: int
     database: str
     hosts: list[HostView] = Field(default_factory=list)
+    ray: RayClusterView | None = Field(None, description="The Ray cluster; null when none is configured.")
 
 
 class SetExecutionModeRequest(BaseModel):
@@ -191,7 +207,7 @@ class SetExecutionModeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"mode": "host"}]})
 
-    mode: Literal["local", "host", "auto"]
+    mode: Literal["local", "host", "ray", "auto"]
 
 
 class ExecutionModeView(BaseModel):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
 from shared.contracts.errors import describe_pattern
 from shared.contracts.results import Decision, HistoryRow, TimerStats, TrainingAnalysisView, TrainingResult
-from shared.contracts.training import CommandSpec, TabularSpec, TrainingOverrides, Workload
+from shared.contracts.training import CommandSpec, ResourceRequest, TabularSpec, TrainingOverrides, Workload
 
 
 class OperationStatusName(StrEnum):
@@ -26,6 +26,7 @@ class OperationStatusName(StrEnum):
 class ExecutionModeName(StrEnum):
     LOCAL = "local"
     HOST = "host"
+    RAY = "ray"
     AUTO = "auto"
 
 
@@ -64,7 +65,7 @@ class StartTrainingRequest(BaseModel):
     timeframe: str | list[str] | None = Field(None, description="Timeframe, or a list of timeframes.")
     start_date: date | None = None
     end_date: date | None = None
-    execution_mode: ExecutionModeName | None = Field(None, description="local, host or auto (default).")
+    execution_mode: ExecutionModeName | None = Field(None, description="local, host, ray or auto (default).")
     require_gpu: bool = False
     max_retries: int | None = Field(
         None,
@@ -72,6 +73,9 @@ class StartTrainingRequest(BaseModel):
         le=10,
         description="Automatic retries of an infrastructure fault (backend restart, lost host) for this "
         "training, each resuming from its last checkpoint; null: the server's MODELYARD_MAX_RETRIES.",
+    )
+    resources: ResourceRequest | None = Field(
+        None, description="Ray mode: CPUs and memory the job reserves (require_gpu adds one GPU)."
     )
     overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
     tabular: TabularSpec | None = None

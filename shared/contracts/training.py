@@ -76,6 +76,17 @@ class CommandSpec(BaseModel):
     )
 
 
+class ResourceRequest(BaseModel):
+    """What a Ray job reserves on the cluster (ray mode only; other modes ignore it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpus: float = Field(1.0, gt=0, le=1024, description="CPUs the training's Ray job reserves.")
+    memory_mb: int | None = Field(
+        None, ge=64, le=16 * 1024 * 1024, description="Memory (MiB) the job reserves; none by default."
+    )
+
+
 class TrainingRequest(BaseModel):
     """A fully resolved training request: everything the executor needs, nothing environment-specific.
 
@@ -97,6 +108,7 @@ class TrainingRequest(BaseModel):
     command: CommandSpec | None = None
     name: str | None = Field(None, description="The experiment's name; a command run's {run_name}.")
     overrides: TrainingOverrides = Field(default_factory=TrainingOverrides)
+    resources: ResourceRequest | None = Field(None, description="Ray mode: CPUs and memory to reserve.")
 
     @model_validator(mode="after")
     def _workload_fields(self) -> TrainingRequest:

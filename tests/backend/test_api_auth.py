@@ -37,6 +37,15 @@ HOST_SIGNED = {
     ("GET", "/api/v1/data/files/{name:path}/download"),
     ("GET", "/api/v1/data/{symbol}/{timeframe}/download"),
 }
+#: A Ray job's routes: its per-operation job token decides (backend.api.ray_jobs).
+RAY_JOB = {
+    ("GET", "/api/v1/ray/jobs/{operation_id}/spec"),
+    ("GET", "/api/v1/ray/jobs/{operation_id}/data/{filename}"),
+    ("POST", "/api/v1/ray/jobs/{operation_id}/progress"),
+    ("POST", "/api/v1/ray/jobs/{operation_id}/failure"),
+    ("PUT", "/api/v1/ray/jobs/{operation_id}/model"),
+    ("POST", "/api/v1/ray/jobs/{operation_id}/result"),
+}
 
 
 @dataclass
@@ -93,7 +102,7 @@ async def test_every_route_but_the_public_and_host_ones_refuses_a_request_withou
     assert ("POST", "/api/v1/trainings") in routes
     assert len(routes) > 30
     for method, template in routes:
-        if (method, template) in PUBLIC | HOST_SIGNED:
+        if (method, template) in PUBLIC | HOST_SIGNED | RAY_JOB:
             continue
         response = await secured.client.request(method, _concrete(template))
         assert response.status_code == 401, (method, template, response.text)
@@ -114,6 +123,15 @@ async def test_host_routes_are_left_to_their_signature_check(secured: Secured, s
     response = await secured.client.post("/api/v1/callbacks/host-result", content=b"{}")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "bad_signature"
+
+
+async def test_ray_job_routes_take_only_a_job_token_of_their_operation(secured: Secured) -> None:
+    for method, template in sorted(RAY_JOB):
+        path = _concrete(template)
+        for headers in ({}, {"authorization": "Bearer mjt_op_other.99999999999.00"}):
+            response = await secured.client.request(method, path, headers=headers)
+            assert response.status_code == 401, (method, template, response.text)
+            assert response.json()["error"]["code"] == "bad_job_token"
 
 
 async def test_scopes_decide_what_each_token_may_do(secured: Secured, fakes: Fakes) -> None:

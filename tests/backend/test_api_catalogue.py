@@ -142,8 +142,10 @@ async def test_health_and_system_report_state_and_queue(api: httpx.AsyncClient) 
     assert {m["mode"]: m["available"] for m in system["execution_modes"]} == {
         "local": True,
         "host": False,
+        "ray": False,  # no MODELYARD_RAY_ADDRESS
         "auto": True,
     }
+    assert system["ray"] is None
     assert system["queue_depth"] == 0
     assert system["database"].startswith("sqlite:///")
 

@@ -19,7 +19,12 @@ ERROR_REF = "#/components/schemas/ErrorBody"
 
 #: Truly free-form values, by (schema, property): any JSON per key, documented as such. The generated
 #: client still gets a class for each (``ErrorInfoDetails``, ``StrategySummaryDetails``).
-FREE_FORM = {("ErrorInfo", "details"), ("StrategySummary", "details")}
+FREE_FORM = {
+    ("ErrorInfo", "details"),
+    ("StrategySummary", "details"),
+    ("JobFailure", "details"),  # a Ray job's error details, as free-form as ErrorInfo's
+    ("ProgressUpdate", "extra"),  # what a host or Ray job adds to its progress: sent, never answered
+}
 
 #: Routes that can answer a status beyond the shared ones (401/403/422/500), by what they do.
 ROUTE_STATUSES: dict[tuple[str, str], set[int]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,12 @@ def test_system_page_shows_device_modes_and_queue(page: Any) -> None:
     assert page.locator("#card-queue .value").inner_text().isdigit()
     default = page.locator("#default-mode, #default-mode-select")
     assert default.count() == 1
+    # No MODELYARD_RAY_ADDRESS here: the Ray panel says what to set, and the ray mode is unavailable.
+    page.locator("#ray-none").wait_for()
+    assert "MODELYARD_RAY_ADDRESS" in page.locator("#ray-none").inner_text()
+    ray_name = page.locator("strong", has_text=re.compile(r"^ray$"))
+    ray_row = page.locator("#modes-table tbody tr").filter(has=ray_name)
+    assert "unavailable" in ray_row.inner_text()
 
 
 def test_default_execution_mode_is_changed_from_the_system_page(page: Any, backend: Backend) -> None:

@@ -1,4 +1,5 @@
-// System: device, execution modes, queue, hosts (when the API has them) and the default execution mode.
+// System: device, execution modes, queue, hosts (when the API has them), the Ray cluster and the default
+// execution mode.
 
 import { api, apiSchema } from "../api.js";
 import { clear, field, h, pageHead } from "../dom.js";
@@ -32,6 +33,23 @@ function hostsTable(hosts) {
   return h("div", { class: "table-wrap" }, h("table", { id: "hosts-table" },
     h("thead", {}, h("tr", {}, keys.map((k) => h("th", { scope: "col", text: k.replaceAll("_", " ") })))),
     h("tbody", {}, hosts.map((x) => h("tr", {}, keys.map((k) => h("td", {}, cellValue(k, x[k]))))))));
+}
+
+/** The Ray cluster of ray mode (``sys.ray``): address, version, nodes, CPUs, GPUs, health. */
+function rayPanel(ray) {
+  if (!ray) return h("p", { class: "muted", id: "ray-none", text: "No Ray cluster is configured (MODELYARD_RAY_ADDRESS)." });
+  const rows = [
+    ["address", ray.address],
+    ["healthy", ray.healthy],
+    ["version", ray.version],
+    ["nodes", ray.nodes],
+    ["CPUs free / total", `${ray.free_cpus} / ${ray.cpus}`],
+    ["GPUs free / total", `${ray.free_gpus} / ${ray.gpus}`],
+    ["checked_at", ray.checked_at],
+    ["error", ray.error],
+  ];
+  return h("div", { class: "table-wrap" }, h("table", { id: "ray-table" },
+    h("tbody", {}, rows.map(([k, v]) => h("tr", {}, h("th", { scope: "row", text: k.replaceAll("_", " ") }), h("td", {}, cellValue(k, v)))))));
 }
 
 async function loadHosts(schema, sys) {
@@ -82,6 +100,7 @@ export function render(root) {
   const cards = h("div", { class: "cards", id: "system-cards" });
   const modes = h("div");
   const hosts = h("div", {}, h("p", { class: "muted", text: "Loading…" }));
+  const ray = h("div", {}, h("p", { class: "muted", text: "Loading…" }));
   const editor = h("div");
   const error = h("div", { class: "action-error", role: "alert" });
   let timer = null;
@@ -102,6 +121,7 @@ export function render(root) {
         clear(editor, modeEditor(sys, schema, load));
         editorDrawn = true;
       }
+      clear(ray, rayPanel(sys.ray));
       const list = await loadHosts(schema, sys).catch((exc) => {
         throw new Error(`hosts: ${exc.message}`);
       });
@@ -120,6 +140,7 @@ export function render(root) {
       h("section", { class: "panel" }, h("h2", { text: "Execution modes" }), modes),
       h("section", { class: "panel" }, h("h2", { text: "Default execution mode" }), editor)),
     h("section", { class: "panel", style: { marginTop: "1rem" } }, h("h2", { text: "Hosts" }), hosts),
+    h("section", { class: "panel", style: { marginTop: "1rem" } }, h("h2", { text: "Ray cluster" }), ray),
   );
   load();
   return () => {

@@ -1,0 +1,167 @@
+"""The routes a Ray job (``modelyard ray-job``) calls back on: its spec, its data, progress, model, result.
+
+Each takes the job's bearer job token, which names one operation: a job reaches its own operation's data
+and reports only for it, and the token is refused once the operation has ended. The model travels
+inline in the result for small models, or is first streamed here (``PUT /model``, checked against its
+sha256) and referenced from the result as ``uploaded``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+
+from backend.api.dependencies import ComponentsDep
+from backend.api.error_handlers import error_responses
+from backend.api.host_access import read_body_limited
+from backend.components import Components
+from backend.domain.job_tokens import JobTokenError
+from backend.domain.operations import ACTIVE_STATUSES, Operation, OperationError
+from backend.errors import (
+    ExecutionModeUnavailableError,
+    InvalidRequestError,
+    JobTokenRejectedError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ResultRejectedError,
+)
+from backend.services.progress import merge_progress
+from backend.services.result_ingest import parse_payload
+from shared.contracts.host import MODEL_SHA256_HEADER, StartSession
+from shared.contracts.ray_jobs import JobFailure, JobProgress
+from shared.trainkit.executor.types import ModelRef
+
+router = APIRouter(prefix="/api/v1/ray/jobs", tags=["ray mode"])
+JOB_RESPONSES = error_responses(401, 404, 422)
+
+
+def job_operation(operation_id: str, request: Request, components: ComponentsDep) -> Operation:
+    """The operation this job token was minted for, still active and in ray mode; 401 otherwise."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    try:
+        components.job_tokens.verify(token, operation_id, components.operations.now())
+    except JobTokenError as exc:
+        raise JobTokenRejectedError(
+            f"job token refused: {exc}; a Ray job sends the MODELYARD_JOB_TOKEN it was started with",
+            reason=str(exc),
+        ) from exc
+    op = components.operations.get(operation_id)
+    if op.execution_mode != "ray" or op.status not in ACTIVE_STATUSES:
+        raise JobTokenRejectedError(
+            f"operation {operation_id} is {op.status.value} in {op.execution_mode} mode; its job token is "
+            "no longer accepted",
+            reason="operation_ended",
+        )
+    return op
+
+
+JobOperationDep = Annotated[Operation, Depends(job_operation)]
+
+
+def _runner(components: Components) -> Any:
+    if components.ray is None:
+        raise ExecutionModeUnavailableError("this backend has no Ray cluster (MODELYARD_RAY_ADDRESS)")
+    return components.ray
+
+
+@router.get("/{operation_id}/spec", response_model=StartSession, responses=JOB_RESPONSES)
+def job_spec(op: JobOperationDep, components: ComponentsDep) -> StartSession:
+    """The training request and the data files to fetch (URLs under this job's own data route)."""
+    spec: StartSession = _runner(components).commands.build(op)
+    base = f"{components.settings.backend_url}/api/v1/ray/jobs/{op.id}/data"
+    refs = [ref.model_copy(update={"url": f"{base}/{ref.filename}"}) for ref in spec.datasets]
+    return spec.model_copy(update={"datasets": refs, "callback_url": f"{base[:-5]}/result"})
+
+
+@router.get("/{operation_id}/data/{filename}", response_class=FileResponse, responses=JOB_RESPONSES)
+def job_data(filename: str, op: JobOperationDep, components: ComponentsDep) -> FileResponse:
+    """One data file of this job's training (only those: the token reaches no other file)."""
+    files = _runner(components).commands.files_of(op)
+    if filename not in files:
+        raise NotFoundError(
+            f"{filename!r} is not a data file of operation {op.id}; it reads {sorted(files)}",
+            filename=filename,
+        )
+    return FileResponse(files[filename], filename=filename)
+
+
+@router.post("/{operation_id}/progress", responses=JOB_RESPONSES)
+def job_progress(body: JobProgress, op: JobOperationDep, components: ComponentsDep) -> dict[str, bool]:
+    """A progress update of the running training (per-epoch metrics land in the history)."""
+    operations = components.operations
+    now = operations.now()
+
+    def change(current: Operation) -> Operation:
+        updated = merge_progress(current, body.progress, now) if body.progress else current
+        return updated.with_changes(device=body.device or updated.device, heartbeat_at=now)
+
+    operations.report_live(op.id, change)
+    return {"accepted": True}
+
+
+@router.post("/{operation_id}/failure", responses=JOB_RESPONSES)
+def job_failure(body: JobFailure, op: JobOperationDep, components: ComponentsDep) -> dict[str, bool]:
+    """The training failed in the job (its own error, e.g. a bad config); the job exits after this."""
+    details = {**body.details, "submission_id": op.id}
+    components.operations.fail(op.id, OperationError(body.code, body.message, details))
+    return {"accepted": True}
+
+
+@router.put("/{operation_id}/model", responses=error_responses(401, 404, 413, 422))
+async def job_model(request: Request, op: JobOperationDep, components: ComponentsDep) -> dict[str, Any]:
+    """The model's raw bytes, streamed to a staging file; ``X-Content-SHA256`` must match them."""
+    expected = request.headers.get(MODEL_SHA256_HEADER, "")
+    if len(expected) != 64:
+        raise InvalidRequestError(
+            f"header {MODEL_SHA256_HEADER} (sha256 hex of the body) is required", field=MODEL_SHA256_HEADER
+        )
+    limit = components.settings.max_model_bytes
+    target = uploaded_model_path(components, op.id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with part.open("wb") as sink:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(
+                        f"model exceeds {limit} bytes (MODELYARD_MAX_MODEL_BYTES)", limit=limit
+                    )
+                digest.update(chunk)
+                sink.write(chunk)
+        if digest.hexdigest() != expected:
+            raise ResultRejectedError(
+                f"uploaded model sha256 is {digest.hexdigest()}, header says {expected}"
+            )
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return {"sha256": expected, "size": size}
+
+
+@router.post("/{operation_id}/result", responses=error_responses(401, 404, 409, 413, 422, 503))
+async def job_result(request: Request, op: JobOperationDep, components: ComponentsDep) -> dict[str, Any]:
+    """The job's result payload (``session_id`` = the operation id); stored as a model version once."""
+    body = await read_body_limited(request, components.settings.callback_max_bytes)
+    payload = parse_payload(body)
+    if payload.operation_id != op.id or payload.session_id != op.id:
+        raise ResultRejectedError(
+            f"a result for {payload.operation_id}/{payload.session_id} sent to the route of {op.id}",
+            field="operation_id",
+        )
+    with components.logs.capture(op.id):
+        outcome = await components.ingest.ingest(payload)
+    model = outcome.model.as_dict() if isinstance(outcome.model, ModelRef) else outcome.model
+    return {"operation_id": outcome.operation_id, "model": model, "duplicate": outcome.duplicate}
+
+
+def uploaded_model_path(components: Components, op_id: str) -> Path:
+    return components.settings.runs_dir / "ray-uploads" / f"{op_id}.model"

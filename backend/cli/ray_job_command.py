@@ -1,0 +1,271 @@
+"""``modelyard ray-job``: the entrypoint of a Ray job. Runs one operation's training with the same
+TrainingExecutor as local and host mode, and reports to the backend that submitted it over HTTP.
+
+It authenticates with the job token in MODELYARD_JOB_TOKEN (scoped to this operation: its spec, its
+data files, its progress and its result; never the shared secret). Small models travel inline in the
+result; bigger ones are streamed first (PUT /model). A training error is posted as the operation's
+failure and the job exits 1; a cancel arrives as Ray's stop_job (SIGTERM), which ends the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+from shared.contracts.bundle import BUNDLE_FILE, BUNDLE_TAR, pack_files
+from shared.contracts.handoff import build_payload, encode_model_inline, payload_bytes, sha256_file
+from shared.contracts.host import MODEL_SHA256_HEADER, StartSession
+from shared.contracts.ray_jobs import JOB_TOKEN_ENV, UPLOADED_MODEL_URL, JobProgress
+from shared.contracts.training import ProgressUpdate
+
+logger = logging.getLogger("modelyard.ray_job")
+#: Least time between two plain progress posts; updates carrying epoch metrics or decisions always go.
+PROGRESS_INTERVAL_S = 0.5
+
+
+class JobFailedError(Exception):
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details or {}
+
+
+class BackendLink:
+    """The job's calls to its backend, each under ``/api/v1/ray/jobs/{operation_id}``, with timeouts."""
+
+    def __init__(
+        self, backend_url: str, operation_id: str, token: str, *, timeout_s: float, retry_s: float
+    ) -> None:
+        self.base = f"{backend_url.rstrip('/')}/api/v1/ray/jobs/{operation_id}"
+        self.retry_s = retry_s
+        self.http = httpx.Client(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(timeout_s, read=max(timeout_s, 300.0)),
+        )
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call, retried on no answer or a 5xx until ``retry_s`` has passed (a backend restarting
+        mid-job comes back and takes the result); a 4xx is final."""
+        url = path if path.startswith("http") else self.base + path
+        deadline = time.monotonic() + self.retry_s
+        wait = 0.5
+        while True:
+            try:
+                response = self.http.request(method, url, **kwargs)
+            except httpx.TransportError as exc:
+                if time.monotonic() > deadline:
+                    raise JobFailedError("backend_unreachable", f"{method} {url}: {exc}") from exc
+            else:
+                if response.status_code < 500 or time.monotonic() > deadline:
+                    break
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+        if response.status_code >= 400:
+            raise JobFailedError(
+                "backend_refused", f"{method} {url}: HTTP {response.status_code} {response.text[:500]}"
+            )
+        return response
+
+
+def run_job(link: BackendLink, workdir: Path, *, commands_dir: Path | None, inline_limit: int) -> None:
+    from shared.trainkit.cancellation import CancelToken
+    from shared.trainkit.executor import TrainingExecutor
+
+    spec = StartSession.model_validate(link.call("GET", "/spec").json())
+    data_dir = workdir / "data"
+    data_dir.mkdir()
+    for ref in spec.datasets:
+        _download(link, ref.url, data_dir / ref.filename, ref.sha256)
+    logger.info("fetched %d data file(s); training starts", len(spec.datasets))
+    sink = FolderSink(workdir / "result")
+    executor = TrainingExecutor(data_dir, sink, commands_dir=commands_dir, scratch_dir=workdir / "scratch")
+    reporter = ProgressReporter(link)
+    result = executor.execute(spec.request, reporter, CancelToken(), run_name=spec.operation_id)
+    reporter.flush()
+    artifact, model = sink.handoff(link, inline_limit)
+    payload = build_payload(
+        operation_id=spec.operation_id,
+        session_id=spec.operation_id,
+        result=result.as_dict(),
+        artifact=artifact,
+        model=model,
+    )
+    answer = link.call(
+        "POST", "/result", content=payload_bytes(payload), headers={"content-type": "application/json"}
+    )
+    logger.info("result delivered: %s", answer.json().get("model"))
+
+
+class ProgressReporter:
+    def __init__(self, link: BackendLink) -> None:
+        self._link = link
+        self._last = 0.0
+        self._pending: ProgressUpdate | None = None
+        self._device: str | None = None
+
+    def __call__(self, update: ProgressUpdate) -> None:
+        device = update.extra.get("device")
+        if isinstance(device, str):
+            self._device = device
+        if update.extra or time.monotonic() - self._last >= PROGRESS_INTERVAL_S:
+            self._send(update)
+        else:
+            self._pending = update
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            self._send(self._pending)
+
+    def _send(self, update: ProgressUpdate) -> None:
+        self._pending = None
+        self._last = time.monotonic()
+        body = JobProgress(progress=update, device=self._device)
+        self._link.call(
+            "POST", "/progress", content=body.model_dump_json(), headers={"content-type": "application/json"}
+        )
+
+
+class FolderSink:
+    """The executor's ModelSink in a job: the model kept on the worker's disk until it is handed off."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.artifact: Any = None
+
+    def save(self, artifact: Any) -> Any:
+        from shared.trainkit.executor.types import ModelRef
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.artifact = artifact
+        if artifact.files and not artifact.model_bytes:
+            self.files = pack_files(artifact.files, self.folder / BUNDLE_FILE)
+            self.model_file = self.folder / BUNDLE_FILE
+        else:
+            self.files = {}
+            self.model_file = self.folder / "model.pt"
+            self.model_file.write_bytes(artifact.model_bytes)
+        return ModelRef(strategy=artifact.strategy, name=artifact.name, version=0, path=str(self.folder))
+
+    def handoff(
+        self, link: BackendLink, inline_limit: int
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The payload's ``artifact`` and ``model``: inline when small, else streamed to the backend first."""
+        a = self.artifact
+        if a is None:
+            return None, None
+        artifact: dict[str, Any] = {
+            "strategy": a.strategy,
+            "name": a.name,
+            "config": a.config,
+            "metrics": a.metrics,
+            "features": a.features,
+            "metadata": a.metadata,
+        }
+        if self.files:
+            artifact.update(bundle=BUNDLE_TAR, files=self.files)
+        sha256, size = sha256_file(self.model_file)
+        if size <= inline_limit:
+            return artifact, encode_model_inline(self.model_file)
+        with self.model_file.open("rb") as body:
+            link.call("PUT", "/model", content=_chunks(body), headers={MODEL_SHA256_HEADER: sha256})
+        logger.info("streamed the model (%d bytes) to the backend", size)
+        return artifact, {"encoding": "external", "url": UPLOADED_MODEL_URL, "sha256": sha256, "size": size}
+
+
+def _chunks(source: Any) -> Any:
+    yield from iter(lambda: source.read(1 << 20), b"")
+
+
+def _download(link: BackendLink, url: str, target: Path, sha256: str) -> None:
+    digest = hashlib.sha256()
+    with link.http.stream("GET", url) as response:
+        if response.status_code != 200:
+            raise JobFailedError(
+                "dataset_unavailable", f"GET {url}: HTTP {response.status_code} {response.read()[:300]!r}"
+            )
+        with target.open("wb") as out:
+            for chunk in response.iter_bytes(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    if digest.hexdigest() != sha256:
+        raise JobFailedError(
+            "dataset_unavailable", f"{target.name}: sha256 {digest.hexdigest()}, expected {sha256}"
+        )
+
+
+@click.command(
+    "ray-job",
+    help="Run one operation's training inside a Ray job (the entrypoint ray mode submits; not for humans). "
+    f"Reads the job token from {JOB_TOKEN_ENV}.",
+)
+@click.option(
+    "--backend-url", required=True, help="The backend that submitted the job (MODELYARD_PUBLIC_URL)."
+)
+@click.option("--operation-id", required=True, help="The operation (= the Ray submission id).")
+@click.option(
+    "--commands-dir", type=click.Path(path_type=Path), default=None, help="Command templates on the worker."
+)
+@click.option(
+    "--inline-limit", type=int, default=16 << 20, show_default=True, help="Larger models are streamed."
+)
+@click.option(
+    "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per-call timeout (s)."
+)
+@click.option(
+    "--retry",
+    "retry_s",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="How long a call to an unreachable backend is retried (s).",
+)
+def ray_job_command(
+    backend_url: str,
+    operation_id: str,
+    commands_dir: Path | None,
+    inline_limit: int,
+    timeout_s: float,
+    retry_s: float,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
+    )
+    token = os.environ.get(JOB_TOKEN_ENV, "")
+    if not token:
+        raise click.UsageError(f"{JOB_TOKEN_ENV} is not set: this command runs inside a job ray mode submits")
+    link = BackendLink(backend_url, operation_id, token, timeout_s=timeout_s, retry_s=retry_s)
+    workdir = Path(tempfile.mkdtemp(prefix=f"modelyard-job-{operation_id}-"))
+    try:
+        run_job(link, workdir, commands_dir=commands_dir, inline_limit=inline_limit)
+    except JobFailedError as exc:
+        _report_failure(link, exc.code, exc.message, exc.details)
+        sys.exit(1)
+    except Exception as exc:
+        from shared.trainkit.errors import TrainkitError
+
+        if isinstance(exc, TrainkitError):
+            _report_failure(link, exc.code, exc.message, dict(exc.details))
+        else:
+            logger.exception("training crashed")
+            _report_failure(link, "training_error", f"{type(exc).__name__}: {exc}", {})
+        sys.exit(1)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _report_failure(link: BackendLink, code: str, message: str, details: dict[str, Any]) -> None:
+    logger.error("%s: %s", code, message)
+    try:
+        body = {"code": code, "message": message, "details": details}
+        link.call("POST", "/failure", json=body)
+    except JobFailedError as exc:  # the backend's follower reports the job as lost instead
+        logger.error("could not report the failure: %s", exc.message)

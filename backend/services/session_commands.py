@@ -1,0 +1,97 @@
+"""SessionCommands: what a remote runner (a host, a Ray job) needs to start an operation's training.
+
+The resolved request, and every data file it reads with its sha256 and the URL to fetch it from (a host
+or a Ray worker shares no disk with the backend). Digests are cached by (path, size, mtime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+from backend.domain.operations import Operation
+from backend.domain.ports import DatasetCatalog
+from shared.contracts.host import DatasetRef, StartSession
+from shared.contracts.training import TrainingRequest, Workload
+from shared.trainkit.errors import ConfigError, DataNotFoundError
+
+CALLBACK_PATH = "/api/v1/callbacks/host-result"
+
+
+class SessionCommands:
+    def __init__(self, datasets: DatasetCatalog, backend_url: str) -> None:
+        self._datasets = datasets
+        self._backend_url = backend_url.rstrip("/")
+        self._digests: dict[tuple[str, int, int], str] = {}
+
+    def files_of(self, op: Operation) -> dict[str, Path]:
+        """The data files the operation's training reads, by the name they take on the remote side."""
+        return {ref.filename: path for ref, path in self._refs(op)[1]}
+
+    def build(self, op: Operation) -> StartSession:
+        """What the remote side needs: the request and every data file it reads. ConfigError or
+        DataNotFoundError (trainkit errors) when the request cannot travel."""
+        request, refs = self._refs(op)
+        return StartSession(
+            operation_id=op.id,
+            request=request,
+            callback_url=self._backend_url + CALLBACK_PATH,
+            datasets=[ref for ref, _ in refs],
+        )
+
+    def _refs(self, op: Operation) -> tuple[TrainingRequest, list[tuple[DatasetRef, Path]]]:
+        request = TrainingRequest.model_validate(op.request)
+        if request.workload is Workload.PLUGIN:
+            raise ConfigError(
+                "plugin trainings run only in local mode: plugins are allowlisted per machine",
+                field="workload",
+            )
+        refs: list[tuple[DatasetRef, Path]] = []
+
+        def add(path: Path, url: str) -> None:
+            refs.append((DatasetRef(filename=path.name, sha256=self._sha256(path), url=url), path))
+
+        for symbol in request.symbols:
+            for timeframe in request.timeframes:
+                path = self._datasets.path_of(symbol, timeframe)
+                add(path, f"{self._backend_url}/api/v1/data/{symbol}/{timeframe}/download")
+        if request.tabular is not None:
+            path = self._datasets.file_path(request.tabular.dataset)
+            add(path, f"{self._backend_url}/api/v1/data/files/{quote(request.tabular.dataset)}/download")
+            # The remote side puts every file flat in its data folder: name the dataset as it lands there.
+            tabular = request.tabular.model_copy(update={"dataset": path.name})
+            request = request.model_copy(update={"tabular": tabular})
+        if request.command is not None and request.command.dataset:
+            dataset = request.command.dataset
+            path = self._command_dataset(dataset)
+            add(path, f"{self._backend_url}/api/v1/data/files/{quote(dataset)}/download")
+            spec = request.command.model_copy(update={"dataset": path.name})
+            request = request.model_copy(update={"command": spec})
+        return request, refs
+
+    def _command_dataset(self, dataset: str) -> Path:
+        """The one data file a command reads; a folder cannot travel to a host (data goes file by file)."""
+        refusal = ConfigError(
+            f"command.dataset {dataset!r} is not a single file of the data folder (a folder?): a host "
+            "receives a command's dataset as one file; run this training with execution_mode 'local'",
+            field="command.dataset",
+        )
+        try:
+            path = self._datasets.file_path(dataset)
+        except DataNotFoundError as exc:
+            raise refusal from exc
+        if path.name != PurePosixPath(dataset).name:  # file_path's '.csv' guess: not the named entry
+            raise refusal
+        return path
+
+    def _sha256(self, path: Path) -> str:
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._digests:
+            digest = hashlib.sha256()
+            with path.open("rb") as source:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(block)
+            self._digests[key] = digest.hexdigest()
+        return self._digests[key]

@@ -1,0 +1,181 @@
+"""Ray mode end to end: a real local Ray cluster (2 CPUs, loopback), a real backend process, real jobs.
+
+The tests run in file order as one story on one backend: a training completes; a cancel stops its job;
+a killed job process is lost; the backend is killed mid-job and restarted, and reconciles. Every wait
+has a deadline.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.adapters.ray_jobs import RayJobsClient
+from backend.domain.ray_cluster import RayJobStatus
+from tests.e2e.host_cluster import Api, Process, backend_process, wait_until
+from tests.ray.cluster import LocalRay
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ENTRYPOINT = str(Path(sys.executable).parent / "modelyard")
+#: A Ray cluster shares the 2 cores with the backend: its start may take longer than the e2e default.
+BACKEND_START_S = 180.0
+
+
+@dataclass
+class RayStack:
+    api: Api
+    backend: Process
+    ray: LocalRay
+    jobs: RayJobsClient
+
+
+def ray_backend(folder: Path, ray: LocalRay, *, port: int | None = None, **extra: str) -> Process:
+    settings = {
+        "ray_address": ray.address,
+        "ray_entrypoint": ENTRYPOINT,
+        "ray_poll_s": "0.2",
+        "ray_lease_s": "5",
+        "ray_health_interval_s": "0.5",
+        "default_execution_mode": "ray",
+        **extra,
+    }
+    return backend_process(folder, [], port=port, **settings)
+
+
+@pytest.fixture(scope="module")
+def stack(local_ray: LocalRay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayStack]:
+    backend = ray_backend(tmp_path_factory.mktemp("ray-backend"), local_ray)
+    api = Api(backend)
+    try:
+        backend.launch()
+        wait_until(backend.ready, BACKEND_START_S, "the backend to answer /health", every=0.2)
+        wait_until(lambda: api.http.get("/api/v1/system").json()["ray"]["healthy"], 60, "the cluster healthy")
+        yield RayStack(api, backend, local_ray, RayJobsClient(local_ray.address))
+    finally:
+        api.close()
+        backend.kill()
+
+
+def job_processes(op_id: str) -> list[int]:
+    """The pids of the job's entrypoint (``modelyard ray-job ... --operation-id op_id``)."""
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        int(line.split(None, 1)[0])
+        for line in out.splitlines()
+        if "ray-job" in line and f"--operation-id {op_id}" in line and "/bin/sh" not in line
+    ]
+
+
+def job_status(stack: RayStack, op_id: str) -> RayJobStatus | None:
+    job = stack.jobs.job(op_id)
+    return job.status if job is not None else None
+
+
+def training_epochs(api: Api, op_id: str, at_least: int = 1) -> dict[str, Any]:
+    return api.wait(
+        op_id,
+        lambda b: b["status"] == "running" and (b["progress"].get("epoch") or 0) >= at_least,
+        f"epoch {at_least} running",
+        timeout=120,
+    )
+
+
+def test_the_system_view_shows_the_cluster(stack: RayStack) -> None:
+    system = stack.api.http.get("/api/v1/system").json()
+    ray = system["ray"]
+    assert ray["address"] == stack.ray.address
+    assert ray["healthy"] is True
+    assert ray["nodes"] == 1
+    assert ray["cpus"] == 2
+    assert ray["version"]
+    modes = {m["mode"]: m for m in system["execution_modes"]}
+    assert modes["ray"]["available"] is True
+    assert "2 CPU" in modes["ray"]["detail"] or "/2 CPU" in modes["ray"]["detail"]
+
+
+def test_a_request_the_cluster_can_never_hold_is_refused_at_submit_with_what_it_has(stack: RayStack) -> None:
+    api = stack.api
+    jobs_before = len(stack.jobs.jobs())
+    too_many = api.train(mode="ray", resources={"cpus": 64})
+    assert too_many.status_code == 422, too_many.text
+    error = too_many.json()["error"]
+    assert error["details"]["field"] == "resources"
+    assert "64 CPU(s) requested" in error["message"]
+    assert "2 CPU(s), 0 GPU(s)" in error["message"]
+    gpu = api.train(mode="ray", require_gpu=True)
+    assert gpu.status_code == 422, gpu.text
+    assert gpu.json()["error"]["details"]["field"] == "require_gpu"
+    bad = api.train(mode="ray", resources={"cpus": 0})
+    assert bad.status_code == 422
+    assert "resources" in bad.text
+    assert "cpus" in bad.text
+    assert len(stack.jobs.jobs()) == jobs_before  # nothing reached the cluster
+
+
+def test_a_ray_training_completes_with_its_model_stored_and_history(stack: RayStack) -> None:
+    api = stack.api
+    op_id = api.start(epochs=2, mode="ray")
+    op = api.finished(op_id, timeout=180)
+    assert op["status"] == "completed", op
+    assert op["execution_mode"] == "ray"
+    assert op["result"]["model"]["version"] == 1
+    assert api.versions() == [1]
+    model_file = stack.backend.folder / str(op["result"]["model"]["path"]) / "model.pt"
+    assert model_file.stat().st_size > 0
+    metrics = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()
+    assert len(metrics["history"]) == 2, metrics
+    logs = api.http.get(f"/api/v1/operations/{op_id}/logs", params={"limit": 1000}).json()
+    messages = [line["message"] for line in logs["lines"]]
+    assert any("training starts" in m for m in messages), messages[-20:]
+    wait_until(lambda: job_status(stack, op_id) is RayJobStatus.SUCCEEDED, 30, "the job to succeed")
+
+
+def test_cancel_stops_the_job_within_5_s_and_its_process_is_gone(stack: RayStack) -> None:
+    api = stack.api
+    op_id = api.start(epochs=400, mode="ray")
+    training_epochs(api, op_id)
+    assert job_processes(op_id), "the job's process runs while it trains"
+    response = api.http.post(f"/api/v1/operations/{op_id}/cancel")
+    assert response.status_code == 202, response.text
+    api.wait(op_id, lambda b: b["status"] == "cancelled", "cancelled", timeout=5)
+    wait_until(lambda: not job_processes(op_id), 10, "the job's process to exit")
+    wait_until(lambda: job_status(stack, op_id) is RayJobStatus.STOPPED, 10, "the job to be stopped")
+
+
+def test_a_killed_job_process_fails_the_operation_with_ray_job_lost(stack: RayStack) -> None:
+    api = stack.api
+    op_id = api.start(epochs=400, mode="ray")
+    training_epochs(api, op_id)
+    for pid in job_processes(op_id):
+        os.kill(pid, signal.SIGKILL)
+    op = api.wait(op_id, lambda b: b["status"] == "failed", "failed", timeout=30)
+    assert op["error"]["code"] == "ray_job_lost", op["error"]
+    assert op_id in op["error"]["message"]
+    assert "Ray says" in op["error"]["message"]
+
+
+def test_a_backend_killed_mid_job_reconciles_after_restart_with_one_version(stack: RayStack) -> None:
+    api = stack.api
+    before = len(api.versions())
+    op_id = api.start(epochs=15, mode="ray")
+    training_epochs(api, op_id)
+    stack.backend.kill(signal.SIGKILL)
+    stack.backend.launch()
+    wait_until(stack.backend.ready, BACKEND_START_S, "the restarted backend to answer /health", every=0.2)
+    op = api.finished(op_id, timeout=180)
+    assert op["status"] == "completed", op
+    assert len(api.versions()) == before + 1
+    submitted = [job for job in stack.jobs.jobs() if job.submission_id == op_id]
+    assert len(submitted) == 1  # nothing submitted twice
+    assert "re-attaching" in stack.backend.log()

@@ -1,0 +1,191 @@
+"""RayJobRunner against a fake Jobs API: submit once, adopt a taken id, lose a silent or dead job, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from backend.adapters.db.engine import build_engine, migrate
+from backend.adapters.db.operations import SqlOperationRepository
+from backend.adapters.operation_logs import FileOperationLogStore
+from backend.domain.job_tokens import JobTokenKey
+from backend.domain.operations import Operation, OperationStatus
+from backend.domain.ray_cluster import RayJob, RayJobStatus
+from backend.services.events import EventBroker
+from backend.services.log_capture import LogCapture
+from backend.services.operations import OperationsService
+from backend.services.ray_cluster import RayClusterMonitor
+from backend.services.ray_runner import RayJobRunner, RayTimings
+from backend.services.session_commands import SessionCommands
+from shared.contracts.ray_jobs import JOB_TOKEN_ENV
+from tests.backend.fakes import STRATEGY_YAML, FakeDatasets, FixedClock
+from tests.ray.fakes import FakeRayJobs
+
+pytestmark = pytest.mark.anyio
+TIMINGS = RayTimings(poll_s=0.02, lease_s=0.3, result_grace_s=0.05, cancel_grace_s=1.0, sweep_interval_s=0.05)
+KEY = JobTokenKey(b"k" * 32)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Rig:
+    ops: OperationsService
+    jobs: FakeRayJobs
+    runner: RayJobRunner
+    logs: FileOperationLogStore
+    capture: LogCapture
+
+    def new_op(self, require_gpu: bool = False) -> Operation:
+        request = {"strategy_yaml": STRATEGY_YAML, "symbols": ["EURUSD"], "timeframes": ["1h"]}
+        op, _ = self.ops.create(
+            op_type="training",
+            request=request,
+            execution_mode="ray",
+            mode_reason="t",
+            require_gpu=require_gpu,
+        )
+        return op
+
+    async def until(self, op_id: str, status: OperationStatus, timeout: float = 5.0) -> Operation:
+        async def poll() -> Operation:
+            while True:
+                op = self.ops.get(op_id)
+                if op.status is status:
+                    return op
+                await asyncio.sleep(0.01)
+
+        return await asyncio.wait_for(poll(), timeout)
+
+
+def build_rig(tmp_path: Path, jobs: FakeRayJobs) -> Rig:
+    engine = build_engine(f"sqlite:///{tmp_path / 'ops.db'}")
+    migrate(engine)
+    ops = OperationsService(
+        SqlOperationRepository(engine), FixedClock(), EventBroker(), progress_interval_s=0
+    )
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    (data / "EURUSD_1h.csv").write_text("timestamp,open,high,low,close,volume\n")
+    store = FileOperationLogStore(tmp_path / "logs")
+    monitor = RayClusterMonitor(jobs, FixedClock(), interval_s=60)
+    capture = LogCapture(store)
+    runner = RayJobRunner(
+        ops, monitor, capture, KEY, SessionCommands(FakeDatasets(data), "http://backend.test"),
+        backend_url="http://backend.test", entrypoint="modelyard", timings=TIMINGS,
+    )  # fmt: skip
+    return Rig(ops, jobs, runner, store, capture)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    made = build_rig(tmp_path, FakeRayJobs())
+    made.capture.install()
+    await made.runner.start()
+    try:
+        yield made
+    finally:
+        await made.runner.stop()
+        made.capture.uninstall()
+
+
+async def test_a_job_is_submitted_once_with_a_token_scoped_to_its_operation(rig: Rig) -> None:
+    op = rig.new_op()
+    rig.runner.submit(op.id)
+    running = await rig.until(op.id, OperationStatus.RUNNING)
+    assert running.host_session_id == op.id
+    assert running.host_url == rig.jobs.address
+    [(submission_id, entrypoint, env, resources)] = rig.jobs.submissions
+    assert submission_id == op.id
+    assert entrypoint == f"modelyard ray-job --backend-url http://backend.test --operation-id {op.id}"
+    token = env[JOB_TOKEN_ENV]
+    KEY.verify(token, op.id, rig.ops.now())
+    assert "k" * 8 not in token  # the key itself never travels
+    assert resources.cpus == 1.0
+    assert resources.gpus == 0.0
+
+
+async def test_a_submission_id_taken_already_is_adopted_not_submitted_again(rig: Rig) -> None:
+    op = rig.new_op()
+    rig.jobs.states[op.id] = RayJob(op.id, RayJobStatus.RUNNING)  # submitted before a crash
+    rig.runner.submit(op.id)
+    await rig.until(op.id, OperationStatus.RUNNING)
+    assert rig.jobs.submissions == []
+
+
+async def test_a_job_that_fails_without_a_result_is_ray_job_lost_with_its_log_tail(rig: Rig) -> None:
+    op = rig.new_op()
+    rig.runner.submit(op.id)
+    await rig.until(op.id, OperationStatus.RUNNING)
+    rig.jobs.log_text[op.id] = (
+        "Traceback (most recent call last):\nModuleNotFoundError: No module named 'x'\n"
+    )
+    rig.jobs.finish(op.id, RayJobStatus.FAILED, "Job entrypoint command failed with exit code 1")
+    failed = await rig.until(op.id, OperationStatus.FAILED)
+    assert failed.error is not None
+    assert failed.error.code == "ray_job_lost"
+    assert "exit code 1" in failed.error.message
+    assert "ModuleNotFoundError" in failed.error.details["log_tail"]
+    lines, _ = rig.logs.read(op.id, 0, 100)
+    assert any("ModuleNotFoundError" in line.message for line in lines)
+
+
+async def test_a_cluster_silent_past_the_lease_loses_the_job(rig: Rig) -> None:
+    op = rig.new_op()
+    rig.runner.submit(op.id)
+    await rig.until(op.id, OperationStatus.RUNNING)
+    rig.jobs.down = True
+    failed = await rig.until(op.id, OperationStatus.FAILED)
+    assert failed.error is not None
+    assert failed.error.code == "ray_job_lost"
+    assert "MODELYARD_RAY_LEASE_S" in failed.error.message
+
+
+async def test_cancel_stops_the_job_and_records_cancelled(rig: Rig) -> None:
+    op = rig.new_op()
+    rig.runner.submit(op.id)
+    await rig.until(op.id, OperationStatus.RUNNING)
+    rig.ops.request_cancel(op.id)
+    assert rig.runner.cancel(op.id)
+    await rig.until(op.id, OperationStatus.CANCELLED)
+    assert rig.jobs.stops == [op.id]
+
+
+async def test_missing_data_fails_the_operation_before_anything_is_submitted(
+    rig: Rig, tmp_path: Path
+) -> None:
+    (tmp_path / "data" / "EURUSD_1h.csv").unlink()
+    op = rig.new_op()
+    rig.runner.submit(op.id)
+    failed = await rig.until(op.id, OperationStatus.FAILED)
+    assert failed.error is not None
+    assert failed.error.code == "data_not_found"
+    assert rig.jobs.submissions == []
+
+
+async def test_a_restarted_runner_re_attaches_to_running_jobs_without_submitting(tmp_path: Path) -> None:
+    jobs = FakeRayJobs()
+    first = build_rig(tmp_path, jobs)
+    await first.runner.start()
+    op = first.new_op()
+    first.runner.submit(op.id)
+    await first.until(op.id, OperationStatus.RUNNING)
+    await first.runner.stop()
+    second = build_rig(tmp_path, jobs)
+    await second.runner.start()
+    try:
+        assert op.id in second.runner.following
+        jobs.finish(op.id, RayJobStatus.FAILED, "node lost")
+        failed = await second.until(op.id, OperationStatus.FAILED)
+        assert failed.error is not None
+        assert failed.error.code == "ray_job_lost"
+        assert len(jobs.submissions) == 1
+    finally:
+        await second.runner.stop()
