@@ -92,6 +92,11 @@ class HostSessionManager:
         return self._dispatcher.queue_depth
 
     @property
+    def dispatching(self) -> frozenset[str]:
+        """The operations the dispatcher holds: being placed, or waiting for a free host slot."""
+        return frozenset(self._dispatcher.in_flight)
+
+    @property
     def following(self) -> list[str]:
         return [op_id for op_id, (_, task) in self._followers.items() if not task.done()]
 

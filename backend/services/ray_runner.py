@@ -136,13 +136,16 @@ class RayJobRunner:
                 logger.exception("ray watchdog sweep failed")
 
     async def sweep(self) -> list[str]:
-        """Follow every running ray operation nobody here follows (after a restart); their ids."""
+        """Follow every running ray operation this backend owns and nobody here follows (after a restart,
+        or adopted from a backend that died); their ids. Another live backend's stay with it."""
         active, _ = await asyncio.to_thread(
             self._ops.list_operations, OperationFilter(statuses=tuple(sorted(ACTIVE_STATUSES))), limit=10_000
         )
         adopted = []
         for op in active:
             if op.execution_mode != "ray" or op.status is OperationStatus.PENDING or op.id in self.following:
+                continue
+            if self._ops.owned_elsewhere(op):
                 continue
             adopted.append(op.id)
             logger.info("re-attaching to Ray job %s", op.host_session_id or op.id)

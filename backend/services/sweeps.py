@@ -243,6 +243,14 @@ class SweepService:
                     self._stop(trial, PRUNER_TOKEN)
             return sweep
         if op.status is OperationStatus.COMPLETED:
+            # A trial faster than the driver's poll never showed its steps while running: report them now,
+            # so the pruner's medians count this trial at every step it reached.
+            values = intermediate_of(metric, op.history)
+            new = {k: v for k, v in values.items() if k not in trial.reported}
+            if new:
+                self._studies.report(sweep.id, request, trial.optuna_trial_id, new)
+                trial = _with(trial, reported={**trial.reported, **new})
+                self._repo.put_trial(trial)
             value = objective_of(metric, op.result, op.history)
             if value is None:
                 return self._missing_objective(sweep, request, trial, trials, op)

@@ -132,7 +132,7 @@ class CommandOutcome(OpenRecord):
     last_metrics: dict[str, Number] | Absent | None = Field(
         ABSENT, description="Each metric's last finite value."
     )
-    step: str | Absent | None = Field(ABSENT, description="The metric that counts steps.")
+    step: int | Absent | None = Field(ABSENT, description="The last step the program reported.")
 
 
 class TrainingResult(OpenRecord):

@@ -178,7 +178,8 @@ async def test_a_training_on_a_bad_target_is_a_422_naming_tabular_target(
 async def test_the_openapi_declares_the_preview_and_the_table_upload(api: httpx.AsyncClient) -> None:
     spec = (await api.get("/openapi.json")).json()
     assert "/api/v1/data/{name}/preview" in spec["paths"]
-    form = spec["components"]["schemas"]["Body_upload_data_api_v1_data_post"]["properties"]
+    body = spec["paths"]["/api/v1/data"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    form = spec["components"]["schemas"][body["$ref"].rpartition("/")[2]]["properties"]
     assert {"file", "symbol", "timeframe", "kind", "name"} <= set(form)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -161,7 +162,11 @@ async def test_two_hosts_of_one_slot_never_share_a_slot_and_the_third_training_w
     async with host_backend(host_settings(tmp_path, hosts=("http://h1", "http://h2"))) as backend:
         ops = [await backend.start_training() for _ in range(3)]
         await backend.wait_for(ops[1], lambda b: b["host_session_id"] is not None, "a session", 5)
-        await asyncio.sleep(0.3)
+        # The dispatcher holds the third one: it found both slots taken and waits for one to free up.
+        deadline = time.monotonic() + 5
+        while ops[2] not in backend.components.hosts.dispatching:
+            assert time.monotonic() < deadline, "the third training never reached the dispatcher"
+            await asyncio.sleep(0.01)
         third = await backend.operation(ops[2])
         assert third["status"] == "pending"
         live = [s.host for s in backend.hosts.by_id.values() if s.status is SessionStatusName.RUNNING]

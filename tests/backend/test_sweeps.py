@@ -275,11 +275,13 @@ async def test_the_median_pruner_stops_clearly_bad_trials_as_pruned(backend: App
     body = strategy_sweep(
         space={
             "overrides.learning_rate": {"type": "categorical", "choices": [0.003, 8.0]},
-            "overrides.seed": {"type": "categorical", "choices": [1, 2, 3]},
+            # Six of each: whatever order the grid takes, a bad trial almost surely (all but 7 of the 924
+            # orders) runs after two good ones have set the medians the pruner compares with.
+            "overrides.seed": {"type": "categorical", "choices": [1, 2, 3, 4, 5, 6]},
         },
         sampler="grid",
         pruner="median",
-        n_trials=6,
+        n_trials=12,
         parallelism=1,
     )
     body["base"]["overrides"] = {"epochs": 8, "early_stopping_patience": 0, "batch_size": 128}

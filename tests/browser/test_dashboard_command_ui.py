@@ -233,10 +233,14 @@ def test_arrow_keys_switch_the_workload_and_keep_the_focus_on_the_choice(page: A
     page.locator('[data-dataset="EURUSD_1h"]').wait_for()
     page.locator('[data-command="fake"]').wait_for()
     page.locator('[data-workload="strategy"] input').focus()
-    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")  # strategy -> tabular: the focus stays on the choices
+    page.wait_for_function("document.activeElement?.value === 'tabular'")
+    page.keyboard.press("ArrowDown")  # tabular -> the command
     page.wait_for_selector('.steps li[aria-current="step"]:has-text("Workload")')
     page.wait_for_function("document.activeElement?.value === 'command:fake'")
     assert page.locator('[data-dataset="EURUSD_1h"]').count() == 0
+    page.keyboard.press("ArrowUp")
+    page.wait_for_function("document.activeElement?.value === 'tabular'")
     page.keyboard.press("ArrowUp")
     page.locator('[data-dataset="EURUSD_1h"]').wait_for()
     page.wait_for_function("document.activeElement?.value === 'strategy'")

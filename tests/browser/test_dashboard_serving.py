@@ -86,5 +86,10 @@ def test_request_view_of_a_command_run_names_the_command_and_its_data() -> None:
         "name": "toy-1",
     }
     view = training_request_view("op_1", request)
-    assert (view.workload, view.command, view.name) == ("command", request["command"], "toy-1")
+    assert view.command is not None
+    assert (view.workload.value, view.command.model_dump(exclude_none=True), view.name) == (
+        "command",
+        request["command"],
+        "toy-1",
+    )
     assert view.symbols == []

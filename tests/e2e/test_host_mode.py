@@ -198,6 +198,20 @@ def test_a_result_the_backend_missed_while_down_is_pulled_after_it_returns_exact
     assert "pulling its result" in cluster.backend.log()
 
 
+def test_a_host_trainings_own_log_lines_and_every_epoch_reach_the_operation(cluster: Cluster) -> None:
+    api = cluster.api
+    op = api.finished(api.start(epochs=3))
+    assert op["status"] == "completed", op
+    host = cluster.host_at(op["host_url"])
+    session = host_get(host, f"/training/status/{op['host_session_id']}").json()
+    assert [row["epoch"] for row in session["recent_epochs"]] == [1, 2, 3]
+    assert any(line["logger"].startswith("shared.trainkit") for line in session["recent_logs"])
+    logs = api.http.get(f"/api/v1/operations/{op['operation_id']}/logs").json()["lines"]
+    messages = [line["message"] for line in logs]
+    assert any(m.startswith("[host] training on cpu") for m in messages), messages
+    assert any(m.startswith("[host] training finished after 3 epochs") for m in messages), messages
+
+
 def test_a_killed_host_is_lost_within_the_lease_and_retried_on_the_other_host(cluster: Cluster) -> None:
     api = cluster.api
     wait_until(lambda: api.hosts_healthy(2), 20, "both hosts healthy")
@@ -238,17 +252,3 @@ def test_with_no_healthy_host_host_mode_falls_back_to_local_or_is_refused(cluste
     refused = api.train(epochs=1, require_gpu=True)
     assert refused.status_code == 503
     assert "GPU" in refused.json()["error"]["message"]
-
-
-def test_a_host_trainings_own_log_lines_and_every_epoch_reach_the_operation(cluster: Cluster) -> None:
-    api = cluster.api
-    op = api.finished(api.start(epochs=3))
-    assert op["status"] == "completed", op
-    host = cluster.host_at(op["host_url"])
-    session = host_get(host, f"/training/status/{op['host_session_id']}").json()
-    assert [row["epoch"] for row in session["recent_epochs"]] == [1, 2, 3]
-    assert any(line["logger"].startswith("shared.trainkit") for line in session["recent_logs"])
-    logs = api.http.get(f"/api/v1/operations/{op['operation_id']}/logs").json()["lines"]
-    messages = [line["message"] for line in logs]
-    assert any(m.startswith("[host] training on cpu") for m in messages), messages
-    assert any(m.startswith("[host] training finished after 3 epochs") for m in messages), messages

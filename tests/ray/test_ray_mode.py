@@ -131,7 +131,7 @@ def test_a_ray_training_completes_with_its_model_stored_and_history(stack: RaySt
     assert op["execution_mode"] == "ray"
     assert op["result"]["model"]["version"] == 1
     assert api.versions() == [1]
-    model_file = stack.backend.folder / str(op["result"]["model"]["path"]) / "model.pt"
+    model_file = stack.backend.folder / str(op["result"]["model"]["path"]) / "model.safetensors"
     assert model_file.stat().st_size > 0
     metrics = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()
     assert len(metrics["history"]) == 2, metrics

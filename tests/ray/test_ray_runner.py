@@ -179,6 +179,8 @@ async def test_a_restarted_runner_re_attaches_to_running_jobs_without_submitting
     await first.until(op.id, OperationStatus.RUNNING)
     await first.runner.stop()
     second = build_rig(tmp_path, jobs)
+    # The restarted backend is a new instance: its lease sweep adopts the dead one's operations first.
+    assert second.ops.adopt(second.ops.get(op.id))
     await second.runner.start()
     try:
         assert op.id in second.runner.following
