@@ -4,11 +4,13 @@ live re-renders that keep the canvas and the zoom, and no chart left alive after
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.browser.conftest import Backend
+from tests.browser.test_dashboard_pages import MIN_PIXEL_SPREAD, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -53,7 +55,7 @@ def drag(page: Any, over: Any, start: float, end: float) -> None:
 
 
 def test_hovering_the_loss_chart_shows_each_series_value_at_that_epoch_in_the_legend(
-    page: Any, backend: Backend, finished_runs: list[str]
+    page: Any, backend: Backend, finished_runs: list[str], screenshots_dir: Path
 ) -> None:
     op_id = finished_runs[1]  # five epochs
     history = backend.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
@@ -69,6 +71,7 @@ def test_hovering_the_loss_chart_shows_each_series_value_at_that_epoch_in_the_le
     assert page.locator("#loss-chart .legend-x").text_content() == f"epoch {last['epoch']}"
     assert train.text_content() == js_number(last["train_loss"])
     assert validation.text_content() == js_number(last["val_loss"])
+    assert screenshot(page, screenshots_dir, "training_chart_hover_1280x800") >= MIN_PIXEL_SPREAD
 
     page.mouse.move(box["x"] + 2, box["y"] + box["height"] / 2)  # the first epoch
     page.locator("#loss-chart .legend-x").filter(has_text=f"epoch {history[0]['epoch']}").wait_for()
@@ -79,7 +82,7 @@ def test_hovering_the_loss_chart_shows_each_series_value_at_that_epoch_in_the_le
 
 
 def test_dragging_across_a_chart_zooms_its_x_range_and_a_double_click_restores_it(
-    page: Any, finished_runs: list[str]
+    page: Any, finished_runs: list[str], screenshots_dir: Path
 ) -> None:
     over = open_drawn_chart(page, finished_runs[1], "#lr-chart")
     full = x_range(page, "#lr-chart")
@@ -89,6 +92,7 @@ def test_dragging_across_a_chart_zooms_its_x_range_and_a_double_click_restores_i
     page.wait_for_function("() => document.querySelector('#lr-chart figure').dataset.xMin !== '1'")
     zoomed = x_range(page, "#lr-chart")
     assert full[0] < zoomed[0] < zoomed[1] < full[1]
+    assert screenshot(page, screenshots_dir, "training_chart_zoomed_1280x800") >= MIN_PIXEL_SPREAD
 
     over.dblclick()
     page.wait_for_function("() => document.querySelector('#lr-chart figure').dataset.xMin === '1'")
