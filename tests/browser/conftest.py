@@ -175,8 +175,8 @@ def page(browser: Any, backend: Backend, problems: PageProblems) -> Iterator[Any
         """
         window.__lossCounts = [];
         new MutationObserver(() => {
-          const path = document.querySelector('#loss-chart path[data-series="train loss"]');
-          const n = path ? Number(path.dataset.count) : 0;
+          const entry = document.querySelector('#loss-chart [data-series="train loss"]');
+          const n = entry ? Number(entry.dataset.count) : 0;
           if (n && window.__lossCounts.at(-1) !== n) window.__lossCounts.push(n);
         }).observe(document, { childList: true, subtree: true });
         """

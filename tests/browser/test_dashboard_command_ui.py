@@ -208,13 +208,13 @@ def test_command_run_charts_loss_and_lr_per_step_growing_live(page: Any) -> None
     page.goto(f"/#/trainings/{OP_ID}")
     page.wait_for_selector('#progress-panel [data-status="completed"]', timeout=30_000)
     page.wait_for_function(
-        """() => document.querySelector('#loss-chart path[data-series="train loss"]')?.dataset.count === "8" """
+        """() => document.querySelector('#loss-chart [data-series="train loss"]')?.dataset.count === "8" """
     )
     counts: list[int] = page.evaluate("window.__lossCounts")
     assert len(set(counts)) >= 2, f"the plot did not grow: {counts}"
     assert counts == sorted(counts), f"the plot shrank: {counts}"
-    assert page.locator('#loss-chart path[data-series="validation loss"]').get_attribute("data-count") == "4"
-    assert page.locator('#lr-chart path[data-series="learning rate"]').get_attribute("data-count") == "8"
+    assert page.locator('#loss-chart [data-series="validation loss"]').get_attribute("data-count") == "4"
+    assert page.locator('#lr-chart [data-series="learning rate"]').get_attribute("data-count") == "8"
     assert page.locator("#loss-chart .axis-title").text_content() == "step"
     assert page.locator("#command-phases li").all_inner_texts() == [
         "starting",

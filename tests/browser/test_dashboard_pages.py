@@ -108,7 +108,7 @@ def test_compare_overlays_the_loss_curves_of_two_runs(page: Any, finished_runs: 
     for op_id in finished_runs:
         page.locator(f'#compare-picker [data-op="{op_id}"] input').check()
     page.locator("#compare-table tbody tr").nth(1).wait_for()
-    lines = page.locator("#compare-chart path.series")
+    lines = page.locator("#compare-chart .series")
     assert lines.count() == 4  # train and validation loss of each run
     counts = sorted(int(lines.nth(i).get_attribute("data-count")) for i in range(4))
     assert counts == [3, 3, 5, 5]

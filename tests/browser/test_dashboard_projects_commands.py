@@ -130,13 +130,13 @@ def test_wizard_starts_a_command_run_whose_step_chart_grows_until_completed(
     history = backend.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
     with_loss = [row for row in history if isinstance(row.get("loss"), int | float)]
     page.wait_for_function(
-        f"""() => document.querySelector('#loss-chart path[data-series="train loss"]')?.dataset.count === "{len(with_loss)}" """
+        f"""() => document.querySelector('#loss-chart [data-series="train loss"]')?.dataset.count === "{len(with_loss)}" """
     )
     counts: list[int] = page.evaluate("window.__lossCounts")
     assert len(set(counts)) >= 2, f"the plot did not grow: {counts}"
     assert counts == sorted(counts), f"the plot shrank: {counts}"
     assert page.locator("#loss-chart .axis-title").text_content() == "step"
-    assert page.locator("#lr-chart path.series").count() == 1
+    assert page.locator("#lr-chart .series").count() == 1
     assert page.locator("#command-phases li").count() == 4
     assert page.locator("#log-view .line").count() > 0
     output = backend.http.get(page.locator("#output-link").get_attribute("href") or "")
@@ -153,6 +153,6 @@ def test_wizard_starts_a_command_run_whose_step_chart_grows_until_completed(
     # Compare overlays it by step beside an epoch-keyed run.
     page.goto(f"/#/compare?ids={op_id},{finished_runs[0]}")
     page.locator("#compare-table tbody tr").nth(1).wait_for()
-    train = page.locator(f'#compare-chart path.series[data-series$="({op_id[3:11]}) · train"]')
+    train = page.locator(f'#compare-chart .series[data-series$="({op_id[3:11]}) · train"]')
     assert train.get_attribute("data-count") == str(len(with_loss))
     assert page.locator("#compare-chart .axis-title").text_content() == "step / epoch"

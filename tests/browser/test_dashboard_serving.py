@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
 
 from backend.api.training_requests import training_request_view
+from backend.dashboard.router import static_root
 from tests.browser.conftest import Backend
 
 pytestmark = [pytest.mark.e2e]
@@ -46,6 +48,34 @@ def test_every_asset_the_page_imports_is_served_locally(backend: Backend) -> Non
             queue.append("/".join(resolved))
     assert len(seen) >= 10
     assert backend.http.get("/dashboard/css/dashboard.css").headers["content-type"].startswith("text/css")
+
+
+def test_page_loads_the_vendored_uplot_before_the_app_from_the_package(backend: Backend) -> None:
+    page = backend.http.get("/").text
+    script = '<script defer src="/dashboard/vendor/uplot/uPlot.iife.min.js"></script>'
+    assert '<link rel="stylesheet" href="/dashboard/vendor/uplot/uPlot.min.css">' in page
+    assert script in page
+    assert page.index(script) < page.index('src="/dashboard/js/app.js"')
+    for path, media_type in [
+        ("/dashboard/vendor/uplot/uPlot.iife.min.js", "text/javascript"),
+        ("/dashboard/vendor/uplot/uPlot.min.css", "text/css"),
+    ]:
+        response = backend.http.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"].startswith(media_type), path
+        assert response.content == static_root().joinpath(path.removeprefix("/dashboard/")).read_bytes()
+
+
+def test_vendored_uplot_files_match_the_hashes_recorded_beside_them() -> None:
+    folder = static_root().joinpath("vendor", "uplot")
+    recorded = dict(
+        re.findall(
+            r"^\| `([^`]+)` \([^)]*\) \| `([0-9a-f]{64})` \|$", folder.joinpath("README.md").read_text(), re.M
+        )
+    )
+    assert set(recorded) == {"uPlot.iife.min.js", "uPlot.min.css", "LICENSE"}
+    for name, digest in recorded.items():
+        assert hashlib.sha256(folder.joinpath(name).read_bytes()).hexdigest() == digest, name
 
 
 @pytest.mark.parametrize("path", ["/dashboard/../main.py", "/dashboard/js/missing.js", "/dashboard/index.py"])

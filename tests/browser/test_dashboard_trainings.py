@@ -59,7 +59,7 @@ def test_wizard_starts_a_training_that_completes_with_a_growing_loss_plot(
 
     history = backend.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
     counts: list[int] = page.evaluate("window.__lossCounts")
-    final = page.locator('#loss-chart path[data-series="train loss"]').get_attribute("data-count")
+    final = page.locator('#loss-chart [data-series="train loss"]').get_attribute("data-count")
     assert final == str(len(history))
     assert len(counts) >= 2, f"the plot did not grow: {counts}"
     assert counts == sorted(counts), f"the plot shrank: {counts}"
@@ -77,7 +77,7 @@ def test_stop_asks_first_and_cancels_a_running_training(
     op_id = endless_training
     page.goto(f"/#/trainings/{op_id}")
     page.wait_for_function(
-        """() => Number(document.querySelector('#loss-chart path[data-series="train loss"]')?.dataset.count) >= 3""",
+        """() => Number(document.querySelector('#loss-chart [data-series="train loss"]')?.dataset.count) >= 3""",
         timeout=LOADED_MACHINE_TIMEOUT_MS,
     )
     assert screenshot(page, screenshots_dir, "training_running_1280x800") >= MIN_PIXEL_SPREAD
