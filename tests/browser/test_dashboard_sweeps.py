@@ -61,10 +61,16 @@ def test_sweep_page_sorts_trials_by_objective_and_draws_its_charts(page: Any, ba
         )
     ]
     assert values == sorted(values, reverse=True)
-    assert page.locator('#objective-chart .series[data-series="objective"]').get_attribute("data-count") == "3"
-    assert page.locator('#objective-chart .series[data-series="best so far"]').get_attribute("data-count") == "3"
     assert (
-        page.locator('#param-scatter .series[data-series="overrides.learning_rate"]').get_attribute("data-count")
+        page.locator('#objective-chart .series[data-series="objective"]').get_attribute("data-count") == "3"
+    )
+    assert (
+        page.locator('#objective-chart .series[data-series="best so far"]').get_attribute("data-count") == "3"
+    )
+    assert (
+        page.locator('#param-scatter .series[data-series="overrides.learning_rate"]').get_attribute(
+            "data-count"
+        )
         == "3"
     )
     link = page.locator("#best-trial a")
