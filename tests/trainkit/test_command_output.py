@@ -195,15 +195,20 @@ def test_the_reordered_default_patterns_read_what_the_seeds_patterns_read(parser
 
 
 @pytest.mark.parametrize(
-    "patterns",
+    ("patterns", "scans_chunks"),
     [
-        DEFAULT_METRICS,  # line-safe: one scan over the chunk
-        {"loss": r"^.*loss (\S+)", "acc": r"acc=(\d\.\d+)$"},  # anchors and dots: line by line
+        (DEFAULT_METRICS, True),  # line-safe (a "." inside a class is literal): one scan over the chunk
+        ({"loss": r"loss[=:](\d+)", "acc": r"acc[.](\d)"}, True),
+        ({"loss": r"^.*loss (\S+)", "acc": r"acc=(\d\.\d+)$"}, False),  # anchors and dots: line by line
+        ({"loss": r"loss[^x](\d+)"}, False),  # a negated class matches the separator
     ],
 )
-def test_a_chunk_reads_exactly_what_its_lines_read_one_by_one(patterns: dict[str, str]) -> None:
-    lines = [*random_lines(5_000), "loss 0.5", "acc=0.75", "x acc=0.5 y", "val", "loss: 2"]
+def test_a_chunk_reads_exactly_what_its_lines_read_one_by_one(
+    patterns: dict[str, str], scans_chunks: bool
+) -> None:
+    lines = [*random_lines(5_000), "loss 0.5", "acc=0.75", "x acc=0.5 y", "val", "loss: 2", "lossy7"]
     parser = MetricParser(patterns)
+    assert parser.scans_chunks is scans_chunks
     one_by_one = [values for values in map(parser.parse, lines) if values]
     chunked = [
         row for start in range(0, len(lines), 333) for row in parser.parse_many(lines[start : start + 333])

@@ -64,10 +64,17 @@ class MetricParser:
         self._names = list(patterns)
         scan = re.compile("|".join(f"(?:{p})" for p in patterns.values())) if patterns else None
         self._finditer = scan.finditer if scan is not None else None
+        #: Metric name by group number (0: no group took part), the separator's group last.
+        self._by_group: tuple[str | None, ...] = (None, *self._names, _LINE_END)
         self._chunk_finditer = None
         if patterns and all(_line_safe(p) for p in patterns.values()):
             joined = "|".join(f"(?:{p})" for p in patterns.values())
             self._chunk_finditer = re.compile(f"{joined}|({_SEPARATOR})").finditer
+
+    @property
+    def scans_chunks(self) -> bool:
+        """Whether :meth:`parse_many` scans a whole chunk in one call (every pattern is line-safe)."""
+        return self._chunk_finditer is not None
 
     def parse(self, line: str) -> dict[str, Any]:
         if STRUCTURED_PREFIX in line:  # one substring search; the exact rule only for those lines
@@ -100,20 +107,17 @@ class MetricParser:
         if finditer is None or STRUCTURED_PREFIX in text:
             return [values for values in map(self.parse, lines) if values]
         rows: list[dict[str, Any]] = []
-        names = self._names
-        separator = len(names) + 1
+        append = rows.append
+        by_group = self._by_group
         found: dict[str, Any] = {}
         for match in finditer(text):
-            group = match.lastindex
-            if group == separator:
+            group = match.lastindex or 0
+            name = by_group[group]
+            if name is _LINE_END:
                 if found:
-                    rows.append(found)
+                    append(found)
                     found = {}
-                continue
-            if group is None:
-                continue
-            name = names[group - 1]
-            if name not in found:
+            elif name is not None and name not in found:
                 try:
                     found[name] = float(match[group])
                 except ValueError:
@@ -125,14 +129,21 @@ class MetricParser:
 
 #: Joins a chunk's lines for one scan: a control byte, so :func:`split_lines` never leaves one in a line.
 _SEPARATOR = "\x00"
+#: What the separator's group stands for in ``MetricParser._by_group`` (compared by identity).
+_LINE_END = "\x00line end"
 #: What may match the separator: ``.``, anchors, negated classes and the classes of "anything not ...",
 #: and escapes that name a character by its code. A pattern with none of them matches within a line.
 _UNSAFE = re.compile(r"\\[SDWAZxuU0-7NP]|\[\^|(?<!\\)[.^$]")
+#: Escapes that only match printable or whitespace characters (``\s``, ``\d``, ``\.``, ...).
+_SAFE_ESCAPE = re.compile(r"\\[^SDWAZxuU0-7NP]")
+#: A character class that is not negated and holds no escape left after those went: inside it ``.``,
+#: ``^`` (not first) and ``$`` are literal characters, so it matches only what it lists.
+_PLAIN_CLASS = re.compile(r"\[(?!\^)[^\]\\]*\]")
 
 
 def _line_safe(pattern: str) -> bool:
     """Whether ``pattern`` can only match inside one line of the joined chunk (conservative)."""
-    return _UNSAFE.search(re.sub(r"\\[^SDWAZxuU0-7NP]", "", pattern)) is None
+    return _UNSAFE.search(_PLAIN_CLASS.sub("", _SAFE_ESCAPE.sub("", pattern))) is None
 
 
 def _structured(text: str) -> dict[str, Any] | None:
@@ -180,10 +191,11 @@ class MetricHistory:
         return int(value) if isinstance(value, int | float) else None
 
     def add(self, values: Mapping[str, Any]) -> None:
-        self.add_many([values])
+        self.add_many([dict(values)])
 
-    def add_many(self, rows: list[Mapping[str, Any]] | list[dict[str, Any]]) -> None:
-        """Merge the values of consecutive lines, in order (one loop, the reader's hot path)."""
+    def add_many(self, rows: list[dict[str, Any]]) -> None:
+        """Merge the values of consecutive lines, in order (one loop, the reader's hot path). The dicts
+        are taken over: one may become a row of the history as it is."""
         last = self.last
         step_metric = self.step_metric
         unsent = self._unsent
@@ -204,7 +216,7 @@ class MetricHistory:
                 if row is None or row["step"] != step:
                     if row is not None and len(row) > 1:  # a step with no metric of its own: no row
                         unsent.append(row)
-                    row = dict(values)  # the usual case: one line, one step
+                    row = values  # the usual case: one line, one step
                 else:
                     row.update(values)
                 if step_metric != "step":

@@ -37,6 +37,9 @@ LineSink = Callable[[list[str]], None]
 OUTPUT_LOG = "output.log"
 _TICK_S = 0.05
 _CHUNK = 1 << 16
+#: How long the reader lets a trickle of output gather before reading it (well under the live view's
+#: progress interval; the pipe holds 64 KiB meanwhile).
+_GATHER_S = 0.02
 #: How long the rest of a finished program's group gets after SIGTERM before SIGKILL.
 LEFTOVER_GRACE_S = 1.0
 
@@ -98,13 +101,12 @@ class SupervisedProcess:
         reader.start()
         cancelled = timed_out = False
         kill_at: float | None = None
+        exited = _ExitWatch(proc)
         try:
             while True:
-                try:
-                    returncode = proc.wait(timeout=_TICK_S)
+                returncode = exited.wait(_TICK_S)
+                if returncode is not None:
                     break
-                except subprocess.TimeoutExpired:
-                    pass
                 now = self._clock()
                 if kill_at is None and cancel.cancelled:
                     cancelled, kill_at = True, self._terminate(proc.pid, now, "cancelled")
@@ -119,6 +121,7 @@ class SupervisedProcess:
             proc.wait()
             raise
         finally:
+            exited.close()
             leftovers = self._stop_leftovers(proc.pid, kill_at)
             reader.finish(deadline_s=2.0)
         return ProcessOutcome(
@@ -153,6 +156,33 @@ class SupervisedProcess:
         while group_members(pgid) and self._clock() < deadline:
             time.sleep(0.01)
         return len(members)
+
+
+class _ExitWatch:
+    """Waits for the program's exit up to a timeout in one blocking call: a pidfd (Linux) turns
+    readable when the process ends. Elsewhere ``Popen.wait``'s timed wait (a short polling loop)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._pidfd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError):  # kernels before 5.3
+                self._pidfd = os.pidfd_open(proc.pid)
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit code, or None when the program still runs after ``timeout`` seconds."""
+        if self._pidfd is not None:
+            select.select([self._pidfd], [], [], timeout)
+            return self._proc.poll()
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
@@ -230,6 +260,10 @@ class _OutputReader:
                 self.first_output_at = self._clock()
             lines, pending = split_lines(pending, chunk)
             self._deliver(lines)
+            if len(chunk) < _CHUNK:
+                # The pipe is drained: let output gather for a moment rather than waking for every
+                # line of an unbuffered program (a full chunk never waits, so a chatty one is not slowed).
+                self._stop.wait(_GATHER_S)
         self._deliver(split_lines(pending, b"", final=True)[0])
 
     def _deliver(self, lines: list[str]) -> None:
