@@ -52,7 +52,7 @@ TEMPLATES = {
 
 
 def toy_args(steps: int) -> list[str]:
-    return ["--steps", str(steps), "--val-every", "100"]
+    return ["--steps", str(steps), "--val-every", "100", "--checkpoint-every", "200"]
 
 
 def direct_toy(commands: Path, out: Path, steps: int) -> float:

@@ -51,6 +51,7 @@ def _view(entry: CommandEntry, root: Path) -> CommandView:
         artifacts=list(template.artifacts),
         stop_grace_s=template.stop_grace_s,
         max_runtime_s=template.max_runtime_s,
+        checkpoints=template.checkpoints,
     )
 
 

@@ -40,6 +40,10 @@ class CommandView(BaseModel):
     artifacts: list[str] = Field(default_factory=list, description="Globs under {output_dir} kept.")
     stop_grace_s: float | None = None
     max_runtime_s: float | None = None
+    checkpoints: str | None = Field(
+        None,
+        description="Glob under {output_dir} of the program's checkpoint files; null: a retry starts over.",
+    )
 
 
 class CommandList(BaseModel):

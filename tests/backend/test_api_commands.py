@@ -103,7 +103,7 @@ async def test_one_command_is_described_and_an_unknown_one_is_404_listing_the_kn
 ) -> None:
     toy = await api.get("/api/v1/commands/toy")
     assert toy.status_code == 200
-    assert toy.json()["artifacts"] == ["*.pt", "*.json"]
+    assert toy.json()["artifacts"] == ["model.pt", "*.json"]
     missing = await api.get("/api/v1/commands/nope")
     assert missing.status_code == 404
     error = missing.json()["error"]

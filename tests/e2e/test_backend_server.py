@@ -20,6 +20,7 @@ import pytest
 
 from shared.trainkit.storage.names import TEMP_PREFIX
 from tests.servers import backend_env, free_port, wait_healthy
+from tests.trainkit.command_programs import alive
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -199,6 +200,48 @@ def test_kill_9_after_epoch_5_then_restart_resumes_from_the_checkpoint_and_compl
             f"retrying from epoch {second['resumed_from_epoch']} on local backend" in x["message"]
             for x in logs
         )
+
+
+def test_kill_9_during_a_command_training_then_restart_resumes_the_program_from_its_checkpoint(
+    servers: list[BackendProcess], tmp_path: Path, data_dir: Path
+) -> None:
+    server = start(servers, tmp_path, data_dir, **EVERY_EPOCH)
+    steps = 8000
+    params = {"steps": steps, "checkpoint_every": 500, "val_every": 1000}
+    body = {"workload": "command", "command": {"name": "toy", "params": params}}
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        response = client.post("/api/v1/trainings", json=body)
+        assert response.status_code == 202, response.text
+        op_id = response.json()["operation_id"]
+        end = time.monotonic() + 180
+        while not any("checkpoint kept at step" in x["message"] for x in logs_of(client, op_id)):
+            assert time.monotonic() < end, "no checkpoint was kept within 180 s"
+            time.sleep(0.2)
+    program = json.loads((tmp_path / "runs" / op_id / "program.json").read_text())["pid"]
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(timeout=10)
+
+    restarted = start(servers, tmp_path, data_dir, **EVERY_EPOCH)
+    with httpx.Client(base_url=restarted.url, timeout=10) as client:
+        done = poll(client, op_id, {"completed", "failed", "cancelled"}, deadline_s=300)
+        assert done["status"] == "completed", done
+        first, second = done["attempt_history"]
+        assert (first["outcome"], first["error"]["code"]) == ("requeued", "interrupted")
+        assert (second["outcome"], second["from_checkpoint"]) == ("completed", True)
+        assert second["resumed_from_epoch"] >= 500
+        output = (tmp_path / "runs" / op_id / "output.log").read_text()
+        assert "resumed from step" in output  # the program itself says where it continued
+        steps_seen = [
+            int(r["step"]) for r in client.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
+        ]
+        assert steps_seen[-1] == steps
+        models = client.get("/api/v1/models").json()
+        assert any(m["strategy"] == "toy" for m in models), models
+    assert not alive(program)  # the first attempt's program did not outlive it
+
+
+def logs_of(client: httpx.Client, op_id: str) -> list[dict[str, Any]]:
+    return list(client.get(f"/api/v1/operations/{op_id}/logs").json()["lines"])
 
 
 def test_a_cancelled_training_retried_resumes_from_its_last_checkpoint(

@@ -36,7 +36,8 @@ def test_the_shipped_toy_sample_parses_with_its_params_progress_and_artifacts() 
     assert template.dataset == "optional"
     assert template.progress is not None
     assert (template.progress.metric, template.progress.total) == ("step", "steps")
-    assert template.artifacts == ["*.pt", "*.json"]
+    assert template.artifacts == ["model.pt", "*.json"]
+    assert (template.checkpoints, template.resume_argv) == ("checkpoint.pt", ["--resume", "{checkpoint}"])
     assert template.metrics == DEFAULT_METRICS
     assert isinstance(template.argv[-1], OptionalArgs)
     assert template.argv[-1].when == "dataset_path"

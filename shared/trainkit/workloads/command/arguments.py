@@ -21,6 +21,7 @@ from shared.contracts.training import CommandSpec
 from shared.trainkit.errors import ConfigError, DataNotFoundError
 from shared.trainkit.workloads.command.template import (
     PLACEHOLDER,
+    RESUME_PLACEHOLDER,
     CommandTemplate,
     OptionalArgs,
     ParamSpec,
@@ -193,7 +194,10 @@ def build_invocation(
     output_dir: Path,
     dataset_path: Path | None,
     run_name: str,
+    checkpoint: Path | None = None,
 ) -> Invocation:
+    """The argv, folder and environment of one run; with ``checkpoint``, the template's ``resume_argv``
+    (``{checkpoint}`` = that file) is appended so the program continues from it."""
     values: dict[str, Any] = {
         **params,
         "python": sys.executable,
@@ -209,6 +213,9 @@ def build_invocation(
                 argv.extend(render(arg, values) for arg in item.args)
         else:
             argv.append(render(item, values))
+    if checkpoint is not None:
+        resume_values = {**values, RESUME_PLACEHOLDER: str(checkpoint)}
+        argv.extend(render(arg, resume_values) for arg in template.resume_argv)
     env = {key: render(value, values) for key, value in template.env.items()}
     return Invocation(argv=argv, cwd=workdir_of(template, command_dir), env=env)
 

@@ -71,6 +71,7 @@ class SupervisedProcess:
         log_path: Path | None = None,
         log_max_bytes: int = 256 << 20,
         clock: Callable[[], float] = time.monotonic,
+        on_start: Callable[[int], None] | None = None,
     ) -> None:
         self.invocation = invocation
         self.stop_grace_s = stop_grace_s
@@ -79,6 +80,7 @@ class SupervisedProcess:
         self._log_path = log_path
         self._log_max_bytes = log_max_bytes
         self._clock = clock
+        self._on_start = on_start
         self.pid: int | None = None
 
     def run(self, cancel: CancelToken) -> ProcessOutcome:
@@ -96,6 +98,8 @@ class SupervisedProcess:
             close_fds=True,
         )
         self.pid = proc.pid
+        if self._on_start is not None:
+            self._on_start(proc.pid)
         assert proc.stdout is not None
         reader = _OutputReader(proc.stdout, self._on_lines, self._log_path, self._log_max_bytes, self._clock)
         reader.start()
@@ -142,20 +146,13 @@ class SupervisedProcess:
 
     def _stop_leftovers(self, pgid: int, kill_at: float | None) -> int:
         """The program has ended; whatever is left of its group is stopped (SIGTERM, then SIGKILL)."""
-        members = group_members(pgid)
-        if not members:
-            return 0
-        logger.warning("program left %d process(es) behind in its group; stopping them", len(members))
-        if kill_at is None:
-            _signal_group(pgid, signal.SIGTERM)
-            kill_at = self._clock() + min(LEFTOVER_GRACE_S, self.stop_grace_s)
-        while group_members(pgid) and self._clock() < kill_at:
-            time.sleep(_TICK_S)
-        _signal_group(pgid, signal.SIGKILL)
-        deadline = self._clock() + 2.0
-        while group_members(pgid) and self._clock() < deadline:
-            time.sleep(0.01)
-        return len(members)
+        if kill_at is None:  # not being stopped yet: the leftovers get a short grace of their own
+            stopped = stop_group(pgid, min(LEFTOVER_GRACE_S, self.stop_grace_s))
+        else:  # already sent SIGTERM: the rest of the same grace, then SIGKILL
+            stopped = stop_group(pgid, max(0.0, kill_at - self._clock()), already_terminated=True)
+        if stopped:
+            logger.warning("program left %d process(es) behind in its group; stopped them", stopped)
+        return stopped
 
 
 class _ExitWatch:
@@ -183,6 +180,34 @@ class _ExitWatch:
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot, Linux), so a recorded pid is never mistaken for
+    another process that got the same number later; None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def stop_group(pgid: int, grace_s: float, *, already_terminated: bool = False) -> int:
+    """SIGTERM to the process group ``pgid`` (unless ``already_terminated``), SIGKILL after ``grace_s``:
+    how many live processes it held."""
+    members = group_members(pgid)
+    if not members:
+        return 0
+    if not already_terminated:
+        _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(_TICK_S)
+    _signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return len(members)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

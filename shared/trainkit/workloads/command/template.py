@@ -26,6 +26,8 @@ from shared.trainkit.workloads.strategy.config_errors import (
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 #: Placeholders every command may use besides its params.
 BUILTIN_PLACEHOLDERS = ("python", "output_dir", "dataset_path", "run_name", "command_dir")
+#: The placeholder of ``resume_argv``: the checkpoint file a retry resumes from.
+RESUME_PLACEHOLDER = "checkpoint"
 #: Seed 004's metric patterns, used when a template declares none.
 DEFAULT_METRICS: dict[str, str] = {
     # not the "loss" of "val loss" (val_loss has its own pattern; "_" is already a word character). The
@@ -118,15 +120,22 @@ class CommandTemplate(BaseModel):
     workdir: str | None = Field(None, description="Relative to the template's folder unless absolute.")
     stop_grace_s: float = Field(10.0, gt=0, le=600)
     max_runtime_s: float | None = Field(None, gt=0)
+    checkpoints: str | None = Field(
+        None, description="A glob under {output_dir}: the program's checkpoint files (the newest is kept)."
+    )
+    resume_argv: list[str] = Field(
+        default_factory=list,
+        description="Arguments added when a retry resumes; {checkpoint} is the newest checkpoint file.",
+    )
 
     @field_validator("params")
     @classmethod
     def _param_names(cls, params: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
         for name in params:
-            if not _PARAM_NAME.fullmatch(name) or name in BUILTIN_PLACEHOLDERS:
+            if not _PARAM_NAME.fullmatch(name) or name in (*BUILTIN_PLACEHOLDERS, RESUME_PLACEHOLDER):
                 raise ValueError(
                     f"param name {name!r} must be lower-case letters, digits and '_' and not one of "
-                    f"{', '.join(BUILTIN_PLACEHOLDERS)}"
+                    f"{', '.join((*BUILTIN_PLACEHOLDERS, RESUME_PLACEHOLDER))}"
                 )
         return params
 
@@ -152,9 +161,15 @@ class CommandTemplate(BaseModel):
     @classmethod
     def _artifact_globs(cls, globs: list[str]) -> list[str]:
         for glob in globs:
-            if glob.startswith("/") or ".." in Path(glob).parts:
-                raise ValueError(f"artifact glob {glob!r} must stay inside {{output_dir}} (no '/' or '..')")
+            _inside_output_dir(glob, "artifact glob")
         return globs
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _checkpoint_glob(cls, glob: str | None) -> str | None:
+        if glob is not None:
+            _inside_output_dir(glob, "checkpoints glob")
+        return glob
 
     @model_validator(mode="after")
     def _references(self) -> CommandTemplate:
@@ -181,6 +196,24 @@ class CommandTemplate(BaseModel):
                 from shared.trainkit.workloads.command.arguments import check_param
 
                 check_param(name, spec, spec.default, field=f"params.{name}.default")
+        for index, text in enumerate(self.resume_argv):
+            for name in placeholders(text):
+                if name not in known | {RESUME_PLACEHOLDER}:
+                    raise FieldPathError(
+                        ("resume_argv", index),
+                        f"unknown placeholder {{{name}}}; known: {_list(known | {RESUME_PLACEHOLDER})}",
+                    )
+        if self.resume_argv and not any(
+            RESUME_PLACEHOLDER in placeholders(text) for text in self.resume_argv
+        ):
+            raise ValueError("resume_argv: name the checkpoint file with {checkpoint}")
+        if self.resume_argv and self.checkpoints is None:
+            raise ValueError("resume_argv needs 'checkpoints': a glob of the files it resumes from")
+        if self.checkpoints is not None and not self.resume_argv:
+            raise ValueError(
+                "checkpoints needs 'resume_argv': the arguments that make the program resume, e.g. "
+                "[--resume, '{checkpoint}']"
+            )
         if self.progress is not None and isinstance(self.progress.total, str):
             total = self.params.get(self.progress.total)
             if total is None or total.type is not ParamType.INT:
@@ -207,6 +240,11 @@ def parse_template(text: str, source: str) -> CommandTemplate:
 
 def load_template_file(path: Path) -> CommandTemplate:
     return parse_template(read_config_file(path, "command"), source=str(path))
+
+
+def _inside_output_dir(glob: str, what: str) -> None:
+    if glob.startswith("/") or ".." in Path(glob).parts:
+        raise ValueError(f"{what} {glob!r} must stay inside {{output_dir}} (no '/' or '..')")
 
 
 def _list(names: set[str]) -> str:

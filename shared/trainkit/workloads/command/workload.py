@@ -30,7 +30,7 @@ from shared.trainkit.errors import (
 )
 from shared.trainkit.executor.progress import Step
 from shared.trainkit.executor.types import ModelArtifact, ModelRef, TrainingResult
-from shared.trainkit.executor.workload import RunContext, Workload
+from shared.trainkit.executor.workload import CheckpointPolicy, RunContext, Workload
 from shared.trainkit.provenance import RUN_FILE
 from shared.trainkit.workloads import WorkloadSettings
 from shared.trainkit.workloads.command.arguments import (
@@ -41,8 +41,15 @@ from shared.trainkit.workloads.command.arguments import (
 )
 from shared.trainkit.workloads.command.artifacts import collect_artifacts
 from shared.trainkit.workloads.command.catalog import CommandCatalog
+from shared.trainkit.workloads.command.checkpoints import CheckpointKeeper, newest_command_checkpoint
 from shared.trainkit.workloads.command.output import MetricHistory, MetricParser
-from shared.trainkit.workloads.command.process import OUTPUT_LOG, ProcessOutcome, SupervisedProcess
+from shared.trainkit.workloads.command.process import (
+    OUTPUT_LOG,
+    ProcessOutcome,
+    SupervisedProcess,
+    start_ticks,
+    stop_group,
+)
 from shared.trainkit.workloads.command.template import CommandTemplate
 
 logger = logging.getLogger(__name__)
@@ -53,6 +60,8 @@ PROGRESS_INTERVAL_S = 0.25
 #: Output lines forwarded to the operation's log: a burst, then this many a second (all go to output.log).
 LOG_BURST, LOG_RATE = 2000, 200.0
 METRICS_FILE = "metrics.jsonl"
+#: The run folder's record of the process group running the current attempt.
+PROGRAM_FILE = "program.json"
 #: The program's lines are logged as ``shared.trainkit.command.<command name>``.
 PROGRAM_LOGGER = "shared.trainkit.command"
 MAX_ROWS_PER_REPORT = 500
@@ -85,7 +94,9 @@ class CommandWorkload(Workload):
         self.template, self.source = template, source
         check_program(self._invocation(Path(tempfile.gettempdir())), template, str(source))
 
-    def _invocation(self, output_dir: Path, run_name: str = "run") -> Invocation:
+    def _invocation(
+        self, output_dir: Path, run_name: str = "run", checkpoint: Path | None = None
+    ) -> Invocation:
         assert self.template is not None
         assert self.source is not None
         return build_invocation(
@@ -95,7 +106,42 @@ class CommandWorkload(Workload):
             output_dir=output_dir,
             dataset_path=self.dataset_path,
             run_name=run_name,
+            checkpoint=checkpoint,
         )
+
+    def _resume_point(self, run: RunContext) -> tuple[Path, int] | None:
+        """The kept checkpoint a retry resumes from (and its step); None: from the start."""
+        assert self.template is not None
+        if run.resume_from is None or self.template.checkpoints is None:
+            return None
+        found = newest_command_checkpoint(run.resume_from)
+        if found is None:
+            logger.info("command %s: no checkpoint was kept; starting from the beginning", self.spec.name)
+            return None
+        path, step = found
+        logger.info("command %s: resuming from step %d (%s)", self.spec.name, step, path.name)
+        run.tracker.report("starting", 0.0, f"resuming from step {step}", extra={"resumed_from_epoch": step})
+        return found
+
+    def _checkpoint_keeper(
+        self, run: RunContext, output_dir: Path, watcher: _OutputWatcher
+    ) -> CheckpointKeeper | None:
+        """Keeps the program's checkpoints in the run's checkpoint folder (when the run has one)."""
+        assert self.template is not None
+        if self.template.checkpoints is None or run.checkpoint_dir is None:
+            return None
+        policy = run.checkpoint_policy or CheckpointPolicy()
+        keeper = CheckpointKeeper(
+            output_dir,
+            self.template.checkpoints,
+            run.checkpoint_dir,
+            step=lambda: watcher.history.step,
+            keep_last=policy.keep_last,
+            min_interval_s=policy.min_interval_s,
+            on_kept=lambda _path, _step, took: run.telemetry.record("command.checkpoint", took),
+        )
+        keeper.start()
+        return keeper
 
     def input_files(self) -> list[Path]:
         if self.template is None:
@@ -121,11 +167,17 @@ class CommandWorkload(Workload):
         assert self.template is not None
         if run.run_dir is not None:
             _write_run_file(run.run_dir, self.spec.name, self.values, run.provenance)
+        resume = self._resume_point(run)
         with self._output_folder(run) as output_dir:
-            invocation = self._invocation(output_dir, self.model_name)
+            invocation = self._invocation(output_dir, self.model_name, resume[0] if resume else None)
             logger.info("command %s: %s (in %s)", self.spec.name, " ".join(invocation.argv), invocation.cwd)
             watcher = _OutputWatcher(self.template, self.values, run)
-            outcome = self._supervise(run, invocation, watcher)
+            keeper = self._checkpoint_keeper(run, output_dir, watcher)
+            try:
+                outcome = self._supervise(run, invocation, watcher)
+            finally:
+                if keeper is not None:
+                    keeper.stop(final_look=True)
             self._record_timings(run, outcome)
             self._check_outcome(outcome, watcher, run)
             run.tracker.start("collecting")
@@ -153,6 +205,7 @@ class CommandWorkload(Workload):
             duration_s=round(time.perf_counter() - started, 3),
             warnings=list(self.warnings),
             command=_command_summary(self.spec.name, outcome, history, files),
+            resumed_from_epoch=resume[1] if resume else 0,
         )
         run.tracker.finish(f"completed: exit 0 after {outcome.lines} lines")
         return result
@@ -160,12 +213,16 @@ class CommandWorkload(Workload):
     def _supervise(self, run: RunContext, invocation: Invocation, watcher: _OutputWatcher) -> ProcessOutcome:
         """Run the program to its end, its output fed to ``watcher`` (flushed when it ends)."""
         assert self.template is not None
+        record = run.run_dir / PROGRAM_FILE if run.run_dir is not None else None
+        if record is not None:
+            _stop_previous_program(record, self.template.stop_grace_s)
         process = SupervisedProcess(
             invocation,
             stop_grace_s=self.template.stop_grace_s,
             max_runtime_s=self.template.max_runtime_s,
             on_lines=watcher.consume,
             log_path=run.run_dir / OUTPUT_LOG if run.run_dir is not None else None,
+            on_start=(lambda pid: _record_program(record, pid)) if record is not None else None,
         )
         run.tracker.start("running", f"Running {self.spec.name}")
         with run.telemetry.timer("command.run"):
@@ -321,6 +378,30 @@ class _OutputWatcher:
             extra["device"] = str(self.history.last["device"])
         self._run.tracker.report(
             "running", fraction, message, metrics=self.history.numeric_last(), extra=extra
+        )
+
+
+def _record_program(record: Path, pid: int) -> None:
+    """Which process group runs this attempt: a later attempt of the same run stops it if it outlived
+    its supervisor (a backend killed with -9 cannot stop the programs it started)."""
+    try:
+        record.write_text(json.dumps({"pid": pid, "start_ticks": start_ticks(pid)}), encoding="utf-8")
+    except OSError as exc:
+        logger.warning("could not record the program's pid in %s: %s", record, exc)
+
+
+def _stop_previous_program(record: Path, grace_s: float) -> None:
+    try:
+        previous = json.loads(record.read_text(encoding="utf-8"))
+        pid, ticks = int(previous["pid"]), previous.get("start_ticks")
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if ticks is None or start_ticks(pid) != ticks:
+        return  # gone (the number may now be another process's), or not provably the same program
+    stopped = stop_group(pid, grace_s)
+    if stopped:
+        logger.warning(
+            "the previous attempt's program (pid %d) was still running; stopped %d process(es)", pid, stopped
         )
 
 

@@ -5,6 +5,10 @@ every few steps and one structured line per validation (``MODELYARD {"step": 100
 It trains a small MLP on data it generates, or on a CSV (numeric columns, the last one the class label),
 writes ``model.pt`` (a plain ``torch.save`` state dict) and ``training.json`` into ``--out``, and stops at
 the next step on SIGTERM (exit code 143, nothing written).
+
+With ``--checkpoint-every N`` it keeps ``checkpoint.pt`` in ``--out`` (weights, optimizer, schedule, the
+batch sampler's random state and the step; replaced atomically every N steps), and ``--resume FILE``
+continues from one: the resumed run ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import signal
 import sys
 import time
@@ -40,7 +45,16 @@ def main() -> int:
     print(f'MODELYARD {{"device": "cpu", "train_rows": {len(x_train)}, "val_rows": {len(x_val)}}}')
     started = time.perf_counter()
     val: dict[str, float] = {}
-    for step in range(1, args.steps + 1):
+    first = 1
+    if args.resume is not None:
+        state = torch.load(args.resume, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        val, first = state["val"], int(state["step"]) + 1
+        print(f"resumed from step {first - 1} ({args.resume})")
+    for step in range(first, args.steps + 1):
         if STOP["requested"]:
             print(f"stopped by SIGTERM at step {step - 1}", file=sys.stderr)
             return 143
@@ -56,6 +70,16 @@ def main() -> int:
         if step % args.val_every == 0 or step == args.steps:
             val = validate(model, loss_fn, x_val, y_val)
             print("MODELYARD " + json.dumps({"step": step, **val}))
+        if args.checkpoint_every and step % args.checkpoint_every == 0 and step < args.steps:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": generator.get_state(),
+                "step": step,
+                "val": val,
+            }
+            save_atomically(state, Path(args.out) / "checkpoint.pt")
     write_outputs(Path(args.out), model, args, val, time.perf_counter() - started)
     return 0
 
@@ -71,6 +95,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--val-every", type=int, default=50)
     parser.add_argument("--data", type=Path, default=None, help="A CSV; the last column is the label.")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=0, help="Steps between checkpoints (0: none)."
+    )
+    parser.add_argument("--resume", type=Path, default=None, help="A checkpoint.pt to continue from.")
     return parser.parse_args()
 
 
@@ -100,6 +128,14 @@ def validate(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Ten
     out = model(x)
     accuracy = (out.argmax(1) == y).float().mean().item()
     return {"val_loss": round(loss_fn(out, y).item(), 6), "val_accuracy": round(accuracy, 6)}
+
+
+def save_atomically(state: dict[str, object], path: Path) -> None:
+    """Write to a temporary name, then rename: a reader never sees half a checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
 
 
 def write_outputs(
