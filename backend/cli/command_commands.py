@@ -20,7 +20,6 @@ from backend.cli.options import (
 )
 from backend.cli.progress_display import TrainingProgressDisplay
 from backend.cli.remote_training import submit_and_follow
-from backend.cli.tables import model_location, result_table
 from shared.contracts.commands import CommandView
 
 commands_dir_option = click.option(
@@ -199,7 +198,7 @@ def _run_remote(ctx: click.Context, options: dict[str, Any], command: dict[str, 
 def _run_local(options: dict[str, Any], command: dict[str, Any]) -> None:
     from pydantic import ValidationError
 
-    from backend.cli.local_training import new_run_name, run_local_training
+    from backend.cli.local_training import new_run_name, print_local_result, run_local_training
     from shared.contracts.training import TrainingRequest
     from shared.trainkit.errors import TrainkitError
     from shared.trainkit.executor import TrainingExecutor
@@ -220,21 +219,12 @@ def _run_local(options: dict[str, Any], command: dict[str, Any]) -> None:
         executor.validate(request)
     except TrainkitError as exc:
         raise CliFailure(exc.message, EXIT_BAD_INPUT) from exc
-    run_name = new_run_name()
+    run_name = new_run_name(name=options["run_name"])
     display = TrainingProgressDisplay(
         Console(stderr=True), enabled=options["follow"] and not options["as_json"]
     )
     result = run_local_training(executor, request, display, run_name=run_name)
-    if options["as_json"]:
-        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
-        return
-    out = Console()
-    out.print(result_table(result.as_dict()))
-    if result.model is not None:
-        out.print(f"model saved to [bold]{model_location(result.model.as_dict())}[/]")
-    for warning in result.warnings:
-        out.print(f"[yellow]warning[/]: {warning}")
-    out.print(f"run record (output.log, metrics.jsonl) in {Path(options['runs_dir']) / run_name}")
+    print_local_result(result, as_json=options["as_json"], run_dir=Path(options["runs_dir"]) / run_name)
 
 
 def _remote_list(ctx: click.Context, server: str) -> list[CommandView]:

@@ -4,6 +4,7 @@ so the main thread stays free to turn Ctrl-C into a cooperative cancel."""
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import threading
 from dataclasses import dataclass
@@ -104,3 +105,25 @@ def _result_of(outcome: _Outcome) -> TrainingResult:
     if outcome.result is None:
         raise CliFailure("training ended without a result", 1)
     return outcome.result
+
+
+def print_local_result(result: TrainingResult, *, as_json: bool, run_dir: Path) -> None:
+    """How ``train`` and ``commands run`` report an in-process training: the result as JSON, or its
+    table, where the model went (or why none was stored), the other warnings and the run record."""
+    import click
+    from rich.console import Console
+
+    from backend.cli.tables import model_location, result_table
+
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
+        return
+    out = Console()
+    out.print(result_table(result.as_dict()))
+    if result.model is not None:
+        out.print(f"model saved to [bold]{model_location(result.model.as_dict())}[/]")
+        for warning in result.warnings:
+            out.print(f"[yellow]warning[/]: {warning}")
+    else:
+        out.print("[yellow]no model stored[/]: " + "; ".join(result.warnings))
+    out.print(f"run record in {run_dir}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from backend.cli.options import (
 )
 from backend.cli.progress_display import TrainingProgressDisplay
 from backend.cli.remote_training import submit_and_follow
-from backend.cli.tables import model_location, result_table
 from shared.contracts.training import TabularSpec, TrainingOverrides, TrainingRequest, Workload
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -215,7 +213,12 @@ def remote_body(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_local(ctx: click.Context, options: dict[str, Any]) -> None:
-    from backend.cli.local_training import create_executor, new_run_name, run_local_training
+    from backend.cli.local_training import (
+        create_executor,
+        new_run_name,
+        print_local_result,
+        run_local_training,
+    )
 
     request = local_request(options)
     env = cli_env(ctx)
@@ -229,16 +232,7 @@ def _train_local(ctx: click.Context, options: dict[str, Any]) -> None:
         )
     run_name = new_run_name(name=options["name"])
     result = run_local_training(executor, request, display, run_name=run_name)
-    if options["as_json"]:
-        click.echo(json.dumps(result.as_dict(), indent=2, default=str))
-        return
-    out = Console()
-    out.print(result_table(result.as_dict()))
-    if result.model is not None:
-        out.print(f"model saved to [bold]{model_location(result.model.as_dict())}[/]")
-    else:
-        out.print("[yellow]no model stored[/]: " + "; ".join(result.warnings))
-    out.print(f"run record in {Path(options['runs_dir']) / run_name}")
+    print_local_result(result, as_json=options["as_json"], run_dir=Path(options["runs_dir"]) / run_name)
 
 
 def _train_remote(ctx: click.Context, options: dict[str, Any]) -> None:

@@ -79,6 +79,9 @@ def test_run_trains_the_sample_in_process_and_stores_its_files(invoke: Invoke, t
     assert [row["step"] for row in outcome["history"]] == [10, 20]
     stored = tmp_path / "models" / "toy" / "cli_v1" / "files"
     assert sorted(p.name for p in stored.iterdir()) == ["model.pt", "training.json"]
+    [run] = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("cli-")  # --name names the run folder too, as with train
+    assert (run / "output.log").is_file()
 
 
 def test_a_bad_param_is_refused_before_anything_runs(invoke: Invoke, tmp_path: Path) -> None:
