@@ -89,18 +89,19 @@ def data_sample(
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def data_list(data_dir: Path, as_json: bool) -> None:
-    """List datasets: symbol, timeframe, rows and date range.
+    """List the data folder as the API does: candles (symbol, timeframe, rows, date range) and tables
+    (CSV or Parquet: format, rows, columns).
 
     \b
     Example:
       modelyard data list
       modelyard data list --json
     """
+    from backend.adapters.data_folder import DataFolder
     from shared.trainkit.errors import TrainkitError
-    from shared.trainkit.workloads.strategy.candles import list_datasets
 
     try:
-        datasets = [_as_dict(d) for d in list_datasets(data_dir)]
+        datasets = DataFolder(data_dir).list_datasets()
     except TrainkitError as exc:
         raise CliFailure(exc.message) from exc
     if as_json:
@@ -109,13 +110,25 @@ def data_list(data_dir: Path, as_json: bool) -> None:
     if not datasets:
         click.echo(f"no datasets in {data_dir}: run `modelyard data sample` to create some")
         return
-    table = Table(title=f"Datasets in {data_dir}", title_justify="left")
-    for column in ("symbol", "timeframe", "rows", "start", "end"):
-        table.add_column(column, justify="right" if column == "rows" else "left")
-    for d in datasets:
-        start, end = (str(d.get(k, "-")).replace("T", " ")[:16] for k in ("start", "end"))
-        table.add_row(str(d.get("symbol")), str(d.get("timeframe")), str(d.get("rows")), start, end)
-    Console().print(table)
+    candles = [d for d in datasets if d.get("kind") == "candles"]
+    tables = [d for d in datasets if d.get("kind") == "table"]
+    out = Console()
+    if candles:
+        table = Table(title=f"Candles in {data_dir}", title_justify="left")
+        for column in ("symbol", "timeframe", "rows", "start", "end"):
+            table.add_column(column, justify="right" if column == "rows" else "left")
+        for d in candles:
+            start, end = (str(d.get(k, "-")).replace("T", " ")[:16] for k in ("start", "end"))
+            table.add_row(str(d.get("symbol")), str(d.get("timeframe")), str(d.get("rows")), start, end)
+        out.print(table)
+    if tables:
+        table = Table(title=f"Tables in {data_dir}", title_justify="left")
+        for column in ("path", "format", "rows", "columns", "size"):
+            table.add_column(column, justify="left" if column in ("path", "format") else "right")
+        for d in tables:
+            row = (d.get("path"), d.get("format"), d.get("rows"), d.get("columns"), d.get("size_bytes"))
+            table.add_row(*(str(value) for value in row))
+        out.print(table)
 
 
 @data_group.command(name="upload")
@@ -241,13 +254,3 @@ def strategies_validate(file: Path) -> None:
         f"{file}: valid strategy {config.name!r}: {len(config.indicators)} indicators "
         f"({outputs} outputs), {sets} fuzzy sets, labels {config.labels.method}"
     )
-
-
-def _as_dict(item: Any) -> dict[str, Any]:
-    if isinstance(item, dict):
-        return item
-    as_dict = getattr(item, "as_dict", None)
-    if callable(as_dict):
-        result: dict[str, Any] = as_dict()
-        return result
-    return dict(vars(item))

@@ -37,6 +37,24 @@ def test_data_sample_writes_the_requested_datasets_and_data_list_shows_them(
     assert "300" in table.output
 
 
+def test_data_list_shows_tables_beside_candles_as_the_api_does(invoke: Invoke, workspace: Workspace) -> None:
+    data = ["--data-dir", str(workspace.data)]
+    assert (
+        invoke(
+            ["data", "sample", *data, "--symbol", "EURUSD", "--timeframe", "1h", "--rows", "300"]
+        ).exit_code
+        == 0
+    )
+    (workspace.data / "iris.csv").write_text("a,b,label\n1,2,x\n3,4,y\n5,6,x\n")
+    listed = json.loads(invoke(["data", "list", *data, "--json"]).stdout)
+    assert {d["path"]: d["kind"] for d in listed} == {"EURUSD_1h.csv": "candles", "iris.csv": "table"}
+    table = next(d for d in listed if d["kind"] == "table")
+    assert (table["format"], table["rows"], table["columns"]) == ("csv", 3, 3)
+    text = invoke(["data", "list", *data]).output
+    assert "Tables in" in text
+    assert "iris.csv" in text
+
+
 def test_data_list_on_an_empty_folder_says_how_to_get_samples(invoke: Invoke, workspace: Workspace) -> None:
     result = invoke(["data", "list", "--data-dir", str(workspace.data)])
     assert result.exit_code == 0
