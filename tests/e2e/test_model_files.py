@@ -7,6 +7,7 @@ gets a 422 saying why.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import time
@@ -134,19 +135,24 @@ def _zip_files(server: Server, strategy: str, name: str, version: int) -> dict[s
         return {Path(n).name: archive.read(n) for n in archive.namelist()}
 
 
-def _onnx_vs_torch(onnx_bytes: bytes, module: torch.nn.Module, width: int) -> float:
-    x = np.random.default_rng(0).normal(size=(64, width)).astype(np.float32)
+def _onnx_vs_torch(
+    onnx_bytes: bytes, module: torch.nn.Module, width: int, normalization: dict[str, Any] | None = None
+) -> float:
+    """The graph on raw features against the network on the same features standardised as
+    features.json says (a version stored without normalisation: identity)."""
+    mean = np.asarray(normalization["mean"]) if normalization else np.zeros(width)
+    std = np.asarray(normalization["std"]) if normalization else np.ones(width)
+    x = (np.random.default_rng(0).normal(size=(64, width)) * std + mean).astype(np.float32)
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"features": x})
+    z = ((x.astype(np.float64) - mean) / std).astype(np.float32)
     with torch.no_grad():
-        expected = module.eval()(torch.from_numpy(x)).numpy()
+        expected = module.eval()(torch.from_numpy(z)).numpy()
     return float(np.max(np.abs(got - expected)))
 
 
 def _module_from_download(files: dict[str, bytes], tmp_path: Path) -> torch.nn.Module:
     """The network rebuilt as a user would: config.json's spec + plain ``safetensors`` weights."""
-    import json
-
     (tmp_path / "model.safetensors").write_bytes(files["model.safetensors"])
     state = load_file(str(tmp_path / "model.safetensors"))
     module = build_model(json.loads(files["config.json"])["model"])
@@ -174,7 +180,9 @@ def test_the_onnx_download_runs_in_onnxruntime_like_torch(
     assert response.headers["content-disposition"].endswith('.onnx"')
     files = _zip_files(server, trained["strategy"], trained["name"], trained["version"])
     module = _module_from_download(files, tmp_path)
-    assert _onnx_vs_torch(response.content, module, module.spec.input_dim) <= TOLERANCE  # type: ignore[union-attr]
+    normalization = json.loads(files["features.json"])["normalization"]
+    width = module.spec.input_dim  # type: ignore[union-attr]
+    assert _onnx_vs_torch(response.content, module, width, normalization) <= TOLERANCE
 
 
 def test_a_version_stored_as_model_pt_still_downloads_and_exports(server: Server) -> None:

@@ -28,10 +28,23 @@ from shared.trainkit.storage.onnx_export import export_stored_model
 TOLERANCE = 1e-5
 
 
-def _store_mlp(store: ModelStorage, spec: MLPSpec, *, legacy: bool = False) -> torch.nn.Module:
+def _normalization(width: int, *, target: bool) -> dict[str, Any]:
+    """Features far from zero with small spreads (like prices), and a scaled regression target."""
+    rng = np.random.default_rng(4)
+    stats: dict[str, Any] = {
+        "mean": (rng.normal(size=width) * 100 + 1000).tolist(),
+        "std": rng.uniform(0.01, 5, size=width).tolist(),
+    }
+    return {**stats, "target": [250.0, 12.5]} if target else stats
+
+
+def _store_mlp(
+    store: ModelStorage, spec: MLPSpec, *, legacy: bool = False
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     model = build_model(spec, generator=torch.Generator().manual_seed(3)).eval()
     config: dict[str, Any] = {"model": spec.as_dict()}
     encode = checkpoint_bytes if legacy else weights_bytes
+    normalization = _normalization(spec.input_dim, target=spec.task == "regression")
     store.save(
         ModelArtifact(
             strategy="trend",
@@ -39,24 +52,41 @@ def _store_mlp(store: ModelStorage, spec: MLPSpec, *, legacy: bool = False) -> t
             model_bytes=encode(model.state_dict(), model_class=spec.model_class, config=config),
             config=config,
             metrics={},
-            features={"names": [f"f{i}" for i in range(spec.input_dim)], "class_names": ["a", "b", "c"]},
+            features={
+                "names": [f"f{i}" for i in range(spec.input_dim)],
+                "class_names": ["a", "b", "c"],
+                "normalization": normalization,
+            },
             metadata={"workload": "strategy"},
         )
     )
-    return model
+    return model, normalization
 
 
-def _max_abs_diff(onnx_bytes: bytes, module: torch.nn.Module, x: np.ndarray) -> float:
+def _max_abs_diff(
+    onnx_bytes: bytes, module: torch.nn.Module, normalization: dict[str, Any], x: np.ndarray
+) -> float:
+    """The graph on raw features against torch on features standardised as training did (in float64,
+    NaN as the mean), its output put back in the target's units where the target was scaled."""
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"features": x})
+    mean, std = np.asarray(normalization["mean"]), np.asarray(normalization["std"])
+    z = np.nan_to_num((x.astype(np.float64) - mean) / std, nan=0.0).astype(np.float32)
     with torch.no_grad():
-        expected = module(torch.from_numpy(x)).numpy()
+        expected = module(torch.from_numpy(z)).numpy()
+    if "target" in normalization:
+        target_mean, target_std = normalization["target"]
+        expected = expected.astype(np.float64) * target_std + target_mean
     assert got.shape == expected.shape
     return float(np.max(np.abs(got - expected)))
 
 
-def _inputs(rows: int, width: int) -> np.ndarray:
-    return np.random.default_rng(11).normal(size=(rows, width)).astype(np.float32)
+def _inputs(rows: int, normalization: dict[str, Any]) -> np.ndarray:
+    """Raw features around the training mean, a few missing."""
+    mean, std = np.asarray(normalization["mean"]), np.asarray(normalization["std"])
+    x = np.random.default_rng(11).normal(size=(rows, len(mean))) * std + mean
+    x[::7, 0] = np.nan
+    return x.astype(np.float32)
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])
@@ -66,10 +96,12 @@ def test_onnxruntime_matches_torch_on_the_same_inputs(tmp_path: Path, task: str,
     spec = MLPSpec(
         input_dim=6, output_dim=3 if task == "classification" else 1, hidden_layers=[16, 8], task=task
     )  # type: ignore[arg-type]
-    module = _store_mlp(store, spec, legacy=legacy)
+    module, normalization = _store_mlp(store, spec, legacy=legacy)
     data = export_stored_model(store, "trend", f"{task}_{'pt' if legacy else 'st'}", 1)
+    # Regression outputs are in the target's units (std 12.5 here): the same relative tolerance.
+    tolerance = TOLERANCE * (12.5 if task == "regression" else 1)
     for rows in (1, 37):  # the batch axis is dynamic
-        assert _max_abs_diff(data, module, _inputs(rows, 6)) <= TOLERANCE
+        assert _max_abs_diff(data, module, normalization, _inputs(rows, normalization)) <= tolerance
 
 
 def test_the_graph_names_its_input_output_and_carries_modelyards_metadata(tmp_path: Path) -> None:
@@ -83,6 +115,7 @@ def test_the_graph_names_its_input_output_and_carries_modelyards_metadata(tmp_pa
     assert props["modelyard.strategy"] == "trend"
     assert props["modelyard.version"] == "1"
     assert json.loads(props["modelyard.features"])["class_names"] == ["a", "b", "c"]
+    assert props["modelyard.inputs"] == "raw"
 
 
 def test_a_trained_tabular_regression_exports_and_agrees_with_torch(tmp_path: Path) -> None:
@@ -102,7 +135,11 @@ def test_a_trained_tabular_regression_exports_and_agrees_with_torch(tmp_path: Pa
     ref = result.model
     loaded = store.load_model(ref.strategy, ref.name, ref.version)
     data = export_stored_model(store, ref.strategy, ref.name, ref.version)
-    assert _max_abs_diff(data, loaded.module, _inputs(50, loaded.module.spec.input_dim)) <= TOLERANCE
+    normalization = loaded.features["normalization"]
+    assert "target" in normalization  # a scaled regression target: the graph answers in y's units
+    target_std = normalization["target"][1]
+    x = _inputs(50, normalization)
+    assert _max_abs_diff(data, loaded.module, normalization, x) <= TOLERANCE * max(1.0, target_std)
 
 
 def test_a_command_trainings_files_are_not_exportable(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """A stored strategy or tabular model as an ONNX graph, for onnxruntime or any other ONNX tool.
 
-The graph is the network exactly as modelyard runs it: input ``features`` (float32, ``[batch,
-input_dim]``, already normalised as ``features.json`` describes), output ``logits`` (``[batch,
-classes]``) for classification or ``prediction`` (``[batch]``) for regression. The model's metadata
-props carry what a caller needs around it: ``modelyard.features`` (names, normalisation, class names as
-JSON), the strategy, name, version and the weights' config hash.
+The graph is the model as modelyard predicts with it, standardisation included: input ``features``
+(float32, ``[batch, input_dim]``, the feature values as computed — not normalised; a NaN counts as the
+training mean, as in training), output ``logits`` (``[batch, classes]``) for classification or
+``prediction`` for regression, in the target's own units. The standardisation runs in float64 inside the
+graph, so a feature far from zero (a price) loses no precision to it. The model's metadata props carry
+what a caller needs around it: ``modelyard.features`` (names, normalisation, class names as JSON),
+``modelyard.inputs`` (``raw``), the strategy, name, version and the weights' config hash.
 
 What cannot be exported is refused with :class:`ExportError` saying why: a command training's model is
 a folder of files its own program wrote, and a plugin's class lives in the user's package with an input
@@ -75,8 +77,8 @@ def export_stored_model(storage: ModelStorage, strategy: str, name: str, version
 def onnx_bytes(loaded: LoadedModel) -> bytes:
     """Trace ``loaded``'s network into ONNX with a dynamic batch axis and modelyard's metadata."""
     onnx = _require_onnx()
-    module = loaded.module.eval()
-    spec = module.spec
+    spec = loaded.module.spec
+    module = _Served(loaded.module.eval(), loaded.features.get("normalization") or {}, spec.input_dim)
     output = "logits" if spec.task == "classification" else "prediction"
     example = torch.zeros(1, spec.input_dim, dtype=torch.float32)
     label = f"{loaded.version.strategy}/{loaded.version.name} v{loaded.version.version}"
@@ -110,6 +112,35 @@ def onnx_bytes(loaded: LoadedModel) -> bytes:
     return result
 
 
+class _Served(torch.nn.Module):
+    """The network with the training's standardisation before it (and, for a scaled regression target,
+    its inverse after it): what the graph computes from raw features."""
+
+    def __init__(self, net: torch.nn.Module, normalization: dict[str, Any], width: int) -> None:
+        super().__init__()
+        self.net = net
+        mean, std = normalization.get("mean"), normalization.get("std")
+        if not (isinstance(mean, list) and isinstance(std, list) and len(mean) == len(std) == width):
+            mean, std = [0.0] * width, [1.0] * width
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
+        self.target: torch.Tensor
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float64))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float64))
+        target = normalization.get("target")
+        self.scaled_target = isinstance(target, list) and len(target) == 2
+        self.register_buffer(
+            "target", torch.tensor(target if self.scaled_target else [0.0, 1.0], dtype=torch.float64)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = ((x.double() - self.mean) / self.std).float()
+        out: torch.Tensor = self.net(torch.where(torch.isnan(z), torch.zeros_like(z), z))
+        if self.scaled_target:
+            out = (out.double() * self.target[1] + self.target[0]).float()
+        return out
+
+
 def _metadata(loaded: LoadedModel) -> dict[str, str]:
     version = loaded.version
     return {
@@ -120,6 +151,7 @@ def _metadata(loaded: LoadedModel) -> dict[str, str]:
         "modelyard.config_hash": loaded.header.config_hash,
         "modelyard.task": loaded.module.spec.task,
         "modelyard.features": json.dumps(_features(loaded.features), sort_keys=True, default=str),
+        "modelyard.inputs": "raw",
     }
 
 
