@@ -125,6 +125,12 @@ class OptunaStudies:
         trial = study.ask({path: distribution(spec) for path, spec in request.space.items()})
         return trial._trial_id, trial.number, dict(trial.params)
 
+    def running(self, sweep_id: str, request: StartSweepRequest) -> list[tuple[int, int, dict[str, Any]]]:
+        """The study's trials still running in Optuna: their ids, numbers and params."""
+        study = self._study(sweep_id, request)
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return [(t._trial_id, t.number, dict(t.params)) for t in trials]
+
     def report(
         self, sweep_id: str, request: StartSweepRequest, trial_id: int, values: Mapping[int, float]
     ) -> bool:

@@ -47,6 +47,8 @@ class Sweep:
     error: str | None = None
     best_alias: str | None = None
     submitted_by: str | None = None
+    #: The backend instance that drives it; only its driver starts trials (None: from before owners).
+    owner_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def real_settings(tmp_path: Path, candles: Path) -> Settings:
         generate_sample_data=False,
         default_execution_mode="local",
         local_concurrency=2,
-        sweep_poll_interval_s=0.05,
+        sweep_poll_interval_s=300.0,  # events drive the sweeps: the safety-net pass never comes
         shutdown_timeout_s=30.0,
     )
 
