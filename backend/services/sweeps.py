@@ -105,6 +105,11 @@ class SweepService:
             self._studies_made = optuna_studies.OptunaStudies(self._database_url)
         return self._studies_made
 
+    def close(self) -> None:
+        """Close Optuna's connections (at shutdown, after the driver stopped)."""
+        if self._studies_made is not None:
+            self._studies_made.close()
+
     def on_wake(self, wake: Callable[[str], None]) -> None:
         """``wake(sweep_id)`` when a sweep should be advanced now (started, cancelled)."""
         self._wake = wake

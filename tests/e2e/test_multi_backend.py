@@ -10,10 +10,8 @@ at once is stored once. Short leases keep the failure cases to seconds; every wa
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +21,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
-from backend.adapters.db.engine import normalize_database_url
 from shared.contracts.signing import sign
+from tests.backend.databases import postgres_database
 from tests.backend.host_fakes import result_payload, tiny_model
 from tests.e2e.host_cluster import (
     SECRET,
@@ -39,7 +36,6 @@ from tests.e2e.host_cluster import (
     live_sessions,
     wait_until,
 )
-from tests.services import service_missing
 
 # Three servers importing torch on a loaded 2-core machine can take minutes to start: the per-test
 # limit (which counts the module fixture's setup) is raised; every wait inside still has its deadline.
@@ -90,22 +86,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
     """A fresh database on the machine's PostgreSQL, dropped afterwards."""
-    url = os.environ.get("MODELYARD_TEST_POSTGRES_URL")
-    if not url:
-        service_missing("MODELYARD_TEST_POSTGRES_URL is not set (make test sets it when PostgreSQL answers)")
-    name = f"mb_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = create_engine(normalize_database_url(url), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # unreachable server: skip here, fail where PostgreSQL is promised
-        service_missing(f"PostgreSQL at the test URL not usable: {type(exc).__name__}: {exc}")
-    try:
-        yield make_url(normalize_database_url(url)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    yield from postgres_database()
 
 
 def _backend(root: Path, label: str, host: Process, database_url: str) -> Process:
