@@ -10,11 +10,12 @@ from pydantic import ValidationError
 
 from backend.domain.ports import CommandCatalog, StrategyCatalog
 from backend.domain.sweeps import check_path, check_spec, grid_values, trial_body
-from backend.errors import InvalidRequestError
+from backend.errors import InvalidRequestError, NotFoundError
 from backend.services.training import TrainingService, check_name
 from shared.contracts.operations import StartTrainingRequest
 from shared.contracts.sweeps import ParamKind, ParamSpec, StartSweepRequest
 from shared.contracts.training import Workload
+from shared.trainkit.errors import CommandNotFoundError
 
 
 class SweepAdmission:
@@ -63,7 +64,10 @@ class SweepAdmission:
         if base.strategy_yaml:
             text = base.strategy_yaml
         elif base.strategy:
-            text = self._strategies.read_text(check_name(base.strategy, "base.strategy"))
+            try:
+                text = self._strategies.read_text(check_name(base.strategy, "base.strategy"))
+            except NotFoundError as exc:
+                raise InvalidRequestError(f"base.strategy: {exc.message}", field="base.strategy") from exc
         else:
             raise InvalidRequestError("base: give 'strategy' or 'strategy_yaml'", field="base.strategy")
         try:
@@ -79,7 +83,10 @@ class SweepAdmission:
     def _command_params(self, base: StartTrainingRequest) -> set[str]:
         if base.workload is not Workload.COMMAND or base.command is None:
             return set()
-        return set(self._commands.get(base.command.name).params)
+        try:
+            return set(self._commands.get(base.command.name).params)
+        except CommandNotFoundError as exc:
+            raise InvalidRequestError(f"base.command.name: {exc.message}", field="base.command.name") from exc
 
     def _check_trial(
         self, base: dict[str, Any], strategy: dict[str, Any] | None, params: dict[str, Any]

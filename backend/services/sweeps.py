@@ -39,6 +39,7 @@ from backend.services.operations import OperationsService
 from backend.services.sweep_admission import SweepAdmission, trial_key, trial_request
 from backend.services.training import TrainingService
 from shared.contracts.sweeps import StartSweepRequest
+from shared.trainkit.errors import TrainkitError
 
 if TYPE_CHECKING:  # Optuna is imported on the first sweep
     from backend.adapters.optuna_studies import OptunaStudies
@@ -354,7 +355,8 @@ class SweepService:
                 base, sweep.request.get("strategy"), params, sweep_id=sweep.id, number=number
             )
             op, _ = self._training.start_training(body, submitted_by=sweep.submitted_by)
-        except (BackendError, ValidationError) as exc:
+        except (BackendError, TrainkitError, ValidationError) as exc:
+            # Its params make an invalid training (a strategy they break): a failed trial, counted.
             logger.warning("sweep %s: trial %d could not start: %s", sweep.id, number, exc)
             self._tell(sweep, request, trial, "fail", None)
             return

@@ -149,6 +149,19 @@ async def test_an_objective_no_trial_produces_fails_the_sweep_after_the_first_tr
         ({"n_trials": 100_000}, "n_trials"),
         ({"space": {"overrides.learning_rate": {"type": "float", "low": 20, "high": 30}}}, "base.overrides.learning_rate"),
         ({"sampler": "grid"}, "space.overrides.learning_rate"),
+        ({"space": {}}, "space"),
+        ({"space": {"overrides.epochs": {"type": "int", "low": 1.5, "high": 3}}}, "space.overrides.epochs"),
+        ({"space": {"overrides.epochs": {"type": "uniform", "low": 1, "high": 3}}}, "space.overrides.epochs.type"),
+        ({"space": {"overrides.seed": {"type": "int", "low": 1, "high": 3, "log": True, "step": 1}}}, "space.overrides.seed"),
+        ({"parallelism": 0}, "parallelism"),
+        ({"objective": {"metric": "val_loss", "direction": "up"}}, "objective.direction"),
+        ({"objective": {"metric": ""}}, "objective.metric"),
+        ({"base": {"strategy": "no_such_strategy", "symbol": "EURUSD", "timeframe": "1h"}}, "base.strategy"),
+        ({"base": {"strategy": "../etc", "symbol": "EURUSD", "timeframe": "1h"}}, "base.strategy"),
+        ({"base": {"workload": "command", "command": {"name": "nothing"}},
+          "space": {"command.params.lr": {"type": "float", "low": 0.1, "high": 0.2}}}, "base.command.name"),
+        ({"base": {"workload": "command", "command": {"name": "toy"}},
+          "space": {"command.params.nope": {"type": "float", "low": 0.1, "high": 0.2}}}, "space.command.params.nope"),
     ],
 )  # fmt: skip
 async def test_bad_sweeps_are_422_naming_the_field(backend: App, change: dict[str, Any], field: str) -> None:
@@ -159,6 +172,24 @@ async def test_bad_sweeps_are_422_naming_the_field(backend: App, change: dict[st
     error = response.json()["error"]
     assert field in (str(error["details"].get("field")) + " " + error["message"]), error
     assert (await client.get("/api/v1/sweeps")).json()["items"] == []
+
+
+async def test_a_trial_that_fails_is_counted_and_the_sweep_goes_on(backend: App) -> None:
+    client = backend.client
+    assert client is not None
+    # With period 5000 the EMA's output is ema_5000: the features naming ema_50_distance make that
+    # trial's strategy invalid, refused when it starts (no operation); the other trial trains.
+    path = "strategy.indicators.0.params.period"
+    space = {path: {"type": "categorical", "choices": [50, 5000]}}
+    body = strategy_sweep(space=space, sampler="grid", n_trials=2, parallelism=1)
+    started = await client.post("/api/v1/sweeps", json=body)
+    assert started.status_code == 202, started.text
+    done = await wait_sweep(client, started.json()["sweep_id"], finished)
+    assert done["status"] == "completed", done
+    assert done["counts"] == {"fail": 1, "complete": 1}
+    failed = next(t for t in done["trials"] if t["status"] == "failed")
+    assert (failed["params"], failed["operation_id"]) == ({path: 5000}, "")
+    assert done["best"]["params"] == {path: 50}
 
 
 async def test_unknown_sweep_is_404_and_a_finished_one_cannot_be_cancelled(backend: App) -> None:
