@@ -21,8 +21,9 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import TrialState
+from sqlalchemy import event
 
-from backend.adapters.db.engine import normalize_database_url
+from backend.adapters.db.engine import normalize_database_url, sqlite_pragmas
 from backend.domain.sweeps import grid_values
 from shared.contracts.sweeps import ParamKind, ParamSpec, StartSweepRequest
 
@@ -67,9 +68,14 @@ class OptunaStudies:
                 if self._schema:
                     connect["options"] = f"-csearch_path={self._schema}"
                 # Our migrations own ``alembic_version``: Optuna's check would read our revision as its own.
-                self._storage = optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     self._url, engine_kwargs={"connect_args": connect}, skip_compatibility_check=True
                 )
+                if sqlite:
+                    # Our own engine's pragmas: without them every report and tell waits for an fsync.
+                    event.listen(storage.engine, "connect", sqlite_pragmas)
+                    storage.engine.dispose()  # the connection Optuna opened had none
+                self._storage = storage
             return self._storage
 
     def close(self) -> None:

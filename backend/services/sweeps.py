@@ -30,6 +30,8 @@ from backend.domain.sweeps import (
     Sweep,
     SweepStatus,
     SweepTrial,
+    best_alias,
+    best_trial,
     intermediate_of,
     objective_of,
 )
@@ -55,10 +57,6 @@ class SweepNotFoundError(NotFoundError):
 
 def new_sweep_id() -> str:
     return "sw" + uuid.uuid4().hex[:10]
-
-
-def best_alias(sweep_id: str) -> str:
-    return f"sweep-{sweep_id}-best"
 
 
 class SweepService:
@@ -429,14 +427,6 @@ class SweepService:
             logger.info("sweep %s changed meanwhile; not stored as %s", sweep.id, status.value)
             return self.get(sweep.id)
         return updated
-
-
-def best_trial(trials: list[SweepTrial], direction: str) -> SweepTrial | None:
-    done = [t for t in trials if t.state == "complete" and t.objective is not None]
-    if not done:
-        return None
-    pick = min if direction == "minimize" else max
-    return pick(done, key=lambda t: t.objective if t.objective is not None else 0.0)
 
 
 def _request(sweep: Sweep) -> StartSweepRequest:

@@ -16,18 +16,12 @@ from tests.backend.sweep_harness import (
     DEADLINE_S,
     App,
     finished,
-    sample_candles,
     strategy_sweep,
     sweep_settings,
     wait_sweep,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def candles(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return sample_candles(tmp_path_factory.mktemp("candles"))
 
 
 @pytest.fixture
