@@ -52,7 +52,8 @@ from backend.services.ray_runner import RayJobRunner, RayTimings
 from backend.services.result_ingest import IngestLimits, ResultIngest
 from backend.services.session_commands import SessionCommands
 from backend.services.stale_models import StaleModelSweeper
-from backend.services.sweeps import SweepDriver, SweepService
+from backend.services.sweep_driver import SweepDriver
+from backend.services.sweeps import SweepService
 from backend.services.telemetry import Telemetry
 from backend.services.training import TrainingService
 from backend.settings import Settings
@@ -295,7 +296,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
     )
     lease.on_pending_adopted(training.requeue)
     aliases = ModelAliasService(SqlAliasRepository(db), adapters.models, adapters.clock)
-    sweeps = _sweeps(settings, db, operations, training, adapters, aliases)
+    sweeps = _sweeps(settings, db, operations, training, adapters, aliases, lease)
     telemetry = Telemetry(operations, lambda: runner.running)
     operations.on_terminal(telemetry.observe_terminal)
     return Components(
@@ -325,7 +326,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         health=DatabaseHealth(operations.ping, max_age_s=settings.health_cache_s),
         aliases=aliases,
         sweeps=sweeps,
-        sweep_driver=SweepDriver(sweeps, interval_s=settings.sweep_poll_interval_s),
+        sweep_driver=SweepDriver(sweeps, broker, poll_s=settings.sweep_poll_interval_s),
         ray=ray,
         job_tokens=job_tokens,
     )
@@ -338,6 +339,7 @@ def _sweeps(
     training: TrainingService,
     adapters: Adapters,
     aliases: ModelAliasService,
+    lease: InstanceLease,
 ) -> SweepService:
     if adapters.strategies is None or adapters.commands is None:
         raise RuntimeError("every port must have an adapter")
@@ -351,6 +353,7 @@ def _sweeps(
         aliases,
         adapters.clock,
         max_trials=settings.sweep_max_trials,
+        liveness=lease.liveness,
     )
 
 

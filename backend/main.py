@@ -175,6 +175,7 @@ def prepare_folders(components: Components, alone: bool) -> None:
 
 async def stop(components: Components) -> None:
     await components.sweep_driver.stop()  # first: no new trial may start while the runner stops
+    components.sweeps.close()
     components.broker.close()
     await components.hosts.stop()
     if components.ray is not None:

@@ -55,7 +55,7 @@ Sweeps (see docs/api.md, "Sweeps"):
 | variable | default | meaning |
 |---|---|---|
 | MODELYARD_SWEEP_MAX_TRIALS | 1000 | the largest n_trials a sweep may ask for (422 above) |
-| MODELYARD_SWEEP_POLL_INTERVAL_S | 0.5 | how often the sweep driver follows trials and starts new ones |
+| MODELYARD_SWEEP_POLL_INTERVAL_S | 5 | the sweep driver's safety-net pass (trials' events drive it between passes); also how soon a dead backend's sweep is adopted |
 
 Ray mode (see docs/ray.md):
 
@@ -146,7 +146,7 @@ class Settings(BaseSettings):
     )
     cancel_grace_s: float = Field(15.0, ge=0, le=3600)
     sweep_max_trials: int = Field(1000, ge=1, le=100_000)
-    sweep_poll_interval_s: float = Field(0.5, gt=0, le=60)
+    sweep_poll_interval_s: float = Field(5.0, gt=0, le=600)
     ray_address: str | None = None
     ray_entrypoint: str = Field("modelyard", min_length=1)
     ray_health_interval_s: float = Field(5.0, gt=0, le=600)

@@ -35,20 +35,31 @@ def _ts(value: str) -> float:
     return datetime.fromisoformat(value).timestamp()
 
 
-def sequential(client: httpx.Client, trials: int, epochs: int) -> float:
-    """Submit, wait for the end, submit the next: the last end minus the first submit."""
+def sequential(client: httpx.Client, trials: int, epochs: int) -> tuple[float, list[str]]:
+    """Submit, wait for the end, submit the next: the last end minus the first submit, and the ops."""
     started = time.time()
     end = started
+    ops = []
     for seed in range(1, trials + 1):
         body = {**BASE, "overrides": {"epochs": epochs, "early_stopping_patience": 10_000, "seed": seed}}
         op_id = client.post("/api/v1/trainings", json=body).json()["operation_id"]
+        ops.append(op_id)
         while True:
             op = client.get(f"/api/v1/operations/{op_id}").json()
             if op["status"] in ("completed", "failed", "cancelled"):
                 end = _ts(op["completed_at"])
                 break
             time.sleep(POLL_S)
-    return end - started
+    return end - started, ops
+
+
+def training_time(client: httpx.Client, op_ids: list[str]) -> float:
+    """The seconds the operations spent running (started -> completed), summed."""
+    total = 0.0
+    for op_id in op_ids:
+        op = client.get(f"/api/v1/operations/{op_id}").json()
+        total += _ts(op["completed_at"]) - _ts(op["started_at"])
+    return total
 
 
 def sweep(client: httpx.Client, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
@@ -73,11 +84,16 @@ def overhead(client: httpx.Client, trials: int, epochs: int) -> None:
         "sampler": "grid",
         "pruner": "none",
     }
-    seq = sequential(client, trials, epochs)
+    seq, seq_ops = sequential(client, trials, epochs)
     swept, view = sweep(client, body)
     print(f"{trials} trainings of {epochs} epoch(s): sequential through the API {seq:.2f} s "
           f"({seq / trials:.2f} s each), as a sweep {swept:.2f} s ({view['counts']})")  # fmt: skip
     print(f"sweep / sequential ratio {swept / seq:.3f} (target <= 1.1)")
+    # On a loaded machine the trainings' own time swings: what each way adds around them is steadier.
+    seq_run = training_time(client, seq_ops)
+    sweep_run = training_time(client, [t["operation_id"] for t in view["trials"]])
+    print(f"time outside the trainings, per training: sequential {(seq - seq_run) / trials:.3f} s, "
+          f"sweep {(swept - sweep_run) / trials:.3f} s (trainings ran {seq_run:.2f} s and {sweep_run:.2f} s)")  # fmt: skip
 
 
 def pruning(client: httpx.Client, epochs: int, seeds: int) -> None:

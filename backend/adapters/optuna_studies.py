@@ -21,8 +21,9 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import TrialState
+from sqlalchemy import event
 
-from backend.adapters.db.engine import normalize_database_url
+from backend.adapters.db.engine import normalize_database_url, sqlite_pragmas
 from backend.domain.sweeps import grid_values
 from shared.contracts.sweeps import ParamKind, ParamSpec, StartSweepRequest
 
@@ -67,9 +68,14 @@ class OptunaStudies:
                 if self._schema:
                     connect["options"] = f"-csearch_path={self._schema}"
                 # Our migrations own ``alembic_version``: Optuna's check would read our revision as its own.
-                self._storage = optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     self._url, engine_kwargs={"connect_args": connect}, skip_compatibility_check=True
                 )
+                if sqlite:
+                    # Our own engine's pragmas: without them every report and tell waits for an fsync.
+                    event.listen(storage.engine, "connect", sqlite_pragmas)
+                    storage.engine.dispose()  # the connection Optuna opened had none
+                self._storage = storage
             return self._storage
 
     def close(self) -> None:
@@ -124,6 +130,12 @@ class OptunaStudies:
         study = self._study(sweep_id, request)
         trial = study.ask({path: distribution(spec) for path, spec in request.space.items()})
         return trial._trial_id, trial.number, dict(trial.params)
+
+    def running(self, sweep_id: str, request: StartSweepRequest) -> list[tuple[int, int, dict[str, Any]]]:
+        """The study's trials still running in Optuna: their ids, numbers and params."""
+        study = self._study(sweep_id, request)
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return [(t._trial_id, t.number, dict(t.params)) for t in trials]
 
     def report(
         self, sweep_id: str, request: StartSweepRequest, trial_id: int, values: Mapping[int, float]

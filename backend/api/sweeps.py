@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from backend.api.dependencies import CallerDep, get_components
 from backend.api.error_handlers import error_responses
-from backend.domain.sweeps import Sweep, SweepTrial
-from backend.services.sweeps import SweepService, best_trial
+from backend.domain.sweeps import Sweep, SweepTrial, best_trial
+from backend.services.sweeps import SweepService
 from shared.contracts.results import ModelRefView, lenient
 from shared.contracts.sweeps import (
     Objective,

@@ -47,6 +47,8 @@ class Sweep:
     error: str | None = None
     best_alias: str | None = None
     submitted_by: str | None = None
+    #: The backend instance that drives it; only its driver starts trials (None: from before owners).
+    owner_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,19 @@ class SweepTrial:
     state: str = "open"
     objective: float | None = None
     reported: dict[int, float] = field(default_factory=dict)
+
+
+def best_alias(sweep_id: str) -> str:
+    """The alias the best trial's model version gets when the sweep ends."""
+    return f"sweep-{sweep_id}-best"
+
+
+def best_trial(trials: list[SweepTrial], direction: str) -> SweepTrial | None:
+    done = [t for t in trials if t.state == "complete" and t.objective is not None]
+    if not done:
+        return None
+    pick = min if direction == "minimize" else max
+    return pick(done, key=lambda t: t.objective if t.objective is not None else 0.0)
 
 
 def _field(path: str) -> str:

@@ -1,9 +1,11 @@
-"""Fan-out of operation events to SSE subscribers, safe to publish from the training thread."""
+"""Fan-out of operation events to SSE subscribers and in-process listeners, safe to publish from the
+training thread."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -11,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backend.domain.operations import Operation
+
+logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
 
@@ -30,6 +34,7 @@ class QueueMoved:
 
 QUEUE_MOVED = QueueMoved()
 StreamItem = OperationEvent | QueueMoved | None
+Listener = Callable[[OperationEvent], None]
 
 
 class ProgressThrottle:
@@ -69,7 +74,14 @@ class EventBroker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subs: dict[str, list[Subscription]] = {}
+        self._listeners: list[Listener] = []
         self._closed = False
+
+    def listen(self, listener: Listener) -> None:
+        """``listener(event)`` for every event of every operation, on the publishing thread (the training
+        thread too): it must only take note and return (the sweep driver wakes on it)."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def subscribe(self, op_id: str) -> Subscription:
         sub = Subscription(self, op_id, asyncio.get_running_loop())
@@ -91,8 +103,14 @@ class EventBroker:
     def publish(self, event: OperationEvent) -> None:
         with self._lock:
             subs = list(self._subs.get(event.operation.id, ()))
+            listeners = list(self._listeners)
         for sub in subs:
             _deliver(sub, event)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener's fault must not fail the training that published
+                logger.exception("an event listener failed on operation %s", event.operation.id)
 
     def queue_moved(self) -> None:
         """Tell every stream the pending queue moved (a pending one re-reads its position)."""

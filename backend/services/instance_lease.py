@@ -88,6 +88,11 @@ class InstanceLease:
         self._repo.register(self.me)
         logger.info("backend instance %s registered (lease %.0f s)", self.me.id, self._lease_s)
 
+    def liveness(self) -> Liveness:
+        """Which backend instances are alive now (one read of the instances table)."""
+        live, _ = self._snapshot()
+        return live
+
     def others_alive(self) -> bool:
         live, _ = self._snapshot()
         return bool(live.alive - {self.me.id})

@@ -1,24 +1,27 @@
-"""SweepService: accept a sweep, and the driver that runs it: ask Optuna for params, start each trial as
-an ordinary training operation, report its per-epoch values, prune, tell the outcome, alias the best.
+"""SweepService: accept a sweep, and drive it: ask Optuna for params, start each trial as an ordinary
+training operation, report its per-epoch values, prune, tell the outcome, alias the best.
 
-The driver keeps no state of its own between ticks: everything it needs is in the ``sweeps`` and
+Driving keeps no state of its own between steps: everything it needs is in the ``sweeps`` and
 ``sweep_trials`` rows, the operations and the Optuna study, so after a restart it continues where it was.
-A trial the restart interrupted is told failed and not counted: a new trial takes its place.
+A trial the restart interrupted is told failed and not counted: a new trial takes its place. Each sweep
+has an owner, the backend instance that drives it (:mod:`backend.services.sweep_driver` calls
+``advance`` as its trials' events arrive); a sweep whose owner's lease is gone is adopted by the next
+backend that looks, which first settles the trials its owner left half-started (``_recover``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import ValidationError
 
 from backend.adapters.db.sweeps import SqlSweepRepository
+from backend.domain.instances import Liveness
 from backend.domain.operations import INTERRUPTED, Operation, OperationStatus
 from backend.domain.ports import Clock, CommandCatalog, StrategyCatalog
 from backend.domain.sweeps import (
@@ -27,20 +30,18 @@ from backend.domain.sweeps import (
     Sweep,
     SweepStatus,
     SweepTrial,
-    check_path,
-    check_spec,
-    grid_values,
+    best_alias,
+    best_trial,
     intermediate_of,
     objective_of,
-    trial_body,
 )
-from backend.errors import BackendError, IllegalTransitionError, InvalidRequestError, NotFoundError
+from backend.errors import BackendError, IllegalTransitionError, NotFoundError
 from backend.services.model_aliases import ModelAliasService
 from backend.services.operations import OperationsService
-from backend.services.training import TrainingService, check_name
-from shared.contracts.operations import StartTrainingRequest
-from shared.contracts.sweeps import ParamKind, ParamSpec, StartSweepRequest
-from shared.contracts.training import Workload
+from backend.services.sweep_admission import SweepAdmission, trial_key, trial_request
+from backend.services.training import TrainingService
+from shared.contracts.sweeps import StartSweepRequest
+from shared.trainkit.errors import TrainkitError
 
 if TYPE_CHECKING:  # Optuna is imported on the first sweep
     from backend.adapters.optuna_studies import OptunaStudies
@@ -58,16 +59,6 @@ def new_sweep_id() -> str:
     return "sw" + uuid.uuid4().hex[:10]
 
 
-def best_alias(sweep_id: str) -> str:
-    return f"sweep-{sweep_id}-best"
-
-
-def _sample(spec: ParamSpec) -> Any:
-    if spec.type is ParamKind.CATEGORICAL:
-        return spec.choices[0] if spec.choices else None
-    return int(spec.low or 0) if spec.type is ParamKind.INT else float(spec.low or 0)
-
-
 class SweepService:
     def __init__(
         self,
@@ -81,20 +72,28 @@ class SweepService:
         clock: Clock,
         *,
         max_trials: int,
+        liveness: Callable[[], Liveness],
         new_id: Callable[[], str] = new_sweep_id,
     ) -> None:
+        """``liveness``: which backend instances are alive now (the instance lease's view)."""
         self._repo = repo
         self._database_url = database_url
         self._studies_made: OptunaStudies | None = None
         self._ops = operations
         self._training = training
-        self._strategies = strategies
-        self._commands = commands
+        self._admission = SweepAdmission(training, strategies, commands, max_trials=max_trials)
         self._aliases = aliases
         self._clock = clock
-        self._max_trials = max_trials
+        self._liveness = liveness
         self._new_id = new_id
+        self._me = operations.instance_id
         self._importances: dict[tuple[str, int], dict[str, float] | None] = {}
+        #: Trial operation id -> its sweep id, for the trials this backend drives (read by the driver's
+        #: event listener on any thread: single dict operations only).
+        self._watched: dict[str, str] = {}
+        #: Sweeps whose half-started trials this process has settled since it began driving them.
+        self._recovered: set[str] = set()
+        self._wake: Callable[[str], None] = lambda _sweep_id: None
 
     @property
     def _studies(self) -> OptunaStudies:
@@ -105,34 +104,24 @@ class SweepService:
             self._studies_made = optuna_studies.OptunaStudies(self._database_url)
         return self._studies_made
 
-    def has_unfinished(self) -> bool:
-        return bool(self._repo.unfinished())
+    def close(self) -> None:
+        """Close Optuna's connections (at shutdown, after the driver stopped)."""
+        if self._studies_made is not None:
+            self._studies_made.close()
+
+    def on_wake(self, wake: Callable[[str], None]) -> None:
+        """``wake(sweep_id)`` when a sweep should be advanced now (started, cancelled)."""
+        self._wake = wake
+
+    def watched(self, op_id: str) -> str | None:
+        """The sweep of trial operation ``op_id`` when this backend drives it, else None."""
+        return self._watched.get(op_id)
 
     # --- use cases -------------------------------------------------------------------------------
 
     def start_sweep(self, request: StartSweepRequest, *, submitted_by: str | None) -> Sweep:
         """Check everything a trial would need, then record the sweep and its Optuna study (202)."""
-        if request.n_trials > self._max_trials:
-            raise InvalidRequestError(
-                f"n_trials: {request.n_trials} is above the maximum of {self._max_trials} "
-                "(MODELYARD_SWEEP_MAX_TRIALS); run fewer trials",
-                field="n_trials",
-                limit=self._max_trials,
-            )
-        grid = request.sampler == "grid"
-        for path, spec in request.space.items():
-            check_spec(path, spec, grid=grid)
-        if grid:
-            size = 1
-            for spec in request.space.values():
-                size *= len(grid_values(spec))
-            request = request.model_copy(update={"n_trials": min(request.n_trials, size)})
-        base = request.base.model_dump(mode="json", exclude={"idempotency_key"})
-        strategy = self._strategy_doc(request.base)
-        known = self._command_params(request.base)
-        for path in request.space:
-            check_path(path, base, strategy, known)
-        self._check_trial(base, strategy, {p: _sample(s) for p, s in request.space.items()})
+        request, strategy = self._admission.admit(request)
         now = self._clock.now()
         sweep = Sweep(
             id=self._new_id(),
@@ -141,12 +130,14 @@ class SweepService:
             created_at=now,
             updated_at=now,
             submitted_by=submitted_by,
+            owner_id=self._me,
         )
         self._studies.create(sweep.id, request)
         self._repo.add(sweep)
         logger.info(
             "sweep %s accepted: %d trial(s), %d at once", sweep.id, request.n_trials, request.parallelism
         )
+        self._wake(sweep.id)
         return sweep
 
     def get(self, sweep_id: str) -> Sweep:
@@ -178,51 +169,108 @@ class SweepService:
         return self._importances[key]
 
     def cancel(self, sweep_id: str) -> Sweep:
-        """Cancel: running trials are cancelled and no new one starts (the driver finishes it)."""
+        """Cancel: running trials are cancelled at once (through any backend) and no new one starts;
+        the owner's driver ends the sweep ``cancelled`` when the last trial has stopped."""
         sweep = self.get(sweep_id)
+        if sweep.status is SweepStatus.RUNNING:
+            self._save(sweep, status=SweepStatus.CANCELLING)
+            sweep = self.get(sweep_id)
         if sweep.status in SWEEP_TERMINAL:
             raise IllegalTransitionError(
                 f"sweep {sweep.id} is already {sweep.status.value}; it cannot be cancelled",
                 sweep_id=sweep.id,
                 status=sweep.status.value,
             )
-        if sweep.status is SweepStatus.RUNNING:
-            sweep = self._save(sweep, status=SweepStatus.CANCELLING)
-        self.advance(sweep)
-        return self.get(sweep_id)
+        for trial in self._repo.trials(sweep.id):
+            if trial.state == "open" and trial.operation_id:
+                self._stop(trial, SWEEP_CANCEL_TOKEN)
+        self._wake(sweep.id)
+        return sweep
 
-    # --- the driver's step -----------------------------------------------------------------------
+    # --- driving ---------------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """One pass over every unfinished sweep (the driver calls it every interval)."""
+        """One pass over every unfinished sweep: adopt those whose owner is dead, advance the own ones
+        (the driver's slow safety-net poll; events advance a sweep between passes)."""
+        live: Liveness | None = None
         for sweep in self._repo.unfinished():
-            try:
-                self.advance(sweep)
-            except Exception:
-                logger.exception("sweep %s: a driver step failed; it is retried", sweep.id)
+            if sweep.owner_id != self._me:
+                live = live or self._liveness()
+                if not live.is_dead(sweep.owner_id) or not self._adopt(sweep):
+                    self._recovered.discard(sweep.id)  # another backend drives it now
+                    continue
+            self._advance_logged(sweep)
+
+    def advance_sweeps(self, sweep_ids: Iterable[str]) -> None:
+        """Advance these sweeps now (their trials reported something), those this backend owns."""
+        for sweep_id in sweep_ids:
+            sweep = self._repo.get(sweep_id)
+            if sweep is not None and sweep.owner_id == self._me and sweep.status not in SWEEP_TERMINAL:
+                self._advance_logged(sweep)
+
+    def _adopt(self, sweep: Sweep) -> bool:
+        if not self._repo.adopt(sweep.id, previous_owner=sweep.owner_id, new_owner=self._me):
+            return False
+        self._recovered.discard(sweep.id)
+        logger.warning("sweep %s of backend %s adopted by backend %s", sweep.id, sweep.owner_id, self._me)
+        return True
+
+    def _advance_logged(self, sweep: Sweep) -> None:
+        try:
+            self.advance(sweep)
+        except Exception:
+            logger.exception("sweep %s: a driver step failed; it is retried", sweep.id)
 
     def advance(self, sweep: Sweep) -> None:
+        """Follow the open trials (report, prune, tell), then start trials up to ``parallelism`` or end
+        the sweep. Only the owner's driver thread calls it."""
         request = _request(sweep)
+        if sweep.id not in self._recovered:
+            self._recover(sweep, request)
+            self._recovered.add(sweep.id)
         trials = self._repo.trials(sweep.id)
         for trial in trials:
             if trial.state == "open":
                 sweep = self._follow(sweep, request, trial, trials)
-        if sweep.status in SWEEP_TERMINAL:
-            return
-        trials = self._repo.trials(sweep.id)
-        open_trials = [t for t in trials if t.state == "open"]
-        if sweep.status is SweepStatus.CANCELLING:
-            for trial in open_trials:
-                self._stop(trial, SWEEP_CANCEL_TOKEN)
-            if not open_trials:
-                self._save(sweep, status=SweepStatus.CANCELLED, completed=True)
-            return
-        counted = [t for t in trials if t.state != "interrupted"]
-        launch = min(request.parallelism - len(open_trials), request.n_trials - len(counted))
-        for _ in range(max(launch, 0)):
-            self._launch(sweep, request)
-        if len(counted) >= request.n_trials and not open_trials:
-            self._finish(sweep, request, trials)
+        while sweep.status not in SWEEP_TERMINAL:
+            trials = self._repo.trials(sweep.id)
+            open_trials = [t for t in trials if t.state == "open"]
+            counted = [t for t in trials if t.state != "interrupted"]
+            if sweep.status is SweepStatus.CANCELLING:
+                for trial in open_trials:
+                    self._stop(trial, SWEEP_CANCEL_TOKEN)
+                if not open_trials:
+                    self._save(sweep, status=SweepStatus.CANCELLED, completed=True)
+                return
+            if len(counted) >= request.n_trials and not open_trials:
+                self._finish(sweep, request, trials)
+                return
+            if len(open_trials) >= request.parallelism or len(counted) >= request.n_trials:
+                return
+            self._launch(sweep, request)  # adds one trial, open or failed: the loop ends
+            sweep = self.get(sweep.id)  # cancelled meanwhile: start no more
+
+    def _recover(self, sweep: Sweep, request: StartSweepRequest) -> None:
+        """Settle what a crash between asking Optuna for a trial and recording its operation left: a
+        trial row without its operation id gets it back (found by the trial's idempotency key) or is
+        told failed; an Optuna trial with no row is told failed. Both are ``interrupted``: not counted,
+        a new trial takes their place."""
+        trials = {t.number: t for t in self._repo.trials(sweep.id)}
+        for trial in trials.values():
+            if trial.state != "open" or trial.operation_id:
+                continue
+            op = self._ops.find_by_idempotency_key(trial_key(sweep.id, trial.number))
+            if op is not None:
+                logger.warning("sweep %s: trial %d found as operation %s", sweep.id, trial.number, op.id)
+                self._repo.put_trial(_with(trial, operation_id=op.id))
+            else:
+                logger.warning("sweep %s: trial %d never started; told failed", sweep.id, trial.number)
+                self._tell(sweep, request, trial, "interrupted", None)
+        for trial_id, number, params in self._studies.running(sweep.id, request):
+            if number not in trials:
+                logger.warning("sweep %s: Optuna trial %d has no operation; told failed", sweep.id, number)
+                orphan = SweepTrial(sweep.id, number, trial_id, "", params)
+                self._tell(sweep, request, orphan, "interrupted", None)
 
     def _follow(
         self, sweep: Sweep, request: StartSweepRequest, trial: SweepTrial, trials: list[SweepTrial]
@@ -231,27 +279,19 @@ class SweepService:
         if op is None:
             self._tell(sweep, request, trial, "fail", None)
             return sweep
-        metric = request.objective.metric
+        self._watched[op.id] = sweep.id
         if not op.is_terminal:
-            values = intermediate_of(metric, op.history or _live_history(op))
-            new = {k: v for k, v in values.items() if k not in trial.reported}
-            if new:
-                prune = self._studies.report(sweep.id, request, trial.optuna_trial_id, new)
-                self._repo.put_trial(_with(trial, reported={**trial.reported, **new}))
-                if prune and sweep.status is SweepStatus.RUNNING:
-                    logger.info("sweep %s: trial %d pruned at step %d", sweep.id, trial.number, max(new))
-                    self._stop(trial, PRUNER_TOKEN)
+            trial, prune = self._report(sweep, request, trial, op)
+            if prune and sweep.status is SweepStatus.RUNNING:
+                logger.info(
+                    "sweep %s: trial %d pruned at step %s", sweep.id, trial.number, max(trial.reported)
+                )
+                self._stop(trial, PRUNER_TOKEN)
             return sweep
         if op.status is OperationStatus.COMPLETED:
-            # A trial faster than the driver's poll never showed its steps while running: report them now,
-            # so the pruner's medians count this trial at every step it reached.
-            values = intermediate_of(metric, op.history)
-            new = {k: v for k, v in values.items() if k not in trial.reported}
-            if new:
-                self._studies.report(sweep.id, request, trial.optuna_trial_id, new)
-                trial = _with(trial, reported={**trial.reported, **new})
-                self._repo.put_trial(trial)
-            value = objective_of(metric, op.result, op.history)
+            # The steps a trial reached after its last event: so the pruner's medians count every step.
+            trial, _ = self._report(sweep, request, trial, op)
+            value = objective_of(request.objective.metric, op.result, op.history)
             if value is None:
                 return self._missing_objective(sweep, request, trial, trials, op)
             self._tell(sweep, request, trial, "complete", value)
@@ -263,6 +303,19 @@ class SweepService:
             state = "cancelled" if op.status is OperationStatus.CANCELLED else "fail"
             self._tell(sweep, request, trial, state, None)
         return sweep
+
+    def _report(
+        self, sweep: Sweep, request: StartSweepRequest, trial: SweepTrial, op: Operation
+    ) -> tuple[SweepTrial, bool]:
+        """Report the steps of ``op``'s history Optuna has not had yet; whether the pruner says stop."""
+        values = intermediate_of(request.objective.metric, op.history)
+        new = {k: v for k, v in values.items() if k not in trial.reported}
+        if not new:
+            return trial, False
+        prune = self._studies.report(sweep.id, request, trial.optuna_trial_id, new)
+        trial = _with(trial, reported={**trial.reported, **new})
+        self._repo.put_trial(trial)
+        return trial, prune
 
     def _missing_objective(
         self,
@@ -290,30 +343,24 @@ class SweepService:
         return self._save(sweep, status=SweepStatus.FAILED, error=message, completed=True)
 
     def _launch(self, sweep: Sweep, request: StartSweepRequest) -> None:
+        # A crash between any two of these steps is settled by ``_recover`` on restart or adoption.
         trial_id, number, params = self._studies.ask(sweep.id, request)
         trial = SweepTrial(sweep.id, number, trial_id, "", params)
         self._repo.put_trial(trial)
         try:
-            body = self._trial_request(sweep, request, params, number)
+            base = request.base.model_dump(mode="json", exclude={"idempotency_key"})
+            body = trial_request(
+                base, sweep.request.get("strategy"), params, sweep_id=sweep.id, number=number
+            )
             op, _ = self._training.start_training(body, submitted_by=sweep.submitted_by)
-        except (BackendError, ValidationError) as exc:
+        except (BackendError, TrainkitError, ValidationError) as exc:
+            # Its params make an invalid training (a strategy they break): a failed trial, counted.
             logger.warning("sweep %s: trial %d could not start: %s", sweep.id, number, exc)
             self._tell(sweep, request, trial, "fail", None)
             return
+        self._watched[op.id] = sweep.id
         self._repo.put_trial(_with(trial, operation_id=op.id))
         logger.info("sweep %s: trial %d started as operation %s with %s", sweep.id, number, op.id, params)
-
-    def _trial_request(
-        self, sweep: Sweep, request: StartSweepRequest, params: dict[str, Any], number: int
-    ) -> StartTrainingRequest:
-        base = request.base.model_dump(mode="json", exclude={"idempotency_key"})
-        body, doc = trial_body(base, sweep.request.get("strategy"), params)
-        if doc is not None:
-            body["strategy_yaml"] = yaml.safe_dump(doc, sort_keys=False)
-            body["strategy"] = None
-        body["idempotency_key"] = f"{sweep.id}-trial-{number}"
-        body["tags"] = list(dict.fromkeys([*body.get("tags", []), sweep.id]))[:20]
-        return StartTrainingRequest.model_validate(body)
 
     def _finish(self, sweep: Sweep, request: StartSweepRequest, trials: list[SweepTrial]) -> None:
         best = best_trial(trials, request.objective.direction)
@@ -342,7 +389,7 @@ class SweepService:
         self._save(sweep, status=SweepStatus.COMPLETED, best=alias, completed=True)
 
     def _stop(self, trial: SweepTrial, by: str) -> None:
-        # Finished meanwhile: the next tick reads its outcome.
+        # Finished meanwhile: its terminal event (or the next poll) reads its outcome.
         with contextlib.suppress(IllegalTransitionError, NotFoundError):
             self._training.cancel(trial.operation_id, by=by)
 
@@ -352,6 +399,7 @@ class SweepService:
         self._studies.tell(sweep.id, request, trial.number, "complete" if state == "complete" else (
             "pruned" if state == "pruned" else "fail"), value)  # fmt: skip
         self._repo.put_trial(_with(trial, state=state, objective=value))
+        self._watched.pop(trial.operation_id, None)
 
     def _save(
         self,
@@ -373,98 +421,17 @@ class SweepService:
             error=error or sweep.error,
             best_alias=best or sweep.best_alias,
             submitted_by=sweep.submitted_by,
+            owner_id=sweep.owner_id,
         )
-        self._repo.save(updated)
+        if not self._repo.save(updated, expected=sweep.status):
+            logger.info("sweep %s changed meanwhile; not stored as %s", sweep.id, status.value)
+            return self.get(sweep.id)
         return updated
-
-    # --- checks at start -------------------------------------------------------------------------
-
-    def _strategy_doc(self, base: StartTrainingRequest) -> dict[str, Any] | None:
-        if base.workload is not Workload.STRATEGY:
-            return None
-        if base.strategy_yaml:
-            text = base.strategy_yaml
-        elif base.strategy:
-            text = self._strategies.read_text(check_name(base.strategy, "base.strategy"))
-        else:
-            raise InvalidRequestError("base: give 'strategy' or 'strategy_yaml'", field="base.strategy")
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise InvalidRequestError(
-                f"base: the strategy is not valid YAML: {exc}", field="base.strategy"
-            ) from exc
-        if not isinstance(doc, dict):
-            raise InvalidRequestError("base: the strategy YAML is not a mapping", field="base.strategy")
-        return doc
-
-    def _command_params(self, base: StartTrainingRequest) -> set[str]:
-        if base.workload is not Workload.COMMAND or base.command is None:
-            return set()
-        return set(self._commands.get(base.command.name).params)
-
-    def _check_trial(
-        self, base: dict[str, Any], strategy: dict[str, Any] | None, params: dict[str, Any]
-    ) -> None:
-        """A trial at the low end of every range must make a valid training request."""
-        body, doc = trial_body(base, strategy, params)
-        if doc is not None:
-            body["strategy_yaml"] = yaml.safe_dump(doc, sort_keys=False)
-            body["strategy"] = None
-        try:
-            self._training.resolve(StartTrainingRequest.model_validate(body))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidRequestError(
-                f"space: a trial's request would be invalid at {where}: {first['msg']}", field=f"base.{where}"
-            ) from exc
-        except InvalidRequestError as exc:
-            raise InvalidRequestError(f"space: a trial's request would be invalid: {exc.message}",
-                                      field=f"base.{exc.details.get('field', '')}") from exc  # fmt: skip
-
-
-def best_trial(trials: list[SweepTrial], direction: str) -> SweepTrial | None:
-    done = [t for t in trials if t.state == "complete" and t.objective is not None]
-    if not done:
-        return None
-    pick = min if direction == "minimize" else max
-    return pick(done, key=lambda t: t.objective if t.objective is not None else 0.0)
 
 
 def _request(sweep: Sweep) -> StartSweepRequest:
     return StartSweepRequest.model_validate(sweep.request["sweep"])
 
 
-def _live_history(op: Operation) -> tuple[dict[str, Any], ...]:
-    return op.history
-
-
 def _with(trial: SweepTrial, **changes: Any) -> SweepTrial:
-    import dataclasses
-
     return dataclasses.replace(trial, **changes)
-
-
-class SweepDriver:
-    """Calls ``SweepService.tick`` every ``interval_s`` on a worker thread, from start to stop."""
-
-    def __init__(self, service: SweepService, *, interval_s: float) -> None:
-        self._service = service
-        self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sweep-driver")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.to_thread(self._service.tick)
-            await asyncio.sleep(self._interval)

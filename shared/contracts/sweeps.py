@@ -62,7 +62,7 @@ class StartSweepRequest(BaseModel):
                     },
                     "space": {
                         "overrides.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-                        "strategy.features.0.params.period": {"type": "int", "low": 5, "high": 30},
+                        "strategy.labels.threshold": {"type": "float", "low": 0.01, "high": 0.03},
                     },
                     "objective": {"metric": "val_loss", "direction": "minimize"},
                     "n_trials": 20,

@@ -24,6 +24,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="module")
+def candles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sample EURUSD 1h candles for real in-process trainings (the sweep tests)."""
+    from tests.backend.sweep_harness import sample_candles
+
+    return sample_candles(tmp_path_factory.mktemp("candles"))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(

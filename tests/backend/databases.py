@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
-from backend.adapters.db.engine import build_engine
+from backend.adapters.db.engine import build_engine, normalize_database_url
 from tests.services import service_missing
 
 #: Parametrize a fixture with this to run its tests on both databases.
@@ -36,6 +37,27 @@ def postgres_engine() -> Iterator[Engine]:
         engine.dispose()
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def postgres_database() -> Iterator[str]:
+    """The URL of a fresh database on the test PostgreSQL server, dropped afterwards: for whole backends
+    (which take a URL, not a schema); skips when there is no server."""
+    url = os.environ.get("MODELYARD_TEST_POSTGRES_URL")
+    if not url:
+        service_missing("MODELYARD_TEST_POSTGRES_URL is not set (make test sets it when PostgreSQL answers)")
+    name = f"mb_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = create_engine(normalize_database_url(url), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name}"))
+    except Exception as exc:  # unreachable server: skip here, fail where PostgreSQL is promised
+        service_missing(f"PostgreSQL at the test URL not usable: {type(exc).__name__}: {exc}")
+    try:
+        yield make_url(normalize_database_url(url)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
 
 

@@ -82,3 +82,33 @@ def test_unknown_operation_raises_not_found(tmp_path: Path) -> None:
     service, _ = make_service(tmp_path, interval=0.0)
     with pytest.raises(OperationNotFoundError):
         service.get("op_nope")
+
+
+def test_a_listener_hears_every_event_on_the_publishing_thread_and_its_fault_stays_its_own(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = build_engine(f"sqlite:///{tmp_path / 'ops.db'}")
+    migrate(engine)
+    broker = EventBroker()
+    heard: list[tuple[str, OperationStatus, int]] = []
+    broker.listen(
+        lambda event: heard.append((event.kind, event.operation.status, len(event.operation.history)))
+    )
+
+    def faulty(_event: object) -> None:
+        raise RuntimeError("listener bug")
+
+    broker.listen(faulty)
+    service = OperationsService(SqlOperationRepository(engine), FixedClock(), broker, progress_interval_s=0.0)
+    op, _ = service.create(op_type="training", request={}, execution_mode="local", mode_reason="t")
+    service.mark_running(op.id)
+    service.report_progress(op.id, update(50.0, epoch_metrics={"epoch": 1, "val_loss": 0.5}))
+    service.complete(op.id, {"history": [{"epoch": 1, "val_loss": 0.5}]})
+    assert heard == [
+        ("status", OperationStatus.PENDING, 0),
+        ("status", OperationStatus.RUNNING, 0),
+        ("progress", OperationStatus.RUNNING, 1),  # the epoch's row is in the operation it carries
+        ("status", OperationStatus.COMPLETED, 1),
+    ]
+    assert service.get(op.id).status is OperationStatus.COMPLETED  # the faulty listener failed nothing
+    assert caplog.text.count("an event listener failed") == 4

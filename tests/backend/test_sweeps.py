@@ -4,78 +4,29 @@ real executor, Optuna on the app's SQLite database; and every bad input the issu
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 
-from backend.components import Adapters
-from backend.main import create_app
 from backend.settings import Settings
+from tests.backend.sweep_harness import (
+    DEADLINE_S,
+    App,
+    finished,
+    strategy_sweep,
+    sweep_settings,
+    wait_sweep,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-REPO = Path(__file__).resolve().parents[2]
-DEADLINE_S = 600.0
-
-
-@pytest.fixture(scope="module")
-def candles(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from shared.trainkit.workloads.strategy.sample_data import write_sample_data
-
-    folder = tmp_path_factory.mktemp("candles")
-    write_sample_data(folder, symbols=("EURUSD",), timeframes=("1h",), rows=1200, seed=3)
-    return folder
 
 
 @pytest.fixture
 def real_settings(tmp_path: Path, candles: Path) -> Settings:
-    from shared.trainkit.workloads.command.catalog import write_sample_commands
-
-    shutil.copytree(candles, tmp_path / "data")
-    shutil.copytree(REPO / "strategies", tmp_path / "strategies")
-    write_sample_commands(tmp_path / "commands")
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'var' / 'modelyard.db'}",
-        models_dir=tmp_path / "models",
-        data_dir=tmp_path / "data",
-        strategies_dir=tmp_path / "strategies",
-        commands_dir=tmp_path / "commands",
-        runs_dir=tmp_path / "runs",
-        progress_write_interval_s=0.0,
-        generate_sample_data=False,
-        default_execution_mode="local",
-        local_concurrency=2,
-        sweep_poll_interval_s=0.05,
-        shutdown_timeout_s=30.0,
-    )
-
-
-class App:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.app: FastAPI | None = None
-        self.lifespan: Any = None
-        self.client: httpx.AsyncClient | None = None
-
-    async def start(self) -> httpx.AsyncClient:
-        self.app = create_app(self.settings, Adapters())
-        self.lifespan = self.app.router.lifespan_context(self.app)
-        await self.lifespan.__aenter__()
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://t")
-        return self.client
-
-    async def stop(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-        if self.lifespan is not None:
-            await self.lifespan.__aexit__(None, None, None)
-        self.client = self.lifespan = None
+    return sweep_settings(tmp_path, candles)
 
 
 @pytest.fixture
@@ -86,44 +37,6 @@ async def backend(real_settings: Settings) -> AsyncIterator[App]:
         yield app
     finally:
         await app.stop()
-
-
-def strategy_sweep(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "base": {
-            "strategy": "trend_momentum",
-            "symbol": "EURUSD",
-            "timeframe": "1h",
-            "overrides": {"epochs": 2, "batch_size": 256},
-        },
-        "space": {
-            "overrides.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
-            "strategy.labels.threshold": {"type": "float", "low": 0.01, "high": 0.03},
-        },
-        "objective": {"metric": "val_loss", "direction": "minimize"},
-        "n_trials": 6,
-        "parallelism": 2,
-        "pruner": "none",
-    }
-    body.update(changes)
-    return body
-
-
-async def wait_sweep(
-    client: httpx.AsyncClient, sweep_id: str, done: Any, deadline_s: float = DEADLINE_S
-) -> dict[str, Any]:
-    end = time.monotonic() + deadline_s
-    body: dict[str, Any] = {}
-    while time.monotonic() < end:
-        body = (await client.get(f"/api/v1/sweeps/{sweep_id}")).json()
-        if done(body):
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"sweep {sweep_id} never got there; last seen: {body}")
-
-
-def finished(body: dict[str, Any]) -> bool:
-    return body.get("status") in ("completed", "failed", "cancelled")
 
 
 async def test_strategy_sweep_runs_six_trials_two_at_a_time_to_a_best_trial_with_its_alias(
@@ -230,6 +143,19 @@ async def test_an_objective_no_trial_produces_fails_the_sweep_after_the_first_tr
         ({"n_trials": 100_000}, "n_trials"),
         ({"space": {"overrides.learning_rate": {"type": "float", "low": 20, "high": 30}}}, "base.overrides.learning_rate"),
         ({"sampler": "grid"}, "space.overrides.learning_rate"),
+        ({"space": {}}, "space"),
+        ({"space": {"overrides.epochs": {"type": "int", "low": 1.5, "high": 3}}}, "space.overrides.epochs"),
+        ({"space": {"overrides.epochs": {"type": "uniform", "low": 1, "high": 3}}}, "space.overrides.epochs.type"),
+        ({"space": {"overrides.seed": {"type": "int", "low": 1, "high": 3, "log": True, "step": 1}}}, "space.overrides.seed"),
+        ({"parallelism": 0}, "parallelism"),
+        ({"objective": {"metric": "val_loss", "direction": "up"}}, "objective.direction"),
+        ({"objective": {"metric": ""}}, "objective.metric"),
+        ({"base": {"strategy": "no_such_strategy", "symbol": "EURUSD", "timeframe": "1h"}}, "base.strategy"),
+        ({"base": {"strategy": "../etc", "symbol": "EURUSD", "timeframe": "1h"}}, "base.strategy"),
+        ({"base": {"workload": "command", "command": {"name": "nothing"}},
+          "space": {"command.params.lr": {"type": "float", "low": 0.1, "high": 0.2}}}, "base.command.name"),
+        ({"base": {"workload": "command", "command": {"name": "toy"}},
+          "space": {"command.params.nope": {"type": "float", "low": 0.1, "high": 0.2}}}, "space.command.params.nope"),
     ],
 )  # fmt: skip
 async def test_bad_sweeps_are_422_naming_the_field(backend: App, change: dict[str, Any], field: str) -> None:
@@ -240,6 +166,24 @@ async def test_bad_sweeps_are_422_naming_the_field(backend: App, change: dict[st
     error = response.json()["error"]
     assert field in (str(error["details"].get("field")) + " " + error["message"]), error
     assert (await client.get("/api/v1/sweeps")).json()["items"] == []
+
+
+async def test_a_trial_that_fails_is_counted_and_the_sweep_goes_on(backend: App) -> None:
+    client = backend.client
+    assert client is not None
+    # With period 5000 the EMA's output is ema_5000: the features naming ema_50_distance make that
+    # trial's strategy invalid, refused when it starts (no operation); the other trial trains.
+    path = "strategy.indicators.0.params.period"
+    space = {path: {"type": "categorical", "choices": [50, 5000]}}
+    body = strategy_sweep(space=space, sampler="grid", n_trials=2, parallelism=1)
+    started = await client.post("/api/v1/sweeps", json=body)
+    assert started.status_code == 202, started.text
+    done = await wait_sweep(client, started.json()["sweep_id"], finished)
+    assert done["status"] == "completed", done
+    assert done["counts"] == {"fail": 1, "complete": 1}
+    failed = next(t for t in done["trials"] if t["status"] == "failed")
+    assert (failed["params"], failed["operation_id"]) == ({path: 5000}, "")
+    assert done["best"]["params"] == {path: 50}
 
 
 async def test_unknown_sweep_is_404_and_a_finished_one_cannot_be_cancelled(backend: App) -> None:

@@ -10,10 +10,8 @@ at once is stored once. Short leases keep the failure cases to seconds; every wa
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,10 +21,9 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
-from backend.adapters.db.engine import normalize_database_url
 from shared.contracts.signing import sign
+from tests.backend.databases import postgres_database
 from tests.backend.host_fakes import result_payload, tiny_model
 from tests.e2e.host_cluster import (
     SECRET,
@@ -39,7 +36,6 @@ from tests.e2e.host_cluster import (
     live_sessions,
     wait_until,
 )
-from tests.services import service_missing
 
 # Three servers importing torch on a loaded 2-core machine can take minutes to start: the per-test
 # limit (which counts the module fixture's setup) is raised; every wait inside still has its deadline.
@@ -80,6 +76,11 @@ class Cluster:
             )
             return rows.scalar_one_or_none()
 
+    def sweep_owner(self, sweep_id: str) -> str | None:
+        with self.db.connect() as conn:
+            owner = conn.execute(text("SELECT owner_id FROM sweeps WHERE id = :id"), {"id": sweep_id})
+            return owner.scalar_one_or_none()
+
     def version_folders(self, strategy: str, name: str) -> list[str]:
         folder = self.backends[0].folder.parent / "shared" / "models" / strategy
         if not folder.is_dir():
@@ -90,22 +91,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
     """A fresh database on the machine's PostgreSQL, dropped afterwards."""
-    url = os.environ.get("MODELYARD_TEST_POSTGRES_URL")
-    if not url:
-        service_missing("MODELYARD_TEST_POSTGRES_URL is not set (make test sets it when PostgreSQL answers)")
-    name = f"mb_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = create_engine(normalize_database_url(url), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f"CREATE DATABASE {name}"))
-    except Exception as exc:  # unreachable server: skip here, fail where PostgreSQL is promised
-        service_missing(f"PostgreSQL at the test URL not usable: {type(exc).__name__}: {exc}")
-    try:
-        yield make_url(normalize_database_url(url)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    yield from postgres_database()
 
 
 def _backend(root: Path, label: str, host: Process, database_url: str) -> Process:
@@ -117,6 +103,7 @@ def _backend(root: Path, label: str, host: Process, database_url: str) -> Proces
         MODELYARD_DATA_DIR=str(shared / "data"),
         MODELYARD_INSTANCE_LEASE_S=str(INSTANCE_LEASE_S),
         MODELYARD_HOST_HEALTH_TIMEOUT_S="10",  # a loaded machine is slow, not down
+        MODELYARD_SWEEP_POLL_INTERVAL_S="1",  # how soon a dead owner's sweep is adopted
     )
     return backend
 
@@ -235,6 +222,54 @@ def test_a_killed_owner_s_host_training_is_adopted_and_completed_once(cluster: C
 
     _start(backend_a)  # the next test (if any) finds both backends again
     assert cluster.owner_of(op_id) == owner_b
+
+
+def test_a_killed_owner_s_sweep_is_adopted_and_finished_by_the_other_backend(cluster: Cluster) -> None:
+    a, b = cluster.apis
+    backend_a, backend_b = cluster.backends
+    base = {"strategy": "trend_momentum", "symbol": "EURUSD", "timeframe": "1h", "execution_mode": "host"}
+    body = {
+        "base": {**base, "overrides": {"epochs": 8, "early_stopping_patience": 0}},
+        "space": {"overrides.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        "objective": {"metric": "val_loss"},
+        "n_trials": 3,
+        "parallelism": 1,
+        "pruner": "none",
+    }
+    started = a.http.post("/api/v1/sweeps", json=body)
+    assert started.status_code == 202, started.text
+    sweep_id = started.json()["sweep_id"]
+
+    def view() -> dict[str, Any]:
+        seen: dict[str, Any] = b.http.get(f"/api/v1/sweeps/{sweep_id}").json()
+        return seen
+
+    wait_until(lambda: any(t["intermediate"] for t in view()["trials"]), 180, "a trial's first epoch")
+    owner_a, owner_b = cluster.instance_of(backend_a), cluster.instance_of(backend_b)
+    assert cluster.sweep_owner(sweep_id) == owner_a
+    assert {cluster.owner_of(t["operation_id"]) for t in view()["trials"]} == {owner_a}  # B drives none
+
+    backend_a.kill(signal.SIGKILL)
+    wait_until(
+        lambda: cluster.sweep_owner(sweep_id) == owner_b, INSTANCE_LEASE_S + 10, "B to adopt the sweep"
+    )
+    done = wait_until(
+        lambda: (v := view())["status"] in ("completed", "failed", "cancelled") and v, 400, "the end"
+    )
+    assert done["status"] == "completed", done
+    # The host kept training the trial A followed: B adopted it, nothing was interrupted (a kill between
+    # asking Optuna and recording a trial's operation would show as one interrupted trial, replaced).
+    assert done["counts"]["complete"] == 3, done
+    assert set(done["counts"]) <= {"complete", "interrupted"}, done
+    sessions = _sessions_by_operation(cluster.host)
+    trial_ops = [t["operation_id"] for t in done["trials"] if t["operation_id"]]
+    assert all(sessions[op_id] == 1 for op_id in trial_ops)  # each trial trained once
+    assert {cluster.owner_of(op_id) for op_id in trial_ops} == {owner_b}
+    model = done["best"]["model"]
+    resolved = b.http.get(f"/api/v1/models/{model['strategy']}/{model['name']}/versions/{done['best_alias']}")
+    assert resolved.json()["version"] == model["version"]
+
+    _start(backend_a)  # the next test (if any) finds both backends again
 
 
 def test_a_signed_callback_replayed_to_the_other_backend_is_refused(cluster: Cluster, tmp_path: Path) -> None:

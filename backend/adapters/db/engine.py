@@ -45,15 +45,18 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
     )
 
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
+    event.listen(engine, "connect", sqlite_pragmas)
     return engine
+
+
+def sqlite_pragmas(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
+    """WAL, a busy timeout, and no fsync at every commit (a crash of the machine, not of the process,
+    may lose the last commits): on every new SQLite connection (ours and Optuna's)."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from typing import Any
+
+from sqlalchemy import CursorResult, Engine, select, update
 from sqlalchemy.orm import sessionmaker
 
 from backend.adapters.db.tables import SweepRow, SweepTrialRow
@@ -20,6 +22,7 @@ def _sweep(row: SweepRow) -> Sweep:
         error=row.error,
         best_alias=row.best_alias,
         submitted_by=row.submitted_by,
+        owner_id=row.owner_id,
     )
 
 
@@ -36,6 +39,9 @@ def _trial(row: SweepTrialRow) -> SweepTrial:
     )
 
 
+UNFINISHED = (SweepStatus.RUNNING, SweepStatus.CANCELLING)
+
+
 class SqlSweepRepository:
     def __init__(self, engine: Engine) -> None:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
@@ -50,19 +56,38 @@ class SqlSweepRepository:
                     created_at=sweep.created_at,
                     updated_at=sweep.updated_at,
                     submitted_by=sweep.submitted_by,
+                    owner_id=sweep.owner_id,
                 )
             )
 
-    def save(self, sweep: Sweep) -> None:
+    def save(self, sweep: Sweep, *, expected: SweepStatus) -> bool:
+        """Store ``sweep``'s status and outcome if its stored status is still ``expected`` (a cancel and
+        the driver's end of the sweep cannot both win); its owner only ``adopt`` moves."""
         with self._sessions.begin() as session:
-            row = session.get(SweepRow, sweep.id)
-            if row is None:
-                return
+            row = session.get(SweepRow, sweep.id, with_for_update=True)
+            if row is None or row.status != expected.value:
+                return False
             row.status = sweep.status.value
             row.updated_at = sweep.updated_at
             row.completed_at = sweep.completed_at
             row.error = sweep.error
             row.best_alias = sweep.best_alias
+            return True
+
+    def adopt(self, sweep_id: str, *, previous_owner: str | None, new_owner: str) -> bool:
+        """Move an unfinished sweep from ``previous_owner`` to ``new_owner`` (compare-and-set: of two
+        backends adopting a dead owner's sweep at once, one wins)."""
+        with self._sessions.begin() as session:
+            result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                update(SweepRow)
+                .where(
+                    SweepRow.id == sweep_id,
+                    SweepRow.owner_id.is_not_distinct_from(previous_owner),
+                    SweepRow.status.in_([s.value for s in UNFINISHED]),
+                )
+                .values(owner_id=new_owner)
+            )
+            return result.rowcount == 1
 
     def get(self, sweep_id: str) -> Sweep | None:
         with self._sessions() as session:
@@ -78,7 +103,7 @@ class SqlSweepRepository:
         with self._sessions() as session:
             rows = session.scalars(
                 select(SweepRow)
-                .where(SweepRow.status.in_([SweepStatus.RUNNING.value, SweepStatus.CANCELLING.value]))
+                .where(SweepRow.status.in_([s.value for s in UNFINISHED]))
                 .order_by(SweepRow.created_at)
             )
             return [_sweep(r) for r in rows]

@@ -200,6 +200,8 @@ class SweepRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     best_alias: Mapped[str | None] = mapped_column(String(64), nullable=True)
     submitted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: The backend instance whose driver runs the sweep (see ``backend.services.sweep_driver``).
+    owner_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class SweepTrialRow(Base):

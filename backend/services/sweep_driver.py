@@ -1,0 +1,84 @@
+"""SweepDriver: advances sweeps as their trials' events arrive, with a slow poll as a safety net.
+
+The backend's event broker tells every operation event to the driver's listener (on the publishing
+thread: the training thread too). An event of a trial this backend drives — a new epoch or step row in
+its history, or a status change — marks its sweep due and wakes the driver, which advances the due
+sweeps on a worker thread: the new values reach Optuna while the trial runs, a prune cancels it within
+the epoch, and the next trial starts as soon as one ends. Every ``poll_s`` the driver also makes a full
+pass (``SweepService.tick``): it adopts the sweeps of dead backends and catches anything no event
+reported (a trial followed on a host through another backend, a cancel through another backend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+
+from backend.services.events import EventBroker, OperationEvent
+from backend.services.sweeps import SweepService
+
+
+class SweepDriver:
+    def __init__(self, service: SweepService, broker: EventBroker, *, poll_s: float) -> None:
+        self._service = service
+        self._broker = broker
+        self._poll_s = poll_s
+        self._lock = threading.Lock()
+        self._due: set[str] = set()
+        self._rows: dict[str, int] = {}  # trial op id -> history rows seen: a new row is news
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        broker.listen(self._on_event)
+        service.on_wake(self.wake)
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="sweep-driver")
+
+    async def stop(self) -> None:
+        task, self._task, self._loop = self._task, None, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self, sweep_id: str) -> None:
+        """Advance ``sweep_id`` soon (from any thread)."""
+        loop = self._loop
+        if loop is None:
+            return
+        with self._lock:
+            self._due.add(sweep_id)
+        with contextlib.suppress(RuntimeError):  # the loop closed: the backend is stopping
+            loop.call_soon_threadsafe(self._wake.set)
+
+    def _on_event(self, event: OperationEvent) -> None:
+        op = event.operation
+        sweep_id = self._service.watched(op.id)
+        if sweep_id is None:
+            return
+        if event.kind == "progress":
+            if self._rows.get(op.id) == len(op.history):
+                return  # a progress tick within an epoch: nothing for Optuna
+            self._rows[op.id] = len(op.history)
+        elif op.is_terminal:
+            self._rows.pop(op.id, None)
+        self.wake(sweep_id)
+
+    async def _run(self) -> None:
+        next_pass = 0.0
+        while True:
+            self._wake.clear()
+            with self._lock:
+                due, self._due = self._due, set()
+            if time.monotonic() >= next_pass:
+                await asyncio.to_thread(self._service.tick)
+                next_pass = time.monotonic() + self._poll_s
+            elif due:
+                await asyncio.to_thread(self._service.advance_sweeps, sorted(due))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(next_pass - time.monotonic(), 0.0))
