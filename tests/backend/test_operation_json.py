@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from backend.api.views import OperationJson, operation_view
 from backend.domain.operations import Operation, OperationStatus
-
-T0 = datetime(2025, 1, 5, tzinfo=UTC)
+from tests.backend.test_operation_domain import make_op
 
 
 def _running(op_id: str = "op_1") -> Operation:
-    return Operation(
-        id=op_id,
-        type="training",
-        status=OperationStatus.RUNNING,
-        execution_mode="local",
-        mode_reason="test",
-        request={},
-        created_at=T0,
-        updated_at=T0,
-        started_at=T0,
-    )
+    return replace(make_op(OperationStatus.RUNNING), id=op_id)
 
 
 def test_the_body_is_the_operation_view_and_is_reused_while_the_operation_is_unchanged() -> None:
