@@ -64,6 +64,7 @@ class TrainingCheckpoints(Callback):
         self._clock = clock
         self._last_saved_at: float | None = None
         self._writing: threading.Thread | None = None
+        self._failure: Exception | None = None
 
     @property
     def state_key(self) -> str:
@@ -101,15 +102,22 @@ class TrainingCheckpoints(Callback):
         self.wait()
 
     def wait(self) -> None:
-        """Block until the checkpoint being written (if any) is on disk, or its write failed."""
+        """Block until the checkpoint being written (if any) is on disk, or its write failed; an
+        unexpected error of the write is raised here, in the training thread, as a synchronous write's."""
         if self._writing is not None:
             self._writing.join()
             self._writing = None
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
 
     def _write(self, trainer: Trainer, epoch: int, data: bytes) -> None:
         try:
             write_checkpoint_bytes(self.dirpath / checkpoint_name(epoch), data)
-        except CheckpointError as exc:
+        except Exception as exc:
+            if not isinstance(exc, CheckpointError):  # a bug, not a full disk: the fit fails on it
+                self._failure = exc
+                return
             message = f"epoch {epoch}: training checkpoint not written ({exc.message}); training goes on"
             logger.warning(message)
             trainer.warnings.append(message)
@@ -126,6 +134,7 @@ class TrainingCheckpoints(Callback):
                 logger.warning("old checkpoint %s not removed: %s", old, exc)
 
     def state_dict(self) -> dict[str, Any]:
+        self.wait()  # another checkpoint taken this epoch records this one's outcome, as if it were synchronous
         return {"saved": list(self.saved)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
