@@ -60,7 +60,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/api_overhead.py
 	$(BIN)/python benchmarks/poll_load.py
+	$(BIN)/python benchmarks/request_cpu.py
 	$(BIN)/python benchmarks/handoff.py
+	$(BIN)/python benchmarks/handoff.py --backend --sizes 45
 	$(BIN)/python benchmarks/command_overhead.py
 	$(BIN)/python benchmarks/tabular_baselines.py
 

@@ -18,7 +18,8 @@ from backend.api.access import TokenAuth, document_security
 from backend.api.error_handlers import install_error_handlers
 from backend.api.middleware import BodySizeLimit, RequestMetrics
 from backend.api.responses import declare_shared_responses, operation_id
-from backend.api.routes import api_router, root_router
+from backend.api.routes import ROUTERS
+from backend.api.views import OperationJson
 from backend.components import Adapters, Components, build_components
 from backend.domain.access import AuthMode, start_refusal, tokens_required
 from backend.errors import AuthSetupError
@@ -53,14 +54,15 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
         generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
+    app.state.operation_json = OperationJson()
     _document_security(app, settings)
     install_error_handlers(app)
     # Outermost last: metrics time everything; the token check refuses before the body is read.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(TokenAuth)
     app.add_middleware(RequestMetrics)
-    app.include_router(root_router)
-    app.include_router(api_router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.include_router(dashboard.router)
     return app
 

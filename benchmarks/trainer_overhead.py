@@ -1,11 +1,14 @@
-"""How much does Trainer.fit, with the executor's callbacks, cost over a hand-written PyTorch loop?
+"""How much does a training's fit, as the backend runs it, cost over a hand-written PyTorch loop?
 
 The flagship shape: the built-in MLP 48 -> 64 -> 32 -> 3 (dropout 0.1), 20k rows (10 % held out for
-validation), batch 64, 5 epochs, one torch thread. The Trainer gets its callbacks from
-``training_callbacks`` — the function ``ModelWorkload`` calls — on a run context built as the executor
-builds it (progress tracker, telemetry file, run directory), so the benchmark cannot drift from what a
-training runs with. Runs alternate (hand, trainer, trainer, hand, …) so drift in machine load hits both;
-the median of the paired ratios is printed. Target: <= 1.03.
+validation), batch 64, 5 epochs, one torch thread. The training goes through the backend's own engine
+(``ExecutorEngine``, built with the backend's default settings: a run folder per training, resumable
+checkpoints) as a plugin training whose factory (``flagship`` below) returns this model and data, so
+the Trainer, its callbacks and their run context are exactly those of a local training and cannot
+drift from them. Its time is the executor's own ``step.training`` telemetry span (Trainer.fit with
+every callback, from the training step's start to the evaluation's). Runs alternate (hand, trainer,
+trainer, hand, …) so drift in machine load hits both; the median of the paired ratios is printed.
+Target: <= 1.03.
 
     .venv/bin/python benchmarks/trainer_overhead.py [--repeats 9] [--epochs 5] [--batch-size 64]
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,20 +25,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.trainkit import Trainer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from backend.adapters.executor import ExecutorEngine
+from backend.settings import Settings
+from shared.contracts.training import ProgressUpdate, TrainingOverrides, TrainingRequest, Workload
 from shared.trainkit.cancellation import CancelToken
-from shared.trainkit.executor.model_workload import model_steps, training_callbacks
-from shared.trainkit.executor.progress import PipelineProgress
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
-from shared.trainkit.executor.workload import RunContext, TrainingParams
+from shared.trainkit.executor.workload import TrainingParams
 from shared.trainkit.models import MLP, MLPSpec
-from shared.trainkit.run_record import TELEMETRY_FILE
 from shared.trainkit.seeding import attach_generator
-from shared.trainkit.telemetry import Telemetry
 from shared.trainkit.tensor_data import ArrayDataModule
 
 FEATURES, CLASSES, ROWS = 48, 3, 20_000
-STEPS = model_steps((), training=80, importance=0)
+FACTORY = "benchmarks.trainer_overhead:flagship"
 
 
 def synthetic(seed: int) -> ArrayDataModule:
@@ -80,25 +84,42 @@ def hand_loop(data: ArrayDataModule, params: TrainingParams) -> float:
     return float(val_loss) / size
 
 
+def flagship() -> tuple[MLP, ArrayDataModule]:
+    """The plugin factory the benchmark's trainings name (called by the plugin workload, seeded)."""
+    return model(0), synthetic(seed=0)
+
+
 class _DiscardingSink:
+    """Stands in for the model store: persistence comes after the timed step."""
+
     def save(self, artifact: ModelArtifact) -> ModelRef:
-        raise AssertionError("the benchmark never persists a model")
+        return ModelRef(artifact.strategy, artifact.name, 1, "(not stored)")
 
 
-def trainer_loop(data: ArrayDataModule, params: TrainingParams, runs: Path) -> float:
-    """Trainer.fit with the executor's callbacks, on a run context built as the executor builds it."""
-    run_dir = Path(tempfile.mkdtemp(dir=runs))
-    telemetry = Telemetry(run_dir / TELEMETRY_FILE)
-    reports: list[object] = []
-    tracker = PipelineProgress(STEPS, lambda *report: reports.append(report), telemetry=telemetry)
-    run = RunContext(tracker, CancelToken(), _DiscardingSink(), run_dir.name, run_dir, telemetry)
-    tracker.start("training")
-    trainer = Trainer(params.trainer_config(), callbacks=training_callbacks(params, run), cancel=run.cancel)
-    result = trainer.fit(model(params.seed), data)
-    telemetry.close()
-    assert result.epochs_trained == params.epochs
-    assert result.best_val_loss is not None
-    return result.best_val_loss
+def backend_engine(runs: Path) -> ExecutorEngine:
+    """The engine as the backend builds it (backend/components.py), with its default settings."""
+    defaults = Settings.model_fields
+    return ExecutorEngine(
+        Path(runs) / "data",
+        _DiscardingSink(),
+        runs_dir=runs / "runs",
+        plugin_allowlist=("benchmarks",),
+        checkpoint_every_epochs=defaults["checkpoint_every_epochs"].default,
+        checkpoint_min_interval_s=defaults["checkpoint_min_interval_s"].default,
+    )
+
+
+def trainer_loop(engine: ExecutorEngine, params: TrainingParams, run: int) -> float:
+    """One plugin training through the backend's engine; returns its ``step.training`` seconds."""
+    overrides = TrainingOverrides(
+        epochs=params.epochs, batch_size=params.batch_size, seed=params.seed, device=params.device
+    )
+    request = TrainingRequest(workload=Workload.PLUGIN, plugin=FACTORY, overrides=overrides)
+    updates: list[ProgressUpdate] = []
+    result = engine.execute(request, updates.append, CancelToken(), run_name=f"run-{run}")
+    assert result.epochs_trained == params.epochs, result
+    assert result.telemetry is not None
+    return float(result.telemetry["step.training"]["total_s"])
 
 
 def main() -> None:
@@ -115,33 +136,36 @@ def main() -> None:
     samples = int(ROWS * 0.9) * args.epochs
     times: dict[str, list[float]] = {"hand": [], "trainer": []}
     with tempfile.TemporaryDirectory() as runs:
-        loops = {
-            "hand": lambda: hand_loop(data, params),
-            "trainer": lambda: trainer_loop(data, params, Path(runs)),
-        }
+        engine = backend_engine(Path(runs))
+        runs_done = iter(range(1_000_000))
+
+        def hand() -> float:
+            started = time.perf_counter()
+            hand_loop(data, params)
+            return time.perf_counter() - started
+
+        loops = {"hand": hand, "trainer": lambda: trainer_loop(engine, params, next(runs_done))}
         loops["trainer"](), loops["hand"]()  # warm-up: first-call allocations and lazy imports
         for repeat in range(args.repeats):
             for name in ("hand", "trainer") if repeat % 2 == 0 else ("trainer", "hand"):
-                started = time.perf_counter()
-                loops[name]()
-                times[name].append(time.perf_counter() - started)
-    hand, ours = (statistics.median(times[name]) for name in ("hand", "trainer"))
+                times[name].append(loops[name]())
+        callbacks = _callbacks_of(Path(runs) / "runs" / "run-0")
+    hand_s, ours = (statistics.median(times[name]) for name in ("hand", "trainer"))
     paired = statistics.median(t / h for t, h in zip(times["trainer"], times["hand"], strict=True))
     print(
         f"MLP {FEATURES}-64-32-{CLASSES}, {ROWS:,} rows, batch {args.batch_size}, {args.epochs} epochs, "
-        f"{args.threads} thread(s), {args.repeats} pairs, callbacks: "
-        f"{', '.join(type(cb).__name__ for cb in training_callbacks(params, _probe_run()))}"
+        f"{args.threads} thread(s), {args.repeats} pairs, through the backend's ExecutorEngine; "
+        f"run folder: {callbacks}"
     )
     print(
-        f"hand {samples / hand:,.0f} samples/s | Trainer.fit {samples / ours:,.0f} samples/s | "
+        f"hand {samples / hand_s:,.0f} samples/s | Trainer.fit {samples / ours:,.0f} samples/s | "
         f"Trainer/hand {paired:.3f} (median of paired ratios; target <= 1.03)"
     )
 
 
-def _probe_run() -> RunContext:
-    telemetry = Telemetry(None)
-    tracker = PipelineProgress(STEPS, lambda *report: None, telemetry=telemetry)
-    return RunContext(tracker, CancelToken(), _DiscardingSink(), "probe", Path("."), telemetry)
+def _callbacks_of(run_dir: Path) -> str:
+    """What the callbacks left in a run folder: proof they ran (run record, telemetry, checkpoints)."""
+    return ", ".join(sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file()))
 
 
 if __name__ == "__main__":

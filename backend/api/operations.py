@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from backend.api.dependencies import CallerDep, ComponentsDep, OperationsDep, TrainingDep
 from backend.api.error_handlers import error_responses
 from backend.api.responses import responses
-from backend.api.views import operation_metrics, operation_view
+from backend.api.views import OperationJson, operation_metrics, operation_view
 from backend.domain.operations import OperationFilter, OperationStatus
 from backend.errors import NotFoundError
 from backend.services.operations import OperationsService
@@ -86,8 +86,10 @@ async def get_operation(operation_id: str, request: Request) -> OperationView | 
     op = operations.get_cached(operation_id)
     if op is None or op.status is OperationStatus.PENDING:
         return await to_thread.run_sync(_read_operation, operations, operation_id)
-    # Serialised here, once: returning the view itself would have FastAPI validate it a second time.
-    return Response(operation_view(op).model_dump_json(), media_type="application/json")
+    # Serialised here, once per change of the operation: returning the view itself would have FastAPI
+    # validate it a second time.
+    bodies: OperationJson = request.app.state.operation_json
+    return Response(bodies.body(op), media_type="application/json")
 
 
 def _read_operation(operations: OperationsService, operation_id: str) -> OperationView:

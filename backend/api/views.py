@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any
 
 from backend.domain.attempts import Attempt
@@ -25,6 +26,33 @@ from shared.contracts.results import (
     lenient,
 )
 from shared.trainkit.decisions import analyze
+
+
+class OperationJson:
+    """The JSON body of each recently polled operation, reused while the operation is unchanged.
+
+    An :class:`Operation` is immutable: every change (a progress report, a status move) makes a new
+    object, so "the same object as last time" means "the same body". A hundred pollers of one training
+    then cost one mapping and serialization per progress report, not one per request (that was half
+    the CPU of ``GET /api/v1/operations/{id}``). Used from the event loop only; the ``max_entries``
+    most recently polled operations are kept."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._max_entries = max_entries
+        self._bodies: OrderedDict[str, tuple[Operation, bytes]] = OrderedDict()
+
+    def body(self, op: Operation) -> bytes:
+        """``operation_view(op)`` as JSON (a pending operation's queue position is not part of it)."""
+        cached = self._bodies.get(op.id)
+        if cached is not None and cached[0] is op:
+            self._bodies.move_to_end(op.id)
+            return cached[1]
+        body = operation_view(op).model_dump_json().encode()
+        self._bodies[op.id] = (op, body)
+        self._bodies.move_to_end(op.id)
+        if len(self._bodies) > self._max_entries:
+            self._bodies.popitem(last=False)
+        return body
 
 
 def operation_view(op: Operation, positions: dict[str, int] | None = None) -> OperationView:

@@ -12,6 +12,7 @@ trusted networks, and is warned about at every start.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from enum import StrEnum
 
@@ -24,6 +25,7 @@ class AuthMode(StrEnum):
     OFF = "off"
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every request's peer: parsing the address each time shows
 def is_loopback(host: str) -> bool:
     """``127.0.0.1``, ``::1``, ``localhost``: only this machine reaches it. ``0.0.0.0`` and any name
     but ``localhost`` count as beyond loopback."""

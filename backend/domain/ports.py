@@ -231,9 +231,10 @@ class HostClient(Protocol):
         host signed the answer for this request; else HostRejectedError."""
         ...
 
-    async def download_model(self, host: str, url: str, destination: Path, *, max_bytes: int) -> None:
+    async def download_model(self, host: str, url: str, destination: Path, *, max_bytes: int) -> str:
         """Stream a model referenced by a payload (``url`` relative to ``host`` unless absolute); the
-        answer's signed sha256 is checked against the bytes."""
+        answer's signed sha256 is checked against the bytes. Returns the sha256 of the bytes written
+        (hashed as they streamed, so the caller need not read the file again)."""
         ...
 
     async def acknowledge(self, host: str, session_id: str) -> SessionView: ...

@@ -43,7 +43,7 @@ from backend.services.operations import OperationsService
 from shared.contracts.bundle import BUNDLE_FILE, BundleError, unpack_files
 from shared.contracts.handoff import HandoffError, ModelDigest, decode_inline_model
 from shared.contracts.host import ExternalModel, InlineModel, ResultArtifact, ResultPayload
-from shared.trainkit.executor.types import ModelArtifact, ModelRef
+from shared.trainkit.executor.types import ModelArtifact, ModelRef, StagedModel
 
 logger = logging.getLogger(__name__)
 
@@ -140,14 +140,17 @@ class ResultIngest:
             model_file = await self._materialise(payload, op, folder)
             if artifact.bundle is None:
                 await asyncio.to_thread(self._validator.validate, model_file, artifact.config)
-                return await self._store_once(payload, op, model_file.read_bytes(), {})
+                # Checked against the payload's sha256 and size: the store takes the file as it is.
+                assert payload.model is not None  # _materialise refused a payload without one
+                staged = StagedModel(model_file, payload.model.sha256, payload.model.size)
+                return await self._store_once(payload, op, staged, {})
             # A command's artefacts: files of any kind, checked one by one against the artifact's list
             # (there are no torch weights to validate).
             files = await asyncio.to_thread(self._unpack, artifact, model_file, folder / "files")
-            return await self._store_once(payload, op, b"", files)
+            return await self._store_once(payload, op, None, files)
 
     async def _store_once(
-        self, payload: ResultPayload, op: Operation, model_bytes: bytes, files: dict[str, Path]
+        self, payload: ResultPayload, op: Operation, model: StagedModel | None, files: dict[str, Path]
     ) -> ModelRef:
         """Publish the checked model from the temp folder only if this ingest wins the database claim;
         else the version another ingest stored under it."""
@@ -169,7 +172,7 @@ class ResultIngest:
                 )
             await asyncio.sleep(self._limits.claim_poll_s)
         try:
-            stored = await asyncio.to_thread(self._publish, payload, op, model_bytes, files)
+            stored = await asyncio.to_thread(self._publish, payload, op, model, files)
         except BaseException:
             await asyncio.to_thread(self._claims.release, op.id, me)
             raise
@@ -178,13 +181,13 @@ class ResultIngest:
         return stored
 
     def _publish(
-        self, payload: ResultPayload, op: Operation, model_bytes: bytes, files: dict[str, Path]
+        self, payload: ResultPayload, op: Operation, model: StagedModel | None, files: dict[str, Path]
     ) -> ModelRef:
         """The version for the claim just won: one an ingest that crashed after its rename already
         stored (its metadata names the operation), else a new one."""
         assert payload.artifact is not None
         found = self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op.id)
-        return found or self._store(payload, op, model_bytes, files)
+        return found or self._store(payload, op, model, files)
 
     def _ref_of(self, stored: StoredVersion, op_id: str) -> ModelRef:
         found = self._sink.find_by_operation(stored.strategy, stored.name, op_id)
@@ -246,8 +249,11 @@ class ResultIngest:
         if isinstance(model, InlineModel):
             await asyncio.to_thread(self._decode_inline, model, target)
             return target
-        await self._download(model, op, target)
-        await asyncio.to_thread(_check_file, target, model)
+        streamed_sha256 = await self._download(model, op, target)
+        if streamed_sha256 is None:
+            await asyncio.to_thread(_check_file, target, model)
+        else:  # hashed while it streamed: reading 45 MB again cost the hand-off a tenth of a second
+            _check_streamed(streamed_sha256, target.stat().st_size, model)
         return target
 
     def _decode_inline(self, model: InlineModel, target: Path) -> None:
@@ -265,7 +271,9 @@ class ResultIngest:
             raise ResultRejectedError(f"the inline model was refused: {exc}") from exc
         target.write_bytes(data)
 
-    async def _download(self, model: ExternalModel, op: Operation, target: Path) -> None:
+    async def _download(self, model: ExternalModel, op: Operation, target: Path) -> str | None:
+        """Fetch the model into ``target``; the sha256 of the bytes when they came over HTTP (None when
+        a Ray job's upload was moved into place: that file is still to be hashed)."""
         limit = self._limits.max_model_bytes
         if model.size > limit:
             raise PayloadTooLargeError(
@@ -280,11 +288,11 @@ class ResultIngest:
                     f"the result references an uploaded model, but operation {op.id} has none"
                 )
             await asyncio.to_thread(shutil.move, staged, target)
-            return
+            return None
         if not op.host_url:
             raise ResultConflictError(f"operation {op.id} has no host to fetch its model from")
         try:
-            await self._hosts.download_model(op.host_url, model.url, target, max_bytes=model.size)
+            return await self._hosts.download_model(op.host_url, model.url, target, max_bytes=model.size)
         except HostError as exc:
             if exc.status_code == 503:
                 raise  # retryable: the host's callback retries, or the next pull does
@@ -299,7 +307,7 @@ class ResultIngest:
             raise ResultRejectedError(f"the artefact bundle was refused: {exc}") from exc
 
     def _store(
-        self, payload: ResultPayload, op: Operation, model_bytes: bytes, files: dict[str, Path]
+        self, payload: ResultPayload, op: Operation, model: StagedModel | None, files: dict[str, Path]
     ) -> ModelRef:
         artifact = payload.artifact
         assert artifact is not None
@@ -315,7 +323,8 @@ class ResultIngest:
             ModelArtifact(
                 strategy=artifact.strategy,
                 name=artifact.name,
-                model_bytes=model_bytes,
+                model_bytes=b"",
+                staged_model=model,
                 config=artifact.config,
                 metrics=artifact.metrics,
                 features=artifact.features,
@@ -343,6 +352,17 @@ def _host_of(op: Operation) -> str | None:
 def _sha256_of(payload: ResultPayload) -> str | None:
     """The sha256 of the model slot's bytes (the weights file or an artefact tar); None for no model."""
     return payload.model.sha256 if payload.model is not None else None
+
+
+def _check_streamed(sha256: str, size: int, model: ExternalModel) -> None:
+    if size != model.size:
+        raise ResultRejectedError(
+            f"the streamed model was refused: it has {size} bytes, expected {model.size}"
+        )
+    if sha256 != model.sha256:
+        raise ResultRejectedError(
+            f"the streamed model was refused: its sha256 is {sha256}, expected {model.sha256}"
+        )
 
 
 def _check_file(path: Path, model: ExternalModel) -> None:

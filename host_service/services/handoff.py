@@ -25,8 +25,8 @@ from host_service.domain.sessions import Session
 from host_service.errors import CallbackError, ResultNotAvailableError
 from shared.contracts.handoff import (
     build_payload,
-    describe_model_external,
     encode_model_inline,
+    external_model,
     payload_bytes,
 )
 
@@ -68,7 +68,9 @@ class ResultHandoff:
         if path is None:
             pass  # the run kept no model: artifact and model both travel as null
         elif path.stat().st_size > self._inline_limit:
-            model = describe_model_external(path, self.model_url(session.session_id))
+            # The manifest's sha256: the worker hashed the file as it wrote it (no second read here).
+            stored = self.model_file(session)
+            model = external_model(self.model_url(session.session_id), stored.sha256, stored.size)
         else:
             model = encode_model_inline(path, level=self._gzip_level)
         return payload_bytes(

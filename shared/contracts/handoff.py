@@ -76,8 +76,13 @@ def encode_model_inline(path: Path, *, level: int = DEFAULT_GZIP_LEVEL) -> dict[
 
 
 def describe_model_external(path: Path, url: str) -> dict[str, Any]:
-    """``{"encoding": "external", "url", "sha256", "size"}`` for a model fetched separately."""
+    """:func:`external_model` for the file at ``path``, hashed here."""
     sha256, size = sha256_file(path)
+    return external_model(url, sha256, size)
+
+
+def external_model(url: str, sha256: str, size: int) -> dict[str, Any]:
+    """``{"encoding": "external", "url", "sha256", "size"}`` for a model fetched separately."""
     return {"encoding": EXTERNAL_ENCODING, "url": url, "sha256": sha256, "size": size}
 
 

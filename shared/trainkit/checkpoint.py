@@ -110,8 +110,14 @@ def save_checkpoint(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically: a temp file in the same folder, fsync, then ``os.replace``."""
+    write_checkpoint_bytes(
+        path, checkpoint_bytes(state_dict, model_class=model_class, config=config, extra=extra)
+    )
+
+
+def write_checkpoint_bytes(path: Path | str, data: bytes) -> None:
+    """Write the bytes of :func:`checkpoint_bytes` to ``path`` atomically (temp file, fsync, replace)."""
     target = Path(path)
-    data = checkpoint_bytes(state_dict, model_class=model_class, config=config, extra=extra)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import shutil
 from dataclasses import dataclass, field
@@ -122,9 +123,10 @@ class FakeHostClient:
             raise HostRejectedError(f"no result for {session_id}", host=host, status=409)
         return self.results[session_id]
 
-    async def download_model(self, host: str, url: str, destination: Path, *, max_bytes: int) -> None:
+    async def download_model(self, host: str, url: str, destination: Path, *, max_bytes: int) -> str:
         self._check(host, "download")
         await asyncio.to_thread(shutil.copyfile, self.models[url], destination)
+        return hashlib.sha256(destination.read_bytes()).hexdigest()
 
     async def acknowledge(self, host: str, session_id: str) -> SessionView:
         self._check(host, "ack")

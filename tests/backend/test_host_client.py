@@ -135,8 +135,9 @@ async def test_a_referenced_model_is_streamed_to_a_file(tmp_path: Path) -> None:
     data = bytes(range(256)) * 8192
     client = _client(lambda r: signed_answer(r, data))
     target = tmp_path / "model.pt"
-    await client.download_model(HOST, "/training/result/hs_1/model", target, max_bytes=len(data))
+    sha256 = await client.download_model(HOST, "/training/result/hs_1/model", target, max_bytes=len(data))
     assert target.read_bytes() == data
+    assert sha256 == hashlib.sha256(data).hexdigest()  # hashed as it streamed: no second read needed
 
 
 async def test_a_referenced_model_longer_than_announced_is_refused(tmp_path: Path) -> None:

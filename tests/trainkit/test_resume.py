@@ -197,6 +197,20 @@ def test_resume_from_an_empty_folder_starts_from_scratch_and_says_so(tmp_path: P
     assert f"no training checkpoint in {tmp_path}" in trainer.decisions[0]["message"]
 
 
+def test_an_unexpected_error_of_the_background_checkpoint_write_fails_the_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(fd: int) -> None:
+        raise ValueError("not a disk problem")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    saver = TrainingCheckpoints(tmp_path, min_interval_s=0)
+    trainer = Trainer(TrainerConfig(max_epochs=3, batch_size=32, device="cpu"), [saver])
+    with pytest.raises(ValueError, match="not a disk problem"):
+        trainer.fit(_module(), _data())
+    assert saver.saved == []
+
+
 def test_disk_full_while_checkpointing_warns_and_training_continues(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

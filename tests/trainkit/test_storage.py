@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from shared.trainkit.errors import ConfigError, ModelNotFoundError, StorageError
-from shared.trainkit.executor.types import ModelArtifact, ModelSink
+from shared.trainkit.executor.types import ModelArtifact, ModelSink, StagedModel
 from shared.trainkit.storage import ModelStorage
 
 FIXED_TIME = datetime(2025, 1, 5, 12, 0, tzinfo=UTC)
@@ -68,6 +68,24 @@ def test_metadata_records_version_time_and_checksum_of_every_other_file(store: M
     assert metadata["created_at"] == FIXED_TIME.isoformat()
     assert set(metadata["files"]) == {"model.safetensors", "config.json", "metrics.json", "features.json"}
     assert metadata["files"]["model.safetensors"] == {"sha256": hashlib.sha256(b"abc").hexdigest(), "size": 3}
+
+
+def test_a_staged_model_file_is_moved_in_under_the_sha256_it_was_checked_against(
+    store: ModelStorage, tmp_path: Path
+) -> None:
+    received = tmp_path / "ingest" / "model.weights"
+    received.parent.mkdir()
+    received.write_bytes(b"\x00\x01received")
+    digest = hashlib.sha256(b"\x00\x01received").hexdigest()
+    staged = StagedModel(received, digest, len(b"\x00\x01received"))
+    store.save(replace(artifact(payload=b""), staged_model=staged))
+
+    folder = store.version_dir("trend", "EURUSD_1h", 1)
+    assert (folder / "model.safetensors").read_bytes() == b"\x00\x01received"
+    assert not received.exists()  # taken over, not copied
+    metadata = store.load_json("trend", "EURUSD_1h", 1, "metadata")
+    assert metadata["files"]["model.safetensors"] == {"sha256": digest, "size": 10}
+    store.verify("trend", "EURUSD_1h", 1)
 
 
 def test_versions_increase_and_latest_is_a_relative_symlink_to_the_newest(store: ModelStorage) -> None:

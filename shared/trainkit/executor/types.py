@@ -13,12 +13,24 @@ ProgressCallback = Callable[[ProgressUpdate], None]
 
 
 @dataclass(frozen=True)
+class StagedModel:
+    """Weights already in a file of their own, checked against ``sha256`` and ``size`` (a received
+    model): the store takes the file over (a rename on the same file system) instead of writing bytes
+    and hashing them again."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class ModelArtifact:
     """A trained model ready to persist: ``model_bytes`` is a ``model.safetensors`` file with
     modelyard's header fields (:mod:`~shared.trainkit.model_file`; a ``model.pt`` checkpoint from an
     older host is stored under that name), empty for none, as for a command run; the dicts become ``config.json``, ``metrics.json``,
     ``features.json`` and ``metadata.json``; ``files`` maps relative paths to files on disk copied in
-    under ``files/`` (a command's artefacts)."""
+    under ``files/`` (a command's artefacts). ``staged_model``, when given, is the weights file in
+    place of ``model_bytes`` (which is then empty)."""
 
     strategy: str
     name: str
@@ -28,6 +40,7 @@ class ModelArtifact:
     features: dict[str, Any]
     metadata: dict[str, Any]
     files: Mapping[str, Path] = field(default_factory=dict)
+    staged_model: StagedModel | None = None
 
 
 @dataclass(frozen=True)

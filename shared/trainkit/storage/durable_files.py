@@ -7,6 +7,7 @@ all at once or not at all.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
 from pathlib import Path
@@ -46,6 +47,20 @@ def copy_durably(source: Path, target: Path) -> None:
         os.fsync(dst.fileno())
     for folder in created:
         fsync_dir(folder)
+
+
+def move_durably(source: Path, target: Path) -> None:
+    """Move ``source`` to the new file ``target`` and fsync it: a rename on the same file system (no
+    byte copied), else a durable copy and the source removed."""
+    try:
+        os.link(source, target)  # like rename, but refuses to clobber an existing ``target``
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        copy_durably(source, target)
+    source.unlink()
+    with target.open("rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def replace_durably(path: Path, data: bytes) -> None:

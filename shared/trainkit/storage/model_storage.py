@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 
 import torch
 
+from shared.trainkit.checkpoint import MAGIC
 from shared.trainkit.errors import ConfigError, ModelNotFoundError, StorageError
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
 from shared.trainkit.model_file import model_file_name
@@ -34,6 +35,7 @@ from shared.trainkit.storage.durable_files import (
     copy_durably,
     fsync_dir,
     move_aside,
+    move_durably,
     remove_symlink,
     switch_symlink,
 )
@@ -99,9 +101,16 @@ class ModelStorage:
             "metrics.json": _json_bytes(artifact.metrics, "metrics.json"),
             "features.json": _json_bytes(artifact.features, "features.json"),
         }
-        if artifact.model_bytes or not artifact.files:
-            payload[model_file_name(artifact.model_bytes)] = bytes(artifact.model_bytes)
+        staged = artifact.staged_model
+        if staged is not None:
+            moved = {_staged_name(staged.path): staged.path}
+            staged_manifest = {name: {"sha256": staged.sha256, "size": staged.size} for name in moved}
+        else:
+            moved, staged_manifest = {}, {}
+            if artifact.model_bytes or not artifact.files:
+                payload[model_file_name(artifact.model_bytes)] = bytes(artifact.model_bytes)
         files = {f"{FILES_DIR}/{relative}": Path(path) for relative, path in artifact.files.items()}
+        files_manifest = _files_manifest(files)
         strategy_dir = self.root / strategy
         try:
             strategy_dir.mkdir(parents=True, exist_ok=True)
@@ -115,16 +124,18 @@ class ModelStorage:
             "name": name,
             "version": version,
             "created_at": self._clock().isoformat(),
-            "files": {**file_manifest(payload), **_files_manifest(files)},
+            "files": {**file_manifest(payload), **staged_manifest, **files_manifest},
         }
         payload[METADATA_FILE] = _json_bytes(metadata, METADATA_FILE)
         final = strategy_dir / version_dir_name(name, version)
         try:
-            self._publish(strategy_dir, name, final, payload, files)
+            self._publish(strategy_dir, name, final, payload, files, moved)
         except BaseException:
             release_claim(strategy_dir, name, version)
             raise
-        size = len(artifact.model_bytes) + sum(entry["size"] for entry in _files_manifest(files).values())
+        size = len(artifact.model_bytes) + sum(
+            e["size"] for e in {**staged_manifest, **files_manifest}.values()
+        )
         logger.info("stored model %s/%s v%d (%d bytes)", strategy, name, version, size)
         return ModelRef(strategy=strategy, name=name, version=version, path=str(final))
 
@@ -135,12 +146,15 @@ class ModelStorage:
         final: Path,
         payload: dict[str, bytes],
         files: dict[str, Path] | None = None,
+        moved: dict[str, Path] | None = None,
     ) -> None:
         temp = strategy_dir / f"{TEMP_PREFIX}{final.name}-{uuid.uuid4().hex}"
         try:
             os.mkdir(temp)
             for filename, data in payload.items():
                 self._write_file(temp / filename, data)
+            for filename, source in (moved or {}).items():
+                move_durably(source, temp / filename)
             for relative, source in (files or {}).items():
                 copy_durably(source, temp / relative)
             fsync_dir(temp)
@@ -290,6 +304,12 @@ class ModelStorage:
             out.write(chunk)
             written += len(chunk)
         return written
+
+
+def _staged_name(path: Path) -> str:
+    """The name a staged weights file is stored under (by its content, like ``model_bytes``)."""
+    with path.open("rb") as handle:
+        return model_file_name(handle.read(len(MAGIC)))
 
 
 def _files_manifest(files: dict[str, Path]) -> dict[str, dict[str, Any]]:
