@@ -4,7 +4,7 @@ Like an operation's ``owner_id``: only the owner's sweep driver asks Optuna for 
 when the owner's lease is gone another backend adopts the sweep (a compare-and-set on this column).
 Sweeps from before owners have none: the first backend to drive one adopts it.
 
-Revision ID: 0010_sweeps2
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-30
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010_sweeps2"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
