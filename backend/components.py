@@ -426,6 +426,7 @@ def _ray_runner(
         commands,
         backend_url=settings.backend_url,
         entrypoint=settings.ray_entrypoint,
+        commands_dir=settings.ray_commands_dir,
         timings=timings,
     )
     return runner, monitor
@@ -442,6 +443,7 @@ def ray_runner(
     backend_url: str,
     entrypoint: str,
     timings: RayTimings,
+    commands_dir: str | None = None,
 ) -> RemoteRunner:
     """Ray mode's RemoteRunner: RayJobRuns as its backend, RayPlacement as its placement."""
     ttl = timedelta(seconds=timings.token_ttl_s)
@@ -449,6 +451,7 @@ def ray_runner(
         monitor.jobs,
         backend_url=backend_url,
         entrypoint=entrypoint,
+        commands_dir=commands_dir,
         mint_token=lambda op_id: key.mint(op_id, operations.now() + ttl),
         result_grace_s=timings.result_grace_s,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -29,11 +30,14 @@ class RayJobRuns:
         backend_url: str,
         entrypoint: str,
         mint_token: Callable[[str], str],
+        commands_dir: str | None = None,
         result_grace_s: float = 3.0,
     ) -> None:
         self.jobs = jobs
         self._backend_url = backend_url.rstrip("/")
         self._entrypoint = entrypoint
+        #: Where the workers keep their command templates (a command runs only from its machine's own).
+        self._commands_dir = commands_dir
         self._mint = mint_token
         #: After the job ended: how long its result (posted before it exits) may take to be recorded.
         self._result_grace_s = result_grace_s
@@ -49,6 +53,8 @@ class RayJobRuns:
     async def start(self, where: str, command: StartSession, resources: JobResources) -> RemoteRun:
         op_id = command.operation_id
         entrypoint = f"{self._entrypoint} ray-job --backend-url {self._backend_url} --operation-id {op_id}"
+        if self._commands_dir:
+            entrypoint += f" --commands-dir {shlex.quote(self._commands_dir)}"
         # The job's credential reaches this operation's routes only: runtime_env shows in Ray's dashboard.
         env = {JOB_TOKEN_ENV: self._mint(op_id)}
         try:
