@@ -26,17 +26,12 @@ _STATES = {
 
 
 class HostSessions:
+    mode = "host"
+    lost_code = "host_lost"
+
     def __init__(self, client: HostClient, acknowledge: Callable[[str, str], Awaitable[bool]]) -> None:
         self._client = client
         self._acknowledge = acknowledge
-
-    @property
-    def mode(self) -> str:
-        return "host"
-
-    @property
-    def lost_code(self) -> str:
-        return "host_lost"
 
     async def start(self, where: str, command: StartSession, resources: JobResources) -> RemoteRun:
         view = await self._client.start(where, command)

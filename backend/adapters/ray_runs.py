@@ -23,6 +23,9 @@ LOG_TAIL_CHARS = 2000
 
 
 class RayJobRuns:
+    mode = "ray"
+    lost_code = "ray_job_lost"
+
     def __init__(
         self,
         jobs: RayJobs,
@@ -41,14 +44,6 @@ class RayJobRuns:
         self._mint = mint_token
         #: After the job ended: how long its result (posted before it exits) may take to be recorded.
         self._result_grace_s = result_grace_s
-
-    @property
-    def mode(self) -> str:
-        return "ray"
-
-    @property
-    def lost_code(self) -> str:
-        return "ray_job_lost"
 
     async def start(self, where: str, command: StartSession, resources: JobResources) -> RemoteRun:
         op_id = command.operation_id

@@ -352,15 +352,10 @@ class RemoteBackend(Protocol):
     """Where a remote execution mode runs a training (host sessions, Ray jobs): the one seam the
     RemoteRunner and its follower drive. Placement (which host, what resources) is the mode's own."""
 
-    @property
-    def mode(self) -> str:
-        """The execution mode it serves (``host``, ``ray``)."""
-        ...
-
-    @property
-    def lost_code(self) -> str:
-        """The error code of a run lost for reasons of the infrastructure (``host_lost``, ``ray_job_lost``)."""
-        ...
+    #: The execution mode it serves (``host``, ``ray``).
+    mode: str
+    #: The error code of a run lost for reasons of the infrastructure (``host_lost``, ``ray_job_lost``).
+    lost_code: str
 
     async def start(self, where: str, command: StartSession, resources: JobResources) -> RemoteRun:
         """Start the training; the adapter's own errors (HostError, RayError) when it cannot. A Ray job

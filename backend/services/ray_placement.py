@@ -9,6 +9,7 @@ anything is submitted; a cluster that does not answer is retried for up to the l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -142,7 +143,5 @@ class RayPlacement:
                 await asyncio.sleep(self._t.poll_s)
 
     async def _fail(self, op_id: str, error: OperationError) -> None:
-        try:
+        with contextlib.suppress(IllegalTransitionError):  # settled meanwhile (cancelled)
             await asyncio.to_thread(self._ops.fail, op_id, error)
-        except IllegalTransitionError:
-            logger.info("operation %s settled before its Ray job could be submitted", op_id)

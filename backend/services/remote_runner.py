@@ -211,6 +211,8 @@ class RemoteRunner:
         finally:
             self._wake.pop(op_id, None)
             self._placing.discard(op_id)
+            if self._tasks.get(op_id) is asyncio.current_task():
+                del self._tasks[op_id]
 
     async def _place(self, op_id: str) -> RemoteRun | None:
         self._placing.add(op_id)
