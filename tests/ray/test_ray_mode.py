@@ -51,6 +51,9 @@ def ray_backend(folder: Path, ray: LocalRay, *, port: int | None = None, **extra
         "ray_entrypoint": ENTRYPOINT,
         "ray_poll_s": "0.2",
         "ray_lease_s": "5",
+        # A loaded machine (the whole suite, other clusters) can take Ray's dashboard past the default 5 s
+        # to accept a submit; the lease above still bounds how long a silent job is followed.
+        "ray_request_timeout_s": "30",
         "ray_health_interval_s": "0.5",
         "default_execution_mode": "ray",
         **extra,
