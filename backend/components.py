@@ -6,7 +6,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import Engine
@@ -20,7 +20,9 @@ from backend.adapters.db.results import SqlResultClaimRepository
 from backend.adapters.db.sweeps import SqlSweepRepository
 from backend.adapters.db.tokens import SqlTokenRepository
 from backend.adapters.host_client import HostRetryPolicy, HostTimeouts, HttpHostClient
+from backend.adapters.host_sessions import HostSessions
 from backend.adapters.operation_logs import FileOperationLogStore
+from backend.adapters.ray_runs import RayJobRuns
 from backend.domain.execution_modes import ExecutionMode, ExecutionModeSelector, HostAvailability
 from backend.domain.job_tokens import JobTokenKey, derive_key
 from backend.domain.ports import (
@@ -36,19 +38,21 @@ from backend.domain.ports import (
     StrategyCatalog,
     TrainingEngine,
 )
+from backend.domain.remote_runs import RemoteTimings
 from backend.services.access_tokens import TokenService
 from backend.services.events import EventBroker
 from backend.services.health import DatabaseHealth
-from backend.services.host_dispatch import HostTimings
+from backend.services.host_placement import HostPlacement
 from backend.services.host_registry import HostRegistry
-from backend.services.host_sessions import HostSessionManager
 from backend.services.instance_lease import InstanceLease
 from backend.services.local_runner import LocalTrainingRunner
 from backend.services.log_capture import LogCapture
 from backend.services.model_aliases import ModelAliasService
 from backend.services.operations import OperationsService
 from backend.services.ray_cluster import RayClusterMonitor
-from backend.services.ray_runner import RayJobRunner, RayTimings
+from backend.services.ray_placement import RayPlacement, RayTimings
+from backend.services.remote_follower import Ingest
+from backend.services.remote_runner import RemoteRunner
 from backend.services.result_ingest import IngestLimits, ResultIngest
 from backend.services.session_commands import SessionCommands
 from backend.services.stale_models import StaleModelSweeper
@@ -107,7 +111,8 @@ class Components:
     telemetry: Telemetry
     device: str
     registry: HostRegistry
-    hosts: HostSessionManager
+    #: Host mode's runner (placement on the configured hosts, one follower per session).
+    hosts: RemoteRunner
     ingest: ResultIngest
     http: httpx.AsyncClient | None
     lease: InstanceLease
@@ -120,7 +125,7 @@ class Components:
     sweeps: SweepService
     sweep_driver: SweepDriver
     #: Ray mode's runner; None when MODELYARD_RAY_ADDRESS is unset.
-    ray: RayJobRunner | None = None
+    ray: RemoteRunner | None = None
     #: Verifies the per-operation credentials of Ray jobs (``backend.api.ray_jobs``).
     job_tokens: JobTokenKey = field(default_factory=lambda: JobTokenKey(secrets.token_bytes(32)))
 
@@ -189,8 +194,8 @@ def _host_client(settings: Settings, given: Adapters) -> tuple[HostClient, httpx
     return HttpHostClient(http, settings.secrets, timeouts=timeouts, policy=given.host_retry), http
 
 
-def host_timings(settings: Settings) -> HostTimings:
-    return HostTimings(
+def host_timings(settings: Settings) -> RemoteTimings:
+    return RemoteTimings(
         lease_s=settings.host_lease_s,
         poll_initial_s=settings.host_poll_initial_s,
         poll_max_s=max(settings.host_poll_max_s, settings.host_poll_initial_s),
@@ -252,14 +257,6 @@ def build_components(settings: Settings, given: Adapters) -> Components:
     registry = HostRegistry(
         settings.hosts, client, adapters.clock, interval_s=settings.host_health_interval_s
     )
-    job_tokens = derive_key(settings.secrets, _job_key(settings))
-    ray = _ray_runner(settings, adapters, operations, logs, job_tokens)
-    selector = ExecutionModeSelector(
-        ExecutionMode(settings.default_execution_mode),
-        adapters.host or registry,
-        local_has_gpu=device != "cpu",
-        ray=ray.monitor if ray is not None else None,
-    )
     limits = IngestLimits(settings.inline_model_max_bytes, settings.max_model_bytes)
     claims = SqlResultClaimRepository(db, lease_s=settings.instance_lease_s)
     ingest = ResultIngest(
@@ -271,16 +268,15 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         limits=limits,
         uploads_dir=settings.runs_dir / "ray-uploads",
     )
-    hosts = HostSessionManager(
-        operations,
-        registry,
-        client,
-        ingest,
-        adapters.datasets,
-        runner,
-        logs,
-        backend_url=settings.backend_url,
-        timings=host_timings(settings),
+    commands = SessionCommands(adapters.datasets, settings.backend_url)
+    hosts = _host_runner(settings, operations, registry, client, ingest, logs, commands, runner)
+    job_tokens = derive_key(settings.secrets, _job_key(settings))
+    ray, ray_cluster = _ray_runner(settings, adapters, operations, ingest, logs, commands, job_tokens)
+    selector = ExecutionModeSelector(
+        ExecutionMode(settings.default_execution_mode),
+        adapters.host or registry,
+        local_has_gpu=device != "cpu",
+        ray=ray_cluster,
     )
     training = TrainingService(
         operations,
@@ -375,17 +371,47 @@ def _job_key(settings: Settings) -> bytes:
         return key
 
 
+def _host_runner(
+    settings: Settings,
+    operations: OperationsService,
+    registry: HostRegistry,
+    client: HostClient,
+    ingest: ResultIngest,
+    logs: LogCapture,
+    commands: SessionCommands,
+    fallback: LocalTrainingRunner,
+) -> RemoteRunner:
+    timings = host_timings(settings)
+    backend = HostSessions(client, ingest.acknowledge)
+    placement = HostPlacement(
+        operations,
+        registry,
+        backend,
+        commands,
+        fallback,
+        lease_s=timings.lease_s,
+        poll_max_s=timings.poll_max_s,
+    )
+    return RemoteRunner(operations, backend, placement, ingest.ingest, logs, commands, timings=timings)
+
+
 def _ray_runner(
-    settings: Settings, adapters: Adapters, operations: OperationsService, logs: LogCapture, key: JobTokenKey
-) -> RayJobRunner | None:
+    settings: Settings,
+    adapters: Adapters,
+    operations: OperationsService,
+    ingest: ResultIngest,
+    logs: LogCapture,
+    commands: SessionCommands,
+    key: JobTokenKey,
+) -> tuple[RemoteRunner | None, RayClusterMonitor | None]:
+    """Ray mode's runner and the cluster monitor the selector asks; both None without a cluster."""
     jobs = adapters.ray_jobs
     if jobs is None and settings.ray_address:
         from backend.adapters.ray_jobs import RayJobsClient
 
         jobs = RayJobsClient(settings.ray_address, timeout_s=settings.ray_request_timeout_s)
     if jobs is None:
-        return None
-    assert adapters.datasets is not None
+        return None, None
     monitor = RayClusterMonitor(jobs, adapters.clock, interval_s=settings.ray_health_interval_s)
     timings = RayTimings(
         poll_s=settings.ray_poll_s,
@@ -394,16 +420,46 @@ def _ray_runner(
         sweep_interval_s=max(min(settings.ray_lease_s / 2, 5.0), 0.1),
         token_ttl_s=settings.ray_job_token_ttl_s,
     )
-    return RayJobRunner(
+    runner = ray_runner(
         operations,
         monitor,
+        ingest.ingest,
         logs,
         key,
-        SessionCommands(adapters.datasets, settings.backend_url),
+        commands,
         backend_url=settings.backend_url,
         entrypoint=settings.ray_entrypoint,
+        commands_dir=settings.ray_commands_dir,
         timings=timings,
     )
+    return runner, monitor
+
+
+def ray_runner(
+    operations: OperationsService,
+    monitor: RayClusterMonitor,
+    ingest: Ingest,
+    logs: LogCapture,
+    key: JobTokenKey,
+    commands: SessionCommands,
+    *,
+    backend_url: str,
+    entrypoint: str,
+    timings: RayTimings,
+    commands_dir: str | None = None,
+) -> RemoteRunner:
+    """Ray mode's RemoteRunner: RayJobRuns as its backend, RayPlacement as its placement."""
+    ttl = timedelta(seconds=timings.token_ttl_s)
+    backend = RayJobRuns(
+        monitor.jobs,
+        backend_url=backend_url,
+        entrypoint=entrypoint,
+        commands_dir=commands_dir,
+        mint_token=lambda op_id: key.mint(op_id, operations.now() + ttl),
+        result_grace_s=timings.result_grace_s,
+    )
+    placement = RayPlacement(operations, monitor, backend, commands, timings=timings)
+    return RemoteRunner(operations, backend, placement, ingest, logs, commands, timings=timings.remote())
 
 
 def standalone_tokens(settings: Settings) -> tuple[TokenService, Engine]:

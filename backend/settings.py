@@ -63,6 +63,7 @@ Ray mode (see docs/ray.md):
 |---|---|---|
 | MODELYARD_RAY_ADDRESS | (empty) | the Ray Jobs API, e.g. http://10.0.0.9:8265; empty: no ray mode |
 | MODELYARD_RAY_ENTRYPOINT | modelyard | the `modelyard` command as the cluster's workers run it |
+| MODELYARD_RAY_COMMANDS_DIR | (empty) | the command templates' folder on the workers; empty: no command trainings in ray mode |
 | MODELYARD_RAY_HEALTH_INTERVAL_S | 5 | seconds between background checks of the cluster |
 | MODELYARD_RAY_REQUEST_TIMEOUT_S | 5 | timeout of one Jobs API call |
 | MODELYARD_RAY_POLL_S | 1 | seconds between two looks at a running job's status and log |
@@ -149,6 +150,7 @@ class Settings(BaseSettings):
     sweep_poll_interval_s: float = Field(5.0, gt=0, le=600)
     ray_address: str | None = None
     ray_entrypoint: str = Field("modelyard", min_length=1)
+    ray_commands_dir: str | None = None
     ray_health_interval_s: float = Field(5.0, gt=0, le=600)
     ray_request_timeout_s: float = Field(5.0, gt=0, le=600)
     ray_poll_s: float = Field(1.0, gt=0, le=60)

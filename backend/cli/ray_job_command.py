@@ -212,7 +212,12 @@ def _download(link: BackendLink, url: str, target: Path, sha256: str) -> None:
 )
 @click.option("--operation-id", required=True, help="The operation (= the Ray submission id).")
 @click.option(
-    "--commands-dir", type=click.Path(path_type=Path), default=None, help="Command templates on the worker."
+    "--commands-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="MODELYARD_COMMANDS_DIR",
+    show_envvar=True,
+    help="Command templates on the worker (the backend passes MODELYARD_RAY_COMMANDS_DIR).",
 )
 @click.option(
     "--inline-limit", type=int, default=16 << 20, show_default=True, help="Larger models are streamed."

@@ -10,8 +10,15 @@ from typing import Any, BinaryIO, Protocol
 
 from backend.domain.aliases import AliasChange, ModelAlias
 from backend.domain.instances import BackendInstance
-from backend.domain.operations import Operation, OperationFilter, OperationStatus, ProjectSummary
+from backend.domain.operations import (
+    Operation,
+    OperationError,
+    OperationFilter,
+    OperationStatus,
+    ProjectSummary,
+)
 from backend.domain.ray_cluster import JobResources, RayClusterState, RayJob
+from backend.domain.remote_runs import RemoteRun, RemoteStatus
 from backend.domain.results import ResultClaim, StoredVersion
 from backend.domain.tokens import ApiToken
 from shared.contracts.commands import CommandView
@@ -339,4 +346,49 @@ class RayJobs(Protocol):
 
     def logs(self, submission_id: str) -> str:
         """The job's whole driver log so far."""
+        ...
+
+
+class RemoteBackend(Protocol):
+    """Where a remote execution mode runs a training (host sessions, Ray jobs): the one seam the
+    RemoteRunner and its follower drive. Placement (which host, what resources) is the mode's own."""
+
+    #: The execution mode it serves (``host``, ``ray``).
+    mode: str
+    #: The error code of a run lost for reasons of the infrastructure (``host_lost``, ``ray_job_lost``).
+    lost_code: str
+
+    async def start(self, where: str, command: StartSession, resources: JobResources) -> RemoteRun:
+        """Start the training; the adapter's own errors (HostError, RayError) when it cannot. A Ray job
+        whose submission id is taken already is adopted, not started twice."""
+        ...
+
+    async def status(self, run: RemoteRun, log_cursor: int) -> RemoteStatus:
+        """One look at the run, with its log lines after ``log_cursor``; SILENT (never raises) when the
+        remote side does not answer."""
+        ...
+
+    async def stop(self, run: RemoteRun) -> None:
+        """Ask the remote side to stop the run; BackendError when the request failed."""
+        ...
+
+    async def fetch_result(self, run: RemoteRun, *, max_bytes: int) -> bytes | None:
+        """The run's signed result payload (what the callback carries); None when the run delivers its
+        result itself and there is nothing to pull."""
+        ...
+
+    async def acknowledge(self, run: RemoteRun) -> None:
+        """The run's result is stored: the remote side may drop its copy (best effort)."""
+        ...
+
+    def describe(self, run: RemoteRun) -> str:
+        """For messages: ``session s1 on host http://h1``, ``Ray job op-1 on http://head:8265``."""
+        ...
+
+    def details(self, run: RemoteRun) -> dict[str, Any]:
+        """Where it ran, for an OperationError's details."""
+        ...
+
+    def silence_error(self, run: RemoteRun, silent_s: float, reason: str, lease_s: float) -> OperationError:
+        """The error of a run whose remote side stayed silent past the lease."""
         ...

@@ -28,12 +28,12 @@ INFO_LOGGERS = (
     "shared.trainkit",
     "backend.services.local_runner",
     "backend.services.training",
-    "backend.services.host_sessions",
-    "backend.services.host_dispatch",
-    "backend.services.host_follower",
+    "backend.services.remote_runner",
+    "backend.services.remote_follower",
+    "backend.services.host_placement",
+    "backend.services.ray_placement",
+    "backend.adapters.ray_runs",
     "backend.services.result_ingest",
-    "backend.services.ray_runner",
-    "backend.ray_job",
 )
 MAX_LINE_CHARS = 8192
 

@@ -17,7 +17,7 @@ from backend.domain.ports import StrategyCatalog, TrainingEngine, TrainingRunner
 from backend.errors import IdempotencyConflictError, InvalidRequestError
 from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
-from backend.services.ray_runner import resources_of
+from backend.services.ray_placement import resources_of
 from shared.contracts.operations import StartTrainingRequest
 from shared.contracts.training import TrainingRequest, Workload
 

@@ -206,10 +206,16 @@ def test_a_host_trainings_own_log_lines_and_every_epoch_reach_the_operation(clus
     session = host_get(host, f"/training/status/{op['host_session_id']}").json()
     assert [row["epoch"] for row in session["recent_epochs"]] == [1, 2, 3]
     assert any(line["logger"].startswith("shared.trainkit") for line in session["recent_logs"])
-    logs = api.http.get(f"/api/v1/operations/{op['operation_id']}/logs").json()["lines"]
-    messages = [line["message"] for line in logs]
-    assert any(m.startswith("[host] training on cpu") for m in messages), messages
-    assert any(m.startswith("[host] training finished after 3 epochs") for m in messages), messages
+
+    def messages() -> list[str]:
+        logs = api.http.get(f"/api/v1/operations/{op['operation_id']}/logs").json()["lines"]
+        return [line["message"] for line in logs]
+
+    # The host's last lines may follow the result callback: the follower relays them once it sees the
+    # operation settled (its next poll), so they are waited for, with a deadline.
+    last = "[host] training finished after 3 epochs"
+    wait_until(lambda: any(m.startswith(last) for m in messages()), 10, "the host's last log line")
+    assert any(m.startswith("[host] training on cpu") for m in messages()), messages()
 
 
 def test_a_killed_host_is_lost_within_the_lease_and_retried_on_the_other_host(cluster: Cluster) -> None:

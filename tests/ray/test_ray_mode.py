@@ -1,26 +1,33 @@
 """Ray mode end to end: a real local Ray cluster (2 CPUs, loopback), a real backend process, real jobs.
 
-The tests run in file order as one story on one backend: a training completes; a cancel stops its job;
-a killed job process is lost; the backend is killed mid-job and restarted, and reconciles. Every wait
-has a deadline.
+The tests run in file order as one story on one backend: a training completes; a command training
+completes with its artefacts; a job's token opens its own operation's routes only; a cancel stops its
+job; a killed job process is lost; the backend is killed mid-job and restarted, and reconciles. Every
+wait has a deadline.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from backend.adapters.ray_jobs import RayJobsClient
+from backend.domain.job_tokens import derive_key
 from backend.domain.ray_cluster import RayJobStatus
-from tests.e2e.host_cluster import Api, Process, backend_process, wait_until
+from shared.contracts.ray_jobs import JOB_TOKEN_ENV
+from shared.trainkit.workloads.command.catalog import write_sample_commands
+from tests.e2e.host_cluster import SECRET, Api, Process, backend_process, wait_until
 from tests.ray.cluster import LocalRay
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -44,6 +51,9 @@ def ray_backend(folder: Path, ray: LocalRay, *, port: int | None = None, **extra
         "ray_entrypoint": ENTRYPOINT,
         "ray_poll_s": "0.2",
         "ray_lease_s": "5",
+        # A loaded machine (the whole suite, other clusters) can take Ray's dashboard past the default 5 s
+        # to accept a submit; the lease above still bounds how long a silent job is followed.
+        "ray_request_timeout_s": "30",
         "ray_health_interval_s": "0.5",
         "default_execution_mode": "ray",
         **extra,
@@ -53,7 +63,10 @@ def ray_backend(folder: Path, ray: LocalRay, *, port: int | None = None, **extra
 
 @pytest.fixture(scope="module")
 def stack(local_ray: LocalRay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayStack]:
-    backend = ray_backend(tmp_path_factory.mktemp("ray-backend"), local_ray)
+    folder = tmp_path_factory.mktemp("ray-backend")
+    worker_commands = folder / "worker-commands"  # the workers' own templates (the sample ones)
+    write_sample_commands(worker_commands)
+    backend = ray_backend(folder, local_ray, ray_commands_dir=str(worker_commands))
     api = Api(backend)
     try:
         backend.launch()
@@ -139,6 +152,116 @@ def test_a_ray_training_completes_with_its_model_stored_and_history(stack: RaySt
     messages = [line["message"] for line in logs["lines"]]
     assert any("training starts" in m for m in messages), messages[-20:]
     wait_until(lambda: job_status(stack, op_id) is RayJobStatus.SUCCEEDED, 30, "the job to succeed")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_ray_command_training_completes_with_its_history_and_artefacts(stack: RayStack) -> None:
+    api = stack.api
+    body = {
+        "workload": "command",
+        "command": {"name": "toy", "params": {"steps": 200, "val_every": 50, "hidden": 16}},
+        "execution_mode": "ray",
+    }
+    response = api.http.post("/api/v1/trainings", json=body)
+    assert response.status_code == 202, response.text
+    op_id = str(response.json()["operation_id"])
+    op = api.finished(op_id, timeout=180)
+    assert op["status"] == "completed", op
+    assert op["execution_mode"] == "ray"
+    history = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
+    # The script's printed steps (every 10th) and its validations (every 50th), all of them, in order.
+    assert [row["step"] for row in history] == list(range(10, 201, 10)), history
+    assert [row["step"] for row in history if "val_loss" in row] == [50, 100, 150, 200], history
+    assert all(isinstance(row["loss"], float) for row in history), history
+    version = stack.backend.folder / str(op["result"]["model"]["path"])
+    metadata = json.loads((version / "metadata.json").read_text())
+    stored = {name.removeprefix("files/"): entry["sha256"] for name, entry in metadata["files"].items()}
+    artefacts = op["result"]["command"]["artifacts"]
+    assert any(name.endswith(".pt") for name in artefacts), artefacts
+    # The bytes on disk are the bytes the job delivered (their digests travelled with them).
+    assert {name: _sha256(version / "files" / name) for name in artefacts} == {
+        n: stored[n] for n in artefacts
+    }
+    assert metadata["trained_on"] == "ray"
+    wait_until(lambda: job_status(stack, op_id) is RayJobStatus.SUCCEEDED, 30, "the job to succeed")
+
+
+def _job_token(stack: RayStack, op_id: str) -> str:
+    """The token as anyone who can read Ray's dashboard sees it: in the job's runtime_env."""
+    from ray.job_submission import JobSubmissionClient
+
+    info = JobSubmissionClient(stack.ray.address).get_job_info(op_id)
+    return str(info.runtime_env["env_vars"][JOB_TOKEN_ENV])
+
+
+def _as_job(api: Api, method: str, path: str, token: str, **kwargs: Any) -> Any:
+    headers = {"authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+    return api.http.request(method, path, headers=headers, **kwargs)
+
+
+def test_a_job_token_opens_only_its_own_operation_and_never_the_shared_secret_routes(stack: RayStack) -> None:
+    api = stack.api
+    op_id = api.start(epochs=400, mode="ray")
+    other_id = api.start(epochs=400, mode="ray")
+    try:
+        training_epochs(api, op_id)
+        token = _job_token(stack, op_id)
+        assert SECRET not in token
+        base = f"/api/v1/ray/jobs/{op_id}"
+        spec = _as_job(api, "GET", f"{base}/spec", token)
+        assert spec.status_code == 200, spec.text
+        [dataset] = spec.json()["datasets"]
+        data = _as_job(api, "GET", dataset["url"].removeprefix(str(api.http.base_url).rstrip("/")), token)
+        assert data.status_code == 200, data.text
+        assert hashlib.sha256(data.content).hexdigest() == dataset["sha256"]
+        progress = {"progress": {"percentage": 1.0, "phase": "training", "message": "from the test"}}
+        assert _as_job(api, "POST", f"{base}/progress", token, json=progress).status_code == 200
+        # Its own result route takes the token (and judges the body: not a result).
+        assert _as_job(api, "POST", f"{base}/result", token, json={}).status_code == 422
+
+        other = f"/api/v1/ray/jobs/{other_id}"
+        for method, path, kwargs in [
+            ("GET", f"{other}/spec", {}),
+            ("GET", f"{other}/data/{dataset['filename']}", {}),
+            ("POST", f"{other}/progress", {"json": progress}),
+            ("POST", f"{other}/failure", {"json": {"code": "x", "message": "forged"}}),
+            ("PUT", f"{other}/model", {"content": b"x", "headers": {"x-content-sha256": "0" * 64}}),
+            ("POST", f"{other}/result", {"json": {}}),
+        ]:
+            refused = _as_job(api, method, path, token, **kwargs)
+            assert refused.status_code == 401, (path, refused.text)
+            message = refused.json()["error"]["message"]
+            assert "job token refused" in message, message
+            assert f"not {other_id}" in message, message
+        # The shared secret's routes: a signed host callback, a data download.
+        for method, path in [
+            ("POST", "/api/v1/callbacks/host-result"),
+            ("GET", "/api/v1/data/EURUSD/1h/download"),
+        ]:
+            refused = _as_job(api, method, path, token, content=b"{}")
+            assert refused.status_code in (401, 403), (path, refused.text)
+            assert refused.json()["error"]["message"], refused.text
+
+        key = derive_key([SECRET], b"unused")  # the deployment's key: what the backend mints with
+        expired = key.mint(op_id, datetime.now(UTC) - timedelta(minutes=1))
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        for bad, reason in [
+            (expired, "expired"),
+            (forged, "signature"),
+            ("myd_an_api_token", "not a job token"),
+        ]:
+            refused = _as_job(api, "GET", f"{base}/spec", bad)
+            assert refused.status_code == 401, refused.text
+            assert reason in refused.json()["error"]["message"], refused.text
+        assert api.op(other_id)["status"] in ("pending", "running")  # nothing forged reached it
+    finally:
+        for op in (op_id, other_id):
+            api.http.post(f"/api/v1/operations/{op}/cancel")
+        for op in (op_id, other_id):
+            api.finished(op, timeout=30)
 
 
 def test_cancel_stops_the_job_within_5_s_and_its_process_is_gone(stack: RayStack) -> None:

@@ -1,4 +1,4 @@
-"""RayJobRunner against a fake Jobs API: submit once, adopt a taken id, lose a silent or dead job, cancel."""
+"""Ray mode's RemoteRunner against a fake Jobs API: submit once, adopt a taken id, lose a silent or dead job, cancel."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from backend.adapters.db.engine import build_engine, migrate
 from backend.adapters.db.operations import SqlOperationRepository
 from backend.adapters.operation_logs import FileOperationLogStore
+from backend.components import ray_runner
 from backend.domain.job_tokens import JobTokenKey
 from backend.domain.operations import Operation, OperationStatus
 from backend.domain.ray_cluster import RayJob, RayJobStatus
@@ -19,8 +20,10 @@ from backend.services.events import EventBroker
 from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
 from backend.services.ray_cluster import RayClusterMonitor
-from backend.services.ray_runner import RayJobRunner, RayTimings
+from backend.services.ray_placement import RayTimings
+from backend.services.remote_runner import RemoteRunner
 from backend.services.session_commands import SessionCommands
+from shared.contracts.host import ResultPayload
 from shared.contracts.ray_jobs import JOB_TOKEN_ENV
 from tests.backend.fakes import STRATEGY_YAML, FakeDatasets, FixedClock
 from tests.ray.fakes import FakeRayJobs
@@ -39,7 +42,7 @@ def anyio_backend() -> str:
 class Rig:
     ops: OperationsService
     jobs: FakeRayJobs
-    runner: RayJobRunner
+    runner: RemoteRunner
     logs: FileOperationLogStore
     capture: LogCapture
 
@@ -77,11 +80,15 @@ def build_rig(tmp_path: Path, jobs: FakeRayJobs) -> Rig:
     store = FileOperationLogStore(tmp_path / "logs")
     monitor = RayClusterMonitor(jobs, FixedClock(), interval_s=60)
     capture = LogCapture(store)
-    runner = RayJobRunner(
-        ops, monitor, capture, KEY, SessionCommands(FakeDatasets(data), "http://backend.test"),
+    runner = ray_runner(
+        ops, monitor, _never_pulled, capture, KEY, SessionCommands(FakeDatasets(data), "http://backend.test"),
         backend_url="http://backend.test", entrypoint="modelyard", timings=TIMINGS,
     )  # fmt: skip
     return Rig(ops, jobs, runner, store, capture)
+
+
+async def _never_pulled(payload: ResultPayload) -> None:
+    raise AssertionError(f"a Ray job posts its result itself; {payload.operation_id}'s was pulled")
 
 
 @pytest.fixture

@@ -1,0 +1,133 @@
+"""RayJobRuns: the RemoteBackend of ray mode, one Ray job per run (``submission_id`` = the operation id),
+over the RayJobs port. The job posts its progress and result itself (``backend.api.ray_jobs``): a job
+that ends while its operation is still open ended without one, and is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from backend.domain.operations import OperationError
+from backend.domain.ports import RayJobs
+from backend.domain.ray_cluster import JobResources, RayJob, RayJobStatus
+from backend.domain.remote_runs import RemoteLogLine, RemoteRun, RemoteState, RemoteStatus
+from backend.errors import RayError, RayRejectedError
+from shared.contracts.host import StartSession
+from shared.contracts.ray_jobs import JOB_TOKEN_ENV
+
+logger = logging.getLogger(__name__)
+LOG_TAIL_CHARS = 2000
+
+
+class RayJobRuns:
+    mode = "ray"
+    lost_code = "ray_job_lost"
+
+    def __init__(
+        self,
+        jobs: RayJobs,
+        *,
+        backend_url: str,
+        entrypoint: str,
+        mint_token: Callable[[str], str],
+        commands_dir: str | None = None,
+        result_grace_s: float = 3.0,
+    ) -> None:
+        self.jobs = jobs
+        self._backend_url = backend_url.rstrip("/")
+        self._entrypoint = entrypoint
+        #: Where the workers keep their command templates (a command runs only from its machine's own).
+        self._commands_dir = commands_dir
+        self._mint = mint_token
+        #: After the job ended: how long its result (posted before it exits) may take to be recorded.
+        self._result_grace_s = result_grace_s
+
+    async def start(self, where: str, command: StartSession, resources: JobResources) -> RemoteRun:
+        op_id = command.operation_id
+        entrypoint = f"{self._entrypoint} ray-job --backend-url {self._backend_url} --operation-id {op_id}"
+        if self._commands_dir:
+            entrypoint += f" --commands-dir {shlex.quote(self._commands_dir)}"
+        # The job's credential reaches this operation's routes only: runtime_env shows in Ray's dashboard.
+        env = {JOB_TOKEN_ENV: self._mint(op_id)}
+        try:
+            await asyncio.to_thread(self.jobs.submit, op_id, entrypoint, env=env, resources=resources)
+        except RayRejectedError as exc:
+            if not exc.details.get("exists"):
+                raise
+            logger.info("Ray already has job %s (submitted before a restart): adopting it", op_id)
+        return RemoteRun(self.jobs.address, op_id)
+
+    async def status(self, run: RemoteRun, log_cursor: int) -> RemoteStatus:
+        try:
+            job = await asyncio.to_thread(self.jobs.job, run.run_id)
+        except RayError as exc:
+            return RemoteStatus(RemoteState.SILENT, log_cursor, reason=exc.message)
+        if job is None:
+            message = f"the Ray cluster at {run.where} has no job {run.run_id} (restarted?)"
+            return self._lost(run, log_cursor, (), message, settle_after_s=0.0)
+        try:
+            text = await asyncio.to_thread(self.jobs.logs, run.run_id)
+        except RayError:
+            text = ""
+        cursor, lines = _complete_lines(text, log_cursor)
+        if not job.finished:
+            return RemoteStatus(RemoteState.RUNNING, cursor, lines)
+        # Its result (or its own failure), posted before it exited, may still be on its way: a grace.
+        return self._lost(run, cursor, lines, _ended(job), self._result_grace_s, text[-LOG_TAIL_CHARS:])
+
+    def _lost(
+        self,
+        run: RemoteRun,
+        cursor: int,
+        lines: tuple[RemoteLogLine, ...],
+        message: str,
+        settle_after_s: float,
+        log_tail: str = "",
+    ) -> RemoteStatus:
+        details = self.details(run)
+        if log_tail:
+            details["log_tail"] = log_tail
+        error = OperationError("ray_job_lost", message, details)
+        return RemoteStatus(
+            RemoteState.FAILED, cursor, lines, error=error, lost=True, settle_after_s=settle_after_s
+        )
+
+    async def stop(self, run: RemoteRun) -> None:
+        await asyncio.to_thread(self.jobs.stop, run.run_id)
+
+    async def fetch_result(self, run: RemoteRun, *, max_bytes: int) -> bytes | None:
+        return None  # the job posts its result itself; the backend cannot reach into a Ray worker
+
+    async def acknowledge(self, run: RemoteRun) -> None:
+        return None
+
+    def describe(self, run: RemoteRun) -> str:
+        return f"Ray job {run.run_id} on {run.where}"
+
+    def details(self, run: RemoteRun) -> dict[str, Any]:
+        return {"address": run.where, "submission_id": run.run_id}
+
+    def silence_error(self, run: RemoteRun, silent_s: float, reason: str, lease_s: float) -> OperationError:
+        message = (
+            f"the Ray cluster at {run.where} did not answer for {silent_s:.0f} s, longer than the lease of "
+            f"{lease_s:.0f} s (MODELYARD_RAY_LEASE_S): {reason}"
+        )
+        return OperationError("ray_job_lost", message, self.details(run))
+
+
+def _ended(job: RayJob) -> str:
+    reason = {
+        RayJobStatus.SUCCEEDED: "the job exited without delivering its result",
+        RayJobStatus.STOPPED: "the job was stopped outside modelyard",
+    }.get(job.status, "the job failed without a result")
+    return f"Ray job {job.submission_id} {job.status.value}: {reason}; Ray says: {job.message or 'nothing'}"
+
+
+def _complete_lines(text: str, cursor: int) -> tuple[int, tuple[RemoteLogLine, ...]]:
+    """The job's complete log lines after ``cursor`` (a character offset), and the new offset."""
+    end = text.rfind("\n") + 1
+    lines = tuple(RemoteLogLine(logging.INFO, line) for line in text[cursor:end].splitlines() if line.strip())
+    return max(cursor, end), lines
