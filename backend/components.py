@@ -37,6 +37,7 @@ from backend.domain.ports import (
     TrainingEngine,
 )
 from backend.services.access_tokens import TokenService
+from backend.services.checkpoint_store import CheckpointStore
 from backend.services.events import EventBroker
 from backend.services.health import DatabaseHealth
 from backend.services.host_dispatch import HostTimings
@@ -118,6 +119,8 @@ class Components:
     aliases: ModelAliasService
     sweeps: SweepService
     sweep_driver: SweepDriver
+    #: The newest training checkpoint each host training shipped (``backend.api.checkpoints``).
+    checkpoints: CheckpointStore
     #: Ray mode's runner; None when MODELYARD_RAY_ADDRESS is unset.
     ray: RayJobRunner | None = None
     #: Verifies the per-operation credentials of Ray jobs (``backend.api.ray_jobs``).
@@ -270,6 +273,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         limits=limits,
         uploads_dir=settings.runs_dir / "ray-uploads",
     )
+    checkpoints = CheckpointStore(settings.runs_dir, max_bytes=settings.checkpoint_max_bytes)
     hosts = HostSessionManager(
         operations,
         registry,
@@ -280,6 +284,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         logs,
         backend_url=settings.backend_url,
         timings=host_timings(settings),
+        checkpoints=checkpoints,
     )
     training = TrainingService(
         operations,
@@ -326,6 +331,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         aliases=aliases,
         sweeps=sweeps,
         sweep_driver=SweepDriver(sweeps, interval_s=settings.sweep_poll_interval_s),
+        checkpoints=checkpoints,
         ray=ray,
         job_tokens=job_tokens,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api import (
+    checkpoints,
     commands,
     data,
     events,
@@ -39,6 +40,7 @@ for module in (
     tokens,
     sweeps,
     host_callbacks,
+    checkpoints,
     ray_jobs,
 ):
     api_router.include_router(module.router)

@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from backend.domain.attempts import ran_at
 from backend.domain.hosts import census_of
 from backend.domain.operations import Operation, OperationError, OperationStatus, Progress, transition
-from backend.domain.ports import DatasetCatalog, HostClient, TrainingRunner
+from backend.domain.ports import DatasetCatalog, HostClient, ResumeCheckpoints, TrainingRunner
 from backend.errors import HostRejectedError, HostUnavailableError
 from backend.services.host_registry import HostRegistry
 from backend.services.log_capture import LogCapture
@@ -57,6 +58,7 @@ class HostDispatcher:
         timings: HostTimings,
         on_started: OnStarted,
         monotonic: Callable[[], float] = time.monotonic,
+        checkpoints: ResumeCheckpoints | None = None,
     ) -> None:
         self._ops = operations
         self._registry = registry
@@ -72,7 +74,7 @@ class HostDispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._excluded: dict[str, set[str]] = {}
-        self._commands = SessionCommands(datasets, backend_url)
+        self._commands = SessionCommands(datasets, backend_url, checkpoints=checkpoints)
         self.in_flight: set[str] = set()
 
     async def start(self) -> None:
@@ -184,6 +186,7 @@ class HostDispatcher:
             return running.with_changes(
                 host_url=url,
                 host_session_id=session_id,
+                attempt_log=ran_at(running.attempt_log, f"host {url}"),
                 attempts=op.attempts + 1,
                 progress=Progress(phase="starting", message=f"on host {url}"),
             )

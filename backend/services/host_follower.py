@@ -32,7 +32,7 @@ from backend.errors import (
 )
 from backend.services.host_dispatch import HostTimings
 from backend.services.operations import OperationsService
-from backend.services.progress import merge_progress, with_new_epochs
+from backend.services.progress import merge_progress, note_remote_resume, with_new_epochs
 from backend.services.result_ingest import ResultIngest, parse_payload
 from shared.contracts.host import SessionStatusName, SessionView
 
@@ -137,6 +137,7 @@ class SessionFollower:
         now = self._ops.now()
 
         def change(op: Operation) -> Operation:
+            op = note_remote_resume(op, view.resumed_from_epoch)
             updated = merge_progress(op, view.progress, now) if changed and view.progress else op
             if view.recent_epochs:  # the host's list of epochs, not the one the last poll happened to see
                 updated = updated.with_changes(history=with_new_epochs(op.history, view.recent_epochs))

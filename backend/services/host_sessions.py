@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from backend.domain.attempts import automatic_retries, retries_allowed
 from backend.domain.operations import (
     ACTIVE_STATUSES,
     Operation,
@@ -24,7 +25,7 @@ from backend.domain.operations import (
     Progress,
     transition,
 )
-from backend.domain.ports import DatasetCatalog, HostClient, TrainingRunner
+from backend.domain.ports import DatasetCatalog, HostClient, ResumeCheckpoints, TrainingRunner
 from backend.errors import IllegalTransitionError
 from backend.services.host_dispatch import HostDispatcher, HostTimings
 from backend.services.host_follower import SessionFollower
@@ -50,6 +51,7 @@ class HostSessionManager:
         backend_url: str,
         timings: HostTimings,
         monotonic: Callable[[], float] = time.monotonic,
+        checkpoints: ResumeCheckpoints | None = None,
     ) -> None:
         self._ops = operations
         self._registry = registry
@@ -69,6 +71,7 @@ class HostSessionManager:
             timings=timings,
             on_started=self._follow_soon,
             monotonic=monotonic,
+            checkpoints=checkpoints,
         )
         self._followers: dict[str, tuple[SessionFollower, asyncio.Task[None]]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,15 +197,15 @@ class HostSessionManager:
             with contextlib.suppress(IllegalTransitionError):
                 await asyncio.to_thread(self._ops.mark_cancelled, op.id)
             return
-        retries_used = max(op.attempts - 1, 0)
-        if retries_used >= self._timings.max_retries:
+        retries_used, allowed = automatic_retries(op), retries_allowed(op, self._timings.max_retries)
+        if retries_used >= allowed:
             logger.error("operation %s: %s", op.id, error.message)
             with contextlib.suppress(IllegalTransitionError):
                 await asyncio.to_thread(self._ops.fail, op.id, error)
             return
         warning = (
             f"{error.code} on {host_url or 'an unknown host'} ({error.message}); re-dispatched, retry "
-            f"{retries_used + 1} of {self._timings.max_retries} (MODELYARD_MAX_RETRIES)"
+            f"{retries_used + 1} of {allowed} (max_retries)"
         )
         requeued = await asyncio.to_thread(self._requeue, op.id, warning)
         if requeued:

@@ -60,6 +60,9 @@ class Session:
     callback_delivered: bool = False
     worker_pid: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Where each new training checkpoint is shipped (None: nowhere), and the one to resume from.
+    checkpoint_url: str | None = None
+    resume_checkpoint: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -109,7 +112,11 @@ RECENT_LOGS = 200
 
 
 def record_epoch(session: Session, progress: dict[str, Any]) -> None:
-    """Keep the epoch row a progress report carries (``extra.epoch_metrics``), if any."""
+    """Keep the epoch row a progress report carries (``extra.epoch_metrics``), if any, and the epoch a
+    resumed training continued from (``extra.resumed_from_epoch``: said once, kept for every poll)."""
+    resumed = (progress.get("extra") or {}).get("resumed_from_epoch")
+    if isinstance(resumed, int):
+        session.extra["resumed_from_epoch"] = resumed
     row = (progress.get("extra") or {}).get("epoch_metrics")
     if isinstance(row, dict):
         rows = [*session.extra.get("recent_epochs", []), dict(row)]
