@@ -87,7 +87,7 @@ class Process:
             self.proc.wait(timeout=30)
 
 
-def host_process(folder: Path, *, capacity: int = 1, port: int | None = None) -> Process:
+def host_process(folder: Path, *, capacity: int = 1, port: int | None = None, **settings: str) -> Process:
     port = port or free_port()
     env = clean_env(
         MODELYARD_HOST_STOP_GRACE_S="3",
@@ -98,6 +98,7 @@ def host_process(folder: Path, *, capacity: int = 1, port: int | None = None) ->
         MODELYARD_HOST_CALLBACK_INITIAL_WAIT_S="0.2",
         MODELYARD_HOST_CALLBACK_MAX_WAIT_S="0.5",
         MODELYARD_HOST_CALLBACK_TIMEOUT_S="20",
+        **{f"MODELYARD_HOST_{k.upper()}": v for k, v in settings.items()},
     )
     command = [sys.executable, "-m", "host_service", "--port", str(port), "--work-dir", str(folder / "work")]
     command += ["--capacity", str(capacity)]
