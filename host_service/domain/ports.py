@@ -36,7 +36,7 @@ class SessionStore(Protocol):
         ...
 
     def delete_files(self, session_id: str) -> None:
-        """Remove a session's data, scratch and result (keeps session.json as the record)."""
+        """Remove a session's data, scratch, run folder and result (keeps session.json as the record)."""
         ...
 
 

@@ -8,18 +8,15 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from tests.e2e.host_cluster import (
-    Api,
+    Cluster,
     Process,
-    backend_process,
-    host_process,
     running,
-    start_all,
+    two_host_cluster,
     wait_until,
 )
 
@@ -29,29 +26,13 @@ EPOCHS = 60
 KILL_AFTER_EPOCH = 10
 
 
-@dataclass
-class Cluster:
-    api: Api
-    backend: Process
-    hosts: list[Process]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("resume")
     shipping = {"checkpoint_min_interval_s": "0", "checkpoint_poll_s": "0.1"}
-    hosts = [host_process(root / "host-a", **shipping), host_process(root / "host-b", **shipping)]
-    backend = backend_process(root / "backend", [h.url for h in hosts], max_retries="0")
-    everything = [*hosts, backend]
-    api = Api(backend)
-    try:
-        start_all(everything)
-        wait_until(lambda: api.hosts_healthy(2), 20, "both hosts healthy")
-        yield Cluster(api, backend, hosts)
-    finally:
-        api.close()
-        for process in everything:
-            process.kill()
+    with two_host_cluster(
+        tmp_path_factory.mktemp("resume"), host_settings=shipping, max_retries="0"
+    ) as started:
+        yield started
 
 
 def _shipped(backend: Process, op_id: str) -> dict[str, Any] | None:
