@@ -207,18 +207,18 @@ class HostSessionManager:
             f"{error.code} on {host_url or 'an unknown host'} ({error.message}); re-dispatched, retry "
             f"{retries_used + 1} of {allowed} (max_retries)"
         )
-        requeued = await asyncio.to_thread(self._requeue, op.id, warning)
+        requeued = await asyncio.to_thread(self._requeue, op.id, warning, error)
         if requeued:
             logger.warning("operation %s: %s", op.id, warning)
             if host_url:
                 self._dispatcher.exclude(op.id, host_url)
             self._dispatcher.submit(op.id)
 
-    def _requeue(self, op_id: str, warning: str) -> bool:
+    def _requeue(self, op_id: str, warning: str, error: OperationError) -> bool:
         def change(current: Operation) -> Operation:
             if current.status is not OperationStatus.RUNNING:
                 return current
-            pending = transition(current, OperationStatus.PENDING, self._ops.now())
+            pending = transition(current, OperationStatus.PENDING, self._ops.now(), error=error)
             return pending.with_changes(
                 host_url=None,
                 host_session_id=None,

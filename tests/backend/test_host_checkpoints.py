@@ -256,6 +256,7 @@ async def test_a_lost_training_resumes_on_another_host_from_the_newest_shipped_c
             ("requeued", f"host {lost}", None),
             ("running", f"host {second.host}", "automatic"),
         ]
+        assert op["attempt_history"][0]["error"]["code"] == "host_lost"
         assert any("retry 1 of 1 (max_retries)" in w for w in op["warnings"])
 
 
