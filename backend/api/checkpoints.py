@@ -48,6 +48,12 @@ class CheckpointReceipt(BaseModel):
     "/{operation_id}",
     response_model=CheckpointReceipt,
     responses=error_responses(401, 404, 409, 413, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
 )
 async def receive_checkpoint(
     operation_id: str,
