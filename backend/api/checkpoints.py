@@ -51,7 +51,12 @@ class CheckpointReceipt(BaseModel):
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "<the raw bytes of epoch-000012.ckpt>",
+                }
+            },
         }
     },
 )

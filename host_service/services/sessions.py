@@ -175,7 +175,10 @@ class SessionService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _launch_runner(self, session: Session) -> None:
-        checkpoints = self._shipper.settings if self._shipper is not None else None
+        # Model workloads write training checkpoints into a run folder; a command keeps its output in
+        # the session's scratch folder and its own checkpoints are not shipped (yet).
+        shipper = self._shipper if session.request.get("workload") != "command" else None
+        checkpoints = shipper.settings if shipper is not None else None
         spec = WorkerSpec(
             session_id=session.session_id,
             request=session.request,
