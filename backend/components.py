@@ -40,6 +40,7 @@ from backend.domain.ports import (
 )
 from backend.domain.remote_runs import RemoteTimings
 from backend.services.access_tokens import TokenService
+from backend.services.checkpoint_store import CheckpointStore
 from backend.services.events import EventBroker
 from backend.services.health import DatabaseHealth
 from backend.services.host_placement import HostPlacement
@@ -124,6 +125,8 @@ class Components:
     aliases: ModelAliasService
     sweeps: SweepService
     sweep_driver: SweepDriver
+    #: The newest training checkpoint each host training shipped (``backend.api.checkpoints``).
+    checkpoints: CheckpointStore
     #: Ray mode's runner; None when MODELYARD_RAY_ADDRESS is unset.
     ray: RemoteRunner | None = None
     #: Verifies the per-operation credentials of Ray jobs (``backend.api.ray_jobs``).
@@ -268,7 +271,8 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         limits=limits,
         uploads_dir=settings.runs_dir / "ray-uploads",
     )
-    commands = SessionCommands(adapters.datasets, settings.backend_url)
+    checkpoints = CheckpointStore(settings.runs_dir, max_bytes=settings.checkpoint_max_bytes)
+    commands = SessionCommands(adapters.datasets, settings.backend_url, checkpoints=checkpoints)
     hosts = _host_runner(settings, operations, registry, client, ingest, logs, commands, runner)
     job_tokens = derive_key(settings.secrets, _job_key(settings))
     ray, ray_cluster = _ray_runner(settings, adapters, operations, ingest, logs, commands, job_tokens)
@@ -323,6 +327,7 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         aliases=aliases,
         sweeps=sweeps,
         sweep_driver=SweepDriver(sweeps, broker, poll_s=settings.sweep_poll_interval_s),
+        checkpoints=checkpoints,
         ray=ray,
         job_tokens=job_tokens,
     )

@@ -242,3 +242,18 @@ def http_status_of(error: BackendError | TrainkitError) -> int:
 
 class AliasNotFoundError(NotFoundError):
     code = "alias_not_found"
+
+
+class CheckpointRejectedError(BackendError):
+    """A shipped checkpoint's bytes are not what its signed request announced (cut short, other sha256)."""
+
+    code = "checkpoint_rejected"
+    status_code = 422
+
+
+class CheckpointRefusedError(BackendError):
+    """A checkpoint came for an operation that is not running on the sending session (re-dispatched,
+    finished, or another host's): it would overwrite the state of the attempt that owns it."""
+
+    code = "checkpoint_refused"
+    status_code = 409

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     host_poll_max_s: float = Field(5.0, gt=0, le=600)
     host_result_pull_delay_s: float = Field(3.0, ge=0, le=600)
     callback_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    checkpoint_max_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1024,
+        description="The largest training checkpoint a host may ship (MODELYARD_MAX_UPLOAD_BYTES applies too).",
+    )
     inline_model_max_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_model_bytes: int = Field(4 * 1024**3, ge=1024)
     max_retries: int = Field(

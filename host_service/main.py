@@ -23,6 +23,7 @@ from host_service.api.errors import install_error_handlers
 from host_service.api.signatures import SignatureMiddleware
 from host_service.domain.ports import Clock, NewId, WorkerLauncher
 from host_service.services.capacity import CapacityLedger
+from host_service.services.checkpoint_shipper import CheckpointSettings, CheckpointShipper
 from host_service.services.datasets import DatasetCache
 from host_service.services.handoff import ResultHandoff
 from host_service.services.sessions import SessionService
@@ -136,7 +137,13 @@ def _build(
     templates = CommandTemplates(settings.commands_folder)
     if settings.sample_commands:
         templates.write_samples()
+    checkpoints = CheckpointSettings(
+        every_epochs=settings.checkpoint_every_epochs,
+        min_interval_s=settings.checkpoint_min_interval_s,
+        poll_s=settings.checkpoint_poll_s,
+    )
     sessions = SessionService(
+        shipper=CheckpointShipper(backend, checkpoints),
         requests=templates,
         commands_dir=settings.commands_folder,
         store=store,

@@ -57,6 +57,9 @@ class HostSettings(BaseSettings):
     callback_timeout_s: float = Field(120.0, gt=0)
     download_timeout_s: float = Field(120.0, gt=0)
     retry_after_s: int = Field(5, ge=1)
+    checkpoint_every_epochs: int = Field(1, ge=1, le=100_000)
+    checkpoint_min_interval_s: float = Field(30.0, ge=0, le=86_400)
+    checkpoint_poll_s: float = Field(1.0, gt=0, le=600)
 
     @field_validator("shared_secret")
     @classmethod

@@ -28,6 +28,7 @@ from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.devices import select_device
 from shared.trainkit.errors import TrainingCancelledError, TrainkitError
 from shared.trainkit.executor import TrainingExecutor
+from shared.trainkit.executor.workload import CheckpointPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +83,16 @@ def _train(spec: WorkerSpec, messages: Queue[WorkerMessage], token: CancelToken)
         messages.put(
             WorkerMessage("heartbeat", {"device": select_device(request.overrides.device or "auto").type})
         )
+        policy = CheckpointPolicy(spec.checkpoint_every_epochs, spec.checkpoint_min_interval_s)
         executor = TrainingExecutor(
             spec.data_dir,
             ResultFolderSink(spec.result_dir),
             commands_dir=spec.commands_dir,
             scratch_dir=spec.scratch_dir,
+            run_root=spec.run_root,
+            checkpoints=policy if spec.run_root is not None else None,
         )
-        result = executor.execute(request, forward, token, run_name=spec.session_id)
+        result = executor.execute(request, forward, token, run_name=spec.session_id, resume=spec.resume)
         write_result(spec.result_dir, result.as_dict())
         return WorkerMessage("completed", {"device": result.device})
     except TrainingCancelledError as exc:

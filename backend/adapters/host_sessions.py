@@ -58,6 +58,7 @@ class HostSessions:
             heartbeat=view.last_heartbeat,
             error=error,
             lost=error is not None and error.code in INFRASTRUCTURE_CODES,
+            resumed_from_epoch=view.resumed_from_epoch,
         )
 
     def _failure(self, run: RemoteRun, view: SessionView) -> OperationError:

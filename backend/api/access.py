@@ -52,6 +52,8 @@ ROUTE_ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/redoc"): Open.PUBLIC,
     ("GET", "/openapi.json"): Open.PUBLIC,
     ("POST", "/api/v1/callbacks/host-result"): Open.HOST_SIGNED,
+    ("PUT", "/api/v1/callbacks/checkpoints/{operation_id}"): Open.HOST_SIGNED,
+    ("GET", "/api/v1/callbacks/checkpoints/{operation_id}"): Open.HOST_SIGNED,
     ("GET", "/api/v1/data/files/{name:path}/download"): Open.HOST_SIGNED,
     ("GET", "/api/v1/data/{symbol}/{timeframe}/download"): Open.HOST_SIGNED,
     ("GET", "/api/v1/ray/jobs/{operation_id}/spec"): Open.RAY_JOB,

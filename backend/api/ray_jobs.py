@@ -8,9 +8,6 @@ sha256) and referenced from the result as ``uploaded``.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,11 +25,11 @@ from backend.errors import (
     InvalidRequestError,
     JobTokenRejectedError,
     NotFoundError,
-    PayloadTooLargeError,
     ResultRejectedError,
 )
 from backend.services.progress import merge_progress
 from backend.services.result_ingest import parse_payload
+from backend.services.streamed_files import receive_file
 from shared.contracts.host import MODEL_SHA256_HEADER, StartSession
 from shared.contracts.ray_jobs import JobFailure, JobProgress
 from shared.trainkit.executor.types import ModelRef
@@ -71,7 +68,14 @@ def _runner(components: Components) -> Any:
     return components.ray
 
 
-@router.get("/{operation_id}/spec", response_model=StartSession, responses=JOB_RESPONSES)
+# Ray jobs ship no checkpoints (yet): the spec leaves those fields out, so a job of a modelyard that
+# does not know them still reads it.
+@router.get(
+    "/{operation_id}/spec",
+    response_model=StartSession,
+    response_model_exclude={"checkpoint_url", "resume_checkpoint"},
+    responses=JOB_RESPONSES,
+)
 def job_spec(op: JobOperationDep, components: ComponentsDep) -> StartSession:
     """The training request and the data files to fetch (URLs under this job's own data route)."""
     spec: StartSession = _runner(components).commands.build(op)
@@ -122,28 +126,14 @@ async def job_model(request: Request, op: JobOperationDep, components: Component
         raise InvalidRequestError(
             f"header {MODEL_SHA256_HEADER} (sha256 hex of the body) is required", field=MODEL_SHA256_HEADER
         )
-    limit = components.settings.max_model_bytes
-    target = uploaded_model_path(components, op.id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
-    digest, size = hashlib.sha256(), 0
-    try:
-        with part.open("wb") as sink:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLargeError(
-                        f"model exceeds {limit} bytes (MODELYARD_MAX_MODEL_BYTES)", limit=limit
-                    )
-                digest.update(chunk)
-                sink.write(chunk)
-        if digest.hexdigest() != expected:
-            raise ResultRejectedError(
-                f"uploaded model sha256 is {digest.hexdigest()}, header says {expected}"
-            )
-        os.replace(part, target)
-    finally:
-        part.unlink(missing_ok=True)
+    size = await receive_file(
+        request.stream(),
+        uploaded_model_path(components, op.id),
+        sha256=expected,
+        limit=components.settings.max_model_bytes,
+        limit_setting="MODELYARD_MAX_MODEL_BYTES",
+        rejected=ResultRejectedError,
+    )
     return {"sha256": expected, "size": size}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from backend.api import (
+    checkpoints,
     commands,
     data,
     events,
@@ -41,6 +42,7 @@ ROUTERS: tuple[APIRouter, ...] = tuple(
         tokens,
         sweeps,
         host_callbacks,
+        checkpoints,
         ray_jobs,
     )
 )

@@ -61,6 +61,11 @@ def automatic_retries(op: Operation) -> int:
     return sum(1 for a in op.attempt_log if a.trigger == "automatic")
 
 
+def retries_allowed(op: Operation, default: int) -> int:
+    """The automatic retries ``op`` allows: its request's ``max_retries``, else the server's ``default``."""
+    return default if op.max_retries is None else op.max_retries
+
+
 def start_attempt(log: tuple[Attempt, ...], where: str, now: datetime) -> tuple[Attempt, ...]:
     """The queued attempt (or a first one) now running at ``where``."""
     if log and log[-1].outcome == QUEUED:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from backend.domain.aliases import AliasChange, ModelAlias
+from backend.domain.checkpoints import StoredCheckpoint
 from backend.domain.instances import BackendInstance
 from backend.domain.operations import (
     Operation,
@@ -247,6 +248,12 @@ class HostClient(Protocol):
     async def acknowledge(self, host: str, session_id: str) -> SessionView: ...
 
     async def sessions(self, host: str) -> SessionList: ...
+
+
+class ResumeCheckpoints(Protocol):
+    """The training checkpoints hosts shipped, one (the newest) per operation."""
+
+    def latest(self, op_id: str) -> StoredCheckpoint | None: ...
 
 
 class ModelValidator(Protocol):

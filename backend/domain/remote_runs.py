@@ -58,6 +58,8 @@ class RemoteStatus:
     settle_after_s: float = 0.0
     #: SILENT: why.
     reason: str = ""
+    #: The epoch the run's training resumed from (a host's re-dispatched training), once it says so.
+    resumed_from_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,10 @@ class RemoteTimings:
     poll_max_s: float = 5.0
     result_pull_delay_s: float = 3.0
     cancel_grace_s: float = 15.0
-    #: Re-dispatches of a lost run (MODELYARD_MAX_RETRIES); 0: a lost run fails its operation.
+    #: Re-dispatches of a lost run by default (MODELYARD_MAX_RETRIES; a request's max_retries wins);
+    #: 0: a lost run fails its operation.
     max_retries: int = 0
+    #: Whether this mode re-dispatches at all (Ray does not yet: its jobs ship no checkpoints).
+    redispatch: bool = True
     sweep_interval_s: float = 5.0
     callback_max_bytes: int = 64 << 20

@@ -20,9 +20,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from backend.domain.attempts import automatic_retries
+from backend.domain.attempts import automatic_retries, retries_allowed
 from backend.domain.instances import BackendInstance, Liveness, liveness
-from backend.domain.operations import INTERRUPTED, Operation, OperationError, OperationStatus
+from backend.domain.operations import INTERRUPTED, OperationError, OperationStatus
 from backend.domain.ports import Clock, InstanceRepository
 from backend.errors import BackendError
 from backend.services.operations import OperationsService
@@ -160,7 +160,7 @@ class InstanceLease:
             try:
                 if op.status is OperationStatus.CANCELLING:
                     self._ops.mark_cancelled(op.id)
-                elif automatic_retries(op) < self._retries_allowed(op):
+                elif automatic_retries(op) < retries_allowed(op, self._max_retries):
                     message = f"the backend running this operation (instance {op.owner_id}) stopped"
                     details = {"previous_status": op.status.value, "owner": op.owner_id}
                     self._ops.requeue(op.id, OperationError(INTERRUPTED, message, details))
@@ -169,7 +169,7 @@ class InstanceLease:
                     message = (
                         "the backend running this operation stopped; retry it or start the training again"
                     )
-                    if self._retries_allowed(op):
+                    if retries_allowed(op, self._max_retries):
                         message += f" (it was retried {automatic_retries(op)} times, max_retries)"
                     details = {"previous_status": op.status.value, "owner": op.owner_id}
                     self._ops.fail(op.id, OperationError(INTERRUPTED, message, details))
@@ -179,9 +179,6 @@ class InstanceLease:
             logger.warning("operation %s of a stopped backend was %s: taken over", op.id, op.status.value)
             reclaimed.append(op.id)
         return reclaimed
-
-    def _retries_allowed(self, op: Operation) -> int:
-        return self._max_retries if op.max_retries is None else op.max_retries
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._renew_forever(), name="instance-lease")

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from backend.domain.attempts import note_resumed
+from backend.domain.attempts import RUNNING, note_resumed
 from backend.domain.operations import Operation, Progress
 from shared.contracts.training import ProgressUpdate
+
+logger = logging.getLogger(__name__)
 
 # Bounds on what one operation keeps in memory and in its row, whatever the training reports.
 MAX_HISTORY = 10_000
@@ -32,12 +35,7 @@ def merge_progress(op: Operation, update: ProgressUpdate, now: datetime) -> Oper
         changes["history"] = (*before_epoch(op.history, epoch_metrics.get("epoch")), dict(epoch_metrics))
     resumed = update.extra.get("resumed_from_epoch")
     if isinstance(resumed, int) and not isinstance(resumed, bool):
-        changes["attempt_log"] = note_resumed(op.attempt_log, resumed)
-        changes["history"] = before_epoch(op.history, resumed + 1)
-        if op.attempt_log:
-            where = op.attempt_log[-1].where or op.execution_mode
-            progress = dataclasses.replace(progress, message=f"retrying from epoch {resumed} on {where}")
-            changes["progress"] = progress
+        changes.update(_resumed_changes(op, resumed, progress))
     metric_rows = update.extra.get("metric_rows")
     if isinstance(metric_rows, list) and metric_rows:
         rows = [dict(row) for row in metric_rows if isinstance(row, dict)]
@@ -49,6 +47,36 @@ def merge_progress(op: Operation, update: ProgressUpdate, now: datetime) -> Oper
     if isinstance(device, str) and device:
         changes["device"] = device
     return op.with_changes(**changes)
+
+
+def _resumed_changes(op: Operation, epoch: int, progress: Progress) -> dict[str, Any]:
+    """The running attempt resumed from ``epoch``: noted in it, the epochs after it dropped from the
+    history (this attempt trains them again), and the progress says so."""
+    changes: dict[str, Any] = {
+        "attempt_log": note_resumed(op.attempt_log, epoch),
+        "history": before_epoch(op.history, epoch + 1),
+    }
+    if op.attempt_log:
+        where = op.attempt_log[-1].where or op.execution_mode
+        changes["progress"] = dataclasses.replace(progress, message=f"retrying from epoch {epoch} on {where}")
+    return changes
+
+
+def note_remote_resume(op: Operation, epoch: int | None) -> Operation:
+    """A remote training (a host's) said it resumed from ``epoch``; applied once per attempt, however
+    often the polls repeat it, and before the attempt's own epochs join the history."""
+    attempt = op.attempt_log[-1] if op.attempt_log else None
+    if (
+        epoch is None
+        or attempt is None
+        or attempt.outcome != RUNNING
+        or attempt.resumed_from_epoch is not None
+    ):
+        return op
+    logger.info(
+        "operation %s: retrying from epoch %d on %s", op.id, epoch, attempt.where or op.execution_mode
+    )
+    return op.with_changes(**_resumed_changes(op, epoch, op.progress))
 
 
 def before_epoch(history: tuple[dict[str, Any], ...], epoch: object) -> tuple[dict[str, Any], ...]:

@@ -49,6 +49,7 @@ class RayTimings:
             poll_max_s=self.poll_s,
             cancel_grace_s=self.cancel_grace_s,
             max_retries=0,
+            redispatch=False,
             sweep_interval_s=self.sweep_interval_s,
         )
 

@@ -34,7 +34,7 @@ from backend.errors import (
     ResultRejectedError,
 )
 from backend.services.operations import OperationsService
-from backend.services.progress import merge_progress, with_new_epochs
+from backend.services.progress import merge_progress, note_remote_resume, with_new_epochs
 from backend.services.result_ingest import parse_payload
 from shared.contracts.host import ResultPayload
 
@@ -131,11 +131,13 @@ class RemoteFollower:
         changed = progress is not None and progress != self._last_progress
         self._last_progress = progress
         self._relay_logs(status)
-        if not (changed or status.epochs or status.device or status.heartbeat):
+        resumed = status.resumed_from_epoch
+        if not (changed or status.epochs or status.device or status.heartbeat or resumed is not None):
             return changed  # nothing to write (a Ray job posts its progress itself)
         now = self._ops.now()
 
         def change(op: Operation) -> Operation:
+            op = note_remote_resume(op, resumed)  # once per attempt, before its epochs join the history
             updated = merge_progress(op, status.progress, now) if changed and status.progress else op
             if status.epochs:  # the run's list of epochs, not the one the last poll happened to see
                 updated = updated.with_changes(history=with_new_epochs(op.history, list(status.epochs)))

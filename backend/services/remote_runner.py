@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from backend.domain.attempts import automatic_retries, ran_at, retries_allowed
 from backend.domain.operations import (
     ACTIVE_STATUSES,
     Operation,
@@ -243,6 +244,7 @@ class RemoteRunner:
             return running.with_changes(
                 host_url=run.where,
                 host_session_id=run.run_id,
+                attempt_log=ran_at(running.attempt_log, f"{self.backend.mode} {run.where}"),
                 attempts=op.attempts + 1,
                 progress=Progress(phase="starting", message=f"as {self.backend.describe(run)}"),
             )
@@ -281,8 +283,11 @@ class RemoteRunner:
             with contextlib.suppress(IllegalTransitionError):
                 await asyncio.to_thread(self._ops.mark_cancelled, op_id)
             return False
-        retries_used = max(op.attempts - 1, 0)
-        if retries_used >= self._t.max_retries:
+        # The request's own max_retries, else the server's; a mode that never re-dispatches (Ray: its
+        # jobs ship no checkpoints yet) fails the operation at once.
+        retries_used = automatic_retries(op)
+        allowed = retries_allowed(op, self._t.max_retries) if self._t.redispatch else 0
+        if retries_used >= allowed:
             logger.error("operation %s: %s", op_id, error.message)
             with contextlib.suppress(IllegalTransitionError):
                 await asyncio.to_thread(self._ops.fail, op_id, error)
@@ -290,18 +295,18 @@ class RemoteRunner:
         where = self.backend.describe(run) if run is not None else "an unknown host"
         warning = (
             f"{error.code} on {where} ({error.message}); re-dispatched, retry "
-            f"{retries_used + 1} of {self._t.max_retries} (MODELYARD_MAX_RETRIES)"
+            f"{retries_used + 1} of {allowed} (max_retries)"
         )
-        requeued = await asyncio.to_thread(self._requeue, op_id, warning)
+        requeued = await asyncio.to_thread(self._requeue, op_id, warning, error)
         if requeued:
             logger.warning("operation %s: %s", op_id, warning)
         return requeued
 
-    def _requeue(self, op_id: str, warning: str) -> bool:
+    def _requeue(self, op_id: str, warning: str, error: OperationError) -> bool:
         def change(current: Operation) -> Operation:
             if current.status is not OperationStatus.RUNNING:
                 return current
-            pending = transition(current, OperationStatus.PENDING, self._ops.now())
+            pending = transition(current, OperationStatus.PENDING, self._ops.now(), error=error)
             return pending.with_changes(
                 host_url=None,
                 host_session_id=None,

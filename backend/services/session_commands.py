@@ -1,7 +1,9 @@
 """SessionCommands: what a remote runner (a host, a Ray job) needs to start an operation's training.
 
 The resolved request, and every data file it reads with its sha256 and the URL to fetch it from (a host
-or a Ray worker shares no disk with the backend). Digests are cached by (path, size, mtime).
+or a Ray worker shares no disk with the backend). Digests are cached by (path, size, mtime). Given the
+kept checkpoints, also where to ship training checkpoints and, for an attempt that resumes, the newest
+checkpoint to resume from.
 """
 
 from __future__ import annotations
@@ -10,19 +12,24 @@ import hashlib
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
+from backend.domain.attempts import resumes_from_checkpoint
 from backend.domain.operations import Operation
-from backend.domain.ports import DatasetCatalog
-from shared.contracts.host import DatasetRef, StartSession
+from backend.domain.ports import DatasetCatalog, ResumeCheckpoints
+from shared.contracts.host import CheckpointRef, DatasetRef, StartSession
 from shared.contracts.training import TrainingRequest, Workload
 from shared.trainkit.errors import ConfigError, DataNotFoundError
 
 CALLBACK_PATH = "/api/v1/callbacks/host-result"
+CHECKPOINTS_PATH = "/api/v1/callbacks/checkpoints"
 
 
 class SessionCommands:
-    def __init__(self, datasets: DatasetCatalog, backend_url: str) -> None:
+    def __init__(
+        self, datasets: DatasetCatalog, backend_url: str, *, checkpoints: ResumeCheckpoints | None = None
+    ) -> None:
         self._datasets = datasets
         self._backend_url = backend_url.rstrip("/")
+        self._checkpoints = checkpoints
         self._digests: dict[tuple[str, int, int], str] = {}
 
     def files_of(self, op: Operation) -> dict[str, Path]:
@@ -33,12 +40,24 @@ class SessionCommands:
         """What the remote side needs: the request and every data file it reads. ConfigError or
         DataNotFoundError (trainkit errors) when the request cannot travel."""
         request, refs = self._refs(op)
+        checkpoint_url = f"{self._backend_url}{CHECKPOINTS_PATH}/{quote(op.id)}"
         return StartSession(
             operation_id=op.id,
             request=request,
             callback_url=self._backend_url + CALLBACK_PATH,
             datasets=[ref for ref, _ in refs],
+            checkpoint_url=checkpoint_url if self._checkpoints is not None else None,
+            resume_checkpoint=self._resume_from(op, checkpoint_url),
         )
+
+    def _resume_from(self, op: Operation, url: str) -> CheckpointRef | None:
+        """The newest kept checkpoint when this attempt resumes (a retry) and one is kept."""
+        if self._checkpoints is None or not resumes_from_checkpoint(op):
+            return None
+        kept = self._checkpoints.latest(op.id)
+        if kept is None:
+            return None
+        return CheckpointRef(url=url, epoch=kept.epoch, sha256=kept.sha256, size=kept.size)
 
     def _refs(self, op: Operation) -> tuple[TrainingRequest, list[tuple[DatasetRef, Path]]]:
         request = TrainingRequest.model_validate(op.request)

@@ -1,4 +1,5 @@
-"""The backend over HTTP: signed dataset downloads and signed result callbacks with a retry policy."""
+"""The backend over HTTP: signed dataset downloads, signed result callbacks with a retry policy, and
+signed checkpoint uploads (one attempt each: the next checkpoint comes soon)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
@@ -103,6 +105,20 @@ class HttpBackendClient:
                 number = attempt.retry_state.attempt_number
                 await self._post_once(callback_url, body, number)
 
+    async def upload(self, url: str, source: BinaryIO, *, size: int, query: dict[str, str]) -> None:
+        headers = {"content-type": "application/octet-stream", "content-length": str(size)}
+        request = self._downloads.build_request(
+            "PUT", url, params=query, headers=headers, content=_chunks(source)
+        )
+        if self._secrets:
+            signed_target = request.url.raw_path.decode("ascii")
+            request.headers.update(sign_request(self._secrets, "PUT", signed_target))
+        try:
+            response = await self._downloads.send(request)
+        except httpx.TransportError as exc:
+            raise CallbackRetryableError(f"upload to {url} failed: {exc!r}", url=url) from exc
+        _check_answer(url, response, "upload")
+
     async def _post_once(self, url: str, body: bytes, number: int) -> None:
         # Each attempt is a new message (new webhook-id, new timestamp): the backend accepts an id once,
         # and answers a result it already stored as a duplicate, so a retry never stores a second copy.
@@ -113,21 +129,31 @@ class HttpBackendClient:
         except httpx.TransportError as exc:
             logger.warning("callback attempt %d to %s failed: %r", number, url, exc)
             raise CallbackRetryableError(f"callback to {url} failed: {exc!r}", url=url) from exc
-        status = response.status_code
-        if status < 300:
-            return
-        text = response.text[:300]
-        logger.warning("callback attempt %d to %s got HTTP %d: %s", number, url, status, text)
-        if status >= 500 or status in _RETRYABLE_4XX:
-            raise CallbackRetryableError(
-                f"callback to {url} got HTTP {status}",
-                retry_after_s=retry_after_seconds(response.headers.get("retry-after")),
-                url=url,
-                status=status,
-            )
-        raise CallbackRejectedError(
-            f"callback to {url} was rejected with HTTP {status}: {text}", url=url, status=status
+        _check_answer(url, response, f"callback attempt {number}")
+
+
+def _check_answer(url: str, response: httpx.Response, what: str) -> None:
+    """Return on a 2xx; else CallbackRetryableError (5xx, 408, 429) or CallbackRejectedError (4xx)."""
+    status = response.status_code
+    if status < 300:
+        return
+    text = response.text[:300]
+    logger.warning("%s to %s got HTTP %d: %s", what, url, status, text)
+    if status >= 500 or status in _RETRYABLE_4XX:
+        raise CallbackRetryableError(
+            f"{what} to {url} got HTTP {status}",
+            retry_after_s=retry_after_seconds(response.headers.get("retry-after")),
+            url=url,
+            status=status,
         )
+    raise CallbackRejectedError(
+        f"{what} to {url} was rejected with HTTP {status}: {text}", url=url, status=status
+    )
+
+
+async def _chunks(source: BinaryIO) -> AsyncIterator[bytes]:
+    while block := source.read(1 << 20):
+        yield block
 
 
 @asynccontextmanager

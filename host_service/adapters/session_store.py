@@ -32,6 +32,9 @@ class DiskSessionStore:
     def scratch_dir(self, session_id: str) -> Path:
         return self.session_dir(session_id) / "scratch"
 
+    def run_root(self, session_id: str) -> Path:
+        return self.session_dir(session_id) / "runs"
+
     def save(self, session: Session) -> None:
         folder = self.session_dir(session.session_id)
         folder.mkdir(parents=True, exist_ok=True)
@@ -49,5 +52,6 @@ class DiskSessionStore:
         return sessions
 
     def delete_files(self, session_id: str) -> None:
-        for folder in (self.result_dir(session_id), self.data_dir(session_id), self.scratch_dir(session_id)):
+        folders = (self.result_dir, self.data_dir, self.scratch_dir, self.run_root)
+        for folder in (where(session_id) for where in folders):
             shutil.rmtree(folder, ignore_errors=True)

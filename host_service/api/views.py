@@ -24,4 +24,5 @@ def session_view(session: Session) -> SessionView:
         worker_pid=session.worker_pid,
         recent_epochs=session.extra.get("recent_epochs", []),
         recent_logs=[HostLogLine.model_validate(line) for line in session.extra.get("recent_logs", [])],
+        resumed_from_epoch=session.extra.get("resumed_from_epoch"),
     )

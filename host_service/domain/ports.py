@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from host_service.domain.sessions import Session
 from shared.contracts.host import StartSession
@@ -31,8 +31,12 @@ class SessionStore(Protocol):
         """Where a command run's output folder is made before its artefacts are kept."""
         ...
 
+    def run_root(self, session_id: str) -> Path:
+        """Where the training's run folder is made (its training checkpoints in ``{session_id}/checkpoints``)."""
+        ...
+
     def delete_files(self, session_id: str) -> None:
-        """Remove a session's data, scratch and result (keeps session.json as the record)."""
+        """Remove a session's data, scratch, run folder and result (keeps session.json as the record)."""
         ...
 
 
@@ -47,6 +51,11 @@ class BackendClient(Protocol):
         """POST a signed result body, retrying as the policy says; raise ``CallbackError``."""
         ...
 
+    async def upload(self, url: str, source: BinaryIO, *, size: int, query: dict[str, str]) -> None:
+        """PUT ``size`` bytes of ``source``, streamed, signed with ``query`` (which names their sha256);
+        one attempt; raise ``CallbackError``."""
+        ...
+
 
 @dataclass(frozen=True)
 class WorkerSpec:
@@ -59,9 +68,20 @@ class WorkerSpec:
     heartbeat_interval_s: float
     commands_dir: Path | None = None
     scratch_dir: Path | None = None
+    #: Where the run folder goes; set, model workloads write training checkpoints into it.
+    run_root: Path | None = None
+    checkpoint_every_epochs: int = 1
+    checkpoint_min_interval_s: float = 30.0
+    #: Resume from the newest checkpoint in :attr:`checkpoint_dir` (put there before training).
+    resume: bool = False
     #: The host API process (made in it): a child forked from the fork server has that server as its
     #: parent, so it watches this pid to stop when the host is gone.
     host_pid: int = field(default_factory=os.getpid)
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """The executor's ``<run folder>/checkpoints`` (the run folder is named after the session)."""
+        return None if self.run_root is None else self.run_root / self.session_id / "checkpoints"
 
 
 class RequestCheck(Protocol):

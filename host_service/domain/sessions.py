@@ -60,6 +60,9 @@ class Session:
     callback_delivered: bool = False
     worker_pid: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Where each new training checkpoint is shipped (None: nowhere), and the one to resume from.
+    checkpoint_url: str | None = None
+    resume_checkpoint: dict[str, Any] | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -109,8 +112,16 @@ RECENT_LOGS = 200
 
 
 def record_epoch(session: Session, progress: dict[str, Any]) -> None:
-    """Keep the epoch row a progress report carries (``extra.epoch_metrics``), if any."""
-    row = (progress.get("extra") or {}).get("epoch_metrics")
+    """Keep the epoch row a progress report carries (``extra.epoch_metrics``), if any. A resumed
+    training says once which epoch it continued from (kept for every poll) and the epochs it restored
+    (they become the recent ones: the backend may have missed the last of them from the lost host)."""
+    extra = progress.get("extra") or {}
+    resumed = extra.get("resumed_from_epoch")
+    if isinstance(resumed, int):
+        session.extra["resumed_from_epoch"] = resumed
+        restored = [dict(row) for row in extra.get("resumed_history") or [] if isinstance(row, dict)]
+        session.extra["recent_epochs"] = restored[-RECENT_EPOCHS:]
+    row = extra.get("epoch_metrics")
     if isinstance(row, dict):
         rows = [*session.extra.get("recent_epochs", []), dict(row)]
         session.extra["recent_epochs"] = rows[-RECENT_EPOCHS:]

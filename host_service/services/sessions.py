@@ -16,6 +16,7 @@ from host_service.domain.ports import Clock, NewId, RequestCheck, SessionStore, 
 from host_service.domain.sessions import Session, SessionStatus, transition
 from host_service.errors import ResultNotAvailableError, SessionConflictError, SessionNotFoundError
 from host_service.services.capacity import CapacityLedger
+from host_service.services.checkpoint_shipper import CheckpointShipper
 from host_service.services.datasets import DatasetCache
 from host_service.services.handoff import ResultHandoff
 from host_service.services.supervision import RunnerTimings, SessionRunner
@@ -38,8 +39,10 @@ class SessionService:
         timings: RunnerTimings,
         requests: RequestCheck | None = None,
         commands_dir: Path | None = None,
+        shipper: CheckpointShipper | None = None,
     ) -> None:
         self._store = store
+        self._shipper = shipper
         self._requests = requests
         self._commands_dir = commands_dir
         self._ledger = ledger
@@ -109,6 +112,8 @@ class SessionService:
                 datasets=[d.model_dump() for d in command.datasets],
                 created_at=now,
                 updated_at=now,
+                checkpoint_url=command.checkpoint_url,
+                resume_checkpoint=resume.model_dump() if (resume := command.resume_checkpoint) else None,
             )
             self._sessions[session_id] = session
         try:
@@ -170,6 +175,10 @@ class SessionService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _launch_runner(self, session: Session) -> None:
+        # Model workloads write training checkpoints into a run folder; a command keeps its output in
+        # the session's scratch folder and its own checkpoints are not shipped (yet).
+        shipper = self._shipper if session.request.get("workload") != "command" else None
+        checkpoints = shipper.settings if shipper is not None else None
         spec = WorkerSpec(
             session_id=session.session_id,
             request=session.request,
@@ -178,6 +187,10 @@ class SessionService:
             heartbeat_interval_s=self._timings.heartbeat_interval_s,
             commands_dir=self._commands_dir,
             scratch_dir=self._store.scratch_dir(session.session_id),
+            run_root=self._store.run_root(session.session_id) if checkpoints is not None else None,
+            checkpoint_every_epochs=checkpoints.every_epochs if checkpoints is not None else 1,
+            checkpoint_min_interval_s=checkpoints.min_interval_s if checkpoints is not None else 30.0,
+            resume=session.resume_checkpoint is not None,
         )
         runner = SessionRunner(
             session,
@@ -195,9 +208,17 @@ class SessionService:
 
     async def _run(self, runner: SessionRunner) -> None:
         session_id = runner.session.session_id
+        folder = runner.checkpoint_dir
+        shipping = (
+            self._spawn(self._shipper.follow(runner.session, folder), f"checkpoints-{session_id}")
+            if self._shipper is not None and folder is not None
+            else None
+        )
         try:
             await runner.run()
         finally:
+            if shipping is not None:
+                shipping.cancel()
             self._ledger.release(session_id)
             self._runners.pop(session_id, None)
             self._session_tasks.pop(session_id, None)

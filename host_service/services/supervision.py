@@ -11,11 +11,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from host_service.domain.ports import Clock, WorkerHandle, WorkerLauncher, WorkerMessage, WorkerSpec
 from host_service.domain.sessions import Session, SessionStatus, record_epoch, record_log, transition
 from host_service.errors import DatasetError
+from host_service.services.checkpoint_shipper import resume_files
 from host_service.services.datasets import DatasetCache
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ class SessionRunner:
         """Download data, start the child, follow it to the end (never raises but CancelledError)."""
         try:
             await self._datasets.provide(self.session.datasets, self._spec.data_dir)
+            if self._spec.checkpoint_dir is not None:  # a resumed training's checkpoint, like its data
+                await self._datasets.provide(resume_files(self.session), self._spec.checkpoint_dir)
             if self._stop_requested:
                 self._end(
                     SessionStatus.CANCELLED, {"code": "cancelled", "message": "stopped before training"}
@@ -87,6 +91,10 @@ class SessionRunner:
         self._move(SessionStatus.STOPPING)
         if self._worker is not None:
             self._worker.request_cancel()
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        return self._spec.checkpoint_dir
 
     @property
     def has_worker(self) -> bool:

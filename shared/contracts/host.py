@@ -11,6 +11,10 @@ Endpoints (every request signed, see :mod:`shared.contracts.signing`)::
     POST /training/result/{session_id}/ack        -> SessionView
     GET  /training/sessions                       -> SessionList
 
+The backend's side of a session (signed requests too): the host PUTs each new training checkpoint to the
+session's ``checkpoint_url`` with ``?session_id=&epoch=&sha256=&size=`` (the signature covers the query,
+so the body's digest and size are signed), and GETs a ``resume_checkpoint``'s ``url`` before it trains.
+
 Errors have the body ``{"error": {"code", "message", "details"}}`` (:class:`HostErrorBody`).
 """
 
@@ -57,6 +61,18 @@ class DatasetRef(BaseModel):
     url: str = Field(..., min_length=1, description="Absolute URL the host GETs (signed) to download it.")
 
 
+class CheckpointRef(BaseModel):
+    """A training checkpoint the backend holds for the operation: the host downloads it (a signed GET,
+    like the data) and the training resumes from it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(..., min_length=1, description="Absolute URL the host GETs (signed) to download it.")
+    epoch: int = Field(..., ge=1, description="The epoch the checkpoint was written after.")
+    sha256: str = Field(..., pattern=_SHA256)
+    size: int = Field(..., ge=0)
+
+
 class StartSession(BaseModel):
     """POST /training/start: the backend's operation id travels end to end."""
 
@@ -66,6 +82,12 @@ class StartSession(BaseModel):
     request: TrainingRequest
     callback_url: str = Field(..., min_length=1, description="Where the host POSTs the result payload.")
     datasets: list[DatasetRef] = Field(default_factory=list)
+    checkpoint_url: str | None = Field(
+        None, description="Where the host PUTs each new training checkpoint; null: it ships none."
+    )
+    resume_checkpoint: CheckpointRef | None = Field(
+        None, description="The checkpoint to resume from (a retry of a lost training); null: from scratch."
+    )
 
 
 class SessionError(BaseModel):
@@ -101,6 +123,8 @@ class SessionView(BaseModel):
     recent_epochs: list[dict[str, Any]] = Field(default_factory=list)
     #: The last log lines of the training, oldest first.
     recent_logs: list[HostLogLine] = Field(default_factory=list)
+    #: The epoch of the checkpoint the training resumed from (0: it had none valid); null: not a resume.
+    resumed_from_epoch: int | None = None
 
 
 class SessionList(BaseModel):

@@ -49,6 +49,7 @@ class FakeSession:
     acked: bool = False
     recent_epochs: list[dict[str, Any]] = field(default_factory=list)
     recent_logs: list[HostLogLine] = field(default_factory=list)
+    resumed_from_epoch: int | None = None
 
     def view(self) -> SessionView:
         return SessionView(
@@ -65,6 +66,7 @@ class FakeSession:
             result_acknowledged=self.acked,
             recent_epochs=list(self.recent_epochs),
             recent_logs=list(self.recent_logs),
+            resumed_from_epoch=self.resumed_from_epoch,
         )
 
 

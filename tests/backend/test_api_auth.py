@@ -34,6 +34,8 @@ PUBLIC = {
 #: Host-facing: their own signature check answers, never the bearer check.
 HOST_SIGNED = {
     ("POST", "/api/v1/callbacks/host-result"),
+    ("PUT", "/api/v1/callbacks/checkpoints/{operation_id}"),
+    ("GET", "/api/v1/callbacks/checkpoints/{operation_id}"),
     ("GET", "/api/v1/data/files/{name:path}/download"),
     ("GET", "/api/v1/data/{symbol}/{timeframe}/download"),
 }
@@ -120,9 +122,14 @@ async def test_public_routes_answer_without_a_token(secured: Secured) -> None:
 
 async def test_host_routes_are_left_to_their_signature_check(secured: Secured, settings: Settings) -> None:
     settings.shared_secret = "s3cret-shared-with-hosts"
-    response = await secured.client.post("/api/v1/callbacks/host-result", content=b"{}")
-    assert response.status_code == 401
-    assert response.json()["error"]["code"] == "bad_signature"
+    for method, path in (
+        ("POST", "/api/v1/callbacks/host-result"),
+        ("PUT", f"/api/v1/callbacks/checkpoints/op_x?session_id=hs_x&epoch=1&sha256={'0' * 64}&size=2"),
+        ("GET", "/api/v1/callbacks/checkpoints/op_x"),
+    ):
+        response = await secured.client.request(method, path, content=b"{}")
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.json()["error"]["code"] == "bad_signature"
 
 
 async def test_ray_job_routes_take_only_a_job_token_of_their_operation(secured: Secured) -> None:

@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +89,7 @@ class Process:
             self.proc.wait(timeout=30)
 
 
-def host_process(folder: Path, *, capacity: int = 1, port: int | None = None) -> Process:
+def host_process(folder: Path, *, capacity: int = 1, port: int | None = None, **settings: str) -> Process:
     port = port or free_port()
     env = clean_env(
         MODELYARD_HOST_STOP_GRACE_S="3",
@@ -98,6 +100,7 @@ def host_process(folder: Path, *, capacity: int = 1, port: int | None = None) ->
         MODELYARD_HOST_CALLBACK_INITIAL_WAIT_S="0.2",
         MODELYARD_HOST_CALLBACK_MAX_WAIT_S="0.5",
         MODELYARD_HOST_CALLBACK_TIMEOUT_S="20",
+        **{f"MODELYARD_HOST_{k.upper()}": v for k, v in settings.items()},
     )
     command = [sys.executable, "-m", "host_service", "--port", str(port), "--work-dir", str(folder / "work")]
     command += ["--capacity", str(capacity)]
@@ -128,6 +131,35 @@ def backend_process(
         **{f"MODELYARD_{k.upper()}": v for k, v in settings.items()},
     )
     return Process(f"backend-{port}", folder, [sys.executable, "-m", "backend.server"], env, port)
+
+
+@dataclass
+class Cluster:
+    api: Api
+    backend: Process
+    hosts: list[Process]
+
+    def host_at(self, url: str) -> Process:
+        return next(h for h in self.hosts if h.url == url)
+
+
+@contextmanager
+def two_host_cluster(
+    root: Path, *, host_settings: dict[str, str], **backend_settings: str
+) -> Iterator[Cluster]:
+    """A backend and two one-slot hosts, started and healthy; every process killed at the end."""
+    hosts = [host_process(root / "host-a", **host_settings), host_process(root / "host-b", **host_settings)]
+    backend = backend_process(root / "backend", [h.url for h in hosts], **backend_settings)
+    everything = [*hosts, backend]
+    api = Api(backend)
+    try:
+        start_all(everything)
+        wait_until(lambda: api.hosts_healthy(2), 20, "both hosts healthy")
+        yield Cluster(api, backend, hosts)
+    finally:
+        api.close()
+        for process in everything:
+            process.kill()
 
 
 def start_all(processes: list[Process]) -> None:

@@ -14,7 +14,6 @@ import json
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,12 @@ from tests.backend.host_fakes import result_payload, tiny_model
 from tests.backend.test_host_callbacks import _evil_checkpoint
 from tests.e2e.host_cluster import (
     SECRET,
-    Api,
-    Process,
-    backend_process,
+    Cluster,
     host_get,
     host_post,
-    host_process,
     live_sessions,
     running,
-    start_all,
+    two_host_cluster,
     wait_until,
 )
 
@@ -44,31 +40,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 CALLBACK = "/api/v1/callbacks/host-result"
 
 
-@dataclass
-class Cluster:
-    api: Api
-    backend: Process
-    hosts: list[Process]
-
-    def host_at(self, url: str) -> Process:
-        return next(h for h in self.hosts if h.url == url)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("cluster")
-    hosts = [host_process(root / "host-a"), host_process(root / "host-b")]
-    backend = backend_process(root / "backend", [h.url for h in hosts], max_retries="1")
-    everything = [*hosts, backend]
-    api = Api(backend)
-    try:
-        start_all(everything)
-        wait_until(lambda: api.hosts_healthy(2), 20, "both hosts healthy")
-        yield Cluster(api, backend, hosts)
-    finally:
-        api.close()
-        for process in everything:
-            process.kill()
+    with two_host_cluster(tmp_path_factory.mktemp("cluster"), host_settings={}, max_retries="1") as started:
+        yield started
 
 
 def _stored_model(cluster: Cluster, op: dict[str, Any]) -> Path:
@@ -85,10 +60,15 @@ def test_a_host_training_completes_through_the_callback_with_the_hosts_exact_wei
     stored = _stored_model(cluster, op)
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == op["result"]["host_model_sha256"]
     host = cluster.host_at(op["host_url"])
-    session = host_get(host, f"/training/status/{op['host_session_id']}").json()
+    status = f"/training/status/{op['host_session_id']}"
+    # The backend may acknowledge the result before the host has read the callback's answer.
+    session = wait_until(
+        lambda: (view := host_get(host, status).json())["callback_delivered"] and view,
+        10,
+        "the callback answered",
+    )
     assert session["operation_id"] == op["operation_id"]
     assert session["result_acknowledged"]
-    assert session["callback_delivered"]
     assert "pulling its result" not in cluster.backend.log()  # it came by the callback
 
 

@@ -131,3 +131,31 @@ def test_retry_after_accepts_seconds_and_http_dates() -> None:
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+async def test_a_checkpoint_upload_is_streamed_signed_over_its_query_and_tried_once(tmp_path: Path) -> None:
+    content = b"checkpoint bytes" * 5000
+    path = tmp_path / "epoch-000001.ckpt"
+    path.write_bytes(content)
+    query = {
+        "session_id": "hs_1",
+        "epoch": "1",
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "size": "80000",
+    }
+    seen, handler = _scripted(200, 409, 503)
+    client = _client(handler, RecordedSleep())
+    with path.open("rb") as source:
+        await client.upload(
+            "http://backend.test/api/v1/callbacks/checkpoints/op_1", source, size=80000, query=query
+        )
+    [request] = seen
+    target = request.url.raw_path.decode()
+    assert target.startswith("/api/v1/callbacks/checkpoints/op_1?session_id=hs_1&epoch=1&sha256=")
+    verify_request([SECRET], dict(request.headers), "PUT", target, b"")
+    assert request.content == content
+    assert request.headers["content-length"] == "80000"
+    for expected in (CallbackRejectedError, CallbackRetryableError):
+        with path.open("rb") as source, pytest.raises(expected):
+            await client.upload("http://backend.test/c", source, size=80000, query=query)
+    assert len(seen) == 3  # one attempt each: the next checkpoint is the retry

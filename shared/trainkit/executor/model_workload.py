@@ -213,7 +213,12 @@ class _EpochForwarder(Callback):
                 epoch / total,
                 f"Resumed after epoch {epoch}/{total}",
                 epoch=epoch,
-                extra={"resumed_from_epoch": epoch},
+                # The restored epochs too: a follower that missed the last ones before the fault (a
+                # host's backend polls) gets them here, so the history has each epoch once, no gap.
+                extra={
+                    "resumed_from_epoch": epoch,
+                    "resumed_history": [m.as_dict() for m in trainer.history],
+                },
             )
 
     def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:

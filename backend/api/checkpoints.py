@@ -1,0 +1,119 @@
+"""Training checkpoints of host trainings: the host ships each new one here, and a host that takes over a
+lost training downloads the newest from here.
+
+``PUT /api/v1/callbacks/checkpoints/{operation_id}?session_id=&epoch=&sha256=&size=`` is a signed
+request (:mod:`backend.api.host_access`) whose signature covers the query, so the body's digest and size
+are signed with it; the body itself streams to disk. Order: the announced size against the cap (413), the
+signature and its ``webhook-id`` seen for the first time (401, 409 ``replayed``), the operation running
+on that very session (404, 409 ``checkpoint_refused``), then the bytes: more than the cap (413) or other
+than announced (422 ``checkpoint_rejected``) leave the older checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from backend.api.data import SHA256_HEADER
+from backend.api.dependencies import ComponentsDep
+from backend.api.error_handlers import error_responses
+from backend.api.host_access import check_signed_request
+from backend.api.responses import responses
+from backend.domain.checkpoints import ShippedCheckpoint
+from backend.domain.operations import ACTIVE_STATUSES, Operation
+from backend.errors import CheckpointRefusedError, NotFoundError, PayloadTooLargeError
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/callbacks/checkpoints", tags=["host mode"])
+
+SHA256_PATTERN = "^[0-9a-f]{64}$"
+
+
+class CheckpointReceipt(BaseModel):
+    """The backend's answer to a stored checkpoint."""
+
+    operation_id: str
+    epoch: int = Field(..., description="The epoch of the checkpoint now kept for the operation.")
+    sha256: str
+    size: int
+
+
+@router.put(
+    "/{operation_id}",
+    response_model=CheckpointReceipt,
+    responses=error_responses(401, 404, 409, 413, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": "<the raw bytes of epoch-000012.ckpt>",
+                }
+            },
+        }
+    },
+)
+async def receive_checkpoint(
+    operation_id: str,
+    request: Request,
+    components: ComponentsDep,
+    session_id: Annotated[str, Query(min_length=1, max_length=200, description="The sending session.")],
+    epoch: Annotated[int, Query(ge=1, description="The epoch the checkpoint was written after.")],
+    sha256: Annotated[str, Query(pattern=SHA256_PATTERN, description="sha256 hex of the body.")],
+    size: Annotated[int, Query(ge=0, description="Length of the body in bytes.")],
+) -> CheckpointReceipt:
+    """A host's newest training checkpoint (raw bytes, streamed), signed; it replaces the older one."""
+    store = components.checkpoints
+    declared = request.headers.get("content-length", "")
+    biggest = max(size, int(declared) if declared.isdigit() else 0)
+    if biggest > store.max_bytes:
+        raise PayloadTooLargeError(
+            f"checkpoint of {biggest} bytes exceeds {store.max_bytes} bytes (MODELYARD_CHECKPOINT_MAX_BYTES)",
+            limit=store.max_bytes,
+            size=biggest,
+        )
+    await asyncio.to_thread(check_signed_request, request, b"", components)
+    op = await asyncio.to_thread(components.operations.get, operation_id)
+    _require_running_on(op, session_id)
+    shipped = ShippedCheckpoint(session_id=session_id, epoch=epoch, sha256=sha256, size=size)
+    with components.logs.capture(op.id):
+        stored = await store.receive(op.id, shipped, request.stream(), components.operations.now())
+        logger.info("checkpoint of epoch %d (%d bytes) received from host %s", epoch, size, op.host_url)
+    return CheckpointReceipt(operation_id=op.id, epoch=stored.epoch, sha256=stored.sha256, size=stored.size)
+
+
+@router.get(
+    "/{operation_id}",
+    response_class=FileResponse,
+    responses=responses(
+        401, 404, 409, content="application/octet-stream", description="the newest shipped checkpoint"
+    ),
+)
+def download_checkpoint(operation_id: str, request: Request, components: ComponentsDep) -> FileResponse:
+    """The newest checkpoint kept for the operation, its sha256 in ``X-Content-SHA256`` (a host resuming
+    a lost training fetches it this way). Signed requests only, like the data downloads."""
+    check_signed_request(request, b"", components)
+    stored = components.checkpoints.latest(operation_id)
+    if stored is None:
+        raise NotFoundError(f"no checkpoint is kept for operation {operation_id}", operation_id=operation_id)
+    return FileResponse(stored.path, filename=stored.path.name, headers={SHA256_HEADER: stored.sha256})
+
+
+def _require_running_on(op: Operation, session_id: str) -> None:
+    if op.status in ACTIVE_STATUSES and op.execution_mode == "host" and op.host_session_id == session_id:
+        return
+    where = f"on session {op.host_session_id}" if op.host_session_id else "on no host session"
+    raise CheckpointRefusedError(
+        f"operation {op.id} is {op.status.value} {where}, not running on session {session_id}: its "
+        "checkpoints are not taken from there",
+        operation_id=op.id,
+        session_id=session_id,
+        status=op.status.value,
+    )

@@ -1,0 +1,121 @@
+"""CheckpointShipper: each new training checkpoint of a running session goes to the backend.
+
+The training writes ``epoch-NNNNNN.ckpt`` files atomically into its checkpoint folder (the last two kept);
+every ``poll_s`` the shipper looks for a newer one than it last shipped and PUTs it to the session's
+``checkpoint_url``, signed, the body streamed from disk (``shared.contracts.host``). A failed upload is
+logged and tried again at the next look, unless the backend refused it (4xx: the operation moved on, or
+the file is too large), which the next checkpoint may fix. When the host is lost, the backend resumes
+the training elsewhere from the last checkpoint that arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from host_service.domain.ports import BackendClient
+from host_service.domain.sessions import Session
+from host_service.errors import CallbackError, CallbackRejectedError
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT = re.compile(r"^epoch-(\d{6})\.ckpt$")
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """How often a host training writes checkpoints, and how often the shipper looks for a new one."""
+
+    every_epochs: int = 1
+    min_interval_s: float = 30.0
+    poll_s: float = 1.0
+
+
+def checkpoint_file_name(epoch: int) -> str:
+    """trainkit's name of a training checkpoint (``shared.trainkit.resume.checkpoint_name``)."""
+    return f"epoch-{epoch:06d}.ckpt"
+
+
+def resume_files(session: Session) -> list[dict[str, Any]]:
+    """The checkpoint to put in the training's checkpoint folder before it starts, as a dataset entry
+    (downloaded, checked against its sha256, cached like data); none when the session starts afresh."""
+    ref = session.resume_checkpoint
+    if not ref:
+        return []
+    return [{"filename": checkpoint_file_name(int(ref["epoch"])), "url": ref["url"], "sha256": ref["sha256"]}]
+
+
+class CheckpointShipper:
+    def __init__(self, client: BackendClient, settings: CheckpointSettings) -> None:
+        self._client = client
+        self.settings = settings
+
+    async def follow(self, session: Session, folder: Path) -> None:
+        """Ship every new newest checkpoint in ``folder`` until cancelled (the session ended)."""
+        if not session.checkpoint_url:
+            return
+        # The checkpoint a resumed training starts from is the backend's already: never sent back.
+        resumed = session.resume_checkpoint
+        shipped = checkpoint_file_name(int(resumed["epoch"])) if resumed else None
+        while True:
+            await asyncio.sleep(self.settings.poll_s)
+            shipped = await self.ship_newest(session, folder, shipped)
+
+    async def ship_newest(self, session: Session, folder: Path, shipped: str | None) -> str | None:
+        """Ship the newest checkpoint if it is not ``shipped``; return the name now counted as shipped."""
+        newest = newest_checkpoint(folder)
+        if newest is None or newest.name == shipped or session.checkpoint_url is None:
+            return shipped
+        try:
+            # Held open: the training may prune the file meanwhile, and its bytes stay readable.
+            source = newest.open("rb")
+        except FileNotFoundError:  # pruned already: a newer one is there for the next look
+            return shipped
+        with source:
+            sha256, size = await asyncio.to_thread(_digest, source)
+            query = {
+                "session_id": session.session_id,
+                "epoch": str(int(newest.name[6:12])),
+                "sha256": sha256,
+                "size": str(size),
+            }
+            try:
+                await self._client.upload(session.checkpoint_url, source, size=size, query=query)
+            except CallbackRejectedError as exc:
+                logger.warning(
+                    "checkpoint %s of session %s refused: %s", newest.name, session.session_id, exc
+                )
+                return newest.name
+            except CallbackError as exc:
+                logger.warning(
+                    "checkpoint %s of session %s not shipped (the next look retries): %s",
+                    newest.name,
+                    session.session_id,
+                    exc,
+                )
+                return shipped
+        logger.info("checkpoint %s of session %s (%d bytes) shipped", newest.name, session.session_id, size)
+        return newest.name
+
+
+def newest_checkpoint(folder: Path) -> Path | None:
+    try:
+        names = [p for p in folder.iterdir() if _CHECKPOINT.match(p.name)]
+    except FileNotFoundError:
+        return None
+    return max(names, key=lambda p: p.name, default=None)
+
+
+def _digest(source: BinaryIO) -> tuple[str, int]:
+    """sha256 and size of the file's bytes; leaves it at its start again."""
+    digest, size = hashlib.sha256(), 0
+    for block in iter(lambda: source.read(1 << 20), b""):
+        digest.update(block)
+        size += len(block)
+    source.seek(0)
+    return digest.hexdigest(), size

@@ -1,0 +1,97 @@
+"""A host lost mid-training costs the epochs since its last checkpoint, not the training: two real hosts
+and a real backend on 127.0.0.1, host A killed with SIGKILL once a checkpoint of it reached the backend,
+and the training completes on host B resumed from that checkpoint (the request's own max_retries, with
+the server's at 0), each epoch once in the history, one model version, nothing of host A left running."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.host_cluster import (
+    Cluster,
+    Process,
+    running,
+    two_host_cluster,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+EPOCHS = 60
+KILL_AFTER_EPOCH = 10
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    shipping = {"checkpoint_min_interval_s": "0", "checkpoint_poll_s": "0.1"}
+    with two_host_cluster(
+        tmp_path_factory.mktemp("resume"), host_settings=shipping, max_retries="0"
+    ) as started:
+        yield started
+
+
+def _shipped(backend: Process, op_id: str) -> dict[str, Any] | None:
+    """The record of the checkpoint the backend keeps for ``op_id`` (None before one arrived)."""
+    record = backend.folder / "runs" / op_id / "checkpoints" / "shipped.json"
+    try:
+        shipped: dict[str, Any] = json.loads(record.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return shipped
+
+
+def _resumed_and_two_epochs_on(op: dict[str, Any]) -> bool:
+    if op["status"] == "completed":
+        return True
+    resumed = op["attempt_history"][-1]["resumed_from_epoch"]
+    return len(op["attempt_history"]) == 2 and resumed is not None and op["progress"]["epoch"] >= resumed + 2
+
+
+def test_a_killed_hosts_training_resumes_on_the_other_host_from_its_last_checkpoint(cluster: Cluster) -> None:
+    api = cluster.api
+    versions_before = api.versions()
+    op_id = api.start(epochs=EPOCHS, max_retries=1)
+    first = api.wait(op_id, lambda b: b["host_session_id"] is not None, "a host session")
+    host_a = next(h for h in cluster.hosts if h.url == first["host_url"])
+    host_b = next(h for h in cluster.hosts if h is not host_a)
+    shipped = wait_until(
+        lambda: (s := _shipped(cluster.backend, op_id)) and s["epoch"] >= KILL_AFTER_EPOCH and s,
+        60,
+        "a checkpoint from host A",
+    )
+    assert shipped["session_id"] == first["host_session_id"]
+    left_behind = host_a.descendants()
+    assert left_behind, "host A trains in a child process"
+    host_a.kill(signal.SIGKILL)
+    before_kill = api.op(op_id)
+    assert before_kill["status"] == "running", "the training ended before host A was killed"
+
+    # While host B trains on: the history goes on from the checkpoint, each epoch once, no gap.
+    live = api.wait(op_id, _resumed_and_two_epochs_on, "host B two epochs past its resume", timeout=120)
+    epochs = [row["epoch"] for row in api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]]
+    assert epochs == list(range(1, len(epochs) + 1)), epochs
+    if live["status"] == "running":
+        assert len(epochs) >= live["attempt_history"][-1]["resumed_from_epoch"]
+
+    done = api.finished(op_id, timeout=240)
+    assert done["status"] == "completed", done
+    first_attempt, second_attempt = done["attempt_history"]
+    assert (first_attempt["where"], first_attempt["outcome"]) == (f"host {host_a.url}", "requeued")
+    assert (second_attempt["where"], second_attempt["outcome"]) == (f"host {host_b.url}", "completed")
+    resumed = second_attempt["resumed_from_epoch"]
+    assert resumed >= shipped["epoch"] > 0
+    assert (second_attempt["from_checkpoint"], second_attempt["trigger"]) == (True, "automatic")
+    assert done["host_url"] == host_b.url
+    history = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
+    assert [row["epoch"] for row in history] == list(range(1, EPOCHS + 1))  # each epoch once
+    assert api.versions() == [*versions_before, max(versions_before, default=0) + 1]  # stored once
+    logs = [line["message"] for line in api.http.get(f"/api/v1/operations/{op_id}/logs").json()["lines"]]
+    assert f"operation {op_id}: retrying from epoch {resumed} on host {host_b.url}" in logs, logs[-40:]
+    assert any("re-dispatched, retry 1 of 1 (max_retries)" in w for w in done["warnings"])
+    # Nothing of host A trains on for nobody: its fork server and training child exited with it.
+    wait_until(lambda: not any(map(running, left_behind)), 15, "host A's processes to exit")
