@@ -56,12 +56,15 @@ class OptunaStudies:
         self._url = normalize_database_url(database_url)
         self._schema = schema
         self._storage: optuna.storages.RDBStorage | None = None
+        self._closed = False
         self._lock = threading.Lock()
         self._loaded: dict[str, optuna.Study] = {}
 
     @property
     def storage(self) -> optuna.storages.RDBStorage:
         with self._lock:
+            if self._closed:
+                raise RuntimeError("the Optuna studies are closed (the backend is stopping)")
             if self._storage is None:
                 sqlite = self._url.startswith("sqlite")
                 connect: dict[str, Any] = {"timeout": 30} if sqlite else {"connect_timeout": 5}
@@ -79,7 +82,10 @@ class OptunaStudies:
             return self._storage
 
     def close(self) -> None:
+        """Close Optuna's connections for good: a later use raises rather than open new ones that
+        nothing would close."""
         with self._lock:
+            self._closed = True
             if self._storage is not None:
                 self._storage.engine.dispose()
                 self._storage = None

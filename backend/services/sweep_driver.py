@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 
 from backend.services.events import EventBroker, OperationEvent
 from backend.services.sweeps import SweepService
+
+logger = logging.getLogger(__name__)
+
+#: How long a shutdown waits for a sweep pass in flight (it talks to the database and Optuna).
+STOP_GRACE_S = 30.0
 
 
 class SweepDriver:
@@ -31,6 +37,7 @@ class SweepDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         broker.listen(self._on_event)
         service.on_wake(self.wake)
 
@@ -40,11 +47,22 @@ class SweepDriver:
         self._task = asyncio.create_task(self._run(), name="sweep-driver")
 
     async def stop(self) -> None:
+        """Stop after the pass in flight: a pass runs on a worker thread, which a cancel would not stop,
+        and it must not outlive the Optuna connections the shutdown closes next."""
         task, self._task, self._loop = self._task, None, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=STOP_GRACE_S)
+        except TimeoutError:
+            logger.warning("a sweep pass did not end within %.0f s of shutdown; leaving it", STOP_GRACE_S)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        finally:
+            self._stopping = False
 
     def wake(self, sweep_id: str) -> None:
         """Advance ``sweep_id`` soon (from any thread)."""
@@ -71,7 +89,7 @@ class SweepDriver:
 
     async def _run(self) -> None:
         next_pass = 0.0
-        while True:
+        while not self._stopping:
             self._wake.clear()
             with self._lock:
                 due, self._due = self._due, set()
@@ -80,5 +98,7 @@ class SweepDriver:
                 next_pass = time.monotonic() + self._poll_s
             elif due:
                 await asyncio.to_thread(self._service.advance_sweeps, sorted(due))
+            if self._stopping:
+                return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(next_pass - time.monotonic(), 0.0))
