@@ -40,6 +40,8 @@ _CHUNK = 1 << 16
 #: How long the reader lets a trickle of output gather before reading it (well under the live view's
 #: progress interval; the pipe holds 64 KiB meanwhile).
 _GATHER_S = 0.02
+#: Reads smaller than this are a trickle of output.
+_TRICKLE = 4096
 #: How long the rest of a finished program's group gets after SIGTERM before SIGKILL.
 LEFTOVER_GRACE_S = 1.0
 
@@ -285,9 +287,10 @@ class _OutputReader:
                 self.first_output_at = self._clock()
             lines, pending = split_lines(pending, chunk)
             self._deliver(lines)
-            if len(chunk) < _CHUNK:
-                # The pipe is drained: let output gather for a moment rather than waking for every
-                # line of an unbuffered program (a full chunk never waits, so a chatty one is not slowed).
+            if len(chunk) < _TRICKLE:
+                # A trickle (an unbuffered program printing a line now and then): let it gather for a
+                # moment rather than waking for every line. Never after a sizeable read: a chatty program
+                # would fill the pipe meanwhile and block on it.
                 self._stop.wait(_GATHER_S)
         self._deliver(split_lines(pending, b"", final=True)[0])
 
