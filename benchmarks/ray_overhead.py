@@ -10,7 +10,7 @@
 5. The RSS of the cluster's processes, idle and at the end (summed per process: shared pages count once
    per process, so an upper bound).
 
-    .venv/bin/python benchmarks/ray_overhead.py [--pairs 3] [--epochs 40] [--burst 20]
+    .venv/bin/python benchmarks/ray_overhead.py [--pairs 3] [--epochs 100] [--rows 12000] [--burst 20]
 """
 
 from __future__ import annotations
@@ -117,8 +117,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--rows", type=int, default=3000)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--rows", type=int, default=12000)
     parser.add_argument("--ray-probes", type=int, default=3)
     parser.add_argument("--burst", type=int, default=20)
     args = parser.parse_args()
