@@ -31,8 +31,18 @@ def js_number(value: float) -> str:
 
 
 def x_range(page: Any, chart: str) -> tuple[float, float]:
-    figure = page.locator(f"{chart} figure.chart-figure")
-    return float(figure.get_attribute("data-x-min")), float(figure.get_attribute("data-x-max"))
+    """The chart's x range, read in one step once the figure has one (it is unset while the page
+    redraws the figure, which live refreshes do at any moment)."""
+    handle = page.wait_for_function(
+        """(chart) => {
+            const figure = document.querySelector(chart + " figure.chart-figure");
+            const low = figure?.dataset.xMin, high = figure?.dataset.xMax;
+            return low !== undefined && high !== undefined ? [Number(low), Number(high)] : null;
+        }""",
+        arg=chart,
+    )
+    low, high = handle.json_value()
+    return float(low), float(high)
 
 
 def open_drawn_chart(page: Any, op_id: str, chart: str = "#loss-chart") -> Any:
@@ -89,7 +99,12 @@ def test_dragging_across_a_chart_zooms_its_x_range_and_a_double_click_restores_i
     assert full == (1.0, 5.0)
 
     drag(page, over, 0.2, 0.7)
-    page.wait_for_function("() => document.querySelector('#lr-chart figure').dataset.xMin !== '1'")
+    # A zoomed range, read only once it is there: the figure is redrawn (and its range briefly unset) as
+    # the page refreshes, so "not 1" alone also holds for a figure between two draws.
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#lr-chart figure')?.dataset.xMin;"
+        " return v !== undefined && v !== '1'; }"
+    )
     zoomed = x_range(page, "#lr-chart")
     assert full[0] < zoomed[0] < zoomed[1] < full[1]
     assert screenshot(page, screenshots_dir, "training_chart_zoomed_1280x800") >= MIN_PIXEL_SPREAD
