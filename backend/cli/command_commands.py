@@ -147,7 +147,11 @@ unreachable, 130 cancelled.
 @click.argument("name")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A param (repeatable).")
 @click.option("--dataset", help="A file or folder of the data folder, for commands that take one.")
-@click.option("--name", "run_name", help="The experiment's name (names the stored model).")
+@click.option(
+    "--name",
+    "run_name",
+    help="The experiment's name (names the stored model and, in-process, the run folder).",
+)
 @click.option(
     "--execution-mode", type=click.Choice(["local", "host", "auto"]), help="With --server: where it runs."
 )
