@@ -16,6 +16,8 @@ from pydantic_core import ErrorDetails
 from shared.trainkit.errors import ConfigError
 
 Loc = tuple[int | str, ...]
+#: libyaml's loader where PyYAML was built with it: the same safe subset of YAML, about 10x faster.
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 M = TypeVar("M", bound=BaseModel)
 
 _HINTS = {
@@ -130,8 +132,7 @@ def parse_yaml_model(model: type[M], text: str, *, source: str, what: str, shape
     """``text`` as YAML validated into ``model``; any problem is one :class:`ConfigError` naming the line
     and field. ``what`` names the kind of file in messages; ``shape`` says what its top level must hold."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         raise yaml_syntax_error(exc, source) from exc
     if not isinstance(data, dict):
@@ -144,6 +145,9 @@ def parse_yaml_model(model: type[M], text: str, *, source: str, what: str, shape
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        # The node tree (for line numbers) is built only for a file that needs them: parsing is the
+        # cost every training pays for its strategy or command file, an error message is not.
+        root = yaml.compose(text, Loader=_SAFE_LOADER)
         raise config_error(exc, source, root, what=what) from exc
 
 
