@@ -1,5 +1,10 @@
-"""Training checkpoints of host trainings: the host ships each new one here, and a host that takes over a
-lost training downloads the newest from here.
+"""Training checkpoints of remote trainings: the host (or the Ray job) ships each new one here, and a host
+(or job) that takes over a lost training downloads the newest from here.
+
+Two credentials open these routes: a host's signature (the shared secret) for a host training, or a Ray
+job's bearer job token for its own operation only (``backend.api.ray_jobs.job_operation``: the token
+names the operation, which must be active in ray mode; the job ships with ``session_id`` = its submission
+id, as it posts its result).
 
 ``PUT /api/v1/callbacks/checkpoints/{operation_id}?session_id=&epoch=&sha256=&size=&name=`` is a signed
 request (:mod:`backend.api.host_access`) whose signature covers the query, so the body's digest and size
@@ -25,6 +30,7 @@ from backend.api.data import SHA256_HEADER
 from backend.api.dependencies import ComponentsDep
 from backend.api.error_handlers import error_responses
 from backend.api.host_access import check_signed_request
+from backend.api.ray_jobs import bearer_token, job_operation
 from backend.api.responses import responses
 from backend.domain.checkpoints import ShippedCheckpoint
 from backend.domain.operations import ACTIVE_STATUSES, Operation
@@ -89,8 +95,8 @@ async def receive_checkpoint(
         ),
     ] = None,
 ) -> CheckpointReceipt:
-    """A host's newest training checkpoint (raw bytes, streamed), signed; it replaces the older one of
-    its kind."""
+    """A host's (signed) or a Ray job's (its job token) newest training checkpoint, the raw bytes streamed;
+    it replaces the older one of its kind."""
     store = components.checkpoints
     declared = request.headers.get("content-length", "")
     biggest = max(size, int(declared) if declared.isdigit() else 0)
@@ -111,12 +117,13 @@ async def receive_checkpoint(
     with components.logs.capture(op.id):
         stored = await store.receive(op.id, shipped, request.stream(), components.operations.now())
         logger.info(
-            "checkpoint of %s %d (%s, %d bytes) received from host %s",
+            "checkpoint of %s %d (%s, %d bytes) received from %s %s",
             shipped.kind,
             epoch,
             shipped.name,
             size,
-            op.host_url,
+            "Ray job" if by_job else "host",
+            session_id if by_job else op.host_url,
         )
     return CheckpointReceipt(
         operation_id=op.id, epoch=stored.epoch, sha256=stored.sha256, size=stored.size, name=stored.path.name
@@ -131,8 +138,9 @@ async def receive_checkpoint(
     ),
 )
 def download_checkpoint(operation_id: str, request: Request, components: ComponentsDep) -> FileResponse:
-    """The newest checkpoint kept for the operation, its sha256 in ``X-Content-SHA256`` (a host resuming
-    a lost training fetches it this way). Signed requests only, like the data downloads."""
+    """The newest checkpoint kept for the operation, its sha256 in ``X-Content-SHA256`` (a host or a Ray
+    job resuming a lost training fetches it this way). Signed like the data downloads, or the operation's
+    own job token."""
     _authorised_operation(operation_id, request, components)
     stored = components.checkpoints.latest(operation_id)
     if stored is None:
@@ -143,16 +151,19 @@ def download_checkpoint(operation_id: str, request: Request, components: Compone
 def _authorised_operation(
     operation_id: str, request: Request, components: ComponentsDep
 ) -> tuple[Operation, bool]:
-    """The operation, once the request proves a host's signature."""
+    """The operation, once the request proves a host's signature or the operation's own job token
+    (then True: a Ray job asks)."""
+    if bearer_token(request):
+        return job_operation(operation_id, request, components), True
     check_signed_request(request, b"", components)
     return components.operations.get(operation_id), False
 
 
 def _require_running_on(op: Operation, session_id: str, *, by_job: bool) -> None:
     """A host ships for the operation running on its session; a Ray job (its token checked) for its own
-    operation, with the operation id as its session."""
-    mode, session = ("ray", op.id) if by_job else ("host", op.host_session_id)
-    if op.status in ACTIVE_STATUSES and op.execution_mode == mode and session_id == session:
+    operation, from the job the operation runs as (an earlier attempt's job is refused)."""
+    mode = "ray" if by_job else "host"
+    if op.status in ACTIVE_STATUSES and op.execution_mode == mode and op.host_session_id == session_id:
         return
     where = f"on session {op.host_session_id}" if op.host_session_id else "on no host session"
     raise CheckpointRefusedError(

@@ -12,15 +12,15 @@ the training elsewhere from the last checkpoint that arrived.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from host_service.domain.ports import BackendClient
 from host_service.domain.sessions import Session
 from host_service.errors import CallbackError, CallbackRejectedError
+from shared.contracts.handoff import sha256_open_file
 from shared.contracts.host import CheckpointRef, newest_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class CheckpointShipper:
         except FileNotFoundError:  # pruned already: a newer one is there for the next look
             return shipped
         with source:
-            sha256, size = await asyncio.to_thread(_digest, source)
+            sha256, size = await asyncio.to_thread(sha256_open_file, source)
             query = {
                 "session_id": session.session_id,
                 "epoch": str(label),
@@ -103,13 +103,3 @@ class CheckpointShipper:
                 return shipped
         logger.info("checkpoint %s of session %s (%d bytes) shipped", newest.name, session.session_id, size)
         return newest.name
-
-
-def _digest(source: BinaryIO) -> tuple[str, int]:
-    """sha256 and size of the file's bytes; leaves it at its start again."""
-    digest, size = hashlib.sha256(), 0
-    for block in iter(lambda: source.read(1 << 20), b""):
-        digest.update(block)
-        size += len(block)
-    source.seek(0)
-    return digest.hexdigest(), size
