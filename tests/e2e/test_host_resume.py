@@ -49,6 +49,23 @@ def _shipped(backend: Process, op_id: str) -> dict[str, Any] | None:
     return shipped
 
 
+def _placed(cluster: Cluster, op_id: str) -> tuple[dict[str, Any], Process, Process]:
+    """The operation once on a host, the host it runs on (A) and the other one (B)."""
+    first = cluster.api.wait(op_id, lambda b: b["host_session_id"] is not None, "a host session")
+    host_a = next(h for h in cluster.hosts if h.url == first["host_url"])
+    return first, host_a, next(h for h in cluster.hosts if h is not host_a)
+
+
+def _shipped_past(cluster: Cluster, op_id: str, label: int, timeout: float) -> dict[str, Any]:
+    """The record of the first checkpoint host A shipped with an epoch (or step) of at least ``label``."""
+    shipped: dict[str, Any] = wait_until(
+        lambda: (s := _shipped(cluster.backend, op_id)) and s["epoch"] >= label and s,
+        timeout,
+        f"a checkpoint of at least {label} from host A",
+    )
+    return shipped
+
+
 def _resumed_and_two_epochs_on(op: dict[str, Any]) -> bool:
     if op["status"] == "completed":
         return True
@@ -60,14 +77,8 @@ def test_a_killed_hosts_training_resumes_on_the_other_host_from_its_last_checkpo
     api = cluster.api
     versions_before = api.versions()
     op_id = api.start(epochs=EPOCHS, max_retries=1)
-    first = api.wait(op_id, lambda b: b["host_session_id"] is not None, "a host session")
-    host_a = next(h for h in cluster.hosts if h.url == first["host_url"])
-    host_b = next(h for h in cluster.hosts if h is not host_a)
-    shipped = wait_until(
-        lambda: (s := _shipped(cluster.backend, op_id)) and s["epoch"] >= KILL_AFTER_EPOCH and s,
-        60,
-        "a checkpoint from host A",
-    )
+    first, host_a, host_b = _placed(cluster, op_id)
+    shipped = _shipped_past(cluster, op_id, KILL_AFTER_EPOCH, 60)
     assert shipped["session_id"] == first["host_session_id"]
     left_behind = host_a.descendants()
     assert left_behind, "host A trains in a child process"
@@ -126,14 +137,8 @@ def test_a_killed_hosts_command_training_resumes_on_the_other_host_from_the_step
     api = cluster.api
     straight_id = _toy(api, execution_mode="local")  # the same training, never interrupted
     op_id = _toy(api, execution_mode="host", max_retries=1)
-    first = api.wait(op_id, lambda b: b["host_session_id"] is not None, "a host session")
-    host_a = next(h for h in cluster.hosts if h.url == first["host_url"])
-    host_b = next(h for h in cluster.hosts if h is not host_a)
-    shipped = wait_until(
-        lambda: (s := _shipped(cluster.backend, op_id)) and s["epoch"] >= KILL_AFTER_STEP and s,
-        120,
-        "a command checkpoint from host A",
-    )
+    _, host_a, host_b = _placed(cluster, op_id)
+    shipped = _shipped_past(cluster, op_id, KILL_AFTER_STEP, 120)
     assert shipped["path"] == f"step-{shipped['epoch']:09d}-checkpoint.pt"
     host_a.kill(signal.SIGKILL)
     assert api.op(op_id)["status"] == "running", "the training ended before host A was killed"
