@@ -424,6 +424,7 @@ def _ray_runner(
         cancel_grace_s=settings.cancel_grace_s,
         sweep_interval_s=max(min(settings.ray_lease_s / 2, 5.0), 0.1),
         token_ttl_s=settings.ray_job_token_ttl_s,
+        max_retries=settings.max_retries,
     )
     runner = ray_runner(
         operations,
@@ -435,6 +436,7 @@ def _ray_runner(
         backend_url=settings.backend_url,
         entrypoint=settings.ray_entrypoint,
         commands_dir=settings.ray_commands_dir,
+        checkpoints=(settings.checkpoint_every_epochs, settings.checkpoint_min_interval_s),
         timings=timings,
     )
     return runner, monitor
@@ -452,6 +454,7 @@ def ray_runner(
     entrypoint: str,
     timings: RayTimings,
     commands_dir: str | None = None,
+    checkpoints: tuple[int, float] = (1, 30.0),
 ) -> RemoteRunner:
     """Ray mode's RemoteRunner: RayJobRuns as its backend, RayPlacement as its placement."""
     ttl = timedelta(seconds=timings.token_ttl_s)
@@ -460,6 +463,7 @@ def ray_runner(
         backend_url=backend_url,
         entrypoint=entrypoint,
         commands_dir=commands_dir,
+        checkpoints=checkpoints,
         mint_token=lambda op_id: key.mint(op_id, operations.now() + ttl),
         result_grace_s=timings.result_grace_s,
     )

@@ -23,6 +23,7 @@ from backend.api.views import OperationJson
 from backend.components import Adapters, Components, build_components
 from backend.domain.access import AuthMode, start_refusal, tokens_required
 from backend.errors import AuthSetupError
+from backend.services.runs_folder import check_shared_runs_folder, mark_runs_folder, unmark_runs_folder
 from backend.settings import Settings, load_settings
 from backend.version import VERSION
 from shared.trainkit.workloads.command.catalog import has_commands, write_sample_commands
@@ -89,9 +90,17 @@ async def start(components: Components) -> None:
     await asyncio.to_thread(check_auth, components)
     components.logs.install()
     lease = components.lease
+    await asyncio.to_thread(mark_runs_folder, settings.runs_dir, lease.me.id)  # before others can see us
     await asyncio.to_thread(lease.register)
     taken_over = await asyncio.to_thread(lease.sweep)
     alone = not await asyncio.to_thread(lease.others_alive)
+    await asyncio.to_thread(
+        check_shared_runs_folder,
+        settings.runs_dir,
+        lease.me.id,
+        lease.liveness().alive,
+        stale_after_s=settings.instance_lease_s,
+    )
     await asyncio.to_thread(prepare_folders, components, alone)
     await components.runner.start()
     await components.hosts.start()
@@ -187,6 +196,7 @@ async def stop(components: Components) -> None:
     await components.runner.stop(components.settings.shutdown_timeout_s)
     await components.model_sweeper.stop()
     await components.lease.stop()
+    unmark_runs_folder(components.settings.runs_dir, components.lease.me.id)
     components.logs.uninstall()
     components.db.dispose()
     logger.info("backend stopped")

@@ -47,7 +47,7 @@ Host mode (see docs/operations.md, "Host mode" and "Failure handling"):
 | MODELYARD_CALLBACK_MAX_BYTES | 64 MiB | largest accepted result callback body (413 beyond) |
 | MODELYARD_INLINE_MODEL_MAX_BYTES | 32 MiB | largest model accepted inline (gzip+base64); bigger ones come by reference |
 | MODELYARD_MAX_MODEL_BYTES | 4 GiB | largest model accepted by reference (streamed to a temp file) |
-| MODELYARD_MAX_RETRIES | 0 | re-dispatches of a training whose host was lost (to another host or local) |
+| MODELYARD_MAX_RETRIES | 2 | retries of an infrastructure fault: a lost host's training (another host or local), a lost Ray job (a new job), a local training whose backend died |
 | MODELYARD_CANCEL_GRACE_S | 15 | a cancel the host does not confirm within this is forced to cancelled |
 
 Sweeps (see docs/api.md, "Sweeps"):
@@ -148,7 +148,7 @@ class Settings(BaseSettings):
         2,
         ge=0,
         le=10,
-        description="Automatic retries of an infrastructure fault (host lost, backend restart).",
+        description="Automatic retries of an infrastructure fault (host lost, Ray job lost, backend restart).",
     )
     cancel_grace_s: float = Field(15.0, ge=0, le=3600)
     sweep_max_trials: int = Field(1000, ge=1, le=100_000)

@@ -68,7 +68,13 @@ class RayJobsClient:
         try:
             return action()
         except _ResponseError as exc:
-            error = RayUnavailableError if exc.status >= 500 else RayRejectedError
+            # A submission id taken already: 400 from the job agent, which Ray's head relays as a 500
+            # whose traceback ends with the agent's message.
+            if "already exists" in exc.text:
+                details = {**details, "exists": True}
+            error = (
+                RayUnavailableError if exc.status >= 500 and not details.get("exists") else RayRejectedError
+            )
             raise error(
                 f"Ray at {self._address} answered {exc}", address=self._address, status=exc.status, **details
             ) from exc
@@ -125,23 +131,18 @@ class RayJobsClient:
         self, submission_id: str, entrypoint: str, *, env: Mapping[str, str], resources: JobResources
     ) -> None:
         sdk = self._sdk()
-        try:
-            self._call(
-                lambda: sdk.submit_job(
-                    entrypoint=entrypoint,
-                    submission_id=submission_id,
-                    runtime_env={"env_vars": dict(env)},
-                    metadata={"modelyard_operation_id": submission_id},
-                    entrypoint_num_cpus=resources.cpus,
-                    entrypoint_num_gpus=resources.gpus or None,
-                    entrypoint_memory=resources.memory_bytes,
-                ),
+        self._call(  # RayRejectedError with details["exists"] when the id is taken already
+            lambda: sdk.submit_job(
+                entrypoint=entrypoint,
                 submission_id=submission_id,
-            )
-        except RayRejectedError as exc:
-            if "already exists" in exc.message:
-                exc.details["exists"] = True
-            raise
+                runtime_env={"env_vars": dict(env)},
+                metadata={"modelyard_operation_id": submission_id},
+                entrypoint_num_cpus=resources.cpus,
+                entrypoint_num_gpus=resources.gpus or None,
+                entrypoint_memory=resources.memory_bytes,
+            ),
+            submission_id=submission_id,
+        )
 
     def job(self, submission_id: str) -> RayJob | None:
         sdk = self._sdk()

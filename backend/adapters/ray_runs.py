@@ -1,6 +1,8 @@
-"""RayJobRuns: the RemoteBackend of ray mode, one Ray job per run (``submission_id`` = the operation id),
-over the RayJobs port. The job posts its progress and result itself (``backend.api.ray_jobs``): a job
-that ends while its operation is still open ended without one, and is lost."""
+"""RayJobRuns: the RemoteBackend of ray mode, one Ray job per run over the RayJobs port. The first
+attempt's ``submission_id`` is the operation id, a re-submission's ``<operation id>-attempt-<n>`` (Ray keeps
+the ended job under the old id). The job posts its progress, its training checkpoints and its result
+itself (``backend.api.ray_jobs``, ``backend.api.checkpoints``): a job that ends while its operation is
+still open ended without one, and is lost."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from shared.contracts.ray_jobs import JOB_TOKEN_ENV
 
 logger = logging.getLogger(__name__)
 LOG_TAIL_CHARS = 2000
+#: The most jobs one operation is submitted as (the first attempt and max_retries re-submissions: at most
+#: 1 + 10, with room for a job submitted just before a backend restart).
+MAX_SUBMISSIONS = 16
 
 
 class RayJobRuns:
@@ -34,6 +39,7 @@ class RayJobRuns:
         entrypoint: str,
         mint_token: Callable[[str], str],
         commands_dir: str | None = None,
+        checkpoints: tuple[int, float] = (1, 30.0),
         result_grace_s: float = 3.0,
     ) -> None:
         self.jobs = jobs
@@ -42,23 +48,46 @@ class RayJobRuns:
         #: Where the workers keep their command templates (a command runs only from its machine's own).
         self._commands_dir = commands_dir
         self._mint = mint_token
+        #: Every how many epochs, at most how often (s), the job writes (and ships) a training checkpoint.
+        self._checkpoints = checkpoints
         #: After the job ended: how long its result (posted before it exits) may take to be recorded.
         self._result_grace_s = result_grace_s
 
     async def start(self, where: str, command: StartSession, resources: JobResources) -> RemoteRun:
         op_id = command.operation_id
-        entrypoint = f"{self._entrypoint} ray-job --backend-url {self._backend_url} --operation-id {op_id}"
-        if self._commands_dir:
-            entrypoint += f" --commands-dir {shlex.quote(self._commands_dir)}"
         # The job's credential reaches this operation's routes only: runtime_env shows in Ray's dashboard.
         env = {JOB_TOKEN_ENV: self._mint(op_id)}
-        try:
-            await asyncio.to_thread(self.jobs.submit, op_id, entrypoint, env=env, resources=resources)
-        except RayRejectedError as exc:
-            if not exc.details.get("exists"):
-                raise
-            logger.info("Ray already has job %s (submitted before a restart): adopting it", op_id)
-        return RemoteRun(self.jobs.address, op_id)
+        for attempt in range(1, MAX_SUBMISSIONS + 1):
+            submission_id = op_id if attempt == 1 else f"{op_id}-attempt-{attempt}"
+            entrypoint = self._entrypoint_of(op_id, submission_id)
+            try:
+                await asyncio.to_thread(
+                    self.jobs.submit, submission_id, entrypoint, env=env, resources=resources
+                )
+            except RayRejectedError as exc:
+                if not exc.details.get("exists"):
+                    raise
+                existing = await asyncio.to_thread(self.jobs.job, submission_id)
+                if existing is not None and existing.finished:
+                    continue  # an earlier attempt's job, lost: this attempt is a new one
+                logger.info("Ray already has job %s (submitted before a restart): adopting it", submission_id)
+            return RemoteRun(self.jobs.address, submission_id)
+        raise RayRejectedError(
+            f"operation {op_id} has had {MAX_SUBMISSIONS} Ray jobs already; not submitting another",
+            operation_id=op_id,
+        )
+
+    def _entrypoint_of(self, op_id: str, submission_id: str) -> str:
+        every, interval = self._checkpoints
+        entrypoint = (
+            f"{self._entrypoint} ray-job --backend-url {self._backend_url} --operation-id {op_id} "
+            f"--checkpoint-every-epochs {every} --checkpoint-min-interval {interval:g}"
+        )
+        if submission_id != op_id:
+            entrypoint += f" --submission-id {submission_id}"
+        if self._commands_dir:
+            entrypoint += f" --commands-dir {shlex.quote(self._commands_dir)}"
+        return entrypoint
 
     async def status(self, run: RemoteRun, log_cursor: int) -> RemoteStatus:
         try:

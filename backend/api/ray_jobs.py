@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
 
 from backend.api.dependencies import ComponentsDep
 from backend.api.error_handlers import error_responses
@@ -38,10 +38,15 @@ router = APIRouter(prefix="/api/v1/ray/jobs", tags=["ray mode"])
 JOB_RESPONSES = error_responses(401, 404, 422)
 
 
+def bearer_token(request: Request) -> str:
+    """The request's ``Authorization: Bearer`` credential ("" without one)."""
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
+
+
 def job_operation(operation_id: str, request: Request, components: ComponentsDep) -> Operation:
     """The operation this job token was minted for, still active and in ray mode; 401 otherwise."""
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    token = bearer_token(request)
     try:
         components.job_tokens.verify(token, operation_id, components.operations.now())
     except JobTokenError as exc:
@@ -68,20 +73,30 @@ def _runner(components: Components) -> Any:
     return components.ray
 
 
-# Ray jobs ship no checkpoints (yet): the spec leaves those fields out, so a job of a modelyard that
-# does not know them still reads it.
 @router.get(
     "/{operation_id}/spec",
     response_model=StartSession,
-    response_model_exclude={"checkpoint_url", "resume_checkpoint"},
     responses=JOB_RESPONSES,
 )
-def job_spec(op: JobOperationDep, components: ComponentsDep) -> StartSession:
+def job_spec(
+    op: JobOperationDep,
+    components: ComponentsDep,
+    checkpoints: Annotated[
+        bool,
+        Query(
+            description="Also the `checkpoint_url` to ship training checkpoints to (with the job token) "
+            "and, for a re-submitted job, the `resume_checkpoint` to resume from; left out by default so "
+            "that a job of a modelyard that does not know those fields still reads the spec."
+        ),
+    ] = False,
+) -> JSONResponse:
     """The training request and the data files to fetch (URLs under this job's own data route)."""
     spec: StartSession = _runner(components).commands.build(op)
     base = f"{components.settings.backend_url}/api/v1/ray/jobs/{op.id}/data"
     refs = [ref.model_copy(update={"url": f"{base}/{ref.filename}"}) for ref in spec.datasets]
-    return spec.model_copy(update={"datasets": refs, "callback_url": f"{base[:-5]}/result"})
+    spec = spec.model_copy(update={"datasets": refs, "callback_url": f"{base[:-5]}/result"})
+    hidden = None if checkpoints else {"checkpoint_url", "resume_checkpoint"}
+    return JSONResponse(spec.model_dump(mode="json", exclude=hidden))
 
 
 @router.get("/{operation_id}/data/{filename}", response_class=FileResponse, responses=JOB_RESPONSES)
@@ -139,10 +154,12 @@ async def job_model(request: Request, op: JobOperationDep, components: Component
 
 @router.post("/{operation_id}/result", responses=error_responses(401, 404, 409, 413, 422, 503))
 async def job_result(request: Request, op: JobOperationDep, components: ComponentsDep) -> dict[str, Any]:
-    """The job's result payload (``session_id`` = the operation id); stored as a model version once."""
+    """The job's result payload (``session_id`` = its submission id); stored as a model version once."""
     body = await read_body_limited(request, components.settings.callback_max_bytes)
     payload = parse_payload(body)
-    if payload.operation_id != op.id or payload.session_id != op.id:
+    # The session is the job's submission id (the operation id, a retry's <id>-attempt-<n>): the ingest
+    # refuses (409) a result of an earlier attempt's job.
+    if payload.operation_id != op.id or not payload.session_id.startswith(op.id):
         raise ResultRejectedError(
             f"a result for {payload.operation_id}/{payload.session_id} sent to the route of {op.id}",
             field="operation_id",

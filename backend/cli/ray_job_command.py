@@ -2,9 +2,13 @@
 TrainingExecutor as local and host mode, and reports to the backend that submitted it over HTTP.
 
 It authenticates with the job token in MODELYARD_JOB_TOKEN (scoped to this operation: its spec, its
-data files, its progress and its result; never the shared secret). Small models travel inline in the
-result; bigger ones are streamed first (PUT /model). A training error is posted as the operation's
-failure and the job exits 1; a cancel arrives as Ray's stop_job (SIGTERM), which ends the process.
+data files, its progress, its training checkpoints and its result; never the shared secret). The training
+writes checkpoints into its run folder (``--checkpoint-every-epochs``, ``--checkpoint-min-interval``) and
+a thread ships each new one to the backend's checkpoint route, so a lost job is submitted again resuming
+from it: a re-submitted job downloads that checkpoint first (sha256 checked). Small models travel inline
+in the result; bigger ones are streamed first (PUT /model). A training error is posted as the
+operation's failure and the job exits 1; a cancel arrives as Ray's stop_job (SIGTERM), which ends the
+process.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +29,14 @@ import click
 import httpx
 
 from shared.contracts.bundle import BUNDLE_FILE, BUNDLE_TAR, pack_files
-from shared.contracts.handoff import build_payload, encode_model_inline, payload_bytes, sha256_file
-from shared.contracts.host import MODEL_SHA256_HEADER, StartSession
+from shared.contracts.handoff import (
+    build_payload,
+    encode_model_inline,
+    payload_bytes,
+    sha256_file,
+    sha256_open_file,
+)
+from shared.contracts.host import MODEL_SHA256_HEADER, StartSession, newest_checkpoint
 from shared.contracts.ray_jobs import JOB_TOKEN_ENV, UPLOADED_MODEL_URL, JobProgress
 from shared.contracts.training import ProgressUpdate
 
@@ -43,9 +55,18 @@ class BackendLink:
     """The job's calls to its backend, each under ``/api/v1/ray/jobs/{operation_id}``, with timeouts."""
 
     def __init__(
-        self, backend_url: str, operation_id: str, token: str, *, timeout_s: float, retry_s: float
+        self,
+        backend_url: str,
+        operation_id: str,
+        token: str,
+        *,
+        timeout_s: float,
+        retry_s: float,
+        submission_id: str | None = None,
     ) -> None:
         self.base = f"{backend_url.rstrip('/')}/api/v1/ray/jobs/{operation_id}"
+        #: Which job of the operation this is (a retry's job has an id of its own): its session.
+        self.submission_id = submission_id or operation_id
         self.retry_s = retry_s
         self.http = httpx.Client(
             headers={"Authorization": f"Bearer {token}"},
@@ -76,25 +97,64 @@ class BackendLink:
         return response
 
 
-def run_job(link: BackendLink, workdir: Path, *, commands_dir: Path | None, inline_limit: int) -> None:
+@dataclass(frozen=True)
+class JobCheckpoints:
+    """When the job's training writes checkpoints, and how often the shipper looks for a new one."""
+
+    every_epochs: int = 1
+    min_interval_s: float = 30.0
+    poll_s: float = 1.0
+
+
+def run_job(
+    link: BackendLink,
+    workdir: Path,
+    *,
+    commands_dir: Path | None,
+    inline_limit: int,
+    checkpoints: JobCheckpoints | None = None,
+) -> None:
     from shared.trainkit.cancellation import CancelToken
     from shared.trainkit.executor import TrainingExecutor
+    from shared.trainkit.executor.workload import CheckpointPolicy
 
-    spec = StartSession.model_validate(link.call("GET", "/spec").json())
+    checkpoints = checkpoints or JobCheckpoints()
+    spec = StartSession.model_validate(link.call("GET", "/spec", params={"checkpoints": "true"}).json())
     data_dir = workdir / "data"
     data_dir.mkdir()
     for ref in spec.datasets:
         _download(link, ref.url, data_dir / ref.filename, ref.sha256)
     logger.info("fetched %d data file(s); training starts", len(spec.datasets))
+    runs = workdir / "runs"
+    folder = runs / spec.operation_id / "checkpoints"  # the executor's <run folder>/checkpoints
+    resume = spec.resume_checkpoint
+    if resume is not None:  # a re-submitted job: the newest checkpoint the lost one shipped
+        folder.mkdir(parents=True)
+        _download(link, resume.url, folder / resume.file_name, resume.sha256)
+        logger.info("resuming from checkpoint %s", resume.file_name)
     sink = FolderSink(workdir / "result")
-    executor = TrainingExecutor(data_dir, sink, commands_dir=commands_dir, scratch_dir=workdir / "scratch")
+    executor = TrainingExecutor(
+        data_dir,
+        sink,
+        commands_dir=commands_dir,
+        scratch_dir=workdir / "scratch",
+        run_root=runs,
+        checkpoints=CheckpointPolicy(checkpoints.every_epochs, checkpoints.min_interval_s),
+    )
     reporter = ProgressReporter(link)
-    result = executor.execute(spec.request, reporter, CancelToken(), run_name=spec.operation_id)
+    shipper = CheckpointShipper(link, spec, folder, poll_s=checkpoints.poll_s)
+    shipper.start()
+    try:
+        result = executor.execute(
+            spec.request, reporter, CancelToken(), run_name=spec.operation_id, resume=resume is not None
+        )
+    finally:
+        shipper.stop()
     reporter.flush()
     artifact, model = sink.handoff(link, inline_limit)
     payload = build_payload(
         operation_id=spec.operation_id,
-        session_id=spec.operation_id,
+        session_id=link.submission_id,
         result=result.as_dict(),
         artifact=artifact,
         model=model,
@@ -103,6 +163,75 @@ def run_job(link: BackendLink, workdir: Path, *, commands_dir: Path | None, inli
         "POST", "/result", content=payload_bytes(payload), headers={"content-type": "application/json"}
     )
     logger.info("result delivered: %s", answer.json().get("model"))
+
+
+class CheckpointShipper:
+    """Ships each new newest training checkpoint of the job to the spec's ``checkpoint_url`` (a thread):
+    streamed, with its name, label, sha256 and size, under the job token. A refusal (4xx) is logged and
+    that file not sent again; no answer or a 5xx is tried again at the next look."""
+
+    def __init__(self, link: BackendLink, spec: StartSession, folder: Path, *, poll_s: float) -> None:
+        self._link = link
+        self._url = spec.checkpoint_url
+        self._session_id = link.submission_id  # a job's session is its Ray submission
+        self._folder = folder
+        self._poll_s = poll_s
+        resumed = spec.resume_checkpoint
+        self.shipped = resumed.file_name if resumed is not None else None  # the backend's already
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="checkpoint-shipper", daemon=True)
+
+    def start(self) -> None:
+        if self._url is not None:  # a backend that takes no checkpoints from jobs gives no URL
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30.0)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            self.ship_newest()
+
+    def ship_newest(self) -> None:
+        found = newest_checkpoint(self._folder)
+        if found is None or found[0].name == self.shipped or self._url is None:
+            return
+        path, label = found
+        try:
+            source = path.open("rb")  # held open: the training may prune the file meanwhile
+        except FileNotFoundError:
+            return
+        with source:
+            sha256, size = sha256_open_file(source)
+            query = {
+                "session_id": self._session_id,
+                "epoch": str(label),
+                "sha256": sha256,
+                "size": str(size),
+                "name": path.name,
+            }
+            try:
+                response = self._link.http.put(
+                    self._url,
+                    params=query,
+                    content=_chunks(source),
+                    headers={"content-length": str(size)},
+                )
+            except httpx.HTTPError as exc:
+                logger.warning("checkpoint %s not shipped (the next look retries): %s", path.name, exc)
+                return
+        if response.status_code >= 500:
+            logger.warning("checkpoint %s not shipped (HTTP %d), retried", path.name, response.status_code)
+            return
+        self.shipped = path.name
+        if response.status_code >= 400:
+            logger.warning(
+                "checkpoint %s refused: HTTP %d %s", path.name, response.status_code, response.text[:300]
+            )
+        else:
+            logger.info("checkpoint %s (%d bytes) shipped", path.name, size)
 
 
 class ProgressReporter:
@@ -210,7 +339,12 @@ def _download(link: BackendLink, url: str, target: Path, sha256: str) -> None:
 @click.option(
     "--backend-url", required=True, help="The backend that submitted the job (MODELYARD_PUBLIC_URL)."
 )
-@click.option("--operation-id", required=True, help="The operation (= the Ray submission id).")
+@click.option("--operation-id", required=True, help="The operation.")
+@click.option(
+    "--submission-id",
+    default=None,
+    help="This job's Ray submission id (default: the operation id; a retry's job has its own).",
+)
 @click.option(
     "--commands-dir",
     type=click.Path(path_type=Path),
@@ -221,6 +355,21 @@ def _download(link: BackendLink, url: str, target: Path, sha256: str) -> None:
 )
 @click.option(
     "--inline-limit", type=int, default=16 << 20, show_default=True, help="Larger models are streamed."
+)
+@click.option(
+    "--checkpoint-every-epochs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Write (and ship) a resumable training checkpoint every N epochs (the backend passes "
+    "MODELYARD_CHECKPOINT_EVERY_EPOCHS).",
+)
+@click.option(
+    "--checkpoint-min-interval",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="…but not more often than every this many seconds (MODELYARD_CHECKPOINT_MIN_INTERVAL_S).",
 )
 @click.option(
     "--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Per-call timeout (s)."
@@ -236,8 +385,11 @@ def _download(link: BackendLink, url: str, target: Path, sha256: str) -> None:
 def ray_job_command(
     backend_url: str,
     operation_id: str,
+    submission_id: str | None,
     commands_dir: Path | None,
     inline_limit: int,
+    checkpoint_every_epochs: int,
+    checkpoint_min_interval: float,
     timeout_s: float,
     retry_s: float,
 ) -> None:
@@ -247,10 +399,13 @@ def ray_job_command(
     token = os.environ.get(JOB_TOKEN_ENV, "")
     if not token:
         raise click.UsageError(f"{JOB_TOKEN_ENV} is not set: this command runs inside a job ray mode submits")
-    link = BackendLink(backend_url, operation_id, token, timeout_s=timeout_s, retry_s=retry_s)
+    link = BackendLink(
+        backend_url, operation_id, token, timeout_s=timeout_s, retry_s=retry_s, submission_id=submission_id
+    )
     workdir = Path(tempfile.mkdtemp(prefix=f"modelyard-job-{operation_id}-"))
     try:
-        run_job(link, workdir, commands_dir=commands_dir, inline_limit=inline_limit)
+        checkpoints = JobCheckpoints(checkpoint_every_epochs, checkpoint_min_interval)
+        run_job(link, workdir, commands_dir=commands_dir, inline_limit=inline_limit, checkpoints=checkpoints)
     except JobFailedError as exc:
         _report_failure(link, exc.code, exc.message, exc.details)
         sys.exit(1)

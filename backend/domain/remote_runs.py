@@ -72,7 +72,7 @@ class RemoteTimings:
     #: Re-dispatches of a lost run by default (MODELYARD_MAX_RETRIES; a request's max_retries wins);
     #: 0: a lost run fails its operation.
     max_retries: int = 0
-    #: Whether this mode re-dispatches at all (Ray does not yet: its jobs ship no checkpoints).
+    #: Whether this mode re-dispatches at all.
     redispatch: bool = True
     sweep_interval_s: float = 5.0
     callback_max_bytes: int = 64 << 20

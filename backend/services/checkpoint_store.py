@@ -1,8 +1,9 @@
 """CheckpointStore: the newest training checkpoint a host shipped for each operation, kept on disk.
 
-It lands where a local attempt of the operation writes its own (``<runs dir>/<operation id>/checkpoints/
-epoch-NNNNNN.ckpt``), so a training that falls back to local resumes from it as from one of its own;
-``shipped.json`` beside it records the file, its epoch, sha256, size, the session that sent it and when.
+It lands where a local attempt of the operation writes its own (``<runs dir>/<operation id>/checkpoints/``,
+as ``epoch-NNNNNN.ckpt`` or, for a command, ``step-NNNNNNNNN-<file>``), so a training that falls back to
+local resumes from it as from one of its own; ``shipped.json`` beside it records the file, its label
+(epoch or step), sha256, size, the session that sent it and when. The older files of the same kind go.
 An upload streams to a temporary file and replaces the older checkpoint only once its size and sha256 are
 those the signed request announced: a crash or a cut connection mid-upload leaves the previous one as it
 was. The newest upload wins (a retry from scratch ships epoch 1 again, and that is the newest state).
@@ -21,16 +22,12 @@ from pathlib import Path
 from backend.domain.checkpoints import ShippedCheckpoint, StoredCheckpoint
 from backend.errors import CheckpointRejectedError
 from backend.services.streamed_files import receive_file
+from shared.contracts.host import checkpoint_label
 from shared.trainkit.storage.durable_files import replace_durably
 
 logger = logging.getLogger(__name__)
 
 SHIPPED_FILE = "shipped.json"
-
-
-def checkpoint_file_name(epoch: int) -> str:
-    """The name trainkit gives a training checkpoint (``shared.trainkit.resume.checkpoint_name``)."""
-    return f"epoch-{epoch:06d}.ckpt"
 
 
 class CheckpointStore:
@@ -62,7 +59,7 @@ class CheckpointStore:
         (PayloadTooLargeError past ``max_bytes``, CheckpointRejectedError for a size or digest other
         than announced)."""
         folder = self.folder(op_id)
-        name = checkpoint_file_name(shipped.epoch)
+        name = shipped.name
         await receive_file(
             chunks,
             folder / name,
@@ -83,13 +80,14 @@ class CheckpointStore:
         with self._lock:
             record = {**asdict(stored), "path": name}
             replace_durably(folder / SHIPPED_FILE, json.dumps(record, indent=1).encode())
-            self._prune(folder, keep=name)
+            self._prune(folder, shipped)
         return stored
 
-    def _prune(self, folder: Path, *, keep: str) -> None:
-        """Every other training checkpoint goes: the newest shipped state is the one to resume from."""
-        for path in folder.glob("epoch-*.ckpt"):
-            if path.name != keep:
+    def _prune(self, folder: Path, kept: ShippedCheckpoint) -> None:
+        """Every other checkpoint of its kind goes: the newest shipped state is the one to resume from."""
+        for path in folder.iterdir():
+            label = checkpoint_label(path.name)
+            if label is not None and label[0] == kept.kind and path.name != kept.name:
                 try:
                     path.unlink()
                 except OSError as exc:

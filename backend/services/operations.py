@@ -36,6 +36,7 @@ from backend.errors import OperationNotFoundError
 from backend.services.events import EventBroker, OperationEvent
 from backend.services.progress import (
     cancelled_message,
+    completed_history,
     completed_progress,
     ended_progress,
     merge_progress,
@@ -285,7 +286,7 @@ class OperationsService:
 
     def complete(self, op_id: str, result: dict[str, Any], *, device: str | None = None) -> Operation:
         def change(op: Operation) -> Operation:
-            history = tuple(result.get("history") or op.history)
+            history = completed_history(op, result)
             decisions = tuple(result.get("decisions") or op.decisions)
             warnings = op.warnings + tuple(w for w in result.get("warnings", []) if w not in op.warnings)
             stored = {k: v for k, v in result.items() if k != "history"}

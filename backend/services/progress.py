@@ -80,11 +80,30 @@ def note_remote_resume(op: Operation, epoch: int | None) -> Operation:
 
 
 def before_epoch(history: tuple[dict[str, Any], ...], epoch: object) -> tuple[dict[str, Any], ...]:
-    """``history`` without the rows of ``epoch`` and later: an attempt that resumed from a checkpoint
-    runs again the epochs the previous attempt did after it, and each epoch is listed once."""
+    """``history`` without the rows of ``epoch`` and later (a command's rows: of that step and later): an
+    attempt that resumed from a checkpoint runs again the epochs the previous attempt did after it, and
+    each epoch is listed once."""
     if not isinstance(epoch, int) or isinstance(epoch, bool):
         return history
-    return tuple(row for row in history if not (isinstance(row.get("epoch"), int) and row["epoch"] >= epoch))
+    return tuple(row for row in history if not _at_or_after(row, epoch))
+
+
+def _at_or_after(row: Mapping[str, Any], epoch: int) -> bool:
+    position = row.get("epoch", row.get("step"))
+    return isinstance(position, int | float) and not isinstance(position, bool) and position >= epoch
+
+
+def completed_history(op: Operation, result: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The history of a completed training: its result's. A resumed command's result holds only the steps
+    its own attempt ran (a model training's restores the earlier epochs from its checkpoint), so the
+    steps up to the checkpoint come from the operation's history, each once."""
+    rows = result.get("history")
+    if not rows:
+        return op.history
+    resumed = result.get("resumed_from_epoch")
+    if isinstance(resumed, int) and resumed > 0 and all(_at_or_after(row, resumed + 1) for row in rows):
+        return thinned((*before_epoch(op.history, resumed + 1), *map(dict, rows)))
+    return tuple(rows)
 
 
 def with_new_epochs(

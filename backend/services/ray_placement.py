@@ -39,17 +39,20 @@ class RayTimings:
     cancel_grace_s: float = 15.0
     sweep_interval_s: float = 5.0
     token_ttl_s: float = 86400.0
+    #: Re-submissions of a lost job (MODELYARD_MAX_RETRIES; a request's max_retries wins).
+    max_retries: int = 0
 
     def remote(self) -> RemoteTimings:
-        """The follower's timings: a steady poll (the job posts its progress itself), no re-dispatch
-        (a lost Ray job fails its operation ``ray_job_lost``)."""
+        """The follower's timings: a steady poll (the job posts its progress itself); a lost job
+        (``ray_job_lost``) is submitted again while ``max_retries`` allows, resuming from the newest
+        checkpoint it shipped, or from scratch when it shipped none: a retry from scratch is still a
+        retry (the same policy as a lost host's training and a local one after a backend crash)."""
         return RemoteTimings(
             lease_s=self.lease_s,
             poll_initial_s=self.poll_s,
             poll_max_s=self.poll_s,
             cancel_grace_s=self.cancel_grace_s,
-            max_retries=0,
-            redispatch=False,
+            max_retries=self.max_retries,
             sweep_interval_s=self.sweep_interval_s,
         )
 

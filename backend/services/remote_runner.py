@@ -283,8 +283,8 @@ class RemoteRunner:
             with contextlib.suppress(IllegalTransitionError):
                 await asyncio.to_thread(self._ops.mark_cancelled, op_id)
             return False
-        # The request's own max_retries, else the server's; a mode that never re-dispatches (Ray: its
-        # jobs ship no checkpoints yet) fails the operation at once.
+        # The request's own max_retries, else the server's; a mode that never re-dispatches fails the
+        # operation at once.
         retries_used = automatic_retries(op)
         allowed = retries_allowed(op, self._t.max_retries) if self._t.redispatch else 0
         if retries_used >= allowed:

@@ -57,7 +57,9 @@ class SessionCommands:
         kept = self._checkpoints.latest(op.id)
         if kept is None:
             return None
-        return CheckpointRef(url=url, epoch=kept.epoch, sha256=kept.sha256, size=kept.size)
+        return CheckpointRef(
+            url=url, epoch=kept.epoch, sha256=kept.sha256, size=kept.size, name=kept.path.name
+        )
 
     def _refs(self, op: Operation) -> tuple[TrainingRequest, list[tuple[DatasetRef, Path]]]:
         request = TrainingRequest.model_validate(op.request)

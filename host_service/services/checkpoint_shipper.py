@@ -1,8 +1,9 @@
 """CheckpointShipper: each new training checkpoint of a running session goes to the backend.
 
-The training writes ``epoch-NNNNNN.ckpt`` files atomically into its checkpoint folder (the last two kept);
-every ``poll_s`` the shipper looks for a newer one than it last shipped and PUTs it to the session's
-``checkpoint_url``, signed, the body streamed from disk (``shared.contracts.host``). A failed upload is
+The training writes its checkpoints atomically into its checkpoint folder (the last two kept): trainkit's
+``epoch-NNNNNN.ckpt``, or a command's kept copies ``step-NNNNNNNNN-<file>``. Every ``poll_s`` the shipper
+looks for a newer one than it last shipped and PUTs it to the session's ``checkpoint_url`` with its name
+and label (epoch or step), signed, the body streamed from disk (``shared.contracts.host``). A failed upload is
 logged and tried again at the next look, unless the backend refused it (4xx: the operation moved on, or
 the file is too large), which the next checkpoint may fix. When the host is lost, the backend resumes
 the training elsewhere from the last checkpoint that arrived.
@@ -11,20 +12,18 @@ the training elsewhere from the last checkpoint that arrived.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from host_service.domain.ports import BackendClient
 from host_service.domain.sessions import Session
 from host_service.errors import CallbackError, CallbackRejectedError
+from shared.contracts.handoff import sha256_open_file
+from shared.contracts.host import CheckpointRef, newest_checkpoint
 
 logger = logging.getLogger(__name__)
-
-_CHECKPOINT = re.compile(r"^epoch-(\d{6})\.ckpt$")
 
 
 @dataclass(frozen=True)
@@ -36,18 +35,19 @@ class CheckpointSettings:
     poll_s: float = 1.0
 
 
-def checkpoint_file_name(epoch: int) -> str:
-    """trainkit's name of a training checkpoint (``shared.trainkit.resume.checkpoint_name``)."""
-    return f"epoch-{epoch:06d}.ckpt"
+def resumed_checkpoint(session: Session) -> CheckpointRef | None:
+    """The checkpoint the session's training resumes from (its name validated), if any."""
+    ref = session.resume_checkpoint
+    return CheckpointRef.model_validate(ref) if ref else None
 
 
 def resume_files(session: Session) -> list[dict[str, Any]]:
     """The checkpoint to put in the training's checkpoint folder before it starts, as a dataset entry
     (downloaded, checked against its sha256, cached like data); none when the session starts afresh."""
-    ref = session.resume_checkpoint
-    if not ref:
+    ref = resumed_checkpoint(session)
+    if ref is None:
         return []
-    return [{"filename": checkpoint_file_name(int(ref["epoch"])), "url": ref["url"], "sha256": ref["sha256"]}]
+    return [{"filename": ref.file_name, "url": ref.url, "sha256": ref.sha256}]
 
 
 class CheckpointShipper:
@@ -60,29 +60,31 @@ class CheckpointShipper:
         if not session.checkpoint_url:
             return
         # The checkpoint a resumed training starts from is the backend's already: never sent back.
-        resumed = session.resume_checkpoint
-        shipped = checkpoint_file_name(int(resumed["epoch"])) if resumed else None
+        resumed = resumed_checkpoint(session)
+        shipped = resumed.file_name if resumed is not None else None
         while True:
             await asyncio.sleep(self.settings.poll_s)
             shipped = await self.ship_newest(session, folder, shipped)
 
     async def ship_newest(self, session: Session, folder: Path, shipped: str | None) -> str | None:
         """Ship the newest checkpoint if it is not ``shipped``; return the name now counted as shipped."""
-        newest = newest_checkpoint(folder)
-        if newest is None or newest.name == shipped or session.checkpoint_url is None:
+        found = newest_checkpoint(folder)
+        if found is None or found[0].name == shipped or session.checkpoint_url is None:
             return shipped
+        newest, label = found
         try:
             # Held open: the training may prune the file meanwhile, and its bytes stay readable.
             source = newest.open("rb")
         except FileNotFoundError:  # pruned already: a newer one is there for the next look
             return shipped
         with source:
-            sha256, size = await asyncio.to_thread(_digest, source)
+            sha256, size = await asyncio.to_thread(sha256_open_file, source)
             query = {
                 "session_id": session.session_id,
-                "epoch": str(int(newest.name[6:12])),
+                "epoch": str(label),
                 "sha256": sha256,
                 "size": str(size),
+                "name": newest.name,
             }
             try:
                 await self._client.upload(session.checkpoint_url, source, size=size, query=query)
@@ -101,21 +103,3 @@ class CheckpointShipper:
                 return shipped
         logger.info("checkpoint %s of session %s (%d bytes) shipped", newest.name, session.session_id, size)
         return newest.name
-
-
-def newest_checkpoint(folder: Path) -> Path | None:
-    try:
-        names = [p for p in folder.iterdir() if _CHECKPOINT.match(p.name)]
-    except FileNotFoundError:
-        return None
-    return max(names, key=lambda p: p.name, default=None)
-
-
-def _digest(source: BinaryIO) -> tuple[str, int]:
-    """sha256 and size of the file's bytes; leaves it at its start again."""
-    digest, size = hashlib.sha256(), 0
-    for block in iter(lambda: source.read(1 << 20), b""):
-        digest.update(block)
-        size += len(block)
-    source.seek(0)
-    return digest.hexdigest(), size

@@ -175,10 +175,9 @@ class SessionService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _launch_runner(self, session: Session) -> None:
-        # Model workloads write training checkpoints into a run folder; a command keeps its output in
-        # the session's scratch folder and its own checkpoints are not shipped (yet).
-        shipper = self._shipper if session.request.get("workload") != "command" else None
-        checkpoints = shipper.settings if shipper is not None else None
+        # A training with checkpoints to ship gets a run folder: a model workload writes its training
+        # checkpoints into it, a command its output, output.log and the kept copies of its own checkpoints.
+        checkpoints = self._shipper.settings if self._shipper is not None else None
         spec = WorkerSpec(
             session_id=session.session_id,
             request=session.request,

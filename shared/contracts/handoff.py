@@ -29,7 +29,7 @@ import json
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 INLINE_ENCODING = "gzip+base64"
 EXTERNAL_ENCODING = "external"
@@ -47,12 +47,19 @@ class HandoffError(ValueError):
 
 def sha256_file(path: Path) -> tuple[str, int]:
     """sha256 hex digest and size of the file at ``path``, read in chunks."""
+    with Path(path).open("rb") as source:
+        return sha256_open_file(source)
+
+
+def sha256_open_file(source: BinaryIO) -> tuple[str, int]:
+    """sha256 hex digest and size of an open file's bytes from where it stands, read in chunks; leaves it
+    at its start again (a shipper holds the file open, so a pruned file still reads whole)."""
     digest = hashlib.sha256()
     size = 0
-    with Path(path).open("rb") as source:
-        for block in iter(lambda: source.read(_READ_CHUNK), b""):
-            digest.update(block)
-            size += len(block)
+    for block in iter(lambda: source.read(_READ_CHUNK), b""):
+        digest.update(block)
+        size += len(block)
+    source.seek(0)
     return digest.hexdigest(), size
 
 

@@ -12,16 +12,20 @@ Endpoints (every request signed, see :mod:`shared.contracts.signing`)::
     GET  /training/sessions                       -> SessionList
 
 The backend's side of a session (signed requests too): the host PUTs each new training checkpoint to the
-session's ``checkpoint_url`` with ``?session_id=&epoch=&sha256=&size=`` (the signature covers the query,
-so the body's digest and size are signed), and GETs a ``resume_checkpoint``'s ``url`` before it trains.
+session's ``checkpoint_url`` with ``?session_id=&epoch=&sha256=&size=&name=`` (the signature covers the
+query, so the body's digest and size are signed; ``epoch`` is the label of the file ``name``: an epoch,
+or a command checkpoint's step, see :func:`checkpoint_label`), and GETs a ``resume_checkpoint``'s ``url``
+before it trains.
 
 Errors have the body ``{"error": {"code", "message", "details"}}`` (:class:`HostErrorBody`).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -33,6 +37,38 @@ HOST_API_VERSION = "1"
 
 _SHA256 = "^[0-9a-f]{64}$"
 _FILENAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+#: The two forms of a shipped training checkpoint's file name, no path parts: trainkit's
+#: ``epoch-000012.ckpt`` (labelled with its epoch) and a command's kept copy ``step-000000400-last.pt``
+#: (labelled with its step; the program's own file name follows, letters, digits, ``.``, ``_``, ``-``).
+CHECKPOINT_NAME = re.compile(r"epoch-(?P<epoch>\d{6})\.ckpt|step-(?P<step>\d{9})-[A-Za-z0-9._-]{1,128}")
+CheckpointKind = Literal["epoch", "step"]
+
+
+def checkpoint_label(name: str) -> tuple[CheckpointKind, int] | None:
+    """Which form ``name`` has and the epoch or step it carries; None for any other name."""
+    match = CHECKPOINT_NAME.fullmatch(name)
+    if match is None:
+        return None
+    if match["epoch"] is not None:
+        return "epoch", int(match["epoch"])
+    return "step", int(match["step"])
+
+
+def newest_checkpoint(folder: Path) -> tuple[Path, int] | None:
+    """The checkpoint with the highest label (epoch or step) in ``folder``, and that label (a host or a
+    Ray job ships it; partial files, whose names start with a dot, never match)."""
+    try:
+        paths = list(folder.iterdir())
+    except FileNotFoundError:
+        return None
+    labelled = [(path, label[1]) for path in paths if (label := checkpoint_label(path.name)) is not None]
+    return max(labelled, key=lambda item: (item[1], item[0].name), default=None)
+
+
+def epoch_checkpoint_name(epoch: int) -> str:
+    """trainkit's name of a training checkpoint (``shared.trainkit.resume.checkpoint_name``)."""
+    return f"epoch-{epoch:06d}.ckpt"
 
 
 class SessionStatusName(StrEnum):
@@ -68,9 +104,36 @@ class CheckpointRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(..., min_length=1, description="Absolute URL the host GETs (signed) to download it.")
-    epoch: int = Field(..., ge=1, description="The epoch the checkpoint was written after.")
+    epoch: int = Field(
+        ..., ge=0, description="The epoch the checkpoint was written after (a command checkpoint: its step)."
+    )
     sha256: str = Field(..., pattern=_SHA256)
     size: int = Field(..., ge=0)
+    name: str | None = Field(
+        None,
+        description="The file's name, `epoch-NNNNNN.ckpt` or a command's `step-NNNNNNNNN-<file>` (null: "
+        "the epoch form), put as it is into the training's checkpoint folder.",
+    )
+
+    @model_validator(mode="after")
+    def _name_carries_the_label(self) -> CheckpointRef:
+        if self.name is None:
+            return self
+        label = checkpoint_label(self.name)
+        if label is None:
+            raise ValueError("name: not a checkpoint file name (epoch-NNNNNN.ckpt or step-NNNNNNNNN-<file>)")
+        if label[1] != self.epoch:
+            raise ValueError(f"name: {self.name} does not carry the label {self.epoch}")
+        return self
+
+    @property
+    def kind(self) -> CheckpointKind:
+        label = checkpoint_label(self.name) if self.name is not None else None
+        return label[0] if label is not None else "epoch"
+
+    @property
+    def file_name(self) -> str:
+        return self.name if self.name is not None else epoch_checkpoint_name(self.epoch)
 
 
 class StartSession(BaseModel):

@@ -71,7 +71,7 @@ class StartTrainingRequest(BaseModel):
         None,
         ge=0,
         le=10,
-        description="Automatic retries of an infrastructure fault (backend restart, lost host) for this "
+        description="Automatic retries of an infrastructure fault (backend restart, lost host, lost Ray job) for this "
         "training, each resuming from its last checkpoint; null: the server's MODELYARD_MAX_RETRIES.",
     )
     resources: ResourceRequest | None = Field(

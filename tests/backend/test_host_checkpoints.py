@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -30,7 +31,11 @@ OLD, NEW = b"checkpoint of epoch 2 " * 50, b"checkpoint of epoch 3 " * 60
 def _target(op_id: str, session_id: str, epoch: int, body: bytes, **announced: object) -> str:
     sha256 = announced.get("sha256", hashlib.sha256(body).hexdigest())
     size = announced.get("size", len(body))
-    return f"/api/v1/callbacks/checkpoints/{op_id}?session_id={session_id}&epoch={epoch}&sha256={sha256}&size={size}"
+    name = f"&name={quote(str(announced['name']))}" if "name" in announced else ""
+    return (
+        f"/api/v1/callbacks/checkpoints/{op_id}?session_id={session_id}&epoch={epoch}&sha256={sha256}"
+        f"&size={size}{name}"
+    )
 
 
 async def _put(
@@ -80,6 +85,7 @@ async def test_each_shipped_checkpoint_replaces_the_older_and_is_downloadable_si
             "epoch": 3,
             "sha256": hashlib.sha256(NEW).hexdigest(),
             "size": len(NEW),
+            "name": "epoch-000003.ckpt",
         }
         assert [p.name for p in _kept(backend, op_id)] == ["epoch-000003.ckpt"]
         download = await backend.signed_get(f"/api/v1/callbacks/checkpoints/{op_id}")
@@ -88,6 +94,63 @@ async def test_each_shipped_checkpoint_replaces_the_older_and_is_downloadable_si
         assert download.headers["x-content-sha256"] == hashlib.sha256(NEW).hexdigest()
         unsigned = await backend.client.get(f"/api/v1/callbacks/checkpoints/{op_id}")
         assert unsigned.status_code == 401
+
+
+async def test_a_command_checkpoint_is_kept_under_its_name_and_its_step_and_travels_with_a_redispatch(
+    tmp_path: Path,
+) -> None:
+    settings = host_settings(tmp_path, hosts=("http://h1", "http://h2"), host_lease_s=0.3)
+    async with host_backend(settings) as backend:
+        op_id, first = await _on_host(backend, max_retries=1)
+        for step, body in ((200, OLD), (400, NEW)):
+            name = f"step-{step:09d}-checkpoint.pt"
+            response = await _put(backend, _target(op_id, first, step, body, name=name), body)
+            assert response.status_code == 200, response.text
+            assert response.json()["name"] == name
+        assert [p.name for p in backend.components.checkpoints.folder(op_id).glob("step-*")] == [
+            "step-000000400-checkpoint.pt"
+        ]
+        backend.hosts.down.add(backend.hosts.by_id[first].host)
+        op = await backend.wait_for(
+            op_id, lambda b: b["host_session_id"] not in (None, first), "a re-dispatch", 5
+        )
+        ref = backend.hosts.by_id[op["host_session_id"]].command.resume_checkpoint
+        assert ref is not None
+        assert (ref.name, ref.epoch, ref.sha256) == (
+            "step-000000400-checkpoint.pt",
+            400,
+            hashlib.sha256(NEW).hexdigest(),
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "epoch"),
+    [
+        ("../epoch-000003.ckpt", 3),
+        ("step-000000400-a/b.pt", 400),
+        ("step-000000400-..%2Fx", 400),
+        ("step-400-checkpoint.pt", 400),
+        ("step-000000400-checkpoint.pt", 401),
+        ("epoch-000003.ckpt", 4),
+        ("shipped.json", 3),
+    ],
+)
+async def test_a_checkpoint_name_other_than_the_two_forms_or_its_label_is_refused_naming_it(
+    tmp_path: Path, name: str, epoch: int
+) -> None:
+    async with host_backend(host_settings(tmp_path)) as backend:
+        op_id, session_id = await _on_host(backend)
+        assert (await _ship(backend, op_id, session_id, 2, OLD)).status_code == 200
+        response = await _put(backend, _target(op_id, session_id, epoch, NEW, name=name), NEW)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["details"]["field"] == "name"
+        kept = backend.components.checkpoints.latest(op_id)
+        assert kept is not None
+        assert kept.path.name == "epoch-000002.ckpt"
+        assert sorted(p.name for p in backend.components.checkpoints.folder(op_id).iterdir()) == [
+            "epoch-000002.ckpt",
+            "shipped.json",
+        ]
 
 
 @pytest.mark.parametrize(

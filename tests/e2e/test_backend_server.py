@@ -229,12 +229,15 @@ def test_kill_9_during_a_command_training_then_restart_resumes_the_program_from_
         assert (first["outcome"], first["error"]["code"]) == ("requeued", "interrupted")
         assert (second["outcome"], second["from_checkpoint"]) == ("completed", True)
         assert second["resumed_from_epoch"] >= 500
+        assert second["resumed_from_epoch"] % 500 == 0  # the step the program said it checkpointed
         output = (tmp_path / "runs" / op_id / "output.log").read_text()
         assert "resumed from step" in output  # the program itself says where it continued
         steps_seen = [
             int(r["step"]) for r in client.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
         ]
         assert steps_seen[-1] == steps
+        assert steps_seen == sorted(set(steps_seen))  # each step once, the first attempt's kept
+        assert steps_seen[0] <= 500, steps_seen[:5]
         models = client.get("/api/v1/models").json()
         assert any(m["strategy"] == "toy" for m in models), models
     assert not alive(program)  # the first attempt's program did not outlive it

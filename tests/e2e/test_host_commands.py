@@ -50,7 +50,7 @@ with open(os.path.join(out, "report.json"), "w") as f:
     json.dump({"size": args.size, "data_lines": len(data.splitlines())}, f)
 for step in range(1, 4):
     print(f"step: {step} loss: {1.0 / step}", flush=True)
-run = os.path.join(args.witness, os.path.basename(out.rstrip("/")))
+run = os.path.join(args.witness, os.path.basename(os.path.dirname(out.rstrip("/"))))  # the session's run folder
 shutil.copytree(out, run)
 print("witness " + run, flush=True)
 """
@@ -148,7 +148,7 @@ def _sha256(path: Path) -> str:
 
 
 def _witnessed(cluster: Cluster) -> Path:
-    """The copy the program made of its output folder on the host (named after that folder)."""
+    """The copy the program made of its output folder on the host (named after its run folder)."""
     runs = [p for p in cluster.witness.iterdir() if p.is_dir() and p.name not in _seen]
     assert len(runs) == 1, runs
     _seen.add(runs[0].name)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import torch
 
 from tests.e2e.host_cluster import (
     Cluster,
@@ -26,11 +27,14 @@ EPOCHS = 60
 KILL_AFTER_EPOCH = 10
 
 
-@pytest.fixture(scope="module")
+SHIPPING = {"checkpoint_min_interval_s": "0", "checkpoint_poll_s": "0.1"}
+
+
+# One cluster per test: each kills one of its hosts.
+@pytest.fixture
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    shipping = {"checkpoint_min_interval_s": "0", "checkpoint_poll_s": "0.1"}
     with two_host_cluster(
-        tmp_path_factory.mktemp("resume"), host_settings=shipping, max_retries="0"
+        tmp_path_factory.mktemp("resume"), host_settings=SHIPPING, max_retries="0"
     ) as started:
         yield started
 
@@ -45,6 +49,23 @@ def _shipped(backend: Process, op_id: str) -> dict[str, Any] | None:
     return shipped
 
 
+def _placed(cluster: Cluster, op_id: str) -> tuple[dict[str, Any], Process, Process]:
+    """The operation once on a host, the host it runs on (A) and the other one (B)."""
+    first = cluster.api.wait(op_id, lambda b: b["host_session_id"] is not None, "a host session")
+    host_a = next(h for h in cluster.hosts if h.url == first["host_url"])
+    return first, host_a, next(h for h in cluster.hosts if h is not host_a)
+
+
+def _shipped_past(cluster: Cluster, op_id: str, label: int, timeout: float) -> dict[str, Any]:
+    """The record of the first checkpoint host A shipped with an epoch (or step) of at least ``label``."""
+    shipped: dict[str, Any] = wait_until(
+        lambda: (s := _shipped(cluster.backend, op_id)) and s["epoch"] >= label and s,
+        timeout,
+        f"a checkpoint of at least {label} from host A",
+    )
+    return shipped
+
+
 def _resumed_and_two_epochs_on(op: dict[str, Any]) -> bool:
     if op["status"] == "completed":
         return True
@@ -56,14 +77,8 @@ def test_a_killed_hosts_training_resumes_on_the_other_host_from_its_last_checkpo
     api = cluster.api
     versions_before = api.versions()
     op_id = api.start(epochs=EPOCHS, max_retries=1)
-    first = api.wait(op_id, lambda b: b["host_session_id"] is not None, "a host session")
-    host_a = next(h for h in cluster.hosts if h.url == first["host_url"])
-    host_b = next(h for h in cluster.hosts if h is not host_a)
-    shipped = wait_until(
-        lambda: (s := _shipped(cluster.backend, op_id)) and s["epoch"] >= KILL_AFTER_EPOCH and s,
-        60,
-        "a checkpoint from host A",
-    )
+    first, host_a, host_b = _placed(cluster, op_id)
+    shipped = _shipped_past(cluster, op_id, KILL_AFTER_EPOCH, 60)
     assert shipped["session_id"] == first["host_session_id"]
     left_behind = host_a.descendants()
     assert left_behind, "host A trains in a child process"
@@ -95,3 +110,56 @@ def test_a_killed_hosts_training_resumes_on_the_other_host_from_its_last_checkpo
     assert any("re-dispatched, retry 1 of 1 (max_retries)" in w for w in done["warnings"])
     # Nothing of host A trains on for nobody: its fork server and training child exited with it.
     wait_until(lambda: not any(map(running, left_behind)), 15, "host A's processes to exit")
+
+
+#: The sample ``toy`` command, long enough to outlive a kill after its second kept checkpoint.
+TOY = {"steps": 12_000, "checkpoint_every": 500, "val_every": 1000}
+KILL_AFTER_STEP = 1000
+
+
+def _toy(api: Any, **extra: Any) -> str:
+    body = {"workload": "command", "command": {"name": "toy", "params": TOY}, **extra}
+    response = api.http.post("/api/v1/trainings", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["operation_id"])
+
+
+def _weights(backend: Process, op: dict[str, Any]) -> dict[str, torch.Tensor]:
+    weights: dict[str, torch.Tensor] = torch.load(
+        backend.folder / op["result"]["model"]["path"] / "files" / "model.pt", weights_only=True
+    )
+    return weights
+
+
+def test_a_killed_hosts_command_training_resumes_on_the_other_host_from_the_step_its_program_said(
+    cluster: Cluster,
+) -> None:
+    api = cluster.api
+    straight_id = _toy(api, execution_mode="local")  # the same training, never interrupted
+    op_id = _toy(api, execution_mode="host", max_retries=1)
+    _, host_a, host_b = _placed(cluster, op_id)
+    shipped = _shipped_past(cluster, op_id, KILL_AFTER_STEP, 120)
+    assert shipped["path"] == f"step-{shipped['epoch']:09d}-checkpoint.pt"
+    host_a.kill(signal.SIGKILL)
+    assert api.op(op_id)["status"] == "running", "the training ended before host A was killed"
+
+    done = api.finished(op_id, timeout=300)
+    assert done["status"] == "completed", done
+    first_attempt, second_attempt = done["attempt_history"]
+    assert (first_attempt["where"], first_attempt["outcome"]) == (f"host {host_a.url}", "requeued")
+    assert (second_attempt["where"], second_attempt["outcome"]) == (f"host {host_b.url}", "completed")
+    resumed = second_attempt["resumed_from_epoch"]
+    assert resumed >= shipped["epoch"]
+    assert resumed % TOY["checkpoint_every"] == 0  # the step the program said, not one it printed later
+    logs = [line["message"] for line in api.http.get(f"/api/v1/operations/{op_id}/logs").json()["lines"]]
+    assert any(f"resumed from step {resumed}" in line for line in logs), logs[-40:]
+    steps = [row["step"] for row in api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]]
+    assert steps == sorted(set(steps)), steps  # each step once
+    assert steps[-1] == TOY["steps"]
+    assert min(steps) <= resumed + 10, steps
+
+    straight = api.finished(straight_id, timeout=300)
+    assert straight["status"] == "completed", straight
+    resumed_weights, straight_weights = _weights(cluster.backend, done), _weights(cluster.backend, straight)
+    assert resumed_weights.keys() == straight_weights.keys()
+    assert all(torch.equal(resumed_weights[k], straight_weights[k]) for k in straight_weights)

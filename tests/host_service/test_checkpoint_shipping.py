@@ -94,6 +94,7 @@ async def test_each_new_checkpoint_is_shipped_once_signed_with_its_digest(shippi
         "epoch": "1",
         "sha256": hashlib.sha256(first).hexdigest(),
         "size": str(len(first)),
+        "name": "epoch-000001.ckpt",
     }
     (folder / "epoch-000002.ckpt").write_bytes(b"weights after epoch 2")
     (folder / "not-a-checkpoint.tmp").write_bytes(b"half written")
@@ -153,3 +154,41 @@ async def test_a_refused_checkpoint_is_not_sent_again_a_newer_one_is(shipping_ho
     (folder / "epoch-000002.ckpt").write_bytes(b"weights after epoch 2")
     await wait_for(lambda: len(backend.uploads) == 2)
     assert [q["epoch"] for q, _ in backend.uploads] == ["1", "2"]
+
+
+async def test_a_commands_kept_checkpoints_are_shipped_under_their_name_labelled_with_their_step(
+    shipping_host: Host,
+) -> None:
+    _, folder = await _started(shipping_host, _body())
+    (folder / "step-000000200-checkpoint.pt").write_bytes(b"step 200")
+    await wait_for(lambda: len(_uploads(shipping_host)) == 1)
+    (folder / ".step-000000400-checkpoint.pt.partial").write_bytes(b"half a copy")
+    (folder / "step-000000400-checkpoint.pt").write_bytes(b"step 400")
+    await wait_for(lambda: len(_uploads(shipping_host)) == 2)
+    assert [(q["name"], q["epoch"], body) for q, body in _uploads(shipping_host)] == [
+        ("step-000000200-checkpoint.pt", "200", b"step 200"),
+        ("step-000000400-checkpoint.pt", "400", b"step 400"),
+    ]
+
+
+async def test_a_resumed_command_session_gets_its_checkpoint_under_its_name_and_never_ships_it_back(
+    shipping_host: Host,
+) -> None:
+    name = "step-000000400-checkpoint.pt"
+    ref = {"url": CKPT_URL, "epoch": 400, "sha256": hashlib.sha256(KEPT).hexdigest(), "size": len(KEPT)}
+    _, folder = await _started(shipping_host, _body(resume_checkpoint={**ref, "name": name}))
+    assert shipping_host.launcher.workers[0].spec.resume
+    assert (folder / name).read_bytes() == KEPT
+    (folder / "step-000000600-checkpoint.pt").write_bytes(b"step 600")
+    await wait_for(lambda: _uploads(shipping_host))
+    assert [q["name"] for q, _ in _uploads(shipping_host)] == ["step-000000600-checkpoint.pt"]
+
+
+@pytest.mark.parametrize("name", ["../step-000000400-x.pt", "step-000000400-a/b.pt", "step-000000401-x.pt"])
+async def test_a_resume_checkpoint_with_a_bad_name_is_refused_at_start(
+    shipping_host: Host, name: str
+) -> None:
+    ref = {"url": CKPT_URL, "epoch": 400, "sha256": hashlib.sha256(KEPT).hexdigest(), "size": 1, "name": name}
+    response = await shipping_host.client.post("/training/start", json=_body(resume_checkpoint=ref))
+    assert response.status_code == 422, response.text
+    assert not shipping_host.launcher.workers

@@ -38,7 +38,7 @@ def test_the_head_stopped_mid_training_fails_the_operation_ray_job_lost_within_t
     doomed: tuple[Api, Process, LocalRay],
 ) -> None:
     api, backend, cluster = doomed
-    op_id = api.start(epochs=400, mode="ray")
+    op_id = api.start(epochs=400, mode="ray", max_retries=0)  # the loss itself, not its retry
     training_epochs(api, op_id, at_least=1)
     cluster.stop()  # the head and everything of the cluster, by its process group
     assert cluster.processes() == []

@@ -45,7 +45,7 @@ def test_a_job_whose_entrypoint_fails_to_import_fails_with_ray_s_message_and_log
     broken: tuple[Api, Process],
 ) -> None:
     api, _ = broken
-    op_id = api.start(epochs=2, mode="ray")
+    op_id = api.start(epochs=2, mode="ray", max_retries=0)  # each retry would fail the same way
     op = api.finished(op_id, timeout=120)
     assert op["status"] == "failed", op
     error = op["error"]

@@ -2,8 +2,8 @@
 
 The tests run in file order as one story on one backend: a training completes; a command training
 completes with its artefacts; a job's token opens its own operation's routes only; a cancel stops its
-job; a killed job process is lost; the backend is killed mid-job and restarted, and reconciles. Every
-wait has a deadline.
+job; a killed job process is lost (no retry allowed), or resubmitted and resumed from the checkpoint it
+shipped; the backend is killed mid-job and restarted, and reconciles. Every wait has a deadline.
 """
 
 from __future__ import annotations
@@ -66,7 +66,10 @@ def stack(local_ray: LocalRay, tmp_path_factory: pytest.TempPathFactory) -> Iter
     folder = tmp_path_factory.mktemp("ray-backend")
     worker_commands = folder / "worker-commands"  # the workers' own templates (the sample ones)
     write_sample_commands(worker_commands)
-    backend = ray_backend(folder, local_ray, ray_commands_dir=str(worker_commands))
+    # A checkpoint every epoch, however short: the lost job's retry below resumes from one.
+    backend = ray_backend(
+        folder, local_ray, ray_commands_dir=str(worker_commands), checkpoint_min_interval_s="0"
+    )
     api = Api(backend)
     try:
         backend.launch()
@@ -230,6 +233,12 @@ def test_a_job_token_opens_only_its_own_operation_and_never_the_shared_secret_ro
             ("POST", f"{other}/failure", {"json": {"code": "x", "message": "forged"}}),
             ("PUT", f"{other}/model", {"content": b"x", "headers": {"x-content-sha256": "0" * 64}}),
             ("POST", f"{other}/result", {"json": {}}),
+            ("GET", f"/api/v1/callbacks/checkpoints/{other_id}", {}),
+            (
+                "PUT",
+                f"/api/v1/callbacks/checkpoints/{other_id}?session_id={other_id}&epoch=1&sha256={'0' * 64}&size=1",
+                {"content": b"x"},
+            ),
         ]:
             refused = _as_job(api, method, path, token, **kwargs)
             assert refused.status_code == 401, (path, refused.text)
@@ -278,7 +287,7 @@ def test_cancel_stops_the_job_within_5_s_and_its_process_is_gone(stack: RayStack
 
 def test_a_killed_job_process_fails_the_operation_with_ray_job_lost(stack: RayStack) -> None:
     api = stack.api
-    op_id = api.start(epochs=400, mode="ray")
+    op_id = api.start(epochs=400, mode="ray", max_retries=0)
     training_epochs(api, op_id)
     for pid in job_processes(op_id):
         os.kill(pid, signal.SIGKILL)
@@ -286,6 +295,49 @@ def test_a_killed_job_process_fails_the_operation_with_ray_job_lost(stack: RaySt
     assert op["error"]["code"] == "ray_job_lost", op["error"]
     assert op_id in op["error"]["message"]
     assert "Ray says" in op["error"]["message"]
+
+
+def _shipped(stack: RayStack, op_id: str) -> dict[str, Any] | None:
+    """The record of the checkpoint the backend keeps for ``op_id`` (None before one arrived)."""
+    record = stack.backend.folder / "runs" / op_id / "checkpoints" / "shipped.json"
+    try:
+        shipped: dict[str, Any] = json.loads(record.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return shipped
+
+
+def test_a_killed_job_is_submitted_again_and_resumes_from_the_checkpoint_it_shipped(stack: RayStack) -> None:
+    api = stack.api
+    epochs = 60
+    before = len(api.versions())
+    op_id = api.start(epochs=epochs, mode="ray", max_retries=1)
+    shipped = wait_until(
+        lambda: (s := _shipped(stack, op_id)) and s["epoch"] >= 5 and s, 120, "a checkpoint from the job"
+    )
+    assert (shipped["session_id"], shipped["path"]) == (op_id, f"epoch-{shipped['epoch']:06d}.ckpt")
+    killed = job_processes(op_id)
+    assert killed, "the job's process runs while it trains"
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    assert api.op(op_id)["status"] == "running", "the training ended before its job was killed"
+
+    done = api.finished(op_id, timeout=240)
+    assert done["status"] == "completed", (done["error"], done["attempt_history"])
+    first, second = done["attempt_history"]
+    assert (first["outcome"], first["error"]["code"]) == ("requeued", "ray_job_lost")
+    assert (second["outcome"], second["trigger"], second["from_checkpoint"]) == (
+        "completed",
+        "automatic",
+        True,
+    )
+    assert second["resumed_from_epoch"] >= shipped["epoch"]
+    assert done["host_session_id"] == f"{op_id}-attempt-2"  # Ray keeps the lost job under the first id
+    assert job_status(stack, op_id) is RayJobStatus.FAILED
+    history = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
+    assert [row["epoch"] for row in history] == list(range(1, epochs + 1))  # each epoch once
+    assert len(api.versions()) == before + 1
+    assert any("re-dispatched, retry 1 of 1 (max_retries)" in w for w in done["warnings"])
 
 
 def test_a_backend_killed_mid_job_reconciles_after_restart_with_one_version(stack: RayStack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,7 @@ class Rig:
         return await asyncio.wait_for(poll(), timeout)
 
 
-def build_rig(tmp_path: Path, jobs: FakeRayJobs) -> Rig:
+def build_rig(tmp_path: Path, jobs: FakeRayJobs, timings: RayTimings = TIMINGS) -> Rig:
     engine = build_engine(f"sqlite:///{tmp_path / 'ops.db'}")
     migrate(engine)
     ops = OperationsService(
@@ -82,7 +83,7 @@ def build_rig(tmp_path: Path, jobs: FakeRayJobs) -> Rig:
     capture = LogCapture(store)
     runner = ray_runner(
         ops, monitor, _never_pulled, capture, KEY, SessionCommands(FakeDatasets(data), "http://backend.test"),
-        backend_url="http://backend.test", entrypoint="modelyard", timings=TIMINGS,
+        backend_url="http://backend.test", entrypoint="modelyard", timings=timings,
     )  # fmt: skip
     return Rig(ops, jobs, runner, store, capture)
 
@@ -111,7 +112,10 @@ async def test_a_job_is_submitted_once_with_a_token_scoped_to_its_operation(rig:
     assert running.host_url == rig.jobs.address
     [(submission_id, entrypoint, env, resources)] = rig.jobs.submissions
     assert submission_id == op.id
-    assert entrypoint == f"modelyard ray-job --backend-url http://backend.test --operation-id {op.id}"
+    assert entrypoint == (
+        f"modelyard ray-job --backend-url http://backend.test --operation-id {op.id} "
+        "--checkpoint-every-epochs 1 --checkpoint-min-interval 30"
+    )
     token = env[JOB_TOKEN_ENV]
     KEY.verify(token, op.id, rig.ops.now())
     assert "k" * 8 not in token  # the key itself never travels
@@ -142,6 +146,34 @@ async def test_a_job_that_fails_without_a_result_is_ray_job_lost_with_its_log_ta
     assert "ModuleNotFoundError" in failed.error.details["log_tail"]
     lines, _ = rig.logs.read(op.id, 0, 100)
     assert any("ModuleNotFoundError" in line.message for line in lines)
+
+
+async def test_a_lost_job_is_submitted_again_under_a_new_id_while_max_retries_allows(tmp_path: Path) -> None:
+    rig = build_rig(tmp_path, FakeRayJobs(), dataclasses.replace(TIMINGS, max_retries=1))
+    await rig.runner.start()
+    try:
+        op = rig.new_op()
+        rig.runner.submit(op.id)
+        await rig.until(op.id, OperationStatus.RUNNING)
+        rig.jobs.finish(op.id, RayJobStatus.FAILED, "the driver was killed")
+
+        async def resubmitted() -> Operation:
+            while (current := rig.ops.get(op.id)).host_session_id != f"{op.id}-attempt-2":
+                await asyncio.sleep(0.01)
+            return current
+
+        retried = await asyncio.wait_for(resubmitted(), 5)
+        assert [s[0] for s in rig.jobs.submissions] == [op.id, f"{op.id}-attempt-2"]
+        assert [a.outcome for a in retried.attempt_log] == ["requeued", "running"]
+        assert retried.attempt_log[0].error_code == "ray_job_lost"
+        assert (retried.attempt_log[1].trigger, retried.attempt_log[1].from_checkpoint) == ("automatic", True)
+        rig.jobs.finish(f"{op.id}-attempt-2", RayJobStatus.FAILED, "again")
+        failed = await rig.until(op.id, OperationStatus.FAILED)  # the one retry is used up
+        assert failed.error is not None
+        assert failed.error.code == "ray_job_lost"
+        assert len(rig.jobs.submissions) == 2
+    finally:
+        await rig.runner.stop()
 
 
 async def test_a_cluster_silent_past_the_lease_loses_the_job(rig: Rig) -> None:

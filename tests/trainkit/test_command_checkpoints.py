@@ -142,10 +142,67 @@ def test_a_copy_that_fails_logs_a_warning_and_the_training_goes_on(
     dest.write_text("a file where the folder should be")
     keep = keeper(out, dest, [5], min_interval_s=0)
     (out / "a.ck").write_text("5")
+    keep.look()
     with caplog.at_level(logging.WARNING):
         keep.look(final=True)
     assert keep.kept == 0
     assert "checkpoint a.ck not kept" in caplog.text
+
+
+def test_a_file_first_seen_after_the_program_ended_is_not_labelled_with_a_guess(tmp_path: Path) -> None:
+    out, dest = tmp_path / "out", tmp_path / "kept"
+    out.mkdir()
+    keep = keeper(out, dest, [600], min_interval_s=0)
+    keep.look()
+    (out / "a.ck").write_text("400")  # written between the last look and the end: its step is unknown
+    keep.stop(final_look=True)
+    assert command_checkpoints(dest) == []
+
+
+def test_a_declared_checkpoint_is_labelled_with_the_programs_step(tmp_path: Path) -> None:
+    out, dest, printed = tmp_path / "out", tmp_path / "kept", [600]
+    (out / "ckpt").mkdir(parents=True)
+    keep = keeper(out, dest, printed, min_interval_s=0)
+    (out / "ckpt" / "last.pt").write_text("400")
+    keep.declare("ckpt/last.pt", 400)  # said late: the program had printed step 600 meanwhile
+    keep.look()
+    assert [(p.name, s) for p, s in command_checkpoints(dest)] == [("step-000000400-last.pt", 400)]
+    (out / "other.ck").write_text("x")  # a glob match the program did not declare: no longer inferred
+    keep.look()
+    keep.look()
+    keep.stop(final_look=True)
+    assert [s for _, s in command_checkpoints(dest)] == [400]
+
+
+def test_a_declared_file_rewritten_before_its_copy_waits_for_its_own_line(tmp_path: Path) -> None:
+    out, dest = tmp_path / "out", tmp_path / "kept"
+    out.mkdir()
+    keep = keeper(out, dest, [0], min_interval_s=0)
+    (out / "last.ck").write_text("400")
+    keep.declare("last.ck", 400)
+    (out / "last.ck").write_text("step 600")  # the next checkpoint, its line not read yet
+    keep.look()
+    assert command_checkpoints(dest) == []  # never 600's bytes labelled 400
+    keep.declare("last.ck", 600)
+    keep.look()
+    assert [(p.read_text(), s) for p, s in command_checkpoints(dest)] == [("step 600", 600)]
+
+
+@pytest.mark.parametrize("path", ["../secret.ck", "/etc/hostname", "link.ck", "missing.ck", ""])
+def test_a_declared_path_outside_the_output_folder_is_refused_with_one_warning(
+    tmp_path: Path, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    out, dest = tmp_path / "out", tmp_path / "kept"
+    out.mkdir()
+    (tmp_path / "secret.ck").write_text("not yours")
+    (out / "link.ck").symlink_to(tmp_path / "secret.ck")
+    keep = keeper(out, dest, [1], min_interval_s=0)
+    with caplog.at_level(logging.WARNING):
+        keep.declare(path, 1)
+        keep.declare(path, 2)
+    keep.stop(final_look=True)
+    assert command_checkpoints(dest) == []
+    assert caplog.text.count("checkpoint line ignored") == 1
 
 
 def test_a_symlink_out_of_the_output_folder_is_never_copied(tmp_path: Path) -> None:
@@ -237,11 +294,13 @@ def test_the_sample_resumed_from_its_checkpoint_ends_with_the_same_weights_as_st
     straight = runner.execute(request, lambda _u: None, CancelToken(), run_name="straight")
     kept = newest_command_checkpoint(tmp_path / "runs" / "straight" / "checkpoints")
     assert kept is not None
+    assert kept[1] == 200  # the step the program said, not the last one it had printed
     # A second run handed the first one's newest checkpoint, as a retry on another machine would be.
     retry = tmp_path / "runs" / "retry" / "checkpoints"
     retry.mkdir(parents=True)
     (retry / kept[0].name).write_bytes(kept[0].read_bytes())
     resumed = runner.execute(request, lambda _u: None, CancelToken(), run_name="retry", resume=True)
+    assert resumed.resumed_from_epoch == 200
     assert "resumed from step 200" in (tmp_path / "runs" / "retry" / "output.log").read_text()
     assert resumed.history[0]["step"] > 200
     assert straight.model is not None

@@ -243,3 +243,33 @@ def test_adding_rows_in_bulk_equals_adding_them_one_by_one(parser: MetricParser)
         bulk.best_val_loss,
         bulk.lines_with_metrics,
     )
+
+
+def test_a_checkpoint_line_is_handed_on_not_read_as_metrics(parser: MetricParser) -> None:
+    lines = [
+        "step: 410 loss: 0.5",
+        'MODELYARD {"checkpoint": "ckpt/last.pt", "step": 400}',
+        'MODELYARD {"checkpoint": "last.pt", "step": 800.0}',
+    ]
+    assert parser.parse_many(lines) == [{"step": 410.0, "loss": 0.5}]
+    assert parser.new_checkpoint_lines == 2
+    assert parser.take_checkpoints() == [("ckpt/last.pt", 400), ("last.pt", 800)]
+    assert parser.take_checkpoints() == []
+    assert parser.new_checkpoint_lines == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"checkpoint": "last.pt"}',
+        '{"checkpoint": "last.pt", "step": -1}',
+        '{"checkpoint": "last.pt", "step": 1.5}',
+        '{"checkpoint": "last.pt", "step": true}',
+        '{"checkpoint": 3, "step": 1}',
+        '{"checkpoint": "", "step": 1}',
+    ],
+)
+def test_a_checkpoint_line_without_a_path_and_a_step_is_counted_bad(parser: MetricParser, body: str) -> None:
+    assert parser.parse("MODELYARD " + body) == {}
+    assert parser.take_checkpoints() == []
+    assert parser.bad_checkpoint_lines == 1

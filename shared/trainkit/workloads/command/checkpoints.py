@@ -1,14 +1,24 @@
 """A command's own checkpoint files, kept by modelyard so that a retry resumes from them.
 
 The program writes checkpoints in its own format wherever its template's ``checkpoints`` glob says (under
-``{output_dir}``). While it runs, a :class:`CheckpointKeeper` looks for the newest matching file every
-``LOOK_INTERVAL_S``; once that file has stopped changing (same size and modification time on two looks,
-so a program that writes in place is not caught halfway) it is copied into the run's checkpoint folder
-as ``step-<step>-<name>`` (to a temporary name, then renamed: a crash never leaves half a copy), the step
-being the last one the program had printed when that version of the file was first seen (so it can be
-a few steps past the checkpoint's own: the resumed program's first step says exactly). The newest ``keep_last`` copies stay, never more often than the
-policy's ``min_interval_s``. A retry hands the newest copy back to the program through the template's
-``resume_argv`` (``{checkpoint}``); see :func:`newest_command_checkpoint`.
+``{output_dir}``). A :class:`CheckpointKeeper` copies them into the run's checkpoint folder as
+``step-<step>-<name>`` (to a temporary name, then renamed: a crash never leaves half a copy), the newest
+``keep_last`` kept, never more often than the policy's ``min_interval_s``. The step comes from one of two
+places:
+
+- **The program says it** (preferred): a line ``MODELYARD {"checkpoint": "ckpt/last.pt", "step": 400}``
+  once the file is complete (the path relative to ``{output_dir}``, which it must stay inside). The
+  output parser hands it to :meth:`CheckpointKeeper.declare`; from the first such line on, the glob is
+  only the switch that turns checkpointing on. A declared file that changes before it is copied (the
+  program already wrote the next one) is left for that next line, so a copy always holds its label's step.
+- **Inferred** (a program that does not say): every ``LOOK_INTERVAL_S`` the keeper looks for the newest
+  file matching the glob; once that file has stopped changing (same size and modification time on two
+  looks, so a program that writes in place is not caught halfway) it is copied, labelled with the last
+  step the program had printed when that version was first seen. A version first seen after the program
+  ended is not kept: its step could be anything the program printed since it was written.
+
+A retry hands the newest copy back to the program through the template's ``resume_argv``
+(``{checkpoint}``); see :func:`newest_command_checkpoint`.
 """
 
 from __future__ import annotations
@@ -53,6 +63,18 @@ def newest_command_checkpoint(folder: Path) -> tuple[Path, int] | None:
     return kept[0] if kept else None
 
 
+#: One version of a file: its path, size and modification time (a new version differs in one of them).
+_Version = tuple[Path, int, int]
+
+
+def _version_of(path: Path) -> _Version | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (path, stat.st_size, stat.st_mtime_ns)
+
+
 class CheckpointKeeper:
     """Copies the program's newest checkpoint file into ``dest`` while it runs (on a thread of its own,
     in the caller's logging context so its lines reach the operation's log)."""
@@ -75,9 +97,13 @@ class CheckpointKeeper:
         self._keep_last = max(1, keep_last)
         self._min_interval_s = min_interval_s
         self._on_kept = on_kept
-        self._seen: tuple[Path, int, int] | None = None  # newest candidate at the last look
+        self._seen: _Version | None = None  # newest glob match at the last look
         self._seen_step = 0
-        self._kept: tuple[Path, int, int] | None = None  # what was copied last
+        self._lock = threading.Lock()
+        self._declared: tuple[_Version, int] | None = None  # the program's newest line, not yet kept
+        self._told = False  # the program states its checkpoints: the glob's inference is off
+        self._refused = False  # a bad line was logged once
+        self._kept: _Version | None = None  # what was copied last
         self._last_copy = float("-inf")
         self._stop = threading.Event()
         context = contextvars.copy_context()
@@ -98,43 +124,104 @@ class CheckpointKeeper:
         if final_look:
             self.look(final=True)
 
+    def declare(self, relative: str, step: int) -> None:
+        """The program says ``relative`` (under ``{output_dir}``) is a complete checkpoint of ``step``
+        (called on the output reader's thread; the copy happens on the keeper's)."""
+        version = self._inside(relative)
+        with self._lock:
+            self._told = True
+            if version is not None:
+                self._declared = (version, step)
+                return
+            if self._refused:
+                return
+            self._refused = True
+        logger.warning(
+            "checkpoint line ignored: %r is not a file inside {output_dir} (a relative path, no symlink); "
+            "further bad checkpoint lines are ignored silently",
+            relative,
+        )
+
+    def _inside(self, relative: str) -> _Version | None:
+        path = Path(relative)
+        if not relative or path.is_absolute():
+            return None
+        candidate = self._root / path
+        try:
+            if candidate.is_symlink() or not candidate.resolve().is_relative_to(self._root):
+                return None
+        except OSError:
+            return None
+        version = _version_of(candidate)
+        return version if version is not None and candidate.is_file() else None
+
     def _loop(self) -> None:
         while not self._stop.wait(LOOK_INTERVAL_S):
             self.look()
 
     def look(self, *, final: bool = False) -> None:
+        with self._lock:
+            told, declared = self._told, self._declared
+        if told:
+            self._keep_declared(declared, final)
+        else:
+            self._keep_globbed(final)
+
+    def _due(self, final: bool) -> bool:
+        return final or time.monotonic() - self._last_copy >= self._min_interval_s
+
+    def _keep_declared(self, declared: tuple[_Version, int] | None, final: bool) -> None:
+        if declared is None or declared[0] == self._kept or not self._due(final):
+            return
+        version, step = declared
+        self._copy(version, step)
+        with self._lock:
+            if self._declared == declared:
+                self._declared = None
+
+    def _keep_globbed(self, final: bool) -> None:
         candidate = self._newest()
         previous = self._seen
-        if candidate != previous:  # a new file or a new version: the step printed when first seen
+        if candidate != previous and not final:  # a new file or version: the step printed when first seen
             self._seen, self._seen_step = candidate, self._step() or 0
         if candidate is None or candidate == self._kept:
             return
+        if candidate != self._seen:
+            logger.info(
+                "[modelyard] checkpoint %s not kept: it appeared after the program's last output was read, so "
+                'its step is unknown (a program can say it: MODELYARD {"checkpoint": ..., "step": N})',
+                candidate[0].name,
+            )
+            return
         settled = final or candidate == previous
-        due = final or time.monotonic() - self._last_copy >= self._min_interval_s
-        if settled and due:
+        if settled and self._due(final):
             self._copy(candidate, self._seen_step)
 
-    def _newest(self) -> tuple[Path, int, int] | None:
-        newest: tuple[Path, int, int] | None = None
+    def _newest(self) -> _Version | None:
+        newest: _Version | None = None
         for path in self._root.glob(self._glob):
             try:
                 if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(self._root):
                     continue
-                stat = path.stat()
             except OSError:  # removed or replaced between the listing and the look
                 continue
-            if newest is None or stat.st_mtime_ns > newest[2]:
-                newest = (path, stat.st_size, stat.st_mtime_ns)
+            version = _version_of(path)
+            if version is not None and (newest is None or version[2] > newest[2]):
+                newest = version
         return newest
 
-    def _copy(self, candidate: tuple[Path, int, int], step: int) -> None:
-        source = candidate[0]
+    def _copy(self, version: _Version, step: int) -> None:
+        source = version[0]
         target = self._dest / command_checkpoint_name(step, source)
         partial = self._dest / f".{target.name}.partial"
         started = time.perf_counter()
         try:
             self._dest.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, partial)
+            if _version_of(source) != version:  # rewritten meanwhile: the copy may mix two versions
+                partial.unlink()
+                logger.info("[modelyard] checkpoint %s changed while it was copied; not kept", source.name)
+                return
             os.replace(partial, target)
         except OSError as exc:  # disk full, file gone: the training goes on, the older copies stay
             with contextlib.suppress(OSError):
@@ -142,11 +229,11 @@ class CheckpointKeeper:
             logger.warning("checkpoint %s not kept: %s", source.name, exc)
             return
         took = time.perf_counter() - started
-        self._kept, self._last_copy = candidate, time.monotonic()
+        self._kept, self._last_copy = version, time.monotonic()
         self.kept += 1
         for older, _ in command_checkpoints(self._dest)[self._keep_last :]:
             with contextlib.suppress(OSError):
                 older.unlink()
-        logger.info("[modelyard] checkpoint kept at step %d (%s, %d bytes)", step, source.name, candidate[1])
+        logger.info("[modelyard] checkpoint kept at step %d (%s, %d bytes)", step, source.name, version[1])
         if self._on_kept is not None:
             self._on_kept(target, step, took)

@@ -2,7 +2,9 @@
 
 A line ``MODELYARD {"step": 100, "loss": 0.5}`` (one JSON object) is read as it stands and wins over the
 regexes for that line; any other line is searched with each metric's regex (one capture group). A line
-with metrics but no step belongs to the last step seen. Rows are merged per step, kept in memory up to a
+with metrics but no step belongs to the last step seen. A structured line naming a ``checkpoint`` is no
+metric row: it says which file under ``{output_dir}`` is a complete checkpoint of which step, and is
+handed on through :meth:`MetricParser.take_checkpoints`. Rows are merged per step, kept in memory up to a
 bound by thinning (every other row dropped, the newest kept), so a million-line program costs bounded
 memory while the full record stays on disk.
 """
@@ -24,6 +26,9 @@ _CONTROL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _MARK_CONTROL = bytes.maketrans(_CONTROL_BYTES, b"\xff" * len(_CONTROL_BYTES))
 #: Non-numeric values a structured line may carry (shown, never plotted).
 TEXT_KEYS = ("device", "phase")
+#: The key of a structured line declaring a checkpoint: ``MODELYARD {"checkpoint": "last.pt", "step": 400}``.
+CHECKPOINT_KEY = "checkpoint"
+MAX_CHECKPOINT_PATH_CHARS = 1024
 
 
 def split_lines(pending: bytes, chunk: bytes, *, final: bool = False) -> tuple[list[str], bytes]:
@@ -70,6 +75,11 @@ class MetricParser:
         if patterns and all(_line_safe(p) for p in patterns.values()):
             joined = "|".join(f"(?:{p})" for p in patterns.values())
             self._chunk_finditer = re.compile(f"{joined}|({_SEPARATOR})").finditer
+        self._checkpoints: list[tuple[str, int]] = []
+        #: Checkpoint lines parsed since the last :meth:`take_checkpoints` (0 almost always: a cheap test).
+        self.new_checkpoint_lines = 0
+        #: Checkpoint lines left out for a missing or bad path or step (the workload warns once).
+        self.bad_checkpoint_lines = 0
 
     @property
     def scans_chunks(self) -> bool:
@@ -80,9 +90,12 @@ class MetricParser:
         if STRUCTURED_PREFIX in line:  # one substring search; the exact rule only for those lines
             stripped = line.lstrip()
             if stripped.startswith(STRUCTURED_PREFIX):
-                structured = _structured(stripped[len(STRUCTURED_PREFIX) :])
-                if structured is not None:
-                    return structured
+                data = _json_object(stripped[len(STRUCTURED_PREFIX) :])
+                if data is not None and CHECKPOINT_KEY in data:
+                    self._note_checkpoint(data)
+                    return {}
+                if data is not None:
+                    return _structured(data)
         found: dict[str, Any] = {}
         finditer = self._finditer
         if finditer is None:
@@ -99,6 +112,28 @@ class MetricParser:
                 except ValueError:
                     continue
         return found
+
+    def take_checkpoints(self) -> list[tuple[str, int]]:
+        """The ``(path, step)`` of the checkpoint lines parsed since the last call, in order."""
+        taken, self._checkpoints = self._checkpoints, []
+        self.new_checkpoint_lines = 0
+        return taken
+
+    def _note_checkpoint(self, data: dict[Any, Any]) -> None:
+        self.new_checkpoint_lines += 1
+        path, step = data.get(CHECKPOINT_KEY), data.get("step")
+        if isinstance(step, float) and step.is_integer():
+            step = int(step)
+        if (
+            isinstance(path, str)
+            and 0 < len(path) <= MAX_CHECKPOINT_PATH_CHARS
+            and isinstance(step, int)
+            and not isinstance(step, bool)
+            and step >= 0
+        ):
+            self._checkpoints.append((path, step))
+        else:
+            self.bad_checkpoint_lines += 1
 
     def parse_many(self, lines: list[str]) -> list[dict[str, Any]]:
         """The rows of the lines that hold metrics, in order (lines without any are left out)."""
@@ -146,13 +181,15 @@ def _line_safe(pattern: str) -> bool:
     return _UNSAFE.search(_PLAIN_CLASS.sub("", _SAFE_ESCAPE.sub("", pattern))) is None
 
 
-def _structured(text: str) -> dict[str, Any] | None:
+def _json_object(text: str) -> dict[Any, Any] | None:
     try:
         data = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(data, dict):
-        return None
+    return data if isinstance(data, dict) else None
+
+
+def _structured(data: dict[Any, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in data.items():
         if not isinstance(key, str) or len(key) > 64:

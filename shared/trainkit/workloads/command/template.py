@@ -121,7 +121,11 @@ class CommandTemplate(BaseModel):
     stop_grace_s: float = Field(10.0, gt=0, le=600)
     max_runtime_s: float | None = Field(None, gt=0)
     checkpoints: str | None = Field(
-        None, description="A glob under {output_dir}: the program's checkpoint files (the newest is kept)."
+        None,
+        description=(
+            "A glob under {output_dir}: the program's checkpoint files (the newest is kept, labelled with "
+            'the step of its MODELYARD {"checkpoint": ..., "step": N} line, else inferred).'
+        ),
     )
     resume_argv: list[str] = Field(
         default_factory=list,

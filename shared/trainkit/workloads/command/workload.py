@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -140,6 +140,7 @@ class CommandWorkload(Workload):
             min_interval_s=policy.min_interval_s,
             on_kept=lambda _path, _step, took: run.telemetry.record("command.checkpoint", took),
         )
+        watcher.on_checkpoint = keeper.declare
         keeper.start()
         return keeper
 
@@ -321,14 +322,31 @@ class _OutputWatcher:
         self._refill_at = time.monotonic()
         self._skipped = 0
         self._lock = threading.Lock()
+        #: Told of each checkpoint the program says it wrote (path under ``{output_dir}``, step).
+        self.on_checkpoint: Callable[[str, int], None] | None = None
+        self._bad_checkpoint_lines_told = False
 
     def consume(self, lines: list[str]) -> None:
         with self._lock:
             self.history.add_many(self._parser.parse_many(lines))
+            if self._parser.new_checkpoint_lines:
+                self._context.run(self._hand_on_checkpoints)
             self.tail.extend(lines)
             self._context.run(self._forward, lines)
             if time.monotonic() - self._last_report >= PROGRESS_INTERVAL_S:
                 self._report()
+
+    def _hand_on_checkpoints(self) -> None:
+        declared = self._parser.take_checkpoints()
+        if self.on_checkpoint is not None:
+            for path, step in declared:
+                self.on_checkpoint(path, step)
+        if self._parser.bad_checkpoint_lines and not self._bad_checkpoint_lines_told:
+            self._bad_checkpoint_lines_told = True
+            logger.warning(
+                'a checkpoint line was ignored: it needs {"checkpoint": "<path under {output_dir}>", '
+                '"step": <integer >= 0>} (further ones are ignored silently)'
+            )
 
     def flush(self, *, final: bool = False) -> None:
         with self._lock:

@@ -7,8 +7,10 @@ writes ``model.pt`` (a plain ``torch.save`` state dict) and ``training.json`` in
 the next step on SIGTERM (exit code 143, nothing written).
 
 With ``--checkpoint-every N`` it keeps ``checkpoint.pt`` in ``--out`` (weights, optimizer, schedule, the
-batch sampler's random state and the step; replaced atomically every N steps), and ``--resume FILE``
-continues from one: the resumed run ends with the same weights as an uninterrupted one.
+batch sampler's random state and the step; replaced atomically every N steps) and says so
+(``MODELYARD {"checkpoint": "checkpoint.pt", "step": 400}``: modelyard labels its copy with that step),
+and ``--resume FILE`` continues from one: the resumed run ends with the same weights as an uninterrupted
+one.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def main() -> int:
                 "val": val,
             }
             save_atomically(state, Path(args.out) / "checkpoint.pt")
+            print("MODELYARD " + json.dumps({"checkpoint": "checkpoint.pt", "step": step}))
     write_outputs(Path(args.out), model, args, val, time.perf_counter() - started)
     return 0
 
