@@ -34,6 +34,8 @@ WORKER_MODULES = (
     "shared.trainkit.workloads.command.workload",
     # A torch optimizer imports torch._dynamo when it is first built: seconds, once per fresh process.
     "torch._dynamo",
+    # Last: runs numba's kernel loading and torch's first training step once, before any fork.
+    "host_service.adapters.worker_preload",
 )
 #: Forking from a server that imported torch is safe on Linux. On macOS system frameworks (Metal, which
 #: MPS training uses) are not fork-safe, so children there are spawned: slower to start, never broken.
