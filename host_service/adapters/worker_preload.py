@@ -2,8 +2,9 @@
 
 A fork server's preload can only import modules, so importing this one does, once per fork server, what
 every training's fresh process would otherwise pay at first use: numba loading each indicator kernel
-from its cache (its CPU target and registries too), and torch's first forward, backward and optimizer
-step. The children forked afterwards inherit it all.
+from its cache (its CPU target and registries too), torch's first forward, backward and optimizer
+step, and the git commit a run record names (two ``git`` calls). The children forked afterwards inherit
+it all; the commit is the one of the code the server imported, which is the code they run.
 
 Torch's step runs with one intra-op thread, so it never starts torch's OpenMP pool: GNU OpenMP is not
 fork-safe, and a child forked after the pool started could hang at its first parallel region. The
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from shared.trainkit import provenance
 from shared.trainkit.models import MLPSpec, build_model
 from shared.trainkit.workloads.strategy import indicators
 
@@ -40,3 +42,4 @@ def warm_up_training_step() -> None:
 
 indicators.warm_up()
 warm_up_training_step()
+provenance.git_commit()  # cached for the process's life, forked children included
