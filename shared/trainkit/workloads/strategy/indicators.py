@@ -250,10 +250,14 @@ def lookback(spec: IndicatorSpecLike) -> int:
 
 
 def warm_up(rows: int = 64) -> None:
-    """Compute every catalogue indicator once on a short synthetic series: numba then has each kernel
-    loaded (from its cache, or compiled) in this process, and processes forked from it start warm."""
+    """Compute every catalogue indicator once on short synthetic candles: numba then has each kernel
+    loaded (from its cache, or compiled) in this process, and processes forked from it start warm.
+
+    The prices come from a DataFrame as a training's do: numba compiles per argument type, and pandas
+    hands out read-only arrays (copy-on-write), a type of their own."""
     close = 100.0 + np.cumsum(np.sin(np.arange(rows, dtype=np.float64)))
-    prices = Prices(close, close + 1.0, close - 1.0, close, np.ones(rows))
+    candles = pd.DataFrame({"open": close, "high": close + 1.0, "low": close - 1.0, "close": close})
+    prices = Prices.from_candles(candles.assign(volume=1.0))
     for indicator in CATALOG.values():
         indicator.compute(prices, {name: param.default for name, param in indicator.params.items()})
 
