@@ -6,6 +6,11 @@ downloading its data from the backend), built by the e2e helpers. Each pair runs
 times it from the POST to the operation read back as completed (polled every 20 ms). Prints the medians
 and the median of the paired host/local ratios. Target: <= 1.2.
 
+Also prints the time each mode spends outside the training's own steps (the POST to completed minus the
+``step.*`` timers the execution records: data loading through saving): what host mode adds (dispatch,
+the child's start, status, the hand-off) apart from the training itself, whose speed swings with the
+machine's load far more than these edges do.
+
     .venv/bin/python benchmarks/host_overhead.py [--pairs 5] [--epochs 5] [--rows 3000]
 """
 
@@ -26,14 +31,17 @@ from tests.e2e.host_cluster import Api, backend_process, host_process, start_all
 POLL_S = 0.02
 
 
-def timed_training(api: Api, mode: str, epochs: int) -> float:
+def timed_training(api: Api, mode: str, epochs: int) -> tuple[float, float]:
+    """Seconds from the POST to completed, and of those the seconds outside the execution's steps."""
     started = time.perf_counter()
     op_id = api.start(epochs=epochs, mode=mode)
     op = wait_until(lambda: _ended(api, op_id), 120, f"{mode} training {op_id} to end", every=POLL_S)
     elapsed = time.perf_counter() - started
     if op["status"] != "completed" or op["execution_mode"] != mode:
         raise RuntimeError(f"{mode} training ended {op['status']} in mode {op['execution_mode']}: {op}")
-    return elapsed
+    telemetry = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["telemetry"]
+    in_steps = sum(stats["total_s"] for name, stats in telemetry.items() if name.startswith("step."))
+    return elapsed, elapsed - in_steps
 
 
 def _ended(api: Api, op_id: str) -> dict[str, object] | None:
@@ -58,10 +66,13 @@ def main() -> None:
             api = Api(backend)
             wait_until(lambda: api.hosts_healthy(1), 30, "the host to be healthy")
             times: dict[str, list[float]] = {"local": [], "host": []}
+            outside: dict[str, list[float]] = {"local": [], "host": []}
             timed_training(api, "local", 1), timed_training(api, "host", 1)  # warm-up: data, caches
             for pair in range(args.pairs):
                 for mode in ("local", "host") if pair % 2 == 0 else ("host", "local"):
-                    times[mode].append(timed_training(api, mode, args.epochs))
+                    elapsed, beside = timed_training(api, mode, args.epochs)
+                    times[mode].append(elapsed)
+                    outside[mode].append(beside)
             api.close()
         finally:
             for process in processes:
@@ -72,6 +83,8 @@ def main() -> None:
     print(
         f"local {local:.2f} s | host {remote:.2f} s | host/local {ratio:.2f} (median of paired ratios; target <= 1.2)"
     )
+    local_edges, host_edges = (statistics.median(outside[mode]) for mode in ("local", "host"))
+    print(f"outside the training's steps (medians): local {local_edges:.3f} s | host {host_edges:.3f} s")
 
 
 if __name__ == "__main__":

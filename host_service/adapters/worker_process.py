@@ -10,6 +10,8 @@ forking from it safe; should it die, multiprocessing starts a new one on the nex
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import multiprocessing
 import queue
@@ -34,6 +36,8 @@ WORKER_MODULES = (
     "shared.trainkit.workloads.command.workload",
     # A torch optimizer imports torch._dynamo when it is first built: seconds, once per fresh process.
     "torch._dynamo",
+    # Last: runs numba's kernel loading and torch's first training step once, before any fork.
+    "host_service.adapters.worker_preload",
 )
 #: Forking from a server that imported torch is safe on Linux. On macOS system frameworks (Metal, which
 #: MPS training uses) are not fork-safe, so children there are spawned: slower to start, never broken.
@@ -70,6 +74,23 @@ class ProcessWorker:
                 return received
             except (EOFError, OSError, ValueError):  # a child killed mid-write leaves a torn message
                 return received
+
+    async def wait(self, timeout: float) -> None:
+        """Wakes on the queue's pipe becoming readable or the process's sentinel (its exit): the
+        session learns of a message or the end at once, not at its next poll."""
+        loop = asyncio.get_running_loop()
+        woken = asyncio.Event()
+        # The queue's receiving end is private to multiprocessing; its file descriptor is the one
+        # thing read here, only to learn when to drain.
+        descriptors = (self._messages._reader.fileno(), self._process.sentinel)  # type: ignore[attr-defined]
+        for fd in descriptors:
+            loop.add_reader(fd, woken.set)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), timeout)
+        finally:
+            for fd in descriptors:
+                loop.remove_reader(fd)
 
     def request_cancel(self) -> None:
         self._cancel.set()

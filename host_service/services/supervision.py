@@ -1,5 +1,8 @@
 """Follows one session from data download to a terminal status, and always frees its slot.
 
+The child's messages and its exit wake the follower (``WorkerHandle.wait``); ``poll_interval_s`` only
+bounds how long it sleeps when the child is silent (persisting progress, escalating a stop).
+
 Stop escalates: the cancel event first (training raises TrainingCancelledError at the next batch), then
 ``terminate()`` after ``grace_s``, then ``kill()`` after another ``grace_s``. A child that exits without
 saying how it ended is a crash (``worker_crashed`` with its exit code).
@@ -116,7 +119,7 @@ class SessionRunner:
             if now - last_persist >= self._timings.persist_interval_s:
                 self._persist(self.session)
                 last_persist = now
-            await asyncio.sleep(self._timings.poll_interval_s)
+            await worker.wait(self._timings.poll_interval_s)
         await self._reap(worker)
         self._settle(worker.exitcode)
 
@@ -142,7 +145,7 @@ class SessionRunner:
                 deadline = loop.time() + self._timings.grace_s
             while worker.is_alive() and loop.time() < deadline:
                 worker.drain()  # a child cannot exit while its queue feeder waits on a full pipe
-                await asyncio.sleep(min(0.05, self._timings.poll_interval_s))
+                await worker.wait(self._timings.poll_interval_s)
             if not worker.is_alive():
                 return
         logger.error("session %s: child %s survived kill()", self.session.session_id, worker.pid)

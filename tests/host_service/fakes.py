@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,9 @@ class FakeWorker:
     def drain(self) -> list[WorkerMessage]:
         out, self.pending = self.pending, []
         return out
+
+    async def wait(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
 
     def send(self, kind: str, **body: object) -> None:
         self.pending.append(WorkerMessage(kind, dict(body)))

@@ -3,6 +3,7 @@ that training alone, and the next training gets a fresh process that completes."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -71,3 +72,21 @@ def test_killed_training_fails_alone_and_the_next_one_runs_in_a_fresh_process(tm
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert survivor.exitcode == 0
+
+
+@pytest.mark.anyio
+async def test_a_waiting_session_wakes_on_its_childs_message_and_on_its_exit(tmp_path: Path) -> None:
+    """``wait`` sleeps an hour at most; each deadline below passes only if a message or the exit woke it."""
+    write_sample_data(tmp_path / "data", symbols=("EURUSD",), timeframes=("1h",), rows=1500)
+    launcher = ForkServerWorkerLauncher()
+    worker = launcher.launch(_spec(tmp_path, "s_waited", epochs=5000))
+    received: list[WorkerMessage] = []
+    while not received:
+        await asyncio.wait_for(worker.wait(3600), 120)
+        received += worker.drain()
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    while worker.is_alive():
+        await asyncio.wait_for(worker.wait(3600), 30)
+        worker.drain()
+    assert worker.exitcode == -signal.SIGKILL
