@@ -1,15 +1,16 @@
-"""The serving process leaves its event loop a core: in-process trainings get one torch thread fewer
-than the cores unless MODELYARD_LOCAL_TRAINING_THREADS says otherwise."""
+"""The serving process favours its event loop: in-process trainings get one torch thread fewer than the
+cores unless MODELYARD_LOCAL_TRAINING_THREADS says otherwise, and a waiting thread gets the GIL sooner."""
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
 import torch
 
-from backend.server import available_cores, share_cores
+from backend.server import SWITCH_INTERVAL_S, available_cores, hand_over_the_gil_sooner, share_cores
 from backend.settings import Settings
 
 
@@ -44,3 +45,13 @@ def test_the_setting_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("MODELYARD_LOCAL_TRAINING_THREADS", "0")
     with pytest.raises(ValueError, match="local_training_threads"):
         Settings()
+
+
+def test_the_gil_is_handed_over_within_the_shorter_interval() -> None:
+    before = sys.getswitchinterval()
+    try:
+        hand_over_the_gil_sooner()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+        assert before > SWITCH_INTERVAL_S
+    finally:
+        sys.setswitchinterval(before)
