@@ -17,6 +17,7 @@ from backend import dashboard
 from backend.api.access import TokenAuth, document_security
 from backend.api.error_handlers import install_error_handlers
 from backend.api.middleware import BodySizeLimit, RequestMetrics
+from backend.api.polled_reads import PolledReads
 from backend.api.responses import declare_shared_responses, operation_id
 from backend.api.routes import ROUTERS
 from backend.api.views import OperationJson
@@ -58,7 +59,9 @@ def create_app(settings: Settings | None = None, adapters: Adapters | None = Non
     app.state.operation_json = OperationJson()
     _document_security(app, settings)
     install_error_handlers(app)
-    # Outermost last: metrics time everything; the token check refuses before the body is read.
+    # Outermost last: metrics time everything; the token check refuses before the body is read; the
+    # polled reads are answered past both.
+    app.add_middleware(PolledReads)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.add_middleware(TokenAuth)
     app.add_middleware(RequestMetrics)

@@ -10,6 +10,7 @@
 | MODELYARD_COMMANDS_DIR | ./commands | command templates (one YAML file per training program) |
 | MODELYARD_RUNS_DIR | ./var/runs | run records and per-operation logs |
 | MODELYARD_LOCAL_CONCURRENCY | 1 | trainings run at once in-process |
+| MODELYARD_LOCAL_TRAINING_THREADS | cores - 1 (at least 1) | torch CPU threads of the server's in-process trainings |
 | MODELYARD_PROGRESS_WRITE_INTERVAL_S | 1.0 | least time between two progress writes of one operation |
 | MODELYARD_DEFAULT_EXECUTION_MODE | auto | local, host, ray or auto |
 | MODELYARD_PLUGIN_ALLOWLIST | (empty) | comma-separated module prefixes plugins may come from |
@@ -102,6 +103,13 @@ class Settings(BaseSettings):
     )
     runs_dir: Path = Path("./var/runs")
     local_concurrency: int = Field(1, ge=1, le=64)
+    local_training_threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="torch CPU threads of the server's in-process trainings; unset: one fewer than the "
+        "cores (at least 1), so the event loop that answers the API keeps a core to itself.",
+    )
     checkpoint_every_epochs: int = Field(
         1, ge=1, le=100_000, description="A local training writes a resumable checkpoint every N epochs."
     )

@@ -147,7 +147,7 @@ class TokenAuth:
             return
         if self._entries is None:
             self._entries = route_entries(scope["app"].router.routes)
-        path = _route_path(scope)
+        path = route_path(scope)
         entry = matched_route(self._entries, path, scope["method"])
         template = entry.template if entry else None
         needed = access_of(scope["method"], template, metrics_public=components.settings.metrics_public)
@@ -228,7 +228,7 @@ async def _refusal(components: Components, scope: Scope, needed: TokenScope) -> 
     return None
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path the router matches: without the ``root_path`` a proxy mounts the app under."""
     path, root = str(scope["path"]), str(scope.get("root_path", ""))
     return path[len(root) :] or "/" if root and path.startswith(root) else path

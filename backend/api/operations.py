@@ -11,8 +11,10 @@ from fastapi.responses import FileResponse
 
 from backend.api.dependencies import CallerDep, ComponentsDep, OperationsDep, TrainingDep
 from backend.api.error_handlers import error_responses
+from backend.api.polled_reads import operation_body
 from backend.api.responses import responses
-from backend.api.views import OperationJson, operation_metrics, operation_view
+from backend.api.views import operation_metrics, operation_view
+from backend.components import Components
 from backend.domain.operations import OperationFilter, OperationStatus
 from backend.errors import NotFoundError
 from backend.services.operations import OperationsService
@@ -79,17 +81,13 @@ def list_operations(
 
 @router.get("/{operation_id}", response_model=OperationView, responses=error_responses(404))
 async def get_operation(operation_id: str, request: Request) -> OperationView | Response:
-    # The hot polling path: running and finished operations come from memory on the event loop, with
-    # no thread hop (which costs most under a busy training thread); the rest reads the database.
-    # Hence not OperationsDep either: a sync dependency is itself run in the thread pool.
-    operations: OperationsService = request.app.state.components.operations
-    op = operations.get_cached(operation_id)
-    if op is None or op.status is OperationStatus.PENDING:
-        return await to_thread.run_sync(_read_operation, operations, operation_id)
-    # Serialised here, once per change of the operation: returning the view itself would have FastAPI
-    # validate it a second time.
-    bodies: OperationJson = request.app.state.operation_json
-    return Response(bodies.body(op), media_type="application/json")
+    # The hot polling path, which ``polled_reads`` answers before routing while the answer is in memory;
+    # here the rest: an operation not in memory or pending reads the database, in a thread.
+    components: Components = request.app.state.components
+    body = operation_body(components, request.app.state.operation_json, operation_id)
+    if body is None:
+        return await to_thread.run_sync(_read_operation, components.operations, operation_id)
+    return Response(body, media_type="application/json")
 
 
 def _read_operation(operations: OperationsService, operation_id: str) -> OperationView:

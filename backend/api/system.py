@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 
 from backend.api.dependencies import ComponentsDep
 from backend.api.error_handlers import error_responses
+from backend.api.polled_reads import HEALTHY_BODY, healthy_body
 from backend.api.responses import responses
-from backend.components import database_label
+from backend.components import Components, database_label
 from backend.domain.execution_modes import ExecutionMode
 from backend.domain.hosts import HostState
 from backend.domain.operations import OperationStatus
 from backend.domain.ray_cluster import RayClusterState
-from backend.services.health import DatabaseHealth
 from backend.services.telemetry import CONTENT_TYPE
 from backend.version import VERSION
 from shared.contracts.api import (
@@ -33,22 +33,21 @@ from shared.contracts.errors import error_body
 router = APIRouter(tags=["system"])
 logger = logging.getLogger(__name__)
 
-#: The healthy answer, serialized once: a probe asks far more often than anything in it changes.
-_HEALTHY = HealthView().model_dump_json().encode()
-
 
 @router.get("/health", response_model=HealthView, responses=responses(503))
 async def health(request: Request) -> Response:
-    """From a database check at most ``MODELYARD_HEALTH_CACHE_S`` old: on the event loop, no thread hop."""
-    # Not ComponentsDep: a sync dependency runs in the thread pool, the very hop this path avoids.
-    database: DatabaseHealth = request.app.state.components.health
-    status = database.fresh()
-    if status is None:
-        status = await to_thread.run_sync(database.check)
-    if not status.ok:
-        body = error_body("database_unavailable", f"the database does not answer: {status.error}")
-        return JSONResponse(body, status_code=503)
-    return Response(_HEALTHY, media_type="application/json")
+    """From a database check at most ``MODELYARD_HEALTH_CACHE_S`` old (``polled_reads`` answers while it
+    is fresh); a due check runs in a thread, not on the event loop."""
+    # Not ComponentsDep: a sync dependency runs in the thread pool, a hop this path avoids when it can.
+    components: Components = request.app.state.components
+    body = healthy_body(components)
+    if body is None:
+        status = await to_thread.run_sync(components.health.check)
+        if not status.ok:
+            message = f"the database does not answer: {status.error}"
+            return JSONResponse(error_body("database_unavailable", message), status_code=503)
+        body = HEALTHY_BODY
+    return Response(body, media_type="application/json")
 
 
 @router.get("/api/v1/system", response_model=SystemView)
