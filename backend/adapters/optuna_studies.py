@@ -170,8 +170,8 @@ class OptunaStudies:
 
     def _record(self, trial_id: int, values: Mapping[int, float]) -> None:
         """``values`` in one transaction: Optuna's public ``set_trial_intermediate_value`` commits each
-        step on its own, a dozen round trips at every trial's end. Optuna is pinned: these internals
-        are the ones that call uses."""
+        step on its own, a dozen round trips at every trial's end. Optuna is pinned (pyproject.toml):
+        the two private names are what that public call itself runs."""
         finite = {step: value for step, value in values.items() if math.isfinite(value)}
         if not finite:
             return

@@ -17,9 +17,11 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
+from backend.domain.operations import Operation
 from backend.services.events import EventBroker, OperationEvent
-from backend.services.sweeps import SweepService
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +29,18 @@ logger = logging.getLogger(__name__)
 STOP_GRACE_S = 30.0
 
 
+class DrivenSweeps(Protocol):
+    """What the driver drives: :class:`~backend.services.sweeps.SweepService`."""
+
+    def watched(self, op_id: str) -> str | None: ...
+    def prunes(self, op: Operation) -> bool: ...
+    def on_wake(self, wake: Callable[[str], None]) -> None: ...
+    def tick(self) -> None: ...
+    def advance_sweeps(self, sweep_ids: Iterable[str]) -> None: ...
+
+
 class SweepDriver:
-    def __init__(self, service: SweepService, broker: EventBroker, *, poll_s: float) -> None:
+    def __init__(self, service: DrivenSweeps, broker: EventBroker, *, poll_s: float) -> None:
         self._service = service
         self._broker = broker
         self._poll_s = poll_s
