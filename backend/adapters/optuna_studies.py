@@ -20,6 +20,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
 from sqlalchemy import event
 
@@ -122,13 +123,13 @@ class OptunaStudies:
             sampler = optuna.samplers.TPESampler(
                 seed=seed, n_startup_trials=min(10, max(2, request.n_trials // 3))
             )
-        pruner: optuna.pruners.BasePruner = (
-            optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-            if request.pruner == "median"
-            else optuna.pruners.NopPruner()
-        )
+        # No pruner: the sweep decides pruning in memory (``backend.domain.pruning``), as Optuna's median
+        # pruner would, without reading every trial's values from the storage at every epoch.
         return optuna.load_study(
-            study_name=study_name(sweep_id), storage=self.storage, sampler=sampler, pruner=pruner
+            study_name=study_name(sweep_id),
+            storage=self.storage,
+            sampler=sampler,
+            pruner=optuna.pruners.NopPruner(),
         )
 
     def ask(self, sweep_id: str, request: StartSweepRequest) -> tuple[int, int, dict[str, Any]]:
@@ -143,30 +144,41 @@ class OptunaStudies:
         trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         return [(t._trial_id, t.number, dict(t.params)) for t in trials]
 
-    def report(
-        self, sweep_id: str, request: StartSweepRequest, trial_id: int, values: Mapping[int, float]
-    ) -> bool:
-        """Report intermediate values (step -> value); whether the pruner wants the trial stopped."""
-        study = self._study(sweep_id, request)
-        trial = optuna.trial.Trial(study, trial_id)
-        for step, value in sorted(values.items()):
-            if math.isfinite(value):
-                trial.report(value, step)
-        return bool(values) and bool(trial.should_prune())
-
     def tell(
-        self, sweep_id: str, request: StartSweepRequest, number: int, state: str, value: float | None
+        self,
+        sweep_id: str,
+        request: StartSweepRequest,
+        trial_id: int,
+        number: int,
+        state: str,
+        value: float | None,
+        intermediate: Mapping[int, float],
     ) -> None:
+        """Record the trial's ``intermediate`` values (step -> value), then tell how it ended."""
         study = self._study(sweep_id, request)
         try:
+            self._record(trial_id, intermediate)
             if state == "complete" and value is not None:
                 study.tell(number, value)
             else:
                 study.tell(number, state=_STATES["pruned" if state == "pruned" else "fail"])
         except (ValueError, RuntimeError) as exc:
-            # Told before a restart already (ValueError), or the grid sampler, its grid used up, asking
-            # the study to stop (RuntimeError, after the trial's state is stored).
+            # Told before a restart already (ValueError; UpdateFinishedTrialError from the record), or the
+            # grid sampler, its grid used up, asking the study to stop (RuntimeError, after the trial's
+            # state is stored).
             logger.debug("sweep %s trial %d: %s", sweep_id, number, exc)
+
+    def _record(self, trial_id: int, values: Mapping[int, float]) -> None:
+        """``values`` in one transaction: Optuna's public ``set_trial_intermediate_value`` commits each
+        step on its own, a dozen round trips at every trial's end. Optuna is pinned (pyproject.toml):
+        the two private names are what that public call itself runs."""
+        finite = {step: value for step, value in values.items() if math.isfinite(value)}
+        if not finite:
+            return
+        storage = self.storage
+        with _create_scoped_session(storage.scoped_session, True) as session:
+            for step, value in sorted(finite.items()):
+                storage._set_trial_intermediate_value_without_commit(session, trial_id, step, value)
 
     def importances(self, sweep_id: str, request: StartSweepRequest) -> dict[str, float] | None:
         """Optuna's parameter importances, when it can compute them (enough completed trials)."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from backend.api.dependencies import CallerDep, get_components
 from backend.api.error_handlers import error_responses
-from backend.domain.sweeps import Sweep, SweepTrial, best_trial
+from backend.domain.sweeps import Sweep, SweepTrial, best_trial, trial_values
 from backend.services.sweeps import SweepService
 from shared.contracts.results import ModelRefView, lenient
 from shared.contracts.sweeps import (
@@ -33,7 +33,7 @@ def get_sweeps(request: Request) -> SweepService:
 SweepsDep = Annotated[SweepService, Depends(get_sweeps)]
 
 
-def trial_view(sweeps: SweepService, trial: SweepTrial) -> SweepTrialView:
+def trial_view(sweeps: SweepService, trial: SweepTrial, metric: str) -> SweepTrialView:
     op = sweeps.operation(trial.operation_id)
     state = op.status.value if op is not None else ("failed" if trial.state != "open" else "pending")
     model = (op.result or {}).get("model") if op is not None else None
@@ -43,7 +43,7 @@ def trial_view(sweeps: SweepService, trial: SweepTrial) -> SweepTrialView:
         status=state,
         params=trial.params,
         objective=trial.objective,
-        intermediate=dict(trial.reported),
+        intermediate=trial_values(trial, metric, op.history if op is not None else ()),
         model=lenient(ModelRefView, model) if isinstance(model, dict) and "version" in model else None,
     )
 
@@ -51,7 +51,8 @@ def trial_view(sweeps: SweepService, trial: SweepTrial) -> SweepTrialView:
 def sweep_view(sweeps: SweepService, sweep: Sweep, *, detail: bool) -> SweepView:
     request = StartSweepRequest.model_validate(sweep.request["sweep"])
     trials = sweeps.trials(sweep.id)
-    views = [trial_view(sweeps, t) for t in trials] if detail else []
+    metric = request.objective.metric
+    views = [trial_view(sweeps, t, metric) for t in trials] if detail else []
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
@@ -69,7 +70,7 @@ def sweep_view(sweeps: SweepService, sweep: Sweep, *, detail: bool) -> SweepView
         created_at=sweep.created_at,
         completed_at=sweep.completed_at,
         counts=counts,
-        best=trial_view(sweeps, best) if best is not None else None,
+        best=trial_view(sweeps, best, metric) if best is not None else None,
         best_alias=sweep.best_alias,
         error=sweep.error,
         submitted_by=sweep.submitted_by,

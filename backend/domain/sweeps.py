@@ -61,6 +61,7 @@ class SweepTrial:
     #: Open (its operation not yet seen finished) or what it was told: complete, fail, pruned, interrupted.
     state: str = "open"
     objective: float | None = None
+    #: Step -> value of the objective metric, told to Optuna when the trial ended (empty while it runs).
     reported: dict[int, float] = field(default_factory=dict)
 
 
@@ -225,3 +226,9 @@ def intermediate_of(metric: str, history: Sequence[Mapping[str, Any]]) -> dict[i
         step = row.get("epoch", row.get("step", index))
         values[int(step) if isinstance(step, int | float) else index] = value
     return values
+
+
+def trial_values(trial: SweepTrial, metric: str, history: Sequence[Mapping[str, Any]]) -> dict[int, float]:
+    """A trial's values by step: its operation's ``history`` while it runs, what Optuna was told once it
+    ended (the values reach Optuna when the trial ends)."""
+    return intermediate_of(metric, history) if trial.state == "open" else dict(trial.reported)

@@ -79,7 +79,7 @@ class EventBroker:
 
     def listen(self, listener: Listener) -> None:
         """``listener(event)`` for every event of every operation, on the publishing thread (the training
-        thread too): it must only take note and return (the sweep driver wakes on it)."""
+        thread too): it must only take note, or decide in memory, and return (the sweep driver wakes on it)."""
         with self._lock:
             self._listeners.append(listener)
 

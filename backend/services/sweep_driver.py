@@ -1,10 +1,11 @@
 """SweepDriver: advances sweeps as their trials' events arrive, with a slow poll as a safety net.
 
 The backend's event broker tells every operation event to the driver's listener (on the publishing
-thread: the training thread too). An event of a trial this backend drives — a new epoch or step row in
-its history, or a status change — marks its sweep due and wakes the driver, which advances the due
-sweeps on a worker thread: the new values reach Optuna while the trial runs, a prune cancels it within
-the epoch, and the next trial starts as soon as one ends. Every ``poll_s`` the driver also makes a full
+thread: the training thread too). A new epoch or step row of a trial this backend drives is put to the
+pruner there and then, in memory (microseconds: nothing else happens at an epoch, so a sweep's trial
+trains as fast as a lone training); a status change, or a trial the pruner stops, marks its sweep due and
+wakes the driver, which advances the due sweeps on a worker thread: a prune cancels the trial within the
+epoch, and the next trial starts as soon as one ends. Every ``poll_s`` the driver also makes a full
 pass (``SweepService.tick``): it adopts the sweeps of dead backends and catches anything no event
 reported (a trial followed on a host through another backend, a cancel through another backend).
 """
@@ -16,9 +17,11 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
+from backend.domain.operations import Operation
 from backend.services.events import EventBroker, OperationEvent
-from backend.services.sweeps import SweepService
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +29,18 @@ logger = logging.getLogger(__name__)
 STOP_GRACE_S = 30.0
 
 
+class DrivenSweeps(Protocol):
+    """What the driver drives: :class:`~backend.services.sweeps.SweepService`."""
+
+    def watched(self, op_id: str) -> str | None: ...
+    def prunes(self, op: Operation) -> bool: ...
+    def on_wake(self, wake: Callable[[str], None]) -> None: ...
+    def tick(self) -> None: ...
+    def advance_sweeps(self, sweep_ids: Iterable[str]) -> None: ...
+
+
 class SweepDriver:
-    def __init__(self, service: SweepService, broker: EventBroker, *, poll_s: float) -> None:
+    def __init__(self, service: DrivenSweeps, broker: EventBroker, *, poll_s: float) -> None:
         self._service = service
         self._broker = broker
         self._poll_s = poll_s
@@ -81,8 +94,10 @@ class SweepDriver:
             return
         if event.kind == "progress":
             if self._rows.get(op.id) == len(op.history):
-                return  # a progress tick within an epoch: nothing for Optuna
+                return  # a progress tick within an epoch: no new value
             self._rows[op.id] = len(op.history)
+            if not self._service.prunes(op):
+                return  # its values reach Optuna when it ends
         elif op.is_terminal:
             self._rows.pop(op.id, None)
         self.wake(sweep_id)

@@ -7,6 +7,11 @@ A trial the restart interrupted is told failed and not counted: a new trial take
 has an owner, the backend instance that drives it (:mod:`backend.services.sweep_driver` calls
 ``advance`` as its trials' events arrive); a sweep whose owner's lease is gone is adopted by the next
 backend that looks, which first settles the trials its owner left half-started (``_recover``).
+
+Pruning is decided in memory (:class:`~backend.domain.pruning.MedianPruning`, Optuna's median rule)
+against the completed trials' values as the last pass read them, on every epoch event of a trial: an
+epoch costs the training beside it microseconds, not a pass through Optuna's storage. A trial's values
+reach Optuna in one transaction when it ends; while it runs they are its operation's history.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import dataclasses
 import logging
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -24,6 +29,7 @@ from backend.adapters.db.sweeps import SqlSweepRepository
 from backend.domain.instances import Liveness
 from backend.domain.operations import INTERRUPTED, Operation, OperationStatus
 from backend.domain.ports import Clock, CommandCatalog, StrategyCatalog
+from backend.domain.pruning import MedianPruning
 from backend.domain.sweeps import (
     PRUNER_TOKEN,
     SWEEP_TERMINAL,
@@ -53,6 +59,13 @@ SWEEP_CANCEL_TOKEN = "sweep-cancel"
 
 class SweepNotFoundError(NotFoundError):
     code = "sweep_not_found"
+
+
+class Pruning(NamedTuple):
+    """A median-pruned sweep's rule, and the metric its trials' values are read from."""
+
+    metric: str
+    rule: MedianPruning
 
 
 def new_sweep_id() -> str:
@@ -91,6 +104,9 @@ class SweepService:
         #: Trial operation id -> its sweep id, for the trials this backend drives (read by the driver's
         #: event listener on any thread: single dict operations only).
         self._watched: dict[str, str] = {}
+        #: Sweep id -> its pruning rule against its completed trials, for the median-pruned sweeps this
+        #: backend drives (replaced whole by each pass, read by the event listener on any thread).
+        self._pruning: dict[str, Pruning] = {}
         #: Sweeps whose half-started trials this process has settled since it began driving them.
         self._recovered: set[str] = set()
         self._wake: Callable[[str], None] = lambda _sweep_id: None
@@ -116,6 +132,15 @@ class SweepService:
     def watched(self, op_id: str) -> str | None:
         """The sweep of trial operation ``op_id`` when this backend drives it, else None."""
         return self._watched.get(op_id)
+
+    def prunes(self, op: Operation) -> bool:
+        """Whether the pruner stops trial ``op`` on the values in its history. In memory, so the event
+        listener asks it on the training's own thread at every epoch; the driver then stops the trial."""
+        sweep_id = self._watched.get(op.id)
+        pruning = self._pruning.get(sweep_id) if sweep_id is not None else None
+        if pruning is None:
+            return False
+        return pruning.rule.should_prune(intermediate_of(pruning.metric, op.history))
 
     # --- use cases -------------------------------------------------------------------------------
 
@@ -198,6 +223,7 @@ class SweepService:
                 live = live or self._liveness()
                 if not live.is_dead(sweep.owner_id) or not self._adopt(sweep):
                     self._recovered.discard(sweep.id)  # another backend drives it now
+                    self._pruning.pop(sweep.id, None)
                     continue
             self._advance_logged(sweep)
 
@@ -229,11 +255,13 @@ class SweepService:
             self._recover(sweep, request)
             self._recovered.add(sweep.id)
         trials = self._repo.trials(sweep.id)
+        self._keep_pruning(sweep, request, trials)
         for trial in trials:
             if trial.state == "open":
                 sweep = self._follow(sweep, request, trial, trials)
         while sweep.status not in SWEEP_TERMINAL:
             trials = self._repo.trials(sweep.id)
+            self._keep_pruning(sweep, request, trials)
             open_trials = [t for t in trials if t.state == "open"]
             counted = [t for t in trials if t.state != "interrupted"]
             if sweep.status is SweepStatus.CANCELLING:
@@ -249,6 +277,15 @@ class SweepService:
                 return
             self._launch(sweep, request)  # adds one trial, open or failed: the loop ends
             sweep = self.get(sweep.id)  # cancelled meanwhile: start no more
+
+    def _keep_pruning(self, sweep: Sweep, request: StartSweepRequest, trials: list[SweepTrial]) -> None:
+        """The rule against the completed trials as just read: a trial completes in a pass, so the
+        rule is up to date before the next trial's first epoch."""
+        if request.pruner != "median":
+            return
+        completed = tuple(t.reported for t in trials if t.state == "complete")
+        rule = MedianPruning(completed, maximize=request.objective.direction == "maximize")
+        self._pruning[sweep.id] = Pruning(request.objective.metric, rule)
 
     def _recover(self, sweep: Sweep, request: StartSweepRequest) -> None:
         """Settle what a crash between asking Optuna for a trial and recording its operation left: a
@@ -281,16 +318,14 @@ class SweepService:
             return sweep
         self._watched[op.id] = sweep.id
         if not op.is_terminal:
-            trial, prune = self._report(sweep, request, trial, op)
-            if prune and sweep.status is SweepStatus.RUNNING:
-                logger.info(
-                    "sweep %s: trial %d pruned at step %s", sweep.id, trial.number, max(trial.reported)
-                )
+            if sweep.status is SweepStatus.RUNNING and self.prunes(op):
+                step = max(intermediate_of(request.objective.metric, op.history))
+                logger.info("sweep %s: trial %d pruned at step %s", sweep.id, trial.number, step)
                 self._stop(trial, PRUNER_TOKEN)
             return sweep
+        # Every step it reached, its last ones too: the values Optuna records and the medians count.
+        trial = _with(trial, reported=intermediate_of(request.objective.metric, op.history))
         if op.status is OperationStatus.COMPLETED:
-            # The steps a trial reached after its last event: so the pruner's medians count every step.
-            trial, _ = self._report(sweep, request, trial, op)
             value = objective_of(request.objective.metric, op.result, op.history)
             if value is None:
                 return self._missing_objective(sweep, request, trial, trials, op)
@@ -303,19 +338,6 @@ class SweepService:
             state = "cancelled" if op.status is OperationStatus.CANCELLED else "fail"
             self._tell(sweep, request, trial, state, None)
         return sweep
-
-    def _report(
-        self, sweep: Sweep, request: StartSweepRequest, trial: SweepTrial, op: Operation
-    ) -> tuple[SweepTrial, bool]:
-        """Report the steps of ``op``'s history Optuna has not had yet; whether the pruner says stop."""
-        values = intermediate_of(request.objective.metric, op.history)
-        new = {k: v for k, v in values.items() if k not in trial.reported}
-        if not new:
-            return trial, False
-        prune = self._studies.report(sweep.id, request, trial.optuna_trial_id, new)
-        trial = _with(trial, reported={**trial.reported, **new})
-        self._repo.put_trial(trial)
-        return trial, prune
 
     def _missing_objective(
         self,
@@ -396,8 +418,10 @@ class SweepService:
     def _tell(
         self, sweep: Sweep, request: StartSweepRequest, trial: SweepTrial, state: str, value: float | None
     ) -> None:
-        self._studies.tell(sweep.id, request, trial.number, "complete" if state == "complete" else (
-            "pruned" if state == "pruned" else "fail"), value)  # fmt: skip
+        optuna_state = state if state in ("complete", "pruned") else "fail"
+        self._studies.tell(
+            sweep.id, request, trial.optuna_trial_id, trial.number, optuna_state, value, trial.reported
+        )
         self._repo.put_trial(_with(trial, state=state, objective=value))
         self._watched.pop(trial.operation_id, None)
 
@@ -426,6 +450,8 @@ class SweepService:
         if not self._repo.save(updated, expected=sweep.status):
             logger.info("sweep %s changed meanwhile; not stored as %s", sweep.id, status.value)
             return self.get(sweep.id)
+        if status in SWEEP_TERMINAL:
+            self._pruning.pop(sweep.id, None)
         return updated
 
 

@@ -106,7 +106,11 @@ class SweepTrialView(BaseModel):
         ..., description="The trial's sampled values by path."
     )
     objective: float | None = None
-    intermediate: dict[int, float] = Field(default_factory=dict, description="Step -> value reported.")
+    intermediate: dict[int, float] = Field(
+        default_factory=dict,
+        description="Step -> value of the objective metric: the trial's history while it runs, what "
+        "Optuna was told once it ended.",
+    )
     model: ModelRefView | None = Field(None, description="The trial's model version, once stored.")
 
 

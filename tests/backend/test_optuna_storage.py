@@ -1,5 +1,5 @@
 """Optuna's RDB storage in modelyard's own database: its tables come with the migration, and a study
-asks, reports, prunes and tells on SQLite and on PostgreSQL, beside our own ``alembic_version``."""
+asks, records intermediate values and tells on SQLite and on PostgreSQL, beside our own ``alembic_version``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
 from backend.adapters.db.engine import MIGRATIONS_DIR, migrate
-from backend.adapters.optuna_studies import OptunaStudies
+from backend.adapters.optuna_studies import OptunaStudies, study_name
 from shared.contracts.sweeps import StartSweepRequest
 from tests.backend.databases import DATABASES, empty_database
 
@@ -71,25 +71,28 @@ def _our_head() -> str | None:
     return ScriptDirectory.from_config(config).get_current_head()
 
 
-def test_a_study_asks_reports_prunes_and_tells_across_reopening(
+def test_a_study_asks_records_values_and_tells_in_the_database(
     studies: tuple[Engine, OptunaStudies],
 ) -> None:
     _, store = studies
     sweep = f"sw{uuid.uuid4().hex[:10]}"
     request = _request()
     store.create(sweep, request)
-    for value in (1.0, 2.0):  # two good trials: the median pruner's startup
+    for value in (1.0, 2.0):
         trial_id, number, params = store.ask(sweep, request)
         assert 1e-4 <= params["overrides.learning_rate"] <= 1e-1
-        assert store.report(sweep, request, trial_id, {1: value, 2: value}) is False
-        store.tell(sweep, request, number, "complete", value)
+        store.tell(sweep, request, trial_id, number, "complete", value, {1: value, 2: value})
     trial_id, number, _ = store.ask(sweep, request)
-    assert store.report(sweep, request, trial_id, {1: 50.0, 2: 60.0}) is True  # far worse than the median
-    store.tell(sweep, request, number, "pruned", None)
-    store.tell(sweep, request, number, "pruned", None)  # told twice (a restart between): no error
+    store.tell(sweep, request, trial_id, number, "pruned", None, {1: 50.0, 2: float("nan")})
+    # Told twice (a restart between): no error, the first telling stands.
+    store.tell(sweep, request, trial_id, number, "pruned", None, {1: 60.0, 3: 70.0})
     for _ in range(4):  # importances need a spread of completed trials
         trial_id, number, params = store.ask(sweep, request)
-        store.tell(sweep, request, number, "complete", params["overrides.learning_rate"] * 10)
+        store.tell(sweep, request, trial_id, number, "complete", params["overrides.learning_rate"] * 10, {})
+    storage = store.storage  # read from the database, past Optuna's cache
+    trials = storage.get_all_trials(storage.get_study_id_from_name(study_name(sweep)))
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 2 + ["PRUNED"] + ["COMPLETE"] * 4
+    assert [t.intermediate_values for t in trials[:3]] == [{1: 1.0, 2: 1.0}, {1: 2.0, 2: 2.0}, {1: 50.0}]
     importances = store.importances(sweep, request)
     assert importances is not None
     assert set(importances) == {"overrides.learning_rate"}
