@@ -67,7 +67,7 @@ def newest_checkpoint(folder: Path) -> tuple[Path, int] | None:
 
 
 def epoch_checkpoint_name(epoch: int) -> str:
-    """trainkit's name of a training checkpoint (``shared.trainkit.resume.checkpoint_name``)."""
+    """The name of a training checkpoint, trainkit's and the wire's (``shared.trainkit.resume.checkpoint_name``)."""
     return f"epoch-{epoch:06d}.ckpt"
 
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from shared.contracts.host import epoch_checkpoint_name
 from shared.trainkit.checkpoint import Checkpoint, load_checkpoint
 from shared.trainkit.errors import CheckpointError
 
@@ -30,8 +31,8 @@ CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{6})\.ckpt$")
 TRAINING_KEYS: tuple[str, ...] = ("epoch", "global_step", "history", "optimizer", "callbacks", "random")
 
 
-def checkpoint_name(epoch: int) -> str:
-    return f"epoch-{epoch:06d}.ckpt"
+#: The name of epoch ``n``'s checkpoint; one definition with the wire's (a host or a Ray job ships it).
+checkpoint_name = epoch_checkpoint_name
 
 
 @runtime_checkable
