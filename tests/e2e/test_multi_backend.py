@@ -229,7 +229,7 @@ def test_a_killed_owner_s_sweep_is_adopted_and_finished_by_the_other_backend(clu
     backend_a, backend_b = cluster.backends
     base = {"strategy": "trend_momentum", "symbol": "EURUSD", "timeframe": "1h", "execution_mode": "host"}
     body = {
-        "base": {**base, "overrides": {"epochs": 8, "early_stopping_patience": 0}},
+        "base": {**base, "overrides": {"epochs": 40, "early_stopping_patience": 0}},
         "space": {"overrides.learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
         "objective": {"metric": "val_loss"},
         "n_trials": 3,
@@ -244,6 +244,8 @@ def test_a_killed_owner_s_sweep_is_adopted_and_finished_by_the_other_backend(clu
         seen: dict[str, Any] = b.http.get(f"/api/v1/sweeps/{sweep_id}").json()
         return seen
 
+    # 40 epochs a trial: host trainings start warm and run fast, and a first trial ended before the
+    # kill would stay A's.
     wait_until(lambda: any(t["intermediate"] for t in view()["trials"]), 180, "a trial's first epoch")
     owner_a, owner_b = cluster.instance_of(backend_a), cluster.instance_of(backend_b)
     assert cluster.sweep_owner(sweep_id) == owner_a
