@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -12,6 +13,10 @@ from backend.settings import Settings
 from tests.backend.conftest import Fakes, start_app, training_body, wait_for_status
 
 pytestmark = pytest.mark.anyio
+
+
+def moment(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 async def start(api: httpx.AsyncClient, **changes: object) -> str:
@@ -141,21 +146,29 @@ async def test_a_bad_filter_is_a_422_naming_the_query_parameter(
 async def test_projects_are_counted_by_status_most_recently_active_first(
     api: httpx.AsyncClient, fakes: Fakes
 ) -> None:
-    first = await start(api, project="fx")
+    # "zulu" is active first and finished; "alpha" is active after it (a name order would put zulu
+    # first). A running operation's row keeps changing, so it belongs to the most recent project.
+    older = await start(api, project="zulu")
+    await wait_for_status(api, older, {"completed"})
+    first = await start(api, project="alpha")
     await wait_for_status(api, first, {"completed"})
     fakes.engine.gate = threading.Event()
-    running = await start(api, project="crypto")
+    running = await start(api, project="alpha")
     await wait_for_status(api, running, {"running"})
-    pending = await start(api, project="fx")
+    pending = await start(api, project="alpha")
     response = await api.get("/api/v1/projects")
     assert response.status_code == 200
     items = response.json()["items"]
-    assert [p["project"] for p in items] == ["fx", "crypto"]
-    fx, crypto = items
-    assert (fx["total"], fx["by_status"]) == (2, {"completed": 1, "pending": 1})
-    assert (crypto["total"], crypto["by_status"]) == (1, {"running": 1})
+    assert [p["project"] for p in items] == ["alpha", "zulu"]
+    alpha, zulu = items
+    assert (alpha["total"], alpha["by_status"]) == (3, {"completed": 1, "running": 1, "pending": 1})
+    assert (zulu["total"], zulu["by_status"]) == (1, {"completed": 1})
     pending_op = (await api.get(f"/api/v1/operations/{pending}")).json()
-    assert fx["last_activity"] == pending_op["created_at"]
+    older_op = (await api.get(f"/api/v1/operations/{older}")).json()
+    assert moment(alpha["last_activity"]) >= moment(pending_op["created_at"])
+    assert (
+        moment(older_op["completed_at"]) <= moment(zulu["last_activity"]) < moment(pending_op["created_at"])
+    )
     fakes.engine.gate.set()
     await wait_for_status(api, pending, {"completed"})
 
