@@ -1,9 +1,9 @@
 """Imported by the host's fork server before it forks any training (its preload list), never elsewhere.
 
 A fork server's preload can only import modules, so importing this one does, once per fork server, what
-every training's fresh process would otherwise pay at first use: numba loading each indicator kernel
-from its cache (its CPU target and registries too), torch's first forward, backward and optimizer
-step, and the git commit a run record names (two ``git`` calls). The children forked afterwards inherit
+every training's fresh process would otherwise pay at first use (``shared.trainkit.warm_start``): numba
+loading each indicator kernel from its cache (its CPU target and registries too), torch's first
+forward, backward and optimizer step, and the git commit a run record names (two ``git`` calls). The children forked afterwards inherit
 it all; the commit is the one of the code the server imported, which is the code they run.
 
 Torch's step runs with one intra-op thread, so it never starts torch's OpenMP pool: GNU OpenMP is not
@@ -16,30 +16,8 @@ and restarts them around a fork.)
 
 from __future__ import annotations
 
-import torch
-
 from shared.trainkit import provenance
-from shared.trainkit.models import MLPSpec, build_model
-from shared.trainkit.workloads.strategy import indicators
+from shared.trainkit.warm_start import load_training_stack
 
-
-def warm_up_training_step() -> None:
-    """One optimizer step and one evaluation of a tiny MLP, as the trainer takes them, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = build_model(MLPSpec(input_dim=4, output_dim=3))
-        optimizer = model.configure_optimizers(1e-3)
-        batch = (torch.zeros(8, 4), torch.zeros(8, dtype=torch.long))
-        model.training_step(batch, 0).loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            model.validation_step(batch, 0)
-    finally:
-        torch.set_num_threads(threads)
-
-
-indicators.warm_up()
-warm_up_training_step()
+load_training_stack()
 provenance.git_commit()  # cached for the process's life, forked children included
