@@ -57,6 +57,7 @@ def sweep_view(sweeps: SweepService, sweep: Sweep, *, detail: bool) -> SweepView
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
     best = best_trial(trials, request.objective.direction)
+    importances = sweeps.importances(sweep) if detail else None
     return SweepView(
         sweep_id=sweep.id,
         name=request.name,
@@ -75,7 +76,8 @@ def sweep_view(sweeps: SweepService, sweep: Sweep, *, detail: bool) -> SweepView
         error=sweep.error,
         submitted_by=sweep.submitted_by,
         trials=views,
-        importances=sweeps.importances(sweep) if detail else None,
+        importances=importances.values if importances is not None else None,
+        importances_trials=importances.trials if importances is not None and importances.values else None,
     )
 
 
@@ -105,7 +107,8 @@ def list_sweeps(sweeps: SweepsDep) -> SweepList:
 @router.get("/{sweep_id}", response_model=SweepView, responses=error_responses(404))
 def get_sweep(sweep_id: SweepId, sweeps: SweepsDep) -> SweepView:
     """One sweep: its trials (params, objective, status, values reported per step), the best trial
-    and, once Optuna can compute them, the parameter importances."""
+    and, once Optuna can compute them, the parameter importances (recomputed at most once a minute while
+    the sweep runs: ``importances_trials`` says from how many completed trials)."""
     return sweep_view(sweeps, sweeps.get(sweep_id), detail=True)
 
 

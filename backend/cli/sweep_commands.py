@@ -151,7 +151,10 @@ def sweep_renderable(view: SweepView) -> Group:
     if view.best_alias:
         lines.append(f"best model alias: {view.best_alias}")
     if view.importances:
-        lines.append("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in view.importances.items()))
+        source = f" (from {view.importances_trials} completed trials)" if view.importances_trials else ""
+        lines.append(
+            "importances" + source + ": " + ", ".join(f"{k} {v:.2f}" for k, v in view.importances.items())
+        )
     if view.error:
         lines.append(f"error: {view.error}")
     return Group(*lines)

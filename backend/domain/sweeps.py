@@ -21,6 +21,8 @@ from shared.contracts.sweeps import ParamKind, ParamSpec
 
 STRATEGY_PREFIX = "strategy."
 PRUNER_TOKEN = "sweep-pruner"
+#: Completed trials Optuna needs before it computes parameter importances.
+MIN_IMPORTANCE_TRIALS = 2
 
 
 class SweepStatus(StrEnum):

@@ -132,7 +132,15 @@ class SweepView(BaseModel):
     error: str | None = None
     submitted_by: str | None = None
     trials: list[SweepTrialView] = Field(default_factory=list)
-    importances: dict[str, float] | None = Field(None, description="Optuna's parameter importances.")
+    importances: dict[str, float] | None = Field(
+        None,
+        description="Optuna's parameter importances, once two trials completed. While the sweep runs they "
+        "are recomputed at most once a minute (a computation takes CPU from the trials); a finished "
+        "sweep's are from all its completed trials.",
+    )
+    importances_trials: int | None = Field(
+        None, description="How many completed trials the importances were computed from."
+    )
 
 
 class SweepList(BaseModel):

@@ -140,7 +140,7 @@ function detailPage(root, sweepId) {
         h("a", { href: `#/trainings/${view.best.operation_id}`, text: "open its training" }), view.best_alias ? ` · model alias ${view.best_alias}` : "")
       : h("p", { class: "muted", text: "No completed trial yet." });
     const importances = view.importances
-      ? h("p", { class: "muted", text: "Importances: " + Object.entries(view.importances).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") }) : null;
+      ? h("p", { class: "muted", text: "Importances" + (view.importances_trials ? ` (from ${view.importances_trials} completed trials)` : "") + ": " + Object.entries(view.importances).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") }) : null;
     clear(body,
       h("section", { class: "panel" }, h("h2", {}, h("span", { class: "mono", text: view.name || view.sweep_id }), " ", h("span", { id: "sweep-status", class: `badge ${view.status}`, text: view.status })),
         h("p", { class: "muted", text: `${view.trials.length}/${view.n_trials} trials (${counts}), ${view.parallelism} at once · sampler ${view.sampler} · pruner ${view.pruner}` }),
