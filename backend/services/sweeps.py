@@ -36,6 +36,7 @@ from backend.domain.sweeps import (
     MIN_IMPORTANCE_TRIALS,
     PRUNER_TOKEN,
     SWEEP_TERMINAL,
+    RunningValues,
     Sweep,
     SweepStatus,
     SweepTrial,
@@ -131,6 +132,9 @@ class SweepService:
         #: Sweep id -> its pruning rule against its completed trials, for the median-pruned sweeps this
         #: backend drives (replaced whole by each pass, read by the event listener on any thread).
         self._pruning: dict[str, Pruning] = {}
+        #: Trial operation id -> its values so far as the event listener last read them.
+        self._running: dict[str, RunningValues] = {}
+        self._running_lock = threading.Lock()
         #: Sweeps whose half-started trials this process has settled since it began driving them.
         self._recovered: set[str] = set()
         self._wake: Callable[[str], None] = lambda _sweep_id: None
@@ -159,12 +163,22 @@ class SweepService:
 
     def prunes(self, op: Operation) -> bool:
         """Whether the pruner stops trial ``op`` on the values in its history. In memory, so the event
-        listener asks it on the training's own thread at every epoch; the driver then stops the trial."""
-        sweep_id = self._watched.get(op.id)
-        pruning = self._pruning.get(sweep_id) if sweep_id is not None else None
+        listener asks it on the training's own thread at every new history row; the driver then stops
+        the trial. Each row is read once: the trial's values so far are kept between the calls."""
+        pruning = self._pruning_of(op)
         if pruning is None:
             return False
-        return pruning.rule.should_prune(intermediate_of(pruning.metric, op.history))
+        with self._running_lock:  # a remote trial's events may come from more than one thread
+            values = self._running.get(op.id)
+            if values is None or values.metric != pruning.metric:
+                values = self._running[op.id] = RunningValues(pruning.metric)
+            values.read(op.history)
+            step, best = values.step, values.high if pruning.rule.maximize else values.low
+        return step is not None and best is not None and pruning.rule.should_prune_at(step, best)
+
+    def _pruning_of(self, op: Operation) -> Pruning | None:
+        sweep_id = self._watched.get(op.id)
+        return self._pruning.get(sweep_id) if sweep_id is not None else None
 
     # --- use cases -------------------------------------------------------------------------------
 
@@ -362,9 +376,11 @@ class SweepService:
             return sweep
         self._watched[op.id] = sweep.id
         if not op.is_terminal:
-            if sweep.status is SweepStatus.RUNNING and self.prunes(op):
-                step = max(intermediate_of(request.objective.metric, op.history))
-                logger.info("sweep %s: trial %d pruned at step %s", sweep.id, trial.number, step)
+            # The stored operation (not the live one the listener reads): its values read afresh.
+            pruning = self._pruning_of(op) if sweep.status is SweepStatus.RUNNING else None
+            values = intermediate_of(request.objective.metric, op.history) if pruning is not None else {}
+            if pruning is not None and pruning.rule.should_prune(values):
+                logger.info("sweep %s: trial %d pruned at step %s", sweep.id, trial.number, max(values))
                 self._stop(trial, PRUNER_TOKEN)
             return sweep
         # Every step it reached, its last ones too: the values Optuna records and the medians count.
@@ -468,6 +484,8 @@ class SweepService:
         )
         self._repo.put_trial(_with(trial, state=state, objective=value))
         self._watched.pop(trial.operation_id, None)
+        with self._running_lock:
+            self._running.pop(trial.operation_id, None)
 
     def _save(
         self,
