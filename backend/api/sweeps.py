@@ -45,6 +45,8 @@ def trial_view(sweeps: SweepService, trial: SweepTrial, metric: str) -> SweepTri
         objective=trial.objective,
         intermediate=trial_values(trial, metric, op.history if op is not None else ()),
         model=lenient(ModelRefView, model) if isinstance(model, dict) and "version" in model else None,
+        error=trial.error
+        or (op.error.message if op is not None and op.error and state == "failed" else None),
     )
 
 

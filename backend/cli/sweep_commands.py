@@ -139,8 +139,9 @@ def sweep_renderable(view: SweepView) -> Group:
     for t in view.trials:
         mark = " ★" if t.number == best_number else ""
         objective = _fmt(t.objective) if t.objective is not None else "-"
+        where = t.operation_id or t.error or "-"  # no operation: why (its training was refused)
         trials.add_row(
-            f"{t.number}{mark}", t.status, objective, *(_fmt(t.params.get(p)) for p in params), t.operation_id
+            f"{t.number}{mark}", t.status, objective, *(_fmt(t.params.get(p)) for p in params), where
         )
     lines: list[Any] = [trials]
     counts = ", ".join(f"{k} {v}" for k, v in sorted(view.counts.items())) or "no trials yet"

@@ -65,6 +65,8 @@ class SweepTrial:
     objective: float | None = None
     #: Step -> value of the objective metric, told to Optuna when the trial ended (empty while it runs).
     reported: dict[int, float] = field(default_factory=dict)
+    #: Why it failed when it has no operation to tell it: the refusal of its training request.
+    error: str | None = None
 
 
 def best_alias(sweep_id: str) -> str:

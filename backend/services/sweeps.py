@@ -437,8 +437,9 @@ class SweepService:
             op, _ = self._training.start_training(body, submitted_by=sweep.submitted_by)
         except (BackendError, TrainkitError, ValidationError) as exc:
             # Its params make an invalid training (a strategy they break): a failed trial, counted.
-            logger.warning("sweep %s: trial %d could not start: %s", sweep.id, number, exc)
-            self._tell(sweep, request, trial, "fail", None)
+            reason = f"its training could not start: {_refusal(exc)}"
+            logger.warning("sweep %s: trial %d: %s", sweep.id, number, reason)
+            self._tell(sweep, request, _with(trial, error=reason), "fail", None)
             return
         self._watched[op.id] = sweep.id
         self._repo.put_trial(_with(trial, operation_id=op.id))
@@ -519,6 +520,14 @@ class SweepService:
 
 def _request(sweep: Sweep) -> StartSweepRequest:
     return StartSweepRequest.model_validate(sweep.request["sweep"])
+
+
+def _refusal(exc: Exception) -> str:
+    """What refused a trial's training request, in one line (a pydantic error: its first, located)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc)
 
 
 def _with(trial: SweepTrial, **changes: Any) -> SweepTrial:

@@ -112,6 +112,11 @@ class SweepTrialView(BaseModel):
         "Optuna was told once it ended.",
     )
     model: ModelRefView | None = Field(None, description="The trial's model version, once stored.")
+    error: str | None = Field(
+        None,
+        description="Why the trial failed: its operation's error, or, for a trial whose params made a "
+        "training request the backend refused (no operation), the refusal's message.",
+    )
 
 
 class SweepView(BaseModel):

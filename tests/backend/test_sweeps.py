@@ -232,7 +232,11 @@ async def test_a_trial_that_fails_is_counted_and_the_sweep_goes_on(backend: App)
     assert done["counts"] == {"fail": 1, "complete": 1}
     failed = next(t for t in done["trials"] if t["status"] == "failed")
     assert (failed["params"], failed["operation_id"]) == ({path: 5000}, "")
+    # Why, in the sweep view: the refusing error's message (it names the feature it cannot make).
+    assert failed["error"].startswith("its training could not start: "), failed
+    assert "ema_50_distance" in failed["error"], failed
     assert done["best"]["params"] == {path: 50}
+    assert done["best"]["error"] is None
 
 
 async def test_unknown_sweep_is_404_and_a_finished_one_cannot_be_cancelled(backend: App) -> None:

@@ -103,7 +103,7 @@ function trialsTable(view, sort) {
       h("td", {}, h("span", { class: `badge ${t.status}`, text: t.status })),
       h("td", { class: "num", "data-objective": t.objective ?? "", text: t.objective === null ? "—" : fmtNumber(t.objective) }),
       params.map((p) => h("td", { class: "num", text: typeof t.params[p] === "number" ? fmtNumber(t.params[p]) : String(t.params[p]) })),
-      h("td", {}, t.operation_id ? h("a", { href: `#/trainings/${t.operation_id}`, class: "mono", text: t.operation_id }) : "—"))))));
+      h("td", {}, t.operation_id ? h("a", { href: `#/trainings/${t.operation_id}`, class: "mono", text: t.operation_id }) : (t.error ? h("span", { class: "trial-error muted", text: t.error }) : "—")))))));
 }
 
 function charts(view, param) {
