@@ -20,9 +20,9 @@ import contextlib
 import dataclasses
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
@@ -65,9 +65,10 @@ class SweepNotFoundError(NotFoundError):
     code = "sweep_not_found"
 
 
-#: How often a running sweep's parameter importances are recomputed at most. A computation fits
-#: Optuna's fANOVA random forest (a tenth of a second and more of CPU): once per completed trial it took
-#: a sweep of short trials' CPU from the trials beside it (issue 14). A finished sweep's are computed once.
+#: How often a running sweep's parameter importances are recomputed at most, the first time that long
+#: after it started. A computation fits Optuna's fANOVA random forest (a tenth of a second and more of
+#: CPU; the first in a process imports scikit-learn, more): once per completed trial it took a sweep of
+#: short trials' CPU from the trials beside it (issue 14). A finished sweep's are computed once.
 IMPORTANCES_REFRESH_S = 60.0
 #: Sweeps whose importances are kept (the most recently computed).
 IMPORTANCES_KEPT = 64
@@ -75,11 +76,11 @@ IMPORTANCES_KEPT = 64
 
 class Importances(NamedTuple):
     """A sweep's parameter importances (None: Optuna cannot compute them yet), the number of completed
-    trials they were computed from, and when (``time.monotonic``)."""
+    trials they were computed from, and when."""
 
     values: dict[str, float] | None
     trials: int
-    at: float
+    at: datetime
 
 
 class Pruning(NamedTuple):
@@ -108,7 +109,6 @@ class SweepService:
         max_trials: int,
         liveness: Callable[[], Liveness],
         new_id: Callable[[], str] = new_sweep_id,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """``liveness``: which backend instances are alive now (the instance lease's view)."""
         self._repo = repo
@@ -122,7 +122,6 @@ class SweepService:
         self._liveness = liveness
         self._new_id = new_id
         self._me = operations.instance_id
-        self._monotonic = monotonic
         #: Sweep id -> its importances as last computed (oldest first); one computation at a time.
         self._importances: dict[str, Importances] = {}
         self._importances_lock = threading.Lock()
@@ -225,24 +224,23 @@ class SweepService:
             return None
 
     def importances(self, sweep: Sweep) -> Importances | None:
-        """The sweep's parameter importances: computed again only when trials completed since, and for a
-        running sweep at most every ``IMPORTANCES_REFRESH_S`` (a finished sweep's once more, final).
+        """The sweep's parameter importances, computed again only when trials completed since. While it
+        runs, at most every ``IMPORTANCES_REFRESH_S``, the first that long after it started (a short
+        sweep's trials train beside none); a finished sweep's once more, from all its completed trials.
         A view asked while another computes gets the previous ones (None when there are none yet)."""
         done = sum(1 for t in self._repo.trials(sweep.id) if t.state == "complete")
         kept = self._importances.get(sweep.id)
-        if kept is not None and (
-            kept.trials == done
-            or (
-                sweep.status not in SWEEP_TERMINAL
-                and kept.trials >= MIN_IMPORTANCE_TRIALS  # a fit was made: fewer is no fit, cheap
-                and self._monotonic() - kept.at < IMPORTANCES_REFRESH_S
-            )
-        ):
+        if kept is not None and kept.trials == done:
             return kept
+        if sweep.status not in SWEEP_TERMINAL:
+            fitted = kept is not None and kept.trials >= MIN_IMPORTANCE_TRIALS  # fewer: no fit, cheap
+            since = kept.at if kept is not None and fitted else sweep.created_at
+            if (self._clock.now() - since).total_seconds() < IMPORTANCES_REFRESH_S:
+                return kept
         if not self._importances_lock.acquire(blocking=False):
             return kept
         try:
-            fresh = Importances(self._studies.importances(sweep.id, _request(sweep)), done, self._monotonic())
+            fresh = Importances(self._studies.importances(sweep.id, _request(sweep)), done, self._clock.now())
             self._importances.pop(sweep.id, None)
             self._importances[sweep.id] = fresh  # the most recent last
             while len(self._importances) > IMPORTANCES_KEPT:
