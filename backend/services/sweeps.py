@@ -168,6 +168,8 @@ class SweepService:
         if pruning is None:
             return False
         with self._running_lock:  # a remote trial's events may come from more than one thread
+            if op.id not in self._watched:
+                return False  # told meanwhile: keep nothing for it
             values = self._running.get(op.id)
             if values is None or values.metric != pruning.metric:
                 values = self._running[op.id] = RunningValues(pruning.metric)
