@@ -376,7 +376,7 @@ class SweepService:
             return sweep
         self._watched[op.id] = sweep.id
         if not op.is_terminal:
-            # The stored operation (not the live one the listener reads): its values read afresh.
+            # Once per pass, not per row: its values read afresh (the listener's are its own).
             pruning = self._pruning_of(op) if sweep.status is SweepStatus.RUNNING else None
             values = intermediate_of(request.objective.metric, op.history) if pruning is not None else {}
             if pruning is not None and pruning.rule.should_prune(values):
