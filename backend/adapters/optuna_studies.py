@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from sqlalchemy import event
 
 from backend.adapters.db.engine import normalize_database_url, sqlite_pragmas
-from backend.domain.sweeps import grid_values
+from backend.domain.sweeps import MIN_IMPORTANCE_TRIALS, grid_values
 from shared.contracts.sweeps import ParamKind, ParamSpec, StartSweepRequest
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class OptunaStudies:
         """Optuna's parameter importances, when it can compute them (enough completed trials)."""
         study = self._study(sweep_id, request)
         completed = [t for t in study.get_trials(deepcopy=False) if t.state is TrialState.COMPLETE]
-        if len(completed) < 2:
+        if len(completed) < MIN_IMPORTANCE_TRIALS:
             return None
         try:
             return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}

@@ -45,6 +45,8 @@ def trial_view(sweeps: SweepService, trial: SweepTrial, metric: str) -> SweepTri
         objective=trial.objective,
         intermediate=trial_values(trial, metric, op.history if op is not None else ()),
         model=lenient(ModelRefView, model) if isinstance(model, dict) and "version" in model else None,
+        error=trial.error
+        or (op.error.message if op is not None and op.error and state == "failed" else None),
     )
 
 
@@ -57,6 +59,7 @@ def sweep_view(sweeps: SweepService, sweep: Sweep, *, detail: bool) -> SweepView
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
     best = best_trial(trials, request.objective.direction)
+    importances = sweeps.importances(sweep) if detail else None
     return SweepView(
         sweep_id=sweep.id,
         name=request.name,
@@ -75,7 +78,8 @@ def sweep_view(sweeps: SweepService, sweep: Sweep, *, detail: bool) -> SweepView
         error=sweep.error,
         submitted_by=sweep.submitted_by,
         trials=views,
-        importances=sweeps.importances(sweep) if detail else None,
+        importances=importances.values if importances is not None else None,
+        importances_trials=importances.trials if importances is not None and importances.values else None,
     )
 
 
@@ -105,7 +109,8 @@ def list_sweeps(sweeps: SweepsDep) -> SweepList:
 @router.get("/{sweep_id}", response_model=SweepView, responses=error_responses(404))
 def get_sweep(sweep_id: SweepId, sweeps: SweepsDep) -> SweepView:
     """One sweep: its trials (params, objective, status, values reported per step), the best trial
-    and, once Optuna can compute them, the parameter importances."""
+    and, once Optuna can compute them, the parameter importances (while the sweep runs: at most once a
+    minute, the first a minute after it started; ``importances_trials`` says from how many trials)."""
     return sweep_view(sweeps, sweeps.get(sweep_id), detail=True)
 
 

@@ -139,8 +139,9 @@ def sweep_renderable(view: SweepView) -> Group:
     for t in view.trials:
         mark = " ★" if t.number == best_number else ""
         objective = _fmt(t.objective) if t.objective is not None else "-"
+        where = t.operation_id or t.error or "-"  # no operation: why (its training was refused)
         trials.add_row(
-            f"{t.number}{mark}", t.status, objective, *(_fmt(t.params.get(p)) for p in params), t.operation_id
+            f"{t.number}{mark}", t.status, objective, *(_fmt(t.params.get(p)) for p in params), where
         )
     lines: list[Any] = [trials]
     counts = ", ".join(f"{k} {v}" for k, v in sorted(view.counts.items())) or "no trials yet"
@@ -151,7 +152,10 @@ def sweep_renderable(view: SweepView) -> Group:
     if view.best_alias:
         lines.append(f"best model alias: {view.best_alias}")
     if view.importances:
-        lines.append("importances: " + ", ".join(f"{k} {v:.2f}" for k, v in view.importances.items()))
+        source = f" (from {view.importances_trials} completed trials)" if view.importances_trials else ""
+        lines.append(
+            "importances" + source + ": " + ", ".join(f"{k} {v:.2f}" for k, v in view.importances.items())
+        )
     if view.error:
         lines.append(f"error: {view.error}")
     return Group(*lines)

@@ -10,7 +10,7 @@ trials' values at its last step is stopped. A test holds it to Optuna's own deci
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: The median pruner's settings for every sweep: pruning starts once two trials completed, from step 1.
 STARTUP_TRIALS = 2
@@ -25,21 +25,30 @@ class MedianPruning:
     maximize: bool
     n_startup_trials: int = STARTUP_TRIALS
     n_warmup_steps: int = WARMUP_STEPS
+    #: Step -> the completed trials' median there (None: none reached it), filled as asked.
+    _medians: dict[int, float | None] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def should_prune(self, values: Mapping[int, float]) -> bool:
         """Whether a running trial that reported ``values`` (finite, step -> value) is to be stopped."""
-        if not values or not self.completed or len(self.completed) < self.n_startup_trials:
+        if not values:
             return False
-        step = max(values)
+        best = max(values.values()) if self.maximize else min(values.values())
+        return self.should_prune_at(max(values), best)
+
+    def should_prune_at(self, step: int, best: float) -> bool:
+        """Whether a running trial whose last step is ``step`` and best value so far ``best`` is to be
+        stopped (the per-step medians are computed once per rule: it is asked at every epoch)."""
+        if not self.completed or len(self.completed) < self.n_startup_trials:
+            return False
         if step < self.n_warmup_steps:
             return False
-        at_step = sorted(trial[step] for trial in self.completed if step in trial)
-        if not at_step:
+        if step not in self._medians:  # a benign race: two threads compute the same value
+            at_step = sorted(trial[step] for trial in self.completed if step in trial)
+            self._medians[step] = _median(at_step) if at_step else None
+        median = self._medians[step]
+        if median is None:
             return False
-        median = _median(at_step)
-        if self.maximize:
-            return max(values.values()) < median
-        return min(values.values()) > median
+        return best < median if self.maximize else best > median
 
 
 def _median(ordered: list[float]) -> float:

@@ -21,6 +21,8 @@ from shared.contracts.sweeps import ParamKind, ParamSpec
 
 STRATEGY_PREFIX = "strategy."
 PRUNER_TOKEN = "sweep-pruner"
+#: Completed trials Optuna needs before it computes parameter importances.
+MIN_IMPORTANCE_TRIALS = 2
 
 
 class SweepStatus(StrEnum):
@@ -63,6 +65,8 @@ class SweepTrial:
     objective: float | None = None
     #: Step -> value of the objective metric, told to Optuna when the trial ended (empty while it runs).
     reported: dict[int, float] = field(default_factory=dict)
+    #: Why it failed when it has no operation to tell it: the refusal of its training request.
+    error: str | None = None
 
 
 def best_alias(sweep_id: str) -> str:
@@ -216,16 +220,64 @@ def objective_of(
     return None
 
 
+def _step_value(metric: str, row: Mapping[str, Any], index: int) -> tuple[int, float] | None:
+    """The step and value of the metric in history row ``index`` (None when the row has no value)."""
+    value = _number(row.get(metric))
+    if value is None:
+        return None
+    step = row.get("epoch", row.get("step", index))
+    return (int(step) if isinstance(step, int | float) else index), value
+
+
 def intermediate_of(metric: str, history: Sequence[Mapping[str, Any]]) -> dict[int, float]:
     """Step -> value of the metric in the history rows (epoch rows by epoch, command rows by step)."""
     values: dict[int, float] = {}
     for index, row in enumerate(history):
-        value = _number(row.get(metric))
-        if value is None:
-            continue
-        step = row.get("epoch", row.get("step", index))
-        values[int(step) if isinstance(step, int | float) else index] = value
+        found = _step_value(metric, row, index)
+        if found is not None:
+            values[found[0]] = found[1]
     return values
+
+
+@dataclass
+class RunningValues:
+    """A running trial's values of ``metric`` (step -> value) as :func:`intermediate_of` reads them, kept
+    up to date from its growing history a new row at a time: the pruner asks at every epoch or step, and
+    re-reading the whole history there made a 10k-step trial's rows cost quadratic time.
+
+    A history rewritten rather than grown (a resumed attempt drops its later epochs; a long one is thinned
+    to every other row) no longer holds the last row read at its place: it is read again from the start.
+    """
+
+    metric: str
+    values: dict[int, float] = field(default_factory=dict)
+    #: The last step read, and the lowest and highest value so far (None: no value yet).
+    step: int | None = None
+    low: float | None = None
+    high: float | None = None
+    rows: int = 0
+    _last: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    def read(self, history: Sequence[Mapping[str, Any]]) -> None:
+        """Take in the rows of ``history`` not read yet (all of them when it was rewritten)."""
+        if len(history) < self.rows or (self.rows and history[self.rows - 1] is not self._last):
+            self.values, self.step, self.low, self.high, self.rows = {}, None, None, None, 0
+        for index in range(self.rows, len(history)):
+            found = _step_value(self.metric, history[index], index)
+            if found is not None:
+                self._add(*found)
+        self.rows = len(history)
+        self._last = history[-1] if history else None
+
+    def _add(self, step: int, value: float) -> None:
+        replaced = step in self.values
+        self.values[step] = value
+        self.step = step if self.step is None else max(self.step, step)
+        if replaced:  # a step given again: its earlier value no longer counts
+            self.low, self.high = min(self.values.values()), max(self.values.values())
+        else:
+            self.low = value if self.low is None else min(self.low, value)
+            self.high = value if self.high is None else max(self.high, value)
 
 
 def trial_values(trial: SweepTrial, metric: str, history: Sequence[Mapping[str, Any]]) -> dict[int, float]:

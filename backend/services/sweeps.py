@@ -19,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
@@ -31,8 +33,10 @@ from backend.domain.operations import INTERRUPTED, Operation, OperationStatus
 from backend.domain.ports import Clock, CommandCatalog, StrategyCatalog
 from backend.domain.pruning import MedianPruning
 from backend.domain.sweeps import (
+    MIN_IMPORTANCE_TRIALS,
     PRUNER_TOKEN,
     SWEEP_TERMINAL,
+    RunningValues,
     Sweep,
     SweepStatus,
     SweepTrial,
@@ -59,6 +63,24 @@ SWEEP_CANCEL_TOKEN = "sweep-cancel"
 
 class SweepNotFoundError(NotFoundError):
     code = "sweep_not_found"
+
+
+#: How often a running sweep's parameter importances are recomputed at most, the first time that long
+#: after it started. A computation fits Optuna's fANOVA random forest (a tenth of a second and more of
+#: CPU; the first in a process imports scikit-learn, more): once per completed trial it took a sweep of
+#: short trials' CPU from the trials beside it (issue 14). A finished sweep's are computed once.
+IMPORTANCES_REFRESH_S = 60.0
+#: Sweeps whose importances are kept (the most recently computed).
+IMPORTANCES_KEPT = 64
+
+
+class Importances(NamedTuple):
+    """A sweep's parameter importances (None: Optuna cannot compute them yet), the number of completed
+    trials they were computed from, and when."""
+
+    values: dict[str, float] | None
+    trials: int
+    at: datetime
 
 
 class Pruning(NamedTuple):
@@ -100,13 +122,18 @@ class SweepService:
         self._liveness = liveness
         self._new_id = new_id
         self._me = operations.instance_id
-        self._importances: dict[tuple[str, int], dict[str, float] | None] = {}
+        #: Sweep id -> its importances as last computed (oldest first); one computation at a time.
+        self._importances: dict[str, Importances] = {}
+        self._importances_lock = threading.Lock()
         #: Trial operation id -> its sweep id, for the trials this backend drives (read by the driver's
         #: event listener on any thread: single dict operations only).
         self._watched: dict[str, str] = {}
         #: Sweep id -> its pruning rule against its completed trials, for the median-pruned sweeps this
         #: backend drives (replaced whole by each pass, read by the event listener on any thread).
         self._pruning: dict[str, Pruning] = {}
+        #: Trial operation id -> its values so far as the event listener last read them.
+        self._running: dict[str, RunningValues] = {}
+        self._running_lock = threading.Lock()
         #: Sweeps whose half-started trials this process has settled since it began driving them.
         self._recovered: set[str] = set()
         self._wake: Callable[[str], None] = lambda _sweep_id: None
@@ -135,12 +162,24 @@ class SweepService:
 
     def prunes(self, op: Operation) -> bool:
         """Whether the pruner stops trial ``op`` on the values in its history. In memory, so the event
-        listener asks it on the training's own thread at every epoch; the driver then stops the trial."""
-        sweep_id = self._watched.get(op.id)
-        pruning = self._pruning.get(sweep_id) if sweep_id is not None else None
+        listener asks it on the training's own thread at every new history row; the driver then stops
+        the trial. Each row is read once: the trial's values so far are kept between the calls."""
+        pruning = self._pruning_of(op)
         if pruning is None:
             return False
-        return pruning.rule.should_prune(intermediate_of(pruning.metric, op.history))
+        with self._running_lock:  # a remote trial's events may come from more than one thread
+            if op.id not in self._watched:
+                return False  # told meanwhile: keep nothing for it
+            values = self._running.get(op.id)
+            if values is None or values.metric != pruning.metric:
+                values = self._running[op.id] = RunningValues(pruning.metric)
+            values.read(op.history)
+            step, best = values.step, values.high if pruning.rule.maximize else values.low
+        return step is not None and best is not None and pruning.rule.should_prune_at(step, best)
+
+    def _pruning_of(self, op: Operation) -> Pruning | None:
+        sweep_id = self._watched.get(op.id)
+        return self._pruning.get(sweep_id) if sweep_id is not None else None
 
     # --- use cases -------------------------------------------------------------------------------
 
@@ -186,12 +225,31 @@ class SweepService:
         except NotFoundError:
             return None
 
-    def importances(self, sweep: Sweep) -> dict[str, float] | None:
+    def importances(self, sweep: Sweep) -> Importances | None:
+        """The sweep's parameter importances, computed again only when trials completed since. While it
+        runs, at most every ``IMPORTANCES_REFRESH_S``, the first that long after it started (a short
+        sweep's trials train beside none); a finished sweep's once more, from all its completed trials.
+        A view asked while another computes gets the previous ones (None when there are none yet)."""
         done = sum(1 for t in self._repo.trials(sweep.id) if t.state == "complete")
-        key = (sweep.id, done)
-        if key not in self._importances:
-            self._importances[key] = self._studies.importances(sweep.id, _request(sweep))
-        return self._importances[key]
+        kept = self._importances.get(sweep.id)
+        if kept is not None and kept.trials == done:
+            return kept
+        if sweep.status not in SWEEP_TERMINAL:
+            fitted = kept is not None and kept.trials >= MIN_IMPORTANCE_TRIALS  # fewer: no fit, cheap
+            since = kept.at if kept is not None and fitted else sweep.created_at
+            if (self._clock.now() - since).total_seconds() < IMPORTANCES_REFRESH_S:
+                return kept
+        if not self._importances_lock.acquire(blocking=False):
+            return kept
+        try:
+            fresh = Importances(self._studies.importances(sweep.id, _request(sweep)), done, self._clock.now())
+            self._importances.pop(sweep.id, None)
+            self._importances[sweep.id] = fresh  # the most recent last
+            while len(self._importances) > IMPORTANCES_KEPT:
+                self._importances.pop(next(iter(self._importances)))
+            return fresh
+        finally:
+            self._importances_lock.release()
 
     def cancel(self, sweep_id: str) -> Sweep:
         """Cancel: running trials are cancelled at once (through any backend) and no new one starts;
@@ -318,9 +376,11 @@ class SweepService:
             return sweep
         self._watched[op.id] = sweep.id
         if not op.is_terminal:
-            if sweep.status is SweepStatus.RUNNING and self.prunes(op):
-                step = max(intermediate_of(request.objective.metric, op.history))
-                logger.info("sweep %s: trial %d pruned at step %s", sweep.id, trial.number, step)
+            # Once per pass, not per row: its values read afresh (the listener's are its own).
+            pruning = self._pruning_of(op) if sweep.status is SweepStatus.RUNNING else None
+            values = intermediate_of(request.objective.metric, op.history) if pruning is not None else {}
+            if pruning is not None and pruning.rule.should_prune(values):
+                logger.info("sweep %s: trial %d pruned at step %s", sweep.id, trial.number, max(values))
                 self._stop(trial, PRUNER_TOKEN)
             return sweep
         # Every step it reached, its last ones too: the values Optuna records and the medians count.
@@ -377,8 +437,9 @@ class SweepService:
             op, _ = self._training.start_training(body, submitted_by=sweep.submitted_by)
         except (BackendError, TrainkitError, ValidationError) as exc:
             # Its params make an invalid training (a strategy they break): a failed trial, counted.
-            logger.warning("sweep %s: trial %d could not start: %s", sweep.id, number, exc)
-            self._tell(sweep, request, trial, "fail", None)
+            reason = f"its training could not start: {_refusal(exc)}"
+            logger.warning("sweep %s: trial %d: %s", sweep.id, number, reason)
+            self._tell(sweep, request, _with(trial, error=reason), "fail", None)
             return
         self._watched[op.id] = sweep.id
         self._repo.put_trial(_with(trial, operation_id=op.id))
@@ -424,6 +485,8 @@ class SweepService:
         )
         self._repo.put_trial(_with(trial, state=state, objective=value))
         self._watched.pop(trial.operation_id, None)
+        with self._running_lock:
+            self._running.pop(trial.operation_id, None)
 
     def _save(
         self,
@@ -457,6 +520,14 @@ class SweepService:
 
 def _request(sweep: Sweep) -> StartSweepRequest:
     return StartSweepRequest.model_validate(sweep.request["sweep"])
+
+
+def _refusal(exc: Exception) -> str:
+    """What refused a trial's training request, in one line (a pydantic error: its first, located)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(exc)
 
 
 def _with(trial: SweepTrial, **changes: Any) -> SweepTrial:

@@ -112,6 +112,11 @@ class SweepTrialView(BaseModel):
         "Optuna was told once it ended.",
     )
     model: ModelRefView | None = Field(None, description="The trial's model version, once stored.")
+    error: str | None = Field(
+        None,
+        description="Why the trial failed: its operation's error, or, for a trial whose params made a "
+        "training request the backend refused (no operation), the refusal's message.",
+    )
 
 
 class SweepView(BaseModel):
@@ -132,7 +137,15 @@ class SweepView(BaseModel):
     error: str | None = None
     submitted_by: str | None = None
     trials: list[SweepTrialView] = Field(default_factory=list)
-    importances: dict[str, float] | None = Field(None, description="Optuna's parameter importances.")
+    importances: dict[str, float] | None = Field(
+        None,
+        description="Optuna's parameter importances, once two trials completed. While the sweep runs they "
+        "are recomputed at most once a minute, the first a minute after it started (a computation takes "
+        "CPU from the trials); a finished sweep's are from all its completed trials.",
+    )
+    importances_trials: int | None = Field(
+        None, description="How many completed trials the importances were computed from."
+    )
 
 
 class SweepList(BaseModel):

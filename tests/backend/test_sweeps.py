@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from backend.services import sweeps as sweeps_service
 from backend.settings import Settings
 from tests.backend.sweep_harness import (
     DEADLINE_S,
@@ -81,6 +82,61 @@ async def test_strategy_sweep_runs_six_trials_two_at_a_time_to_a_best_trial_with
     assert set(body["importances"]) == set(strategy_sweep()["space"])
     listed = (await client.get("/api/v1/sweeps")).json()["items"]
     assert [(s["sweep_id"], s["counts"]) for s in listed] == [(sweep_id, {"complete": 6})]
+
+
+@pytest.mark.parametrize("refresh_s", [3600.0, 0.0])
+async def test_a_running_sweeps_importances_are_not_refitted_at_every_completed_trial(
+    backend: App, monkeypatch: pytest.MonkeyPatch, refresh_s: float
+) -> None:
+    """Issue 14: a view polled while the sweep ran fitted Optuna's fANOVA forest again at every
+    completed trial, on the CPU the next trial trained on. Now at most once per refresh interval, the
+    first an interval after the sweep started (3600 s: never while this sweep runs; 0: as trials
+    complete), and once more, from every completed trial, when the sweep has ended."""
+    from backend.adapters.optuna_studies import OptunaStudies
+
+    monkeypatch.setattr(sweeps_service, "IMPORTANCES_REFRESH_S", refresh_s)
+    fitted: list[int] = []
+    real = OptunaStudies.importances
+
+    def counting(self: OptunaStudies, sweep_id: str, request: Any) -> dict[str, float] | None:
+        values = real(self, sweep_id, request)
+        if values is not None:
+            fitted.append(len(fitted))
+        return values
+
+    monkeypatch.setattr(OptunaStudies, "importances", counting)
+    client = backend.client
+    assert client is not None
+    body = strategy_sweep(n_trials=5, parallelism=1, sampler="random")
+    sweep_id = (await client.post("/api/v1/sweeps", json=body)).json()["sweep_id"]
+    running_sources: set[int] = set()
+    fits_while_running = 0
+    end = time.monotonic() + DEADLINE_S
+    view: dict[str, Any] = {}
+    while time.monotonic() < end:
+        view = (await client.get(f"/api/v1/sweeps/{sweep_id}")).json()
+        if finished(view):
+            break
+        fits_while_running = len(fitted)
+        if view["importances"] is not None:
+            running_sources.add(view["importances_trials"])
+        await asyncio.sleep(0.02)
+    assert view["status"] == "completed", view
+    if refresh_s:
+        assert fits_while_running == 0
+        assert running_sources == set()
+    else:  # fitted as trials completed (the views polled saw most of them), each once
+        assert running_sources
+        assert min(running_sources) >= 2
+        assert fits_while_running == len(running_sources)
+    assert view["importances_trials"] == 5
+    assert set(view["importances"]) == set(body["space"])
+    fits = len(fitted)
+    # One final fit, unless a view caught the last trial told before the sweep's own end.
+    assert fits == fits_while_running + (0 if 5 in running_sources else 1)
+    again = (await client.get(f"/api/v1/sweeps/{sweep_id}")).json()
+    assert again["importances"] == view["importances"]
+    assert len(fitted) == fits  # a finished sweep's are computed once
 
 
 async def test_a_sweep_over_a_command_trainings_params(backend: App) -> None:
@@ -184,7 +240,11 @@ async def test_a_trial_that_fails_is_counted_and_the_sweep_goes_on(backend: App)
     assert done["counts"] == {"fail": 1, "complete": 1}
     failed = next(t for t in done["trials"] if t["status"] == "failed")
     assert (failed["params"], failed["operation_id"]) == ({path: 5000}, "")
+    # Why, in the sweep view: the refusing error's message (it names the feature it cannot make).
+    assert failed["error"].startswith("its training could not start: "), failed
+    assert "ema_50_distance" in failed["error"], failed
     assert done["best"]["params"] == {path: 50}
+    assert done["best"]["error"] is None
 
 
 async def test_unknown_sweep_is_404_and_a_finished_one_cannot_be_cancelled(backend: App) -> None:

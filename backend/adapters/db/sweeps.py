@@ -36,6 +36,7 @@ def _trial(row: SweepTrialRow) -> SweepTrial:
         state=row.state,
         objective=row.objective,
         reported={int(k): float(v) for k, v in (row.reported or {}).items()},
+        error=row.error,
     )
 
 
@@ -120,6 +121,7 @@ class SqlSweepRepository:
                     state=trial.state,
                     objective=trial.objective,
                     reported={str(k): v for k, v in trial.reported.items()},
+                    error=trial.error,
                 )
             )
 

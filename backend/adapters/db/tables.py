@@ -219,3 +219,5 @@ class SweepTrialRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     objective: Mapped[float | None] = mapped_column(Float, nullable=True)
     reported: Mapped[dict[str, float]] = mapped_column(JSON)
+    #: Why it failed when no operation tells it: the refusal of its training request (migration 0011).
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -103,7 +103,7 @@ function trialsTable(view, sort) {
       h("td", {}, h("span", { class: `badge ${t.status}`, text: t.status })),
       h("td", { class: "num", "data-objective": t.objective ?? "", text: t.objective === null ? "—" : fmtNumber(t.objective) }),
       params.map((p) => h("td", { class: "num", text: typeof t.params[p] === "number" ? fmtNumber(t.params[p]) : String(t.params[p]) })),
-      h("td", {}, t.operation_id ? h("a", { href: `#/trainings/${t.operation_id}`, class: "mono", text: t.operation_id }) : "—"))))));
+      h("td", {}, t.operation_id ? h("a", { href: `#/trainings/${t.operation_id}`, class: "mono", text: t.operation_id }) : (t.error ? h("span", { class: "trial-error muted", text: t.error }) : "—")))))));
 }
 
 function charts(view, param) {
@@ -140,7 +140,7 @@ function detailPage(root, sweepId) {
         h("a", { href: `#/trainings/${view.best.operation_id}`, text: "open its training" }), view.best_alias ? ` · model alias ${view.best_alias}` : "")
       : h("p", { class: "muted", text: "No completed trial yet." });
     const importances = view.importances
-      ? h("p", { class: "muted", text: "Importances: " + Object.entries(view.importances).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") }) : null;
+      ? h("p", { class: "muted", text: "Importances" + (view.importances_trials ? ` (from ${view.importances_trials} completed trials)` : "") + ": " + Object.entries(view.importances).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ") }) : null;
     clear(body,
       h("section", { class: "panel" }, h("h2", {}, h("span", { class: "mono", text: view.name || view.sweep_id }), " ", h("span", { id: "sweep-status", class: `badge ${view.status}`, text: view.status })),
         h("p", { class: "muted", text: `${view.trials.length}/${view.n_trials} trials (${counts}), ${view.parallelism} at once · sampler ${view.sampler} · pruner ${view.pruner}` }),
