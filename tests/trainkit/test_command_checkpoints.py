@@ -272,15 +272,23 @@ def test_a_run_resumed_without_a_kept_checkpoint_starts_from_the_beginning(tmp_p
         resume_argv=["--resume", "{checkpoint}"],
     )
     (tmp_path / "data").mkdir()
+    updates: list[Any] = []
     result = executor(tmp_path, commands).execute(
         TrainingRequest(workload="command", command=CommandSpec(name="counter")),
-        lambda _u: None,
+        updates.append,
         CancelToken(),
         run_name="r",
         resume=True,
     )
     assert result.resumed_from_epoch == 0
     assert [row["step"] for row in result.history] == [1, 2, 3, 4, 5]
+    # A retry all the same: it says it starts from scratch (the backend replaces the lost steps), once,
+    # before any row of its own.
+    said = [i for i, u in enumerate(updates) if "resumed_from_epoch" in u.extra]
+    assert [updates[i].extra["resumed_from_epoch"] for i in said] == [0]
+    rows = [i for i, u in enumerate(updates) if u.extra.get("metric_rows")]
+    assert rows
+    assert said[0] < rows[0]
 
 
 def test_the_sample_resumed_from_its_checkpoint_ends_with_the_same_weights_as_straight(
