@@ -238,9 +238,12 @@ class RemoteRunner:
             return None
         logger.info("operation %s runs as %s", op_id, self.backend.describe(run))
         if scratch:
-            where = f"{self.backend.mode} {run.where}"
-            logger.info("operation %s: %s", op_id, retrying_message(0, where))
+            logger.info("operation %s: %s", op_id, retrying_message(0, self._where(run)))
         return run
+
+    def _where(self, run: RemoteRun) -> str:
+        """The attempt's place: ``host <url>``, ``ray <address>``."""
+        return f"{self.backend.mode} {run.where}"
 
     def _starts_from_scratch(self, op_id: str) -> bool:
         op = self._ops.get(op_id)
@@ -257,7 +260,7 @@ class RemoteRunner:
             running = running.with_changes(
                 host_url=run.where,
                 host_session_id=run.run_id,
-                attempt_log=ran_at(running.attempt_log, f"{self.backend.mode} {run.where}"),
+                attempt_log=ran_at(running.attempt_log, self._where(run)),
                 attempts=op.attempts + 1,
                 progress=Progress(phase="starting", message=f"as {self.backend.describe(run)}"),
             )
