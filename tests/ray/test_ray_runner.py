@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,23 +148,39 @@ async def test_a_job_that_fails_without_a_result_is_ray_job_lost_with_its_log_ta
     assert any("OSError" in line.message for line in lines)
 
 
+async def _resubmitted(rig: Rig, op_id: str) -> Operation:
+    """The operation once its retry's job (``<op>-attempt-2``) is submitted."""
+
+    async def poll() -> Operation:
+        while (current := rig.ops.get(op_id)).host_session_id != f"{op_id}-attempt-2":
+            await asyncio.sleep(0.01)
+        return current
+
+    return await asyncio.wait_for(poll(), 5)
+
+
 def _reported(rig: Rig, op_id: str) -> None:
     """The job fetched its spec (what the spec route records): it reached the backend."""
     rig.ops.update(op_id, lambda op: op.with_changes(heartbeat_at=rig.ops.now()))
 
 
-def _one_retry(tmp_path: Path) -> Rig:
-    return build_rig(tmp_path, FakeRayJobs(), dataclasses.replace(TIMINGS, max_retries=1))
-
-
-async def test_a_job_that_fails_by_itself_before_reaching_the_backend_is_not_retried(tmp_path: Path) -> None:
-    """An entrypoint that cannot import (a broken install or runtime env) fails the same way each time."""
-    rig = _one_retry(tmp_path)
+@asynccontextmanager
+async def _running_with_one_retry(tmp_path: Path) -> AsyncIterator[tuple[Rig, Operation]]:
+    """A runner allowing one retry, and an operation of it running as its first job."""
+    rig = build_rig(tmp_path, FakeRayJobs(), dataclasses.replace(TIMINGS, max_retries=1))
     await rig.runner.start()
     try:
         op = rig.new_op()
         rig.runner.submit(op.id)
         await rig.until(op.id, OperationStatus.RUNNING)
+        yield rig, op
+    finally:
+        await rig.runner.stop()
+
+
+async def test_a_job_that_fails_by_itself_before_reaching_the_backend_is_not_retried(tmp_path: Path) -> None:
+    """An entrypoint that cannot import (a broken install or runtime env) fails the same way each time."""
+    async with _running_with_one_retry(tmp_path) as (rig, op):
         rig.jobs.log_text[op.id] = "ModuleNotFoundError: No module named 'backend'\n"
         rig.jobs.states[op.id] = RayJob(
             op.id,
@@ -183,8 +200,6 @@ async def test_a_job_that_fails_by_itself_before_reaching_the_backend_is_not_ret
         assert "ModuleNotFoundError" in failed.error.details["log_tail"]
         assert [s[0] for s in rig.jobs.submissions] == [op.id]  # the retry it was allowed is not spent
         assert [a.outcome for a in failed.attempt_log] == ["failed"]
-    finally:
-        await rig.runner.stop()
 
 
 @pytest.mark.parametrize(
@@ -208,42 +223,20 @@ async def test_a_job_that_fails_by_itself_before_reaching_the_backend_is_not_ret
 async def test_a_job_lost_to_the_infrastructure_is_retried_even_before_it_reported(
     tmp_path: Path, job: RayJob, reported: bool
 ) -> None:
-    rig = _one_retry(tmp_path)
-    await rig.runner.start()
-    try:
-        op = rig.new_op()
-        rig.runner.submit(op.id)
-        await rig.until(op.id, OperationStatus.RUNNING)
+    async with _running_with_one_retry(tmp_path) as (rig, op):
         if reported:
             _reported(rig, op.id)
         rig.jobs.states[op.id] = dataclasses.replace(job, submission_id=op.id)
 
-        async def resubmitted() -> Operation:
-            while (current := rig.ops.get(op.id)).host_session_id != f"{op.id}-attempt-2":
-                await asyncio.sleep(0.01)
-            return current
-
-        retried = await asyncio.wait_for(resubmitted(), 5)
+        retried = await _resubmitted(rig, op.id)
         assert retried.attempt_log[0].error_code == "ray_job_lost"
-    finally:
-        await rig.runner.stop()
 
 
 async def test_a_lost_job_is_submitted_again_under_a_new_id_while_max_retries_allows(tmp_path: Path) -> None:
-    rig = build_rig(tmp_path, FakeRayJobs(), dataclasses.replace(TIMINGS, max_retries=1))
-    await rig.runner.start()
-    try:
-        op = rig.new_op()
-        rig.runner.submit(op.id)
-        await rig.until(op.id, OperationStatus.RUNNING)
+    async with _running_with_one_retry(tmp_path) as (rig, op):
         rig.jobs.finish(op.id, RayJobStatus.FAILED, "the driver was killed")
 
-        async def resubmitted() -> Operation:
-            while (current := rig.ops.get(op.id)).host_session_id != f"{op.id}-attempt-2":
-                await asyncio.sleep(0.01)
-            return current
-
-        retried = await asyncio.wait_for(resubmitted(), 5)
+        retried = await _resubmitted(rig, op.id)
         assert [s[0] for s in rig.jobs.submissions] == [op.id, f"{op.id}-attempt-2"]
         assert [a.outcome for a in retried.attempt_log] == ["requeued", "running"]
         assert retried.attempt_log[0].error_code == "ray_job_lost"
@@ -253,8 +246,6 @@ async def test_a_lost_job_is_submitted_again_under_a_new_id_while_max_retries_al
         assert failed.error is not None
         assert failed.error.code == "ray_job_lost"
         assert len(rig.jobs.submissions) == 2
-    finally:
-        await rig.runner.stop()
 
 
 async def test_a_cluster_silent_past_the_lease_loses_the_job(rig: Rig) -> None:
