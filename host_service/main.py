@@ -23,12 +23,13 @@ from host_service.api.errors import install_error_handlers
 from host_service.api.signatures import SignatureMiddleware
 from host_service.domain.ports import Clock, NewId, WorkerLauncher
 from host_service.services.capacity import CapacityLedger
-from host_service.services.checkpoint_shipper import CheckpointSettings, CheckpointShipper
+from host_service.services.checkpoint_shipper import CheckpointShipper
 from host_service.services.datasets import DatasetCache
 from host_service.services.handoff import ResultHandoff
 from host_service.services.sessions import SessionService
 from host_service.services.supervision import RunnerTimings
 from host_service.settings import HostSettings
+from shared.contracts.checkpoint_shipping import CheckpointSettings
 from shared.contracts.replay import ReplayGuard
 
 logger = logging.getLogger(__name__)

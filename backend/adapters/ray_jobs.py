@@ -168,8 +168,12 @@ class RayJobsClient:
 
 
 def _job_of(info: Any) -> RayJob:
+    exit_code = getattr(info, "driver_exit_code", None)
+    error_type = getattr(info, "error_type", None)
     return RayJob(
         submission_id=str(info.submission_id),
         status=RayJobStatus(str(getattr(info.status, "value", info.status))),
         message=str(info.message or ""),
+        exit_code=exit_code if isinstance(exit_code, int) else None,
+        error_type=str(getattr(error_type, "value", error_type)) if error_type else None,
     )

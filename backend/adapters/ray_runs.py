@@ -7,6 +7,7 @@ still open ended without one, and is lost."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shlex
 from collections.abc import Callable
@@ -25,6 +26,10 @@ LOG_TAIL_CHARS = 2000
 #: The most jobs one operation is submitted as (the first attempt and max_retries re-submissions: at most
 #: 1 + 10, with room for a job submitted just before a backend restart).
 MAX_SUBMISSIONS = 16
+
+
+#: A job that failed by itself before it reached the backend (see ``RemoteStatus.start_failure``).
+START_FAILED = "ray_job_start_failed"
 
 
 class RayJobRuns:
@@ -105,7 +110,19 @@ class RayJobRuns:
         if not job.finished:
             return RemoteStatus(RemoteState.RUNNING, cursor, lines)
         # Its result (or its own failure), posted before it exited, may still be on its way: a grace.
-        return self._lost(run, cursor, lines, _ended(job), self._result_grace_s, text[-LOG_TAIL_CHARS:])
+        lost = self._lost(run, cursor, lines, _ended(job), self._result_grace_s, text[-LOG_TAIL_CHARS:])
+        own = job.own_failure()
+        if own is None or lost.error is None:
+            return lost
+        message = (
+            f"Ray job {job.submission_id} failed before it reached the backend: {own}; Ray says: "
+            f"{job.message or 'nothing'}. Not retried: a job that fails by itself before it starts (its "
+            "install or runtime env on the workers, MODELYARD_RAY_ENTRYPOINT, MODELYARD_PUBLIC_URL as the "
+            "workers see it) fails the same way again; fix that, then retry the operation "
+            "(POST /api/v1/operations/{id}/retry, `modelyard ops retry`)"
+        )
+        details = {**lost.error.details, "exit_code": job.exit_code, "ray_error_type": job.error_type}
+        return dataclasses.replace(lost, start_failure=OperationError(START_FAILED, message, details))
 
     def _lost(
         self,

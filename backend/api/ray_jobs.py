@@ -90,8 +90,12 @@ def job_spec(
         ),
     ] = False,
 ) -> JSONResponse:
-    """The training request and the data files to fetch (URLs under this job's own data route)."""
+    """The training request and the data files to fetch (URLs under this job's own data route).
+    Fetching it is the job's first sign of life: recorded as the operation's heartbeat (a job that fails
+    before it ever reached the backend is a configuration fault, not retried)."""
     spec: StartSession = _runner(components).commands.build(op)
+    now = components.operations.now()
+    components.operations.update(op.id, lambda current: current.with_changes(heartbeat_at=now))
     base = f"{components.settings.backend_url}/api/v1/ray/jobs/{op.id}/data"
     refs = [ref.model_copy(update={"url": f"{base}/{ref.filename}"}) for ref in spec.datasets]
     spec = spec.model_copy(update={"datasets": refs, "callback_url": f"{base[:-5]}/result"})

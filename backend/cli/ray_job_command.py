@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,9 @@ import click
 import httpx
 
 from shared.contracts.bundle import BUNDLE_FILE, BUNDLE_TAR, pack_files
-from shared.contracts.handoff import (
-    build_payload,
-    encode_model_inline,
-    payload_bytes,
-    sha256_file,
-    sha256_open_file,
-)
-from shared.contracts.host import MODEL_SHA256_HEADER, StartSession, newest_checkpoint
+from shared.contracts.checkpoint_shipping import CheckpointSettings, next_checkpoint
+from shared.contracts.handoff import build_payload, encode_model_inline, payload_bytes, sha256_file
+from shared.contracts.host import MODEL_SHA256_HEADER, StartSession
 from shared.contracts.ray_jobs import JOB_TOKEN_ENV, UPLOADED_MODEL_URL, JobProgress
 from shared.contracts.training import ProgressUpdate
 
@@ -97,28 +91,19 @@ class BackendLink:
         return response
 
 
-@dataclass(frozen=True)
-class JobCheckpoints:
-    """When the job's training writes checkpoints, and how often the shipper looks for a new one."""
-
-    every_epochs: int = 1
-    min_interval_s: float = 30.0
-    poll_s: float = 1.0
-
-
 def run_job(
     link: BackendLink,
     workdir: Path,
     *,
     commands_dir: Path | None,
     inline_limit: int,
-    checkpoints: JobCheckpoints | None = None,
+    checkpoints: CheckpointSettings | None = None,
 ) -> None:
     from shared.trainkit.cancellation import CancelToken
     from shared.trainkit.executor import TrainingExecutor
     from shared.trainkit.executor.workload import CheckpointPolicy
 
-    checkpoints = checkpoints or JobCheckpoints()
+    checkpoints = checkpoints or CheckpointSettings()
     spec = StartSession.model_validate(link.call("GET", "/spec", params={"checkpoints": "true"}).json())
     data_dir = workdir / "data"
     data_dir.mkdir()
@@ -167,8 +152,9 @@ def run_job(
 
 class CheckpointShipper:
     """Ships each new newest training checkpoint of the job to the spec's ``checkpoint_url`` (a thread):
-    streamed, with its name, label, sha256 and size, under the job token. A refusal (4xx) is logged and
-    that file not sent again; no answer or a 5xx is tried again at the next look."""
+    streamed, with its name, label, sha256 and size, under the job token — the steps a host's shipper
+    shares (``shared.contracts.checkpoint_shipping``). A refusal (4xx) is logged and that file not sent
+    again; no answer or a 5xx is tried again at the next look."""
 
     def __init__(self, link: BackendLink, spec: StartSession, folder: Path, *, poll_s: float) -> None:
         self._link = link
@@ -195,43 +181,30 @@ class CheckpointShipper:
             self.ship_newest()
 
     def ship_newest(self) -> None:
-        found = newest_checkpoint(self._folder)
-        if found is None or found[0].name == self.shipped or self._url is None:
+        if self._url is None:
             return
-        path, label = found
-        try:
-            source = path.open("rb")  # held open: the training may prune the file meanwhile
-        except FileNotFoundError:
-            return
-        with source:
-            sha256, size = sha256_open_file(source)
-            query = {
-                "session_id": self._session_id,
-                "epoch": str(label),
-                "sha256": sha256,
-                "size": str(size),
-                "name": path.name,
-            }
+        with next_checkpoint(self._folder, self.shipped) as newest:
+            if newest is None:
+                return
+            name = newest.name
+            query, size = newest.describe(self._session_id)
             try:
                 response = self._link.http.put(
-                    self._url,
-                    params=query,
-                    content=_chunks(source),
-                    headers={"content-length": str(size)},
+                    self._url, params=query, content=newest.chunks(), headers={"content-length": str(size)}
                 )
             except httpx.HTTPError as exc:
-                logger.warning("checkpoint %s not shipped (the next look retries): %s", path.name, exc)
+                logger.warning("checkpoint %s not shipped (the next look retries): %s", name, exc)
                 return
         if response.status_code >= 500:
-            logger.warning("checkpoint %s not shipped (HTTP %d), retried", path.name, response.status_code)
+            logger.warning("checkpoint %s not shipped (HTTP %d), retried", name, response.status_code)
             return
-        self.shipped = path.name
+        self.shipped = name
         if response.status_code >= 400:
             logger.warning(
-                "checkpoint %s refused: HTTP %d %s", path.name, response.status_code, response.text[:300]
+                "checkpoint %s refused: HTTP %d %s", name, response.status_code, response.text[:300]
             )
         else:
-            logger.info("checkpoint %s (%d bytes) shipped", path.name, size)
+            logger.info("checkpoint %s (%d bytes) shipped", name, size)
 
 
 class ProgressReporter:
@@ -404,7 +377,7 @@ def ray_job_command(
     )
     workdir = Path(tempfile.mkdtemp(prefix=f"modelyard-job-{operation_id}-"))
     try:
-        checkpoints = JobCheckpoints(checkpoint_every_epochs, checkpoint_min_interval)
+        checkpoints = CheckpointSettings(checkpoint_every_epochs, checkpoint_min_interval)
         run_job(link, workdir, commands_dir=commands_dir, inline_limit=inline_limit, checkpoints=checkpoints)
     except JobFailedError as exc:
         _report_failure(link, exc.code, exc.message, exc.details)

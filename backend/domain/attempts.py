@@ -107,6 +107,15 @@ def note_resumed(log: tuple[Attempt, ...], epoch: int) -> tuple[Attempt, ...]:
     return (*log[:-1], dataclasses.replace(log[-1], resumed_from_epoch=epoch))
 
 
+def reported_since_placed(op: Operation) -> bool:
+    """Whether the running attempt's run has reported to the backend (a heartbeat since the attempt
+    before it ended; any, for a first attempt): a run that never did failed before it started."""
+    if op.heartbeat_at is None:
+        return False
+    ended = [a.ended_at for a in op.attempt_log[:-1] if a.ended_at is not None]
+    return not ended or op.heartbeat_at > max(ended)
+
+
 def resumes_from_checkpoint(op: Operation) -> bool:
     """Whether the attempt about to run (or running) should resume from the newest checkpoint."""
     return bool(op.attempt_log) and op.attempt_log[-1].from_checkpoint

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,10 +26,37 @@ class RayJob:
     submission_id: str
     status: RayJobStatus
     message: str = ""
+    #: The entrypoint's exit code, once it exited (Ray's ``driver_exit_code``; negative: a signal).
+    exit_code: int | None = None
+    #: Ray's ``error_type`` of a failed job (``JOB_ENTRYPOINT_COMMAND_ERROR``, ``RUNTIME_ENV_SETUP_FAILURE``, …).
+    error_type: str | None = None
 
     @property
     def finished(self) -> bool:
         return self.status in TERMINAL_JOB_STATUSES
+
+    def own_failure(self) -> str | None:
+        """How the job failed by itself, if Ray says it did: its runtime env could not be set up, its
+        entrypoint could not be started, or the entrypoint exited with its own error code (1-127). None
+        for anything else: killed by a signal (negative, or 128+N as a shell reports it), its supervisor
+        or node lost, stopped, succeeded — what the infrastructure does to a job."""
+        if self.status is not RayJobStatus.FAILED:
+            return None
+        if self.error_type == "RUNTIME_ENV_SETUP_FAILURE":
+            return "its runtime env could not be set up"
+        if self.error_type == "JOB_ENTRYPOINT_COMMAND_START_ERROR":
+            return "its entrypoint command could not be started"
+        code = self.exit_code
+        if code is None and self.error_type in (None, "JOB_ENTRYPOINT_COMMAND_ERROR"):
+            # A Ray that reports no driver_exit_code still says it in its message.
+            found = _EXIT_CODE.search(self.message)
+            code = int(found.group(1)) if found else None
+        if code is not None and 0 < code < 128:
+            return f"its entrypoint exited with code {code}"
+        return None
+
+
+_EXIT_CODE = re.compile(r"^Job entrypoint command failed with exit code (-?\d+)")
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,11 @@ class RemoteStatus:
     reason: str = ""
     #: The epoch the run's training resumed from (a host's re-dispatched training), once it says so.
     resumed_from_epoch: int | None = None
+    #: A lost run that failed by itself before its training could start (a Ray job whose entrypoint
+    #: exited with its own error code, or whose runtime env could not be set up): if it never reported
+    #: to the backend either, the operation fails with this error instead of being retried — a
+    #: configuration fault fails the same way each time.
+    start_failure: OperationError | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from backend.domain.ports import TrainingEngine
 from backend.errors import IllegalTransitionError
 from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
+from backend.services.progress import retrying_message
 from shared.contracts.training import ProgressUpdate, TrainingRequest
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.errors import TrainingCancelledError, TrainkitError
@@ -192,12 +193,8 @@ class LocalTrainingRunner:
         def report(update: ProgressUpdate) -> None:
             resumed = update.extra.get("resumed_from_epoch")
             if isinstance(resumed, int):
-                logger.info(
-                    "operation %s: retrying from epoch %d on local backend %s",
-                    op_id,
-                    resumed,
-                    self._ops.instance_id,
-                )
+                where = f"local backend {self._ops.instance_id}"
+                logger.info("operation %s: %s", op_id, retrying_message(resumed, where))
             # Progress is fire-and-forget: a reporting problem must never kill the training.
             try:
                 self._ops.report_progress(op_id, update)

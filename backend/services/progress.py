@@ -58,8 +58,20 @@ def _resumed_changes(op: Operation, epoch: int, progress: Progress) -> dict[str,
     }
     if op.attempt_log:
         where = op.attempt_log[-1].where or op.execution_mode
-        changes["progress"] = dataclasses.replace(progress, message=f"retrying from epoch {epoch} on {where}")
+        changes["progress"] = dataclasses.replace(progress, message=retrying_message(epoch, where))
     return changes
+
+
+def retrying_message(epoch: int, where: str) -> str:
+    """What the progress and the log say of an attempt that resumed from ``epoch`` (0: from scratch)."""
+    return f"retrying from epoch {epoch} on {where}" if epoch else f"retrying from scratch on {where}"
+
+
+def note_started_from_scratch(op: Operation) -> Operation:
+    """The running retry starts from scratch (it was to resume, but no checkpoint was there to send):
+    noted in its attempt, the lost attempts' epochs dropped from the history (this one trains them again),
+    and the progress says so."""
+    return op.with_changes(**_resumed_changes(op, 0, op.progress))
 
 
 def note_remote_resume(op: Operation, epoch: int | None) -> Operation:
@@ -73,9 +85,7 @@ def note_remote_resume(op: Operation, epoch: int | None) -> Operation:
         or attempt.resumed_from_epoch is not None
     ):
         return op
-    logger.info(
-        "operation %s: retrying from epoch %d on %s", op.id, epoch, attempt.where or op.execution_mode
-    )
+    logger.info("operation %s: %s", op.id, retrying_message(epoch, attempt.where or op.execution_mode))
     return op.with_changes(**_resumed_changes(op, epoch, op.progress))
 
 

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from backend.domain.attempts import reported_since_placed
 from backend.domain.hosts import HostLease, next_poll_interval
 from backend.domain.operations import Operation, OperationError, OperationStatus
 from backend.domain.ports import RemoteBackend
@@ -175,6 +176,11 @@ class RemoteFollower:
             self._backend.lost_code, f"{where} failed", self._backend.details(self.run)
         )
         if status.lost:
+            if status.start_failure is not None and not reported_since_placed(op):
+                logger.error("%s: %s", where, status.start_failure.message)
+                with contextlib.suppress(IllegalTransitionError):
+                    await asyncio.to_thread(self._ops.fail, self.op_id, status.start_failure)
+                return Settled()
             return Settled(error)
         with contextlib.suppress(IllegalTransitionError):
             await asyncio.to_thread(self._ops.fail, self.op_id, error)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from backend.domain.attempts import automatic_retries, ran_at, retries_allowed
+from backend.domain.attempts import automatic_retries, ran_at, resumes_from_checkpoint, retries_allowed
 from backend.domain.operations import (
     ACTIVE_STATUSES,
     Operation,
@@ -33,6 +33,7 @@ from backend.domain.remote_runs import RemoteRun, RemoteTimings
 from backend.errors import BackendError, IllegalTransitionError
 from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
+from backend.services.progress import note_started_from_scratch, retrying_message
 from backend.services.remote_follower import Ingest, RemoteFollower
 from backend.services.session_commands import SessionCommands
 
@@ -223,7 +224,11 @@ class RemoteRunner:
             self._placing.discard(op_id)
         if run is None:
             return None
-        if not await asyncio.to_thread(self._claim, op_id, run):
+        # A retry that was to resume but had no checkpoint to send starts from scratch: the remote side,
+        # given none, cannot tell a retry from a first run, so the claim says so. (Nothing ships a
+        # checkpoint for a pending operation: what the placement sent is still what the store holds.)
+        scratch = await asyncio.to_thread(self._starts_from_scratch, op_id)
+        if not await asyncio.to_thread(self._claim, op_id, run, scratch):
             logger.info(
                 "operation %s was cancelled while %s started; stopping it", op_id, self.backend.describe(run)
             )
@@ -232,22 +237,34 @@ class RemoteRunner:
             self.placement.released(run)
             return None
         logger.info("operation %s runs as %s", op_id, self.backend.describe(run))
+        if scratch:
+            logger.info("operation %s: %s", op_id, retrying_message(0, self._where(run)))
         return run
 
-    def _claim(self, op_id: str, run: RemoteRun) -> bool:
-        """pending → running with where it runs recorded in one write; False if no longer pending."""
+    def _where(self, run: RemoteRun) -> str:
+        """The attempt's place: ``host <url>``, ``ray <address>``."""
+        return f"{self.backend.mode} {run.where}"
+
+    def _starts_from_scratch(self, op_id: str) -> bool:
+        op = self._ops.get(op_id)
+        return resumes_from_checkpoint(op) and self.commands.resume_checkpoint(op) is None
+
+    def _claim(self, op_id: str, run: RemoteRun, scratch: bool = False) -> bool:
+        """pending → running with where it runs recorded in one write; False if no longer pending.
+        ``scratch``: a retry that starts from scratch, noted in the same write."""
 
         def change(op: Operation) -> Operation:
             if op.status is not OperationStatus.PENDING:
                 return op
             running = transition(op, OperationStatus.RUNNING, self._ops.now())
-            return running.with_changes(
+            running = running.with_changes(
                 host_url=run.where,
                 host_session_id=run.run_id,
-                attempt_log=ran_at(running.attempt_log, f"{self.backend.mode} {run.where}"),
+                attempt_log=ran_at(running.attempt_log, self._where(run)),
                 attempts=op.attempts + 1,
                 progress=Progress(phase="starting", message=f"as {self.backend.describe(run)}"),
             )
+            return note_started_from_scratch(running) if scratch else running
 
         op = self._ops.update(op_id, change)
         if op.status is not OperationStatus.RUNNING or op.host_session_id != run.run_id:

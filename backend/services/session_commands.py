@@ -40,26 +40,29 @@ class SessionCommands:
         """What the remote side needs: the request and every data file it reads. ConfigError or
         DataNotFoundError (trainkit errors) when the request cannot travel."""
         request, refs = self._refs(op)
-        checkpoint_url = f"{self._backend_url}{CHECKPOINTS_PATH}/{quote(op.id)}"
         return StartSession(
             operation_id=op.id,
             request=request,
             callback_url=self._backend_url + CALLBACK_PATH,
             datasets=[ref for ref, _ in refs],
-            checkpoint_url=checkpoint_url if self._checkpoints is not None else None,
-            resume_checkpoint=self._resume_from(op, checkpoint_url),
+            checkpoint_url=self._checkpoint_url(op) if self._checkpoints is not None else None,
+            resume_checkpoint=self.resume_checkpoint(op),
         )
 
-    def _resume_from(self, op: Operation, url: str) -> CheckpointRef | None:
+    def resume_checkpoint(self, op: Operation) -> CheckpointRef | None:
         """The newest kept checkpoint when this attempt resumes (a retry) and one is kept."""
         if self._checkpoints is None or not resumes_from_checkpoint(op):
             return None
+        url = self._checkpoint_url(op)
         kept = self._checkpoints.latest(op.id)
         if kept is None:
             return None
         return CheckpointRef(
             url=url, epoch=kept.epoch, sha256=kept.sha256, size=kept.size, name=kept.path.name
         )
+
+    def _checkpoint_url(self, op: Operation) -> str:
+        return f"{self._backend_url}{CHECKPOINTS_PATH}/{quote(op.id)}"
 
     def _refs(self, op: Operation) -> tuple[TrainingRequest, list[tuple[DatasetRef, Path]]]:
         request = TrainingRequest.model_validate(op.request)

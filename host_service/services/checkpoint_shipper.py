@@ -3,36 +3,27 @@
 The training writes its checkpoints atomically into its checkpoint folder (the last two kept): trainkit's
 ``epoch-NNNNNN.ckpt``, or a command's kept copies ``step-NNNNNNNNN-<file>``. Every ``poll_s`` the shipper
 looks for a newer one than it last shipped and PUTs it to the session's ``checkpoint_url`` with its name
-and label (epoch or step), signed, the body streamed from disk (``shared.contracts.host``). A failed upload is
-logged and tried again at the next look, unless the backend refused it (4xx: the operation moved on, or
-the file is too large), which the next checkpoint may fix. When the host is lost, the backend resumes
-the training elsewhere from the last checkpoint that arrived.
+and label (epoch or step), signed, the body streamed from disk — the steps a Ray job's shipper shares
+(``shared.contracts.checkpoint_shipping``). A failed upload is logged and tried again at the next look,
+unless the backend refused it (4xx: the operation moved on, or the file is too large), which the next
+checkpoint may fix. When the host is lost, the backend resumes the training elsewhere from the last
+checkpoint that arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from host_service.domain.ports import BackendClient
 from host_service.domain.sessions import Session
 from host_service.errors import CallbackError, CallbackRejectedError
-from shared.contracts.handoff import sha256_open_file
-from shared.contracts.host import CheckpointRef, newest_checkpoint
+from shared.contracts.checkpoint_shipping import CheckpointSettings, next_checkpoint
+from shared.contracts.host import CheckpointRef
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CheckpointSettings:
-    """How often a host training writes checkpoints, and how often the shipper looks for a new one."""
-
-    every_epochs: int = 1
-    min_interval_s: float = 30.0
-    poll_s: float = 1.0
 
 
 def resumed_checkpoint(session: Session) -> CheckpointRef | None:
@@ -68,26 +59,14 @@ class CheckpointShipper:
 
     async def ship_newest(self, session: Session, folder: Path, shipped: str | None) -> str | None:
         """Ship the newest checkpoint if it is not ``shipped``; return the name now counted as shipped."""
-        found = newest_checkpoint(folder)
-        if found is None or found[0].name == shipped or session.checkpoint_url is None:
+        if session.checkpoint_url is None:
             return shipped
-        newest, label = found
-        try:
-            # Held open: the training may prune the file meanwhile, and its bytes stay readable.
-            source = newest.open("rb")
-        except FileNotFoundError:  # pruned already: a newer one is there for the next look
-            return shipped
-        with source:
-            sha256, size = await asyncio.to_thread(sha256_open_file, source)
-            query = {
-                "session_id": session.session_id,
-                "epoch": str(label),
-                "sha256": sha256,
-                "size": str(size),
-                "name": newest.name,
-            }
+        with next_checkpoint(folder, shipped) as newest:
+            if newest is None:
+                return shipped
+            query, size = await asyncio.to_thread(newest.describe, session.session_id)
             try:
-                await self._client.upload(session.checkpoint_url, source, size=size, query=query)
+                await self._client.upload(session.checkpoint_url, newest.source, size=size, query=query)
             except CallbackRejectedError as exc:
                 logger.warning(
                     "checkpoint %s of session %s refused: %s", newest.name, session.session_id, exc

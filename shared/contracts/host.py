@@ -71,6 +71,18 @@ def epoch_checkpoint_name(epoch: int) -> str:
     return f"epoch-{epoch:06d}.ckpt"
 
 
+def step_checkpoint_name(step: int, file_name: str) -> str:
+    """The name of a command's kept checkpoint, trainkit's and the wire's: ``step-NNNNNNNNN-<file>``, the
+    program's file name in the wire's alphabet (any other character becomes ``_``; past 128 characters
+    its end is kept, with the extension), so every kept copy can be shipped."""
+    safe = _UNSAFE.sub("_", file_name)[-_STEP_FILE_MAX:] or "_"
+    return f"step-{step:09d}-{safe}"
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_STEP_FILE_MAX = 128
+
+
 class SessionStatusName(StrEnum):
     """``starting`` covers the data download; ``stopping`` is a stop in progress."""
 

@@ -23,6 +23,7 @@ from backend.services.operations import OperationsService
 from backend.services.remote_runner import RemoteRunner
 from backend.services.session_commands import SessionCommands
 from shared.contracts.host import ResultPayload, StartSession
+from shared.contracts.training import ProgressUpdate
 from tests.backend.fakes import STRATEGY_YAML, FakeDatasets, FixedClock
 
 pytestmark = pytest.mark.anyio
@@ -196,3 +197,34 @@ async def test_the_run_s_log_lines_land_in_the_operation_s_log_once(rig: Rig) ->
     lines, _ = rig.logs.read(op.id, 0, 100)
     relayed = [(entry.level, entry.message) for entry in lines if entry.message.startswith("[fake]")]
     assert relayed == [("WARNING", "[fake] a warning from far away")]
+
+
+async def test_a_retry_with_no_checkpoint_to_send_starts_from_scratch_and_says_so(rig: Rig) -> None:
+    """No checkpoint was shipped before the loss: the remote side, given none, cannot tell a retry from a
+    first run, so the claim notes it. The lost attempt's epochs leave the history (the retry trains them
+    again), and the attempt, the progress and the log say it started from scratch."""
+    op = rig.new_op()
+    rig.runner.submit(op.id)
+    await rig.until(op.id, lambda o: o.host_session_id == "run-1")
+    for epoch in (1, 2, 3):
+        rows = {"epoch": epoch, "train_loss": 1.0 / epoch}
+        update = ProgressUpdate(percentage=epoch, phase="training", extra={"epoch_metrics": rows})
+        rig.ops.report_progress(op.id, update)
+    assert [row["epoch"] for row in rig.ops.get(op.id).history] == [1, 2, 3]
+    rig.remote.statuses["run-1"] = _lost("lost before its first checkpoint")
+    second = await rig.until(op.id, lambda o: o.host_session_id == "run-2")
+    first_attempt, retry = second.attempt_log
+    assert (first_attempt.outcome, first_attempt.resumed_from_epoch) == ("requeued", None)
+    assert (retry.from_checkpoint, retry.resumed_from_epoch, retry.trigger) == (True, 0, "automatic")
+    assert second.history == ()
+    assert second.progress.message == "retrying from scratch on host fake://where"
+    lines, _ = rig.logs.read(op.id, 0, 100)
+    assert f"operation {op.id}: retrying from scratch on host fake://where" in [e.message for e in lines]
+
+
+async def test_a_first_run_is_not_a_retry_from_scratch(rig: Rig) -> None:
+    op = rig.new_op()
+    rig.runner.submit(op.id)
+    first = await rig.until(op.id, lambda o: o.host_session_id == "run-1")
+    assert first.attempt_log[-1].resumed_from_epoch is None
+    assert first.progress.message == "as fake run run-1"

@@ -231,6 +231,20 @@ class Api:
         return [v["version"] for v in response.json()["versions"]] if response.status_code == 200 else []
 
 
+def retried_once(done: dict[str, Any], lost_code: str) -> dict[str, Any]:
+    """The second attempt of ``done``, checked to be a training that completed after one automatic
+    retry (meant to resume) of a first attempt lost with ``lost_code``."""
+    assert done["status"] == "completed", (done["error"], done["attempt_history"])
+    first, second = done["attempt_history"]
+    assert (first["outcome"], first["error"]["code"]) == ("requeued", lost_code)
+    assert (second["outcome"], second["trigger"], second["from_checkpoint"]) == (
+        "completed",
+        "automatic",
+        True,
+    )
+    return dict(second)
+
+
 def host_get(host: Process, path: str) -> httpx.Response:
     return httpx.get(host.url + path, headers=sign_request(SECRET, "GET", path), timeout=10)
 

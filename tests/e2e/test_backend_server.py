@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from shared.trainkit.storage.names import TEMP_PREFIX
+from tests.e2e.host_cluster import retried_once
 from tests.servers import backend_env, free_port, wait_healthy
 from tests.trainkit.command_programs import alive
 
@@ -184,14 +185,7 @@ def test_kill_9_after_epoch_5_then_restart_resumes_from_the_checkpoint_and_compl
     restarted = start(servers, tmp_path, data_dir, **EVERY_EPOCH)
     with httpx.Client(base_url=restarted.url, timeout=10) as client:
         done = poll(client, op_id, {"completed", "failed", "cancelled"}, deadline_s=300)
-        assert done["status"] == "completed", done
-        first, second = done["attempt_history"]
-        assert (first["outcome"], first["error"]["code"]) == ("requeued", "interrupted")
-        assert (second["outcome"], second["trigger"], second["from_checkpoint"]) == (
-            "completed",
-            "automatic",
-            True,
-        )
+        second = retried_once(done, "interrupted")
         assert second["resumed_from_epoch"] >= 5
         assert done["result"]["resumed_from_epoch"] == second["resumed_from_epoch"]
         assert epochs_of(client, op_id) == list(range(1, epochs + 1))
@@ -200,6 +194,46 @@ def test_kill_9_after_epoch_5_then_restart_resumes_from_the_checkpoint_and_compl
             f"retrying from epoch {second['resumed_from_epoch']} on local backend" in x["message"]
             for x in logs
         )
+
+
+#: No checkpoint within a training of these tests: a fault before the first one.
+NEVER = {"MODELYARD_CHECKPOINT_EVERY_EPOCHS": "100000"}
+
+
+def test_kill_9_before_the_first_checkpoint_then_restart_retries_from_scratch_and_says_so(
+    servers: list[BackendProcess], tmp_path: Path, data_dir: Path
+) -> None:
+    server = start(servers, tmp_path, data_dir, **NEVER)
+    epochs = 30
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        op_id = submit(client, epochs=epochs, early_stopping_patience=0)
+        wait_for_epoch(client, op_id, 6)
+        # The lost attempt's epochs are stored (a kill -9 loses the rows still on their way).
+        wait_until_true(lambda: len(epochs_of(client, op_id)) >= 3, "three epochs stored")
+    assert not list((tmp_path / "runs" / op_id / "checkpoints").glob("epoch-*")), "a checkpoint was written"
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(timeout=10)
+
+    restarted = start(servers, tmp_path, data_dir, **NEVER)
+    with httpx.Client(base_url=restarted.url, timeout=10) as client:
+        done = poll(client, op_id, {"completed", "failed", "cancelled"}, deadline_s=300)
+        second = retried_once(done, "interrupted")
+        assert second["resumed_from_epoch"] == 0  # from scratch: there was no checkpoint
+        assert "resumed_from_epoch" not in done["result"]
+        assert epochs_of(client, op_id) == list(range(1, epochs + 1))  # the lost epochs replaced, not doubled
+        logs = [x["message"] for x in logs_of(client, op_id)]
+        assert any(f"operation {op_id}: retrying from scratch on local backend" in m for m in logs), logs[
+            -30:
+        ]
+        versions = client.get("/api/v1/models/trend_momentum/EURUSD_1h").json()["versions"]
+        assert [v["version"] for v in versions] == [1]
+
+
+def wait_until_true(check: Any, what: str, deadline_s: float = 60.0) -> None:
+    end = time.monotonic() + deadline_s
+    while not check():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.1)
 
 
 def test_kill_9_during_a_command_training_then_restart_resumes_the_program_from_its_checkpoint(

@@ -163,3 +163,40 @@ def test_a_killed_hosts_command_training_resumes_on_the_other_host_from_the_step
     resumed_weights, straight_weights = _weights(cluster.backend, done), _weights(cluster.backend, straight)
     assert resumed_weights.keys() == straight_weights.keys()
     assert all(torch.equal(resumed_weights[k], straight_weights[k]) for k in straight_weights)
+
+
+def test_a_host_killed_before_its_first_checkpoint_retries_from_scratch_on_the_other_host(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """No checkpoint reached the backend: the retry starts from scratch, says so, and the lost attempt's
+    epochs are replaced in the history, not doubled."""
+    never = {**SHIPPING, "checkpoint_every_epochs": "100000"}  # none within this training
+    with two_host_cluster(
+        tmp_path_factory.mktemp("scratch"), host_settings=never, max_retries="0"
+    ) as cluster:
+        api = cluster.api
+        versions_before = api.versions()
+        op_id = api.start(epochs=EPOCHS, max_retries=1)
+        _, host_a, host_b = _placed(cluster, op_id)
+        api.wait(op_id, lambda b: (b["progress"].get("epoch") or 0) >= 5, "epoch 5 on host A", timeout=120)
+        wait_until(
+            lambda: len(api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]) >= 3,
+            30,
+            "host A's epochs in the history",
+        )
+        host_a.kill(signal.SIGKILL)
+        assert _shipped(cluster.backend, op_id) is None, "a checkpoint reached the backend"
+        assert api.op(op_id)["status"] == "running", "the training ended before host A was killed"
+
+        done = api.finished(op_id, timeout=300)
+        assert done["status"] == "completed", done
+        first_attempt, second_attempt = done["attempt_history"]
+        assert (first_attempt["where"], first_attempt["outcome"]) == (f"host {host_a.url}", "requeued")
+        assert first_attempt["error"]["code"] == "host_lost"
+        assert (second_attempt["where"], second_attempt["outcome"]) == (f"host {host_b.url}", "completed")
+        assert (second_attempt["from_checkpoint"], second_attempt["resumed_from_epoch"]) == (True, 0)
+        history = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
+        assert [row["epoch"] for row in history] == list(range(1, EPOCHS + 1))  # each epoch once
+        assert api.versions() == [*versions_before, max(versions_before, default=0) + 1]  # stored once
+        logs = [line["message"] for line in api.http.get(f"/api/v1/operations/{op_id}/logs").json()["lines"]]
+        assert f"operation {op_id}: retrying from scratch on host {host_b.url}" in logs, logs[-40:]

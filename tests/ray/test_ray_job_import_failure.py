@@ -1,8 +1,9 @@
 """A Ray job that is submitted fine but whose entrypoint cannot import, on the real local cluster.
 
 The backend's entrypoint runs with a PYTHONPATH whose ``backend`` package raises on import (what a worker
-with a broken or mismatched install sees): the job never reaches the backend, Ray marks it FAILED, and the
-operation fails ``ray_job_lost`` with Ray's message and the job's log tail.
+with a broken or mismatched install sees): the job never reaches the backend, Ray marks it FAILED with
+exit code 1, and the operation fails ``ray_job_start_failed`` at once (not retried) with Ray's message and
+the job's log tail.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from backend.adapters.ray_jobs import RayJobsClient
 from tests.e2e.host_cluster import Api, Process, wait_until
 from tests.ray.cluster import LocalRay
 from tests.ray.test_ray_mode import BACKEND_START_S, ENTRYPOINT, ray_backend
@@ -41,20 +43,30 @@ def broken(local_ray: LocalRay, tmp_path_factory: pytest.TempPathFactory) -> Ite
         backend.kill()
 
 
-def test_a_job_whose_entrypoint_fails_to_import_fails_with_ray_s_message_and_log_tail(
-    broken: tuple[Api, Process],
+def test_a_job_whose_entrypoint_fails_to_import_fails_at_once_with_ray_s_message_and_log_tail(
+    broken: tuple[Api, Process], local_ray: LocalRay
 ) -> None:
+    """It never reached the backend and exited by itself: a configuration fault, which a retry would
+    repeat, so the retries the operation allows (2) are not spent on it."""
     api, _ = broken
-    op_id = api.start(epochs=2, mode="ray", max_retries=0)  # each retry would fail the same way
+    op_id = api.start(epochs=2, mode="ray", max_retries=2)
     op = api.finished(op_id, timeout=120)
     assert op["status"] == "failed", op
     error = op["error"]
-    assert error["code"] == "ray_job_lost", error
-    assert f"Ray job {op_id} FAILED" in error["message"]
+    assert error["code"] == "ray_job_start_failed", error
+    assert (
+        f"Ray job {op_id} failed before it reached the backend: its entrypoint exited with code 1"
+        in (error["message"])
+    )
     assert "Ray says: Job entrypoint command failed with exit code 1" in error["message"], error["message"]
+    assert "Not retried" in error["message"]
+    assert error["details"]["exit_code"] == 1
     assert BROKEN in error["details"]["log_tail"]
     assert "ImportError" in error["details"]["log_tail"]
     assert error["details"]["submission_id"] == op_id
+    assert [a["outcome"] for a in op["attempt_history"]] == ["failed"]
+    submitted = [j.submission_id for j in RayJobsClient(local_ray.address).jobs()]
+    assert [s for s in submitted if s.startswith(op_id)] == [op_id]  # submitted once
     logs = api.http.get(f"/api/v1/operations/{op_id}/logs", params={"limit": 1000}).json()
     assert any(BROKEN in line["message"] for line in logs["lines"]), logs["lines"][-20:]
 

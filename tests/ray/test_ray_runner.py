@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,34 +136,107 @@ async def test_a_job_that_fails_without_a_result_is_ray_job_lost_with_its_log_ta
     op = rig.new_op()
     rig.runner.submit(op.id)
     await rig.until(op.id, OperationStatus.RUNNING)
-    rig.jobs.log_text[op.id] = (
-        "Traceback (most recent call last):\nModuleNotFoundError: No module named 'x'\n"
-    )
+    _reported(rig, op.id)
+    rig.jobs.log_text[op.id] = "Traceback (most recent call last):\nOSError: the disk is gone\n"
     rig.jobs.finish(op.id, RayJobStatus.FAILED, "Job entrypoint command failed with exit code 1")
     failed = await rig.until(op.id, OperationStatus.FAILED)
     assert failed.error is not None
     assert failed.error.code == "ray_job_lost"
     assert "exit code 1" in failed.error.message
-    assert "ModuleNotFoundError" in failed.error.details["log_tail"]
+    assert "OSError" in failed.error.details["log_tail"]
     lines, _ = rig.logs.read(op.id, 0, 100)
-    assert any("ModuleNotFoundError" in line.message for line in lines)
+    assert any("OSError" in line.message for line in lines)
 
 
-async def test_a_lost_job_is_submitted_again_under_a_new_id_while_max_retries_allows(tmp_path: Path) -> None:
+async def _resubmitted(rig: Rig, op_id: str) -> Operation:
+    """The operation once its retry's job (``<op>-attempt-2``) is submitted."""
+
+    async def poll() -> Operation:
+        while (current := rig.ops.get(op_id)).host_session_id != f"{op_id}-attempt-2":
+            await asyncio.sleep(0.01)
+        return current
+
+    return await asyncio.wait_for(poll(), 5)
+
+
+def _reported(rig: Rig, op_id: str) -> None:
+    """The job fetched its spec (what the spec route records): it reached the backend."""
+    rig.ops.update(op_id, lambda op: op.with_changes(heartbeat_at=rig.ops.now()))
+
+
+@asynccontextmanager
+async def _running_with_one_retry(tmp_path: Path) -> AsyncIterator[tuple[Rig, Operation]]:
+    """A runner allowing one retry, and an operation of it running as its first job."""
     rig = build_rig(tmp_path, FakeRayJobs(), dataclasses.replace(TIMINGS, max_retries=1))
     await rig.runner.start()
     try:
         op = rig.new_op()
         rig.runner.submit(op.id)
         await rig.until(op.id, OperationStatus.RUNNING)
+        yield rig, op
+    finally:
+        await rig.runner.stop()
+
+
+async def test_a_job_that_fails_by_itself_before_reaching_the_backend_is_not_retried(tmp_path: Path) -> None:
+    """An entrypoint that cannot import (a broken install or runtime env) fails the same way each time."""
+    async with _running_with_one_retry(tmp_path) as (rig, op):
+        rig.jobs.log_text[op.id] = "ModuleNotFoundError: No module named 'backend'\n"
+        rig.jobs.states[op.id] = RayJob(
+            op.id,
+            RayJobStatus.FAILED,
+            "Job entrypoint command failed with exit code 1, last available logs: ...",
+            exit_code=1,
+            error_type="JOB_ENTRYPOINT_COMMAND_ERROR",
+        )
+        failed = await rig.until(op.id, OperationStatus.FAILED)
+        assert failed.error is not None
+        assert failed.error.code == "ray_job_start_failed"
+        assert (
+            "failed before it reached the backend: its entrypoint exited with code 1" in failed.error.message
+        )
+        assert "Not retried" in failed.error.message
+        assert failed.error.details["exit_code"] == 1
+        assert "ModuleNotFoundError" in failed.error.details["log_tail"]
+        assert [s[0] for s in rig.jobs.submissions] == [op.id]  # the retry it was allowed is not spent
+        assert [a.outcome for a in failed.attempt_log] == ["failed"]
+
+
+@pytest.mark.parametrize(
+    ("job", "reported"),
+    [
+        # It had reached the backend: whatever ended it later is a loss.
+        (RayJob("", RayJobStatus.FAILED, "Job entrypoint command failed with exit code 1", 1), True),
+        # Killed by a signal while it started (OOM, a kill): direct, or as a shell reports it.
+        (RayJob("", RayJobStatus.FAILED, "Job entrypoint command failed with exit code -9", -9), False),
+        (RayJob("", RayJobStatus.FAILED, "Job entrypoint command failed with exit code 137", 137), False),
+        # Its node died under it.
+        (
+            RayJob(
+                "", RayJobStatus.FAILED, "Job supervisor actor died: ...", None, "JOB_SUPERVISOR_ACTOR_DIED"
+            ),
+            False,
+        ),
+    ],
+    ids=["reported-then-exit-1", "sigkill", "shell-137", "node-died"],
+)
+async def test_a_job_lost_to_the_infrastructure_is_retried_even_before_it_reported(
+    tmp_path: Path, job: RayJob, reported: bool
+) -> None:
+    async with _running_with_one_retry(tmp_path) as (rig, op):
+        if reported:
+            _reported(rig, op.id)
+        rig.jobs.states[op.id] = dataclasses.replace(job, submission_id=op.id)
+
+        retried = await _resubmitted(rig, op.id)
+        assert retried.attempt_log[0].error_code == "ray_job_lost"
+
+
+async def test_a_lost_job_is_submitted_again_under_a_new_id_while_max_retries_allows(tmp_path: Path) -> None:
+    async with _running_with_one_retry(tmp_path) as (rig, op):
         rig.jobs.finish(op.id, RayJobStatus.FAILED, "the driver was killed")
 
-        async def resubmitted() -> Operation:
-            while (current := rig.ops.get(op.id)).host_session_id != f"{op.id}-attempt-2":
-                await asyncio.sleep(0.01)
-            return current
-
-        retried = await asyncio.wait_for(resubmitted(), 5)
+        retried = await _resubmitted(rig, op.id)
         assert [s[0] for s in rig.jobs.submissions] == [op.id, f"{op.id}-attempt-2"]
         assert [a.outcome for a in retried.attempt_log] == ["requeued", "running"]
         assert retried.attempt_log[0].error_code == "ray_job_lost"
@@ -172,8 +246,6 @@ async def test_a_lost_job_is_submitted_again_under_a_new_id_while_max_retries_al
         assert failed.error is not None
         assert failed.error.code == "ray_job_lost"
         assert len(rig.jobs.submissions) == 2
-    finally:
-        await rig.runner.stop()
 
 
 async def test_a_cluster_silent_past_the_lease_loses_the_job(rig: Rig) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from shared.contracts.host import CheckpointRef, checkpoint_label, newest_checkpoint
 from shared.contracts.training import CommandSpec, TrainingRequest
 from shared.trainkit.cancellation import CancelToken
 from shared.trainkit.errors import CommandRunError, ConfigError
@@ -174,6 +175,32 @@ def test_a_declared_checkpoint_is_labelled_with_the_programs_step(tmp_path: Path
     assert [s for _, s in command_checkpoints(dest)] == [400]
 
 
+@pytest.mark.parametrize(
+    ("file_name", "kept"),
+    [
+        ("my ckpt (1).pt", "step-000000400-my_ckpt__1_.pt"),
+        ("poids-é.pt", "step-000000400-poids-_.pt"),
+        ("x" * 200 + ".pt", "step-000000400-" + "x" * 125 + ".pt"),  # the end kept, with the extension
+    ],
+)
+def test_a_kept_copy_is_named_in_the_wire_s_form_so_it_can_ship(
+    tmp_path: Path, file_name: str, kept: str
+) -> None:
+    """A host or a Ray job ships the kept copy under its name; the checkpoint routes accept only
+    ``step-NNNNNNNNN-[A-Za-z0-9._-]{1,128}``, so the program's own name is made to fit."""
+    out, dest = tmp_path / "out", tmp_path / "kept"
+    out.mkdir()
+    keep = keeper(out, dest, [0], min_interval_s=0)
+    (out / file_name).write_text("400")
+    keep.declare(file_name, 400)
+    keep.look()
+    [(copy, step)] = command_checkpoints(dest)
+    assert (copy.name, step, copy.read_text()) == (kept, 400, "400")
+    assert checkpoint_label(copy.name) == ("step", 400)
+    assert newest_checkpoint(dest) == (copy, 400)  # what the shippers pick
+    CheckpointRef(url="http://b/x", epoch=400, sha256="0" * 64, size=3, name=copy.name)  # the wire takes it
+
+
 def test_a_declared_file_rewritten_before_its_copy_waits_for_its_own_line(tmp_path: Path) -> None:
     out, dest = tmp_path / "out", tmp_path / "kept"
     out.mkdir()
@@ -272,15 +299,23 @@ def test_a_run_resumed_without_a_kept_checkpoint_starts_from_the_beginning(tmp_p
         resume_argv=["--resume", "{checkpoint}"],
     )
     (tmp_path / "data").mkdir()
+    updates: list[Any] = []
     result = executor(tmp_path, commands).execute(
         TrainingRequest(workload="command", command=CommandSpec(name="counter")),
-        lambda _u: None,
+        updates.append,
         CancelToken(),
         run_name="r",
         resume=True,
     )
     assert result.resumed_from_epoch == 0
     assert [row["step"] for row in result.history] == [1, 2, 3, 4, 5]
+    # A retry all the same: it says it starts from scratch (the backend replaces the lost steps), once,
+    # before any row of its own.
+    said = [i for i, u in enumerate(updates) if "resumed_from_epoch" in u.extra]
+    assert [updates[i].extra["resumed_from_epoch"] for i in said] == [0]
+    rows = [i for i, u in enumerate(updates) if u.extra.get("metric_rows")]
+    assert rows
+    assert said[0] < rows[0]
 
 
 def test_the_sample_resumed_from_its_checkpoint_ends_with_the_same_weights_as_straight(

@@ -85,3 +85,25 @@ def test_without_a_policy_no_checkpoints_are_written(data_dir: Path, tmp_path: P
     result = executor.execute(_request(), lambda update: None, CancelToken(), run_name="op-2")
     assert result.resumed_from_epoch == 0
     assert not checkpoint_folder(tmp_path / "runs" / "op-2").exists()
+
+
+def test_a_resume_with_no_checkpoint_starts_from_scratch_and_says_so_before_its_first_epoch(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """A retry whose fault came before the first checkpoint: the run folder holds none."""
+    updates: list[ProgressUpdate] = []
+    executor = _executor(data_dir, tmp_path)
+    result = executor.execute(_request(), updates.append, CancelToken(), run_name="op-3", resume=True)
+    assert result.resumed_from_epoch == 0
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4, 5, 6]
+    said = [i for i, u in enumerate(updates) if "resumed_from_epoch" in u.extra]
+    assert [updates[i].extra["resumed_from_epoch"] for i in said] == [0]
+    epochs = [i for i, u in enumerate(updates) if "epoch_metrics" in u.extra]
+    assert said[0] < epochs[0]
+    assert any(d["kind"] == "resume" and "starting from scratch" in d["message"] for d in result.decisions)
+
+
+def test_a_first_run_says_nothing_of_resuming(data_dir: Path, tmp_path: Path) -> None:
+    updates: list[ProgressUpdate] = []
+    _executor(data_dir, tmp_path).execute(_request(), updates.append, CancelToken(), run_name="op-4")
+    assert not [u for u in updates if "resumed_from_epoch" in u.extra]

@@ -220,6 +220,10 @@ class _EpochForwarder(Callback):
                     "resumed_history": [m.as_dict() for m in trainer.history],
                 },
             )
+        elif _new_resume_decisions(trainer):  # asked to resume, but no valid checkpoint: from scratch
+            self._tracker.report(
+                "training", 0.0, "Starting from scratch: no valid checkpoint", extra={"resumed_from_epoch": 0}
+            )
 
     def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
         total = trainer.config.max_epochs

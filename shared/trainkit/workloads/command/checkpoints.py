@@ -3,8 +3,9 @@
 The program writes checkpoints in its own format wherever its template's ``checkpoints`` glob says (under
 ``{output_dir}``). A :class:`CheckpointKeeper` copies them into the run's checkpoint folder as
 ``step-<step>-<name>`` (to a temporary name, then renamed: a crash never leaves half a copy), the newest
-``keep_last`` kept, never more often than the policy's ``min_interval_s``. The step comes from one of two
-places:
+``keep_last`` kept, never more often than the policy's ``min_interval_s``; the copy's name is in the
+wire's alphabet (``shared.contracts.host.step_checkpoint_name``: a space becomes ``_``), so it ships. The
+step comes from one of two places:
 
 - **The program says it** (preferred): a line ``MODELYARD {"checkpoint": "ckpt/last.pt", "step": 400}``
   once the file is complete (the path relative to ``{output_dir}``, which it must stay inside). The
@@ -34,6 +35,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from shared.contracts.host import step_checkpoint_name
+
 logger = logging.getLogger(__name__)
 
 #: A kept copy: ``step-000001200-checkpoint.pt``.
@@ -42,7 +45,8 @@ LOOK_INTERVAL_S = 0.5
 
 
 def command_checkpoint_name(step: int, source: Path) -> str:
-    return f"step-{step:09d}-{source.name}"
+    """The kept copy's name, in the wire's form (a host or a Ray job ships it as it is)."""
+    return step_checkpoint_name(step, source.name)
 
 
 def command_checkpoints(folder: Path) -> list[tuple[Path, int]]:

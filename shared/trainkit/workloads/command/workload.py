@@ -112,11 +112,12 @@ class CommandWorkload(Workload):
     def _resume_point(self, run: RunContext) -> tuple[Path, int] | None:
         """The kept checkpoint a retry resumes from (and its step); None: from the start."""
         assert self.template is not None
-        if run.resume_from is None or self.template.checkpoints is None:
+        if run.resume_from is None:
             return None
-        found = newest_command_checkpoint(run.resume_from)
-        if found is None:
+        found = newest_command_checkpoint(run.resume_from) if self.template.checkpoints else None
+        if found is None:  # a retry all the same: the backend replaces the lost attempt's steps
             logger.info("command %s: no checkpoint was kept; starting from the beginning", self.spec.name)
+            run.tracker.report("starting", 0.0, "starting from scratch", extra={"resumed_from_epoch": 0})
             return None
         path, step = found
         logger.info("command %s: resuming from step %d (%s)", self.spec.name, step, path.name)
