@@ -3,8 +3,10 @@
 A fork server's preload can only import modules, so importing this one does, once per fork server, what
 every training's fresh process would otherwise pay at first use: numba loading each indicator kernel
 from its cache (its CPU target and registries too), torch's first forward, backward and optimizer
-step, and the git commit a run record names (two ``git`` calls). The children forked afterwards inherit
-it all; the commit is the one of the code the server imported, which is the code they run.
+step (:func:`host_service.worker.warm_up`), and the git commit a run record names (two ``git`` calls).
+The children forked afterwards inherit it all; the commit is the one of the code the server imported,
+which is the code they run. Each child warms up once more, on its training's thread count, while it
+waits idle for a session.
 
 Torch's step runs with one intra-op thread, so it never starts torch's OpenMP pool: GNU OpenMP is not
 fork-safe, and a child forked after the pool started could hang at its first parallel region. The
@@ -16,30 +18,10 @@ and restarts them around a fork.)
 
 from __future__ import annotations
 
-import torch
-
+from host_service.worker import warm_up
 from shared.trainkit import provenance
-from shared.trainkit.models import MLPSpec, build_model
 from shared.trainkit.workloads.strategy import indicators
 
-
-def warm_up_training_step() -> None:
-    """One optimizer step and one evaluation of a tiny MLP, as the trainer takes them, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = build_model(MLPSpec(input_dim=4, output_dim=3))
-        optimizer = model.configure_optimizers(1e-3)
-        batch = (torch.zeros(8, 4), torch.zeros(8, dtype=torch.long))
-        model.training_step(batch, 0).loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            model.validation_step(batch, 0)
-    finally:
-        torch.set_num_threads(threads)
-
-
 indicators.warm_up()
-warm_up_training_step()
+warm_up(threads=1)
 provenance.git_commit()  # cached for the process's life, forked children included
