@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from types import FrameType
 
 import uvicorn
@@ -17,6 +18,7 @@ from backend.domain.access import AuthMode, start_refusal
 from backend.errors import AuthSetupError, ListenError, SettingsError
 from backend.main import create_app
 from backend.settings import Settings, load_settings
+from shared.trainkit.warm_start import load_training_stack
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class _Server(uvicorn.Server):
         self._app = app
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        load_training_stack_ahead()  # nothing is served yet: the loop has nothing else to do
         await super().startup(sockets)
         freeze_startup_objects()
 
@@ -45,13 +48,33 @@ class _Server(uvicorn.Server):
 
 
 def freeze_startup_objects() -> None:
-    """Keep what start-up built (modules, torch, the app, its components) out of every later garbage
-    collection: a full collection walked all of it, holding the GIL, and stalled the event loop for
-    ~250 ms now and then while a training allocated (the poll path's p99 under 100 pollers fell from
-    ~200 ms to ~35 ms, ``benchmarks/poll_load.py``). Only the serving process does this: it is
-    started once, and frozen objects are never collected."""
+    """Keep what start-up built (modules, torch, the training stack, the app, its components) out of
+    every later garbage collection: a full collection walked all of it, holding the GIL, and stalled
+    the event loop for ~250 ms now and then while a training allocated (the poll path's p99 under 100
+    pollers fell from ~200 ms to ~35 ms, ``benchmarks/poll_load.py``). Only the serving process does
+    this: it is started once, and frozen objects are never collected."""
     gc.collect()
     gc.freeze()
+
+
+def load_training_stack_ahead() -> None:
+    """Load what an in-process training loads on first use (``shared.trainkit.warm_start``) before the
+    server answers, so that the start-up freeze covers it too.
+
+    Loaded by the first local training instead, after the freeze, its ~1,100 modules (sympy through
+    ``torch._dynamo``, numba, llvmlite) left 200,000 objects to the collector: each full collection
+    walked them for 100-300 ms holding the GIL, two or three times in a training's first seconds, and
+    the event loop answered nothing meanwhile. Under 100 pollers at 1 Hz one such pause put ~1 % of a
+    10 s window above 100 ms (``benchmarks/poll_load.py``); frozen, a full collection during a
+    training walks a few hundred objects. It also spares the first training those seconds of loading.
+    A failure is only logged: the first training then loads what it needs and reports what failed."""
+    started = time.perf_counter()
+    try:
+        load_training_stack()
+    except Exception:
+        logger.exception("loading the training stack ahead of the first training failed")
+    else:
+        logger.info("training stack loaded in %.1f s", time.perf_counter() - started)
 
 
 def share_cores(settings: Settings, cores: int | None = None) -> int:

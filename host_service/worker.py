@@ -34,7 +34,7 @@ from shared.trainkit.devices import select_device
 from shared.trainkit.errors import TrainingCancelledError, TrainkitError
 from shared.trainkit.executor import TrainingExecutor
 from shared.trainkit.executor.workload import CheckpointPolicy
-from shared.trainkit.models import MLPSpec, build_model
+from shared.trainkit.warm_start import warm_up_training_step
 from shared.trainkit.workloads.strategy.candles import validate_candle_csv
 
 logger = logging.getLogger(__name__)
@@ -67,22 +67,10 @@ def serve_one_session(
 
 
 def warm_up(threads: int) -> None:
-    """What a training's first use pays in a fresh process, paid while idle: one optimizer step and
-    one evaluation of a tiny MLP on ``threads`` threads (this process is never forked from, so torch's
-    OpenMP pool may start here), and one candle file parsed (pandas' CSV reader and date parsing)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        model = build_model(MLPSpec(input_dim=4, output_dim=3))
-        optimizer = model.configure_optimizers(1e-3)
-        batch = (torch.zeros(8, 4), torch.zeros(8, dtype=torch.long))
-        model.training_step(batch, 0).loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            model.validation_step(batch, 0)
-    finally:
-        torch.set_num_threads(saved)
+    """What a training's first use pays in a fresh process, paid while idle: a training step on
+    ``threads`` threads (this process is never forked from, so torch's OpenMP pool may start here),
+    and one candle file parsed (pandas' CSV reader and date parsing)."""
+    warm_up_training_step(threads)
     validate_candle_csv(_WARM_UP_CANDLES, "warm-up")
 
 

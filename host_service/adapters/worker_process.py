@@ -31,18 +31,14 @@ from multiprocessing.synchronize import Event
 
 from host_service.domain.ports import WorkerMessage, WorkerSpec
 from host_service.worker import serve_one_session
+from shared.trainkit.warm_start import TRAINING_MODULES
 
 logger = logging.getLogger(__name__)
 
 #: What the fork server imports before forking any child: everything a training imports that is slow.
 WORKER_MODULES = (
     "host_service.worker",
-    "shared.trainkit.workloads.strategy.workload",
-    "shared.trainkit.workloads.strategy.kernels",  # numba, imported lazily elsewhere: half a second
-    "shared.trainkit.workloads.tabular",
-    "shared.trainkit.workloads.command.workload",
-    # A torch optimizer imports torch._dynamo when it is first built: seconds, once per fresh process.
-    "torch._dynamo",
+    *TRAINING_MODULES,
     # Last: runs numba's kernel loading and torch's first training step once, before any fork.
     "host_service.adapters.worker_preload",
 )

@@ -114,6 +114,30 @@ def test_indicators_of_a_series_shorter_than_the_warmup_are_all_nan() -> None:
     assert all(np.isnan(v).all() for v in out.values())
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        IndicatorSpec(name="macd"),
+        IndicatorSpec(name="macd", params={"fast": 3, "slow": 40, "signal": 1}),
+        IndicatorSpec(name="rsi"),
+        IndicatorSpec(name="atr", params={"period": 1}),
+        IndicatorSpec(name="bbands"),
+    ],
+    ids=lambda spec: spec.id,
+)
+def test_a_value_depends_only_on_candles_up_to_it_from_the_first_real_value_on(spec: IndicatorSpec) -> None:
+    """No look-ahead, and the one-pass kernels' edges: each prefix from one real value to the whole
+    series yields exactly the whole series' values on it."""
+    whole = indicators.compute(CANDLES, spec)
+    first = indicators.lookback(spec)
+    for end in (first + 1, first + 2, first + 37, len(CANDLES["close"])):
+        prefix = indicators.compute({k: v[:end] for k, v in CANDLES.items()}, spec)
+        for key, values in prefix.items():
+            np.testing.assert_array_equal(values, whole[key][:end], err_msg=f"{key} on {end} candles")
+            assert np.isnan(values[:first]).all(), key
+            assert not np.isnan(values[first:]).any(), key
+
+
 def test_scale_free_outputs_do_not_change_when_prices_are_scaled() -> None:
     scaled = {k: v * (1000.0 if k != "volume" else 1.0) for k, v in CANDLES.items()}
     for spec, key in [

@@ -1,8 +1,11 @@
 """The indicators' inner loops, compiled by numba: one pass per indicator, as TA-Lib's C loops do.
 
 Each kernel writes into arrays its caller allocated and follows TA-Lib's order of operations (EMA as
-``prev + k * (x - prev)``, Wilder as ``(prev * (period - 1) + x) / period``, windows as running sums), so
-the results agree with TA-Lib's to the last few ulps (``tests/data/indicators_talib.json``). Compiled
+``prev + k * (x - prev)``, Wilder as ``(prev * (period - 1) + x) / period``, windows as running sums),
+except that Wilder's division by the period is a multiplication by its reciprocal: a division on a
+recurrence's dependency chain costs three times a multiplication there (RSI 4.7 -> 2.4 ms per million
+candles), and RSI and ATR still agree with TA-Lib's to about 1e-14 relative
+(``tests/data/indicators_talib.json``); every other output is computed exactly as TA-Lib does. Compiled
 code is cached beside this file (``cache=True``): the first use on a machine compiles for a few seconds,
 every later process loads it in milliseconds. ``nogil`` lets two trainings compute features at once.
 
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 NAN = math.nan
@@ -87,12 +89,14 @@ def rsi_into(close, period, out):  # type: ignore[no-untyped-def]
     loss /= period
     total = gain + loss
     out[period] = 100.0 * gain / total if total != 0.0 else 0.0
+    keep = float(period - 1)
+    inverse = 1.0 / period
     for i in range(period + 1, n):
         change = close[i] - close[i - 1]
         up = change if change > 0.0 else 0.0
         down = -change if change < 0.0 else 0.0
-        gain = (gain * (period - 1) + up) / period
-        loss = (loss * (period - 1) + down) / period
+        gain = (gain * keep + up) * inverse
+        loss = (loss * keep + down) * inverse
         total = gain + loss
         out[i] = 100.0 * gain / total if total != 0.0 else 0.0
 
@@ -112,9 +116,11 @@ def atr_into(high, low, close, period, out, pct):  # type: ignore[no-untyped-def
     prev = total / period
     out[period] = prev
     pct[period] = prev / close[period] * 100.0
+    keep = float(period - 1)
+    inverse = 1.0 / period
     for i in range(period + 1, n):
         true_range = max(high[i], close[i - 1]) - min(low[i], close[i - 1])
-        prev = (prev * (period - 1) + true_range) / period
+        prev = (prev * keep + true_range) * inverse
         out[i] = prev
         pct[i] = prev / close[i] * 100.0
 
@@ -122,24 +128,47 @@ def atr_into(high, low, close, period, out, pct):  # type: ignore[no-untyped-def
 @njit(cache=True, nogil=True)
 def macd_into(close, fast, slow, signal, line, sig, histogram, histogram_pct):  # type: ignore[no-untyped-def]
     """TA-Lib's MACD: both EMAs seeded on the window ending at ``slow - 1``, the signal an EMA of the
-    line from there; every output NaN before ``slow + signal - 2``."""
+    line from there; every output NaN before ``slow + signal - 2``. One pass: the three recurrences are
+    independent chains, so running them in the same loop costs about one of them."""
     n = close.shape[0]
-    slow_ema = np.empty(n)
-    ema_into(close, fast, slow - fast, line)
-    ema_into(close, slow, 0, slow_ema)
-    for i in range(n):
-        line[i] -= slow_ema[i]
-    ema_into(line, signal, slow - 1, sig)
-    warmup = min(slow + signal - 2, n)
-    for i in range(warmup):
+    first = slow + signal - 2  # the signal's first value: its seed averages line[slow - 1 .. first]
+    for i in range(min(first, n)):
         line[i] = NAN
         sig[i] = NAN
         histogram[i] = NAN
         histogram_pct[i] = NAN
-    for i in range(warmup, n):
-        value = line[i] - sig[i]
-        histogram[i] = value
-        histogram_pct[i] = value / close[i] * 100.0
+    if first >= n:
+        return
+    fast_total = 0.0
+    for i in range(slow - fast, slow):
+        fast_total += close[i]
+    slow_total = 0.0
+    for i in range(slow):
+        slow_total += close[i]
+    fast_k, slow_k, signal_k = 2.0 / (fast + 1), 2.0 / (slow + 1), 2.0 / (signal + 1)
+    fast_ema = fast_total / fast
+    slow_ema = slow_total / slow
+    value = fast_ema - slow_ema
+    total = value
+    for i in range(slow, first + 1):
+        x = close[i]
+        fast_ema = fast_ema + fast_k * (x - fast_ema)
+        slow_ema = slow_ema + slow_k * (x - slow_ema)
+        value = fast_ema - slow_ema
+        total += value
+    smoothed = total / signal
+    for i in range(first, n):
+        if i > first:
+            x = close[i]
+            fast_ema = fast_ema + fast_k * (x - fast_ema)
+            slow_ema = slow_ema + slow_k * (x - slow_ema)
+            value = fast_ema - slow_ema
+            smoothed = smoothed + signal_k * (value - smoothed)
+        line[i] = value
+        sig[i] = smoothed
+        gap = value - smoothed
+        histogram[i] = gap
+        histogram_pct[i] = gap / close[i] * 100.0
 
 
 @njit(cache=True, nogil=True)
