@@ -9,7 +9,10 @@ and the median of the paired host/local ratios. Target: <= 1.2.
 Also prints the time each mode spends outside the training's own steps (the POST to completed minus the
 ``step.*`` timers the execution records: data loading through saving): what host mode adds (dispatch,
 the child's start, status, the hand-off) apart from the training itself, whose speed swings with the
-machine's load far more than these edges do.
+machine's load far more than these edges do. Like with like: both modes go through the same backend and
+the same polling, and both train on cores - 1 torch threads (the backend's in-process trainings and the
+host's children alike). The machine's load average is printed with the result: on a busy machine every
+extra process hop of host mode (backend -> host -> child -> host -> backend) waits for a time slice.
 
     .venv/bin/python benchmarks/host_overhead.py [--pairs 5] [--epochs 5] [--rows 3000]
 """
@@ -17,6 +20,7 @@ machine's load far more than these edges do.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -55,6 +59,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--rows", type=int, default=3000, help="candles: a short training, as users start")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_sample_data(root / "backend" / "data", symbols=("EURUSD",), timeframes=("1h",), rows=args.rows)
@@ -85,6 +90,9 @@ def main() -> None:
     )
     local_edges, host_edges = (statistics.median(outside[mode]) for mode in ("local", "host"))
     print(f"outside the training's steps (medians): local {local_edges:.3f} s | host {host_edges:.3f} s")
+    print(
+        f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

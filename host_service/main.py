@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -72,7 +73,10 @@ def create_app(
             httpx.AsyncClient(timeout=download_timeout, transport=backend_transport) as downloads,
         ):
             clients = (client, downloads)
-            components = _build(settings, clients, launcher, retry_policy, device, clock, new_id, version)
+            own = None if launcher is not None else _warm_launcher(settings)
+            chosen = launcher or own
+            assert chosen is not None
+            components = _build(settings, clients, chosen, retry_policy, device, clock, new_id, version)
             components.sessions.recover()
             app.state.components = components
             logger.info(
@@ -88,6 +92,8 @@ def create_app(
                 yield
             finally:
                 await components.sessions.shutdown()
+                if own is not None:  # its idle worker: no process of the host outlives it
+                    await asyncio.to_thread(own.close)
 
     app = FastAPI(title="modelyard host service", version=version, lifespan=lifespan)
     app.add_middleware(
@@ -103,16 +109,16 @@ def create_app(
     return app
 
 
-def _warm_launcher() -> ForkServerWorkerLauncher:
-    launcher = ForkServerWorkerLauncher()
-    launcher.warm_up()  # the first training then finds torch imported too
+def _warm_launcher(settings: HostSettings) -> ForkServerWorkerLauncher:
+    launcher = ForkServerWorkerLauncher(threads=settings.training_threads)
+    launcher.warm_up()  # the first training then finds a warm worker waiting
     return launcher
 
 
 def _build(
     settings: HostSettings,
     clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
-    launcher: WorkerLauncher | None,
+    launcher: WorkerLauncher,
     retry_policy: CallbackRetryPolicy | None,
     device: dict[str, Any] | None,
     clock: Clock,
@@ -150,7 +156,7 @@ def _build(
         store=store,
         ledger=ledger,
         datasets=DatasetCache(settings.work_dir / "cache", backend),
-        launcher=launcher or _warm_launcher(),
+        launcher=launcher,
         handoff=handoff,
         clock=clock,
         new_id=new_id,

@@ -7,6 +7,7 @@
 | MODELYARD_HOST_COMMANDS_DIR | {work_dir}/commands | this host's command templates (the only ones it runs) |
 | MODELYARD_HOST_SAMPLE_COMMANDS | true | write the sample commands into an empty commands folder |
 | MODELYARD_HOST_CAPACITY | 1 | trainings at once |
+| MODELYARD_HOST_TRAINING_THREADS | cores - 1 (at least 1) | torch CPU threads of each training |
 | MODELYARD_HOST_PUBLIC_URL | (none) | base URL the backend reaches this host at (for model URLs) |
 | MODELYARD_SHARED_SECRET | (none) | HMAC secret shared with the backend (`whsec_<base64>` or any string) |
 | MODELYARD_SHARED_SECRETS | (none) | several secrets, comma-separated, while rotating |
@@ -36,6 +37,8 @@ class HostSettings(BaseSettings):
     commands_dir: Path | None = None
     sample_commands: bool = True
     capacity: int = Field(1, ge=1, le=64)
+    #: Torch CPU threads of each training; None: one fewer than the cores (at least one).
+    training_threads: int | None = Field(None, ge=1, le=1024)
     public_url: str | None = None
     shared_secret: str | None = Field(
         None, validation_alias=AliasChoices("shared_secret", "MODELYARD_SHARED_SECRET")

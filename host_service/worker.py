@@ -1,7 +1,9 @@
 """Entry point of a training child process: run one session's TrainingExecutor and report to the parent.
 
-Forked from the host's fork server (see ``adapters/worker_process.py``), so it shares nothing with the API
-process but a message queue (child -> parent) and a cancel event (parent -> child). A watcher thread
+Forked from the host's fork server (see ``adapters/worker_process.py``) ahead of time: it waits idle in
+:func:`serve_one_session`, already warm, until the host hands it a session's spec, then runs that one
+session and exits. It shares nothing with the API process but the pipe the spec comes through, a message
+queue (child -> parent) and a cancel event (parent -> child). A watcher thread
 turns the event into ``CancelToken.cancel`` (training stops at the next batch), sends heartbeats, and
 exits the child if the host API process is gone (its pid is in the spec: the child's own parent is the
 fork server, which outlives the host while any child runs). For a command run, ``terminate()`` (SIGTERM)
@@ -15,11 +17,14 @@ import logging
 import os
 import signal
 import threading
+from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
+
+import torch
 
 from host_service.adapters.result_files import ResultFolderSink, write_result
 from host_service.domain.ports import WorkerMessage, WorkerSpec
@@ -29,10 +34,44 @@ from shared.trainkit.devices import select_device
 from shared.trainkit.errors import TrainingCancelledError, TrainkitError
 from shared.trainkit.executor import TrainingExecutor
 from shared.trainkit.executor.workload import CheckpointPolicy
+from shared.trainkit.warm_start import warm_up_training_step
+from shared.trainkit.workloads.strategy.candles import validate_candle_csv
 
 logger = logging.getLogger(__name__)
 
 ORPHAN_EXIT_CODE = 3
+#: How often an idle worker checks that the host API process is still there (its pipe closing says so
+#: at once; this is the backstop).
+IDLE_CHECK_S = 1.0
+_WARM_UP_CANDLES = b"timestamp,open,high,low,close,volume\n2024-01-01T00:00:00Z,1.0,1.5,0.5,1.2,10\n"
+
+
+def serve_one_session(
+    inbox: Connection, messages: Queue[WorkerMessage], cancel: Event, threads: int, host_pid: int
+) -> None:
+    """An idle worker's target: warm up on the training's own thread count, wait for one session's
+    spec on ``inbox``, run it (:func:`run_worker`). Returns without training when the host closes the
+    pipe (it shut down, or replaced this worker) or its process is gone."""
+    torch.set_num_threads(threads)
+    warm_up(threads)
+    while not inbox.poll(IDLE_CHECK_S):
+        if not process_alive(host_pid):
+            return
+    try:
+        spec: WorkerSpec = inbox.recv()
+    except EOFError:  # the host closed the pipe: nothing to run
+        return
+    finally:
+        inbox.close()
+    run_worker(spec, messages, cancel)
+
+
+def warm_up(threads: int) -> None:
+    """What a training's first use pays in a fresh process, paid while idle: a training step on
+    ``threads`` threads (this process is never forked from, so torch's OpenMP pool may start here),
+    and one candle file parsed (pandas' CSV reader and date parsing)."""
+    warm_up_training_step(threads)
+    validate_candle_csv(_WARM_UP_CANDLES, "warm-up")
 
 
 def run_worker(spec: WorkerSpec, messages: Queue[WorkerMessage], cancel: Event) -> None:

@@ -4,7 +4,9 @@ A fork server's preload can only import modules, so importing this one does, onc
 every training's fresh process would otherwise pay at first use (``shared.trainkit.warm_start``): numba
 loading each indicator kernel from its cache (its CPU target and registries too), torch's first
 forward, backward and optimizer step, and the git commit a run record names (two ``git`` calls). The children forked afterwards inherit
-it all; the commit is the one of the code the server imported, which is the code they run.
+it all; the commit is the one of the code the server imported, which is the code they run. Each child
+warms up once more, on its training's own thread count, while it waits idle for its session
+(``host_service.worker.serve_one_session``).
 
 Torch's step runs with one intra-op thread, so it never starts torch's OpenMP pool: GNU OpenMP is not
 fork-safe, and a child forked after the pool started could hang at its first parallel region. The

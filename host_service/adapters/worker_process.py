@@ -1,11 +1,15 @@
 """Training children: one process per session, so a crash or OOM cannot take the API down.
 
 Children are forked from a ``forkserver`` that imported torch and the training library once, when the
-host started: a child starts in milliseconds instead of the seconds a ``spawn``-ed one spends importing
-torch. Every session still gets a process of its own, forked from the pristine server (never from the
-API process, never reused), so a child killed with SIGKILL fails that session alone and the next one
-forks from the same warm server. The server imports modules only (no threads, no CUDA), which keeps
-forking from it safe; should it die, multiprocessing starts a new one on the next launch.
+host started, and each is forked *ahead of its session*: the launcher keeps one idle worker, forked and
+warmed up (a training step on the training's own thread count, a candle file parsed) while nothing
+waits on it, and a session's start only hands that process its spec through a pipe. A new idle worker
+is forked at once in the background for the next session. Every session still gets a process of its
+own, forked from the pristine server (never from the API process, never reused), so a child killed with
+SIGKILL fails that session alone and the next one runs on the next fresh worker. The server imports
+modules only (no threads, no CUDA), which keeps forking from it safe; should it die, multiprocessing
+starts a new one on the next launch. ``close()`` (host shutdown) ends the idle worker; an idle worker
+whose host died sees its pipe close and exits.
 """
 
 from __future__ import annotations
@@ -14,16 +18,19 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import sys
+import threading
 from collections.abc import Sequence
 from multiprocessing import forkserver
+from multiprocessing.connection import Connection
 from multiprocessing.context import ForkServerContext, ForkServerProcess, SpawnContext, SpawnProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 
 from host_service.domain.ports import WorkerMessage, WorkerSpec
-from host_service.worker import run_worker
+from host_service.worker import serve_one_session
 from shared.trainkit.warm_start import TRAINING_MODULES
 
 logger = logging.getLogger(__name__)
@@ -38,6 +45,19 @@ WORKER_MODULES = (
 #: Forking from a server that imported torch is safe on Linux. On macOS system frameworks (Metal, which
 #: MPS training uses) are not fork-safe, so children there are spawned: slower to start, never broken.
 WARM_FORK = sys.platform.startswith("linux")
+#: How long ``close()`` waits for the idle worker to leave on its own before killing it.
+CLOSE_WAIT_S = 5.0
+
+
+def default_training_threads(cores: int | None = None) -> int:
+    """Torch threads of a training: one fewer than the cores (at least one), as the backend gives its
+    in-process trainings. With torch's default of one per core, a training's threads take every core,
+    spinning between operations, and on a busy machine they wait for each other's time slices: on this
+    2-core machine under load a 5-epoch training took 2-3.6 s on two threads, 0.05-0.1 s on one
+    (``benchmarks/host_overhead.py``). A core also stays with the host's API and the session follower."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 class ProcessWorker:
@@ -98,32 +118,146 @@ class ProcessWorker:
         self._process.kill()
 
 
-class ForkServerWorkerLauncher:
-    """Launches each session's child from a fork server with ``preload`` already imported (Linux), or
-    spawns it (elsewhere, see :data:`WARM_FORK`)."""
+class IdleWorker(ProcessWorker):
+    """A started child waiting in :func:`serve_one_session` for the one spec it will run."""
 
-    def __init__(self, preload: Sequence[str] = WORKER_MODULES, *, warm_fork: bool = WARM_FORK) -> None:
+    def __init__(
+        self,
+        process: ForkServerProcess | SpawnProcess,
+        messages: Queue[WorkerMessage],
+        cancel: Event,
+        inbox: Connection,
+    ) -> None:
+        super().__init__(process, messages, cancel)
+        self._inbox = inbox
+
+    def assign(self, spec: WorkerSpec) -> ProcessWorker:
+        """Hand ``spec`` over; raises OSError when the child is gone (its pipe is broken)."""
+        try:
+            self._inbox.send(spec)
+        finally:
+            self._inbox.close()
+        return self
+
+    def dismiss(self) -> None:
+        """Close its pipe (it exits on its own), wait a little, kill it if it did not."""
+        self._inbox.close()
+        self._process.join(CLOSE_WAIT_S)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(CLOSE_WAIT_S)
+
+
+class ForkServerWorkerLauncher:
+    """Runs each session in a child forked from a fork server with ``preload`` already imported (Linux),
+    or spawned (elsewhere, see :data:`WARM_FORK`), and keeps one such child idle and warm for the next
+    session (``keep_idle``). ``threads``: torch threads of a training (:func:`default_training_threads`)."""
+
+    def __init__(
+        self,
+        preload: Sequence[str] = WORKER_MODULES,
+        *,
+        warm_fork: bool = WARM_FORK,
+        threads: int | None = None,
+        keep_idle: bool = True,
+    ) -> None:
         self.warm_fork = warm_fork
+        self.threads = threads or default_training_threads()
+        self.keep_idle = keep_idle
         self._context: ForkServerContext | SpawnContext
         if warm_fork:
             self._context = multiprocessing.get_context("forkserver")
             self._context.set_forkserver_preload(list(preload))
         else:
             self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._idle: IdleWorker | None = None
+        self._forking: threading.Thread | None = None
+        self._closed = False
 
     def warm_up(self) -> None:
-        """Start the fork server now (it imports ``preload`` in the background), not at the first launch."""
-        if self.warm_fork:
+        """Start the fork server (it imports ``preload``) and fork the first idle worker, in the
+        background: the host answers at once, and the first training finds a warm worker waiting."""
+        if self.keep_idle:
+            self._replenish()
+        elif self.warm_fork:
             forkserver.ensure_running()
 
     def launch(self, spec: WorkerSpec) -> ProcessWorker:
+        """``spec`` runs in the idle worker (one being forked is waited for), else in a new one; the
+        next idle worker is forked in the background."""
+        worker = self._take_idle()
+        if worker is not None:
+            try:
+                handed = worker.assign(spec)
+            except OSError:  # it died while idle: its successor below is as warm, just not forked yet
+                logger.warning("the idle training worker %s was gone; forking another", worker.pid)
+            else:
+                self._replenish()
+                return handed
+        handed = self._start().assign(spec)
+        self._replenish()
+        return handed
+
+    @property
+    def idle_pid(self) -> int | None:
+        """The idle worker's pid (None while there is none): what the next session will run in."""
+        with self._lock:
+            return self._idle.pid if self._idle is not None else None
+
+    def close(self) -> None:
+        """End the idle worker and fork no other (host shutdown). Running sessions are not touched."""
+        with self._lock:
+            self._closed = True
+            forking = self._forking
+        if forking is not None:
+            forking.join()  # a worker it forked after the close is dismissed by the thread itself
+        with self._lock:
+            idle, self._idle = self._idle, None
+        if idle is not None:
+            idle.dismiss()
+
+    def _take_idle(self) -> IdleWorker | None:
+        with self._lock:
+            forking = self._forking
+        if forking is not None:
+            forking.join()  # nearly done (a fork takes milliseconds): sooner than forking another
+        with self._lock:
+            worker, self._idle = self._idle, None
+        return worker if worker is not None and worker.is_alive() else None
+
+    def _replenish(self) -> None:
+        if not self.keep_idle:
+            return
+        with self._lock:
+            if self._closed or self._idle is not None or self._forking is not None:
+                return
+            self._forking = threading.Thread(target=self._fork_idle, name="idle-worker-fork", daemon=True)
+            self._forking.start()
+
+    def _fork_idle(self) -> None:
+        try:
+            worker = self._start()
+        except Exception:
+            logger.exception("forking an idle training worker failed; the next session forks its own")
+            worker = None
+        with self._lock:
+            self._forking = None
+            if worker is not None and not self._closed:
+                self._idle, worker = worker, None
+        if worker is not None:  # closed meanwhile
+            worker.dismiss()
+
+    def _start(self) -> IdleWorker:
         messages: Queue[WorkerMessage] = self._context.Queue()
         cancel = self._context.Event()
+        inbox, outbox = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=run_worker,
-            args=(spec, messages, cancel),
-            name=f"modelyard-session-{spec.session_id}",
+            target=serve_one_session,
+            args=(inbox, messages, cancel, self.threads, os.getpid()),
+            name="modelyard-training-worker",
             daemon=True,  # never outlive the host API process
         )
         process.start()
-        return ProcessWorker(process, messages, cancel)
+        inbox.close()  # the child's end: only the child may hold it, so the host's exit closes the pipe
+        return IdleWorker(process, messages, cancel, outbox)

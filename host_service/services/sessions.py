@@ -56,6 +56,7 @@ class SessionService:
         self._runners: dict[str, SessionRunner] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._session_tasks: dict[str, asyncio.Task[None]] = {}
+        self._shipping: dict[str, asyncio.Task[None]] = {}
         self._lock = threading.Lock()
 
     def recover(self) -> None:
@@ -199,6 +200,7 @@ class SessionService:
             persist=self._store.save,
             clock=self._clock,
             timings=self._timings,
+            on_end=self._ended,
         )
         self._runners[session.session_id] = runner
         self._session_tasks[session.session_id] = self._spawn(
@@ -208,21 +210,27 @@ class SessionService:
     async def _run(self, runner: SessionRunner) -> None:
         session_id = runner.session.session_id
         folder = runner.checkpoint_dir
-        shipping = (
-            self._spawn(self._shipper.follow(runner.session, folder), f"checkpoints-{session_id}")
-            if self._shipper is not None and folder is not None
-            else None
-        )
+        if self._shipper is not None and folder is not None:
+            follow = self._shipper.follow(runner.session, folder)
+            self._shipping[session_id] = self._spawn(follow, f"checkpoints-{session_id}")
         try:
             await runner.run()
         finally:
-            if shipping is not None:
-                shipping.cancel()
-            self._ledger.release(session_id)
+            self._release(session_id)  # (already done if the session ended; not if the host shuts down)
             self._runners.pop(session_id, None)
             self._session_tasks.pop(session_id, None)
-        if runner.session.status is SessionStatus.COMPLETED:
-            await self._deliver(runner.session)
+
+    def _ended(self, session: Session) -> None:
+        """The session reached its end (its child may still be exiting): free its slot, send its result."""
+        self._release(session.session_id)
+        if session.status is SessionStatus.COMPLETED:
+            self._spawn(self._deliver(session), f"deliver-{session.session_id}")
+
+    def _release(self, session_id: str) -> None:
+        shipping = self._shipping.pop(session_id, None)
+        if shipping is not None:
+            shipping.cancel()
+        self._ledger.release(session_id)
 
     async def _deliver(self, session: Session) -> None:
         if await self._handoff.deliver(session):

@@ -3,6 +3,11 @@
 The child's messages and its exit wake the follower (``WorkerHandle.wait``); ``poll_interval_s`` only
 bounds how long it sleeps when the child is silent (persisting progress, escalating a stop).
 
+A child that reports how it ended (completed, failed, cancelled) has written its result first, so the
+session ends on that message, and ``on_end`` hears of it (the result is sent, the slot freed), while the
+process exits: its exit is bookkeeping (tens of milliseconds of interpreter teardown under load) that
+the user no longer waits for. The child is reaped all the same (terminate, then kill, if it lingers).
+
 Stop escalates: the cancel event first (training raises TrainingCancelledError at the next batch), then
 ``terminate()`` after ``grace_s``, then ``kill()`` after another ``grace_s``. A child that exits without
 saying how it ended is a crash (``worker_crashed`` with its exit code).
@@ -49,8 +54,10 @@ class SessionRunner:
         persist: Callable[[Session], None],
         clock: Clock,
         timings: RunnerTimings,
+        on_end: Callable[[Session], None] | None = None,
     ) -> None:
         self.session = session
+        self._on_end = on_end
         self._spec = spec
         self._datasets = datasets
         self._launcher = launcher
@@ -120,8 +127,11 @@ class SessionRunner:
                 self._persist(self.session)
                 last_persist = now
             await worker.wait(self._timings.poll_interval_s)
+        if self._outcome is not None:
+            self._settle(None)  # the result is on disk: it counts now, not once the process has exited
         await self._reap(worker)
-        self._settle(worker.exitcode)
+        if not self.session.is_terminal:
+            self._settle(worker.exitcode)
 
     def _escalate(self, worker: WorkerHandle, elapsed: float) -> None:
         if elapsed >= 2 * self._timings.grace_s:
@@ -193,6 +203,8 @@ class SessionRunner:
         transition(self.session, target, now=self._clock(), error=error)
         self._persist(self.session)
         logger.info("session %s ended %s", self.session.session_id, target.value)
+        if self._on_end is not None:
+            self._on_end(self.session)
 
 
 def _crash(exitcode: int | None) -> dict[str, Any]:

@@ -34,15 +34,16 @@ def load_training_stack() -> None:
     warm_up_training_step()
 
 
-def warm_up_training_step() -> None:
-    """One optimizer step and one evaluation of a tiny MLP, as the trainer takes them, on one thread
-    (so it never starts torch's OpenMP pool, which a forked child could hang on)."""
+def warm_up_training_step(threads: int = 1) -> None:
+    """One optimizer step and one evaluation of a tiny MLP, as the trainer takes them, on ``threads``
+    torch threads: one (the default) never starts torch's OpenMP pool, which a forked child could hang
+    on; a process never forked from (the host's idle worker) warms up on its training's count."""
     import torch
 
     from shared.trainkit.models import MLPSpec, build_model
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         model = build_model(MLPSpec(input_dim=4, output_dim=3))
         optimizer = model.configure_optimizers(1e-3)
@@ -53,4 +54,4 @@ def warm_up_training_step() -> None:
         with torch.no_grad():
             model.validation_step(batch, 0)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(saved)

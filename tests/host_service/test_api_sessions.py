@@ -168,6 +168,28 @@ async def test_completed_result_is_called_back_signed_and_decodes_to_the_model(h
     assert await _in_use(host) == 0
 
 
+async def test_a_reported_result_is_sent_and_the_slot_freed_while_the_child_still_exits(
+    tmp_path: Path,
+) -> None:
+    """The child wrote its result and said so: nobody waits for its interpreter to tear down, and it
+    gets its grace to exit by itself (no terminate meanwhile)."""
+    launcher, backend = FakeLauncher(), FakeBackend()
+    async for host in run_host(host_settings(tmp_path, stop_grace_s=60.0), launcher, backend):
+        session_id = await _start(host)
+        worker = launcher.workers[0]
+        write_fake_result()(worker.spec.result_dir)
+        worker.send("completed", device="cpu")  # and it keeps running for now
+        view = await wait_status(host, session_id, "completed")
+        assert view["result_available"] is True
+        await wait_for(lambda: backend.callbacks)
+        assert await _in_use(host) == 0
+        assert worker.is_alive()
+        await _start(host, "op_2")  # the freed slot takes the next training at once
+        assert worker.calls == []  # given its grace to exit by itself
+        worker.exit(0)
+        assert (await wait_status(host, session_id, "completed"))["callback_delivered"] is True
+
+
 async def test_result_can_be_pulled_and_is_deleted_after_ack(host: Host) -> None:
     session_id = await _start(host)
     host.launcher.workers[0].complete(write_fake_result())

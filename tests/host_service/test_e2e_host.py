@@ -1,5 +1,6 @@
 """The host as a real uvicorn process on 127.0.0.1 against a fake backend server: a real tiny training,
-the signed callback, stop, kill -9 of the training child, and a host restart that keeps the result."""
+the signed callback, stop, kill -9 of the training child, and a host restart that keeps the result.
+Each training runs in the worker forked and warmed up before it; the host's exit leaves no process."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from shared.contracts.host import ResultPayload
 from shared.contracts.signing import SignatureError, asgi_target, verify, verify_request
 from shared.trainkit.model_file import load_weights, read_metadata
 from shared.trainkit.workloads.strategy.sample_data import write_sample_data
+from tests.e2e.host_cluster import descendants, running
 from tests.host_service.fakes import SigningAuth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -142,10 +144,36 @@ class HostProcess:
         except httpx.TransportError:
             return False
 
-    def kill(self) -> None:
+    def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+    def run_briefly(self, backend: FakeBackendServer, operation_id: str) -> int:
+        """Start a long training, stop it once it trains; the pid of the process it ran in."""
+        session_id = self.start_training(backend, operation_id, epochs=5000, early_stopping_patience=0)
+        view = self.wait_status(session_id, {"running"}, 60)
+        wait_until(
+            lambda: (self.status(session_id).get("progress") or {}).get("phase") == "training", 60, "training"
+        )
+        self.client.post(f"/training/stop/{session_id}")
+        assert self.wait_status(session_id, {"cancelled"}, 30)["error"]["code"] == "cancelled"
+        pid: int = view["worker_pid"]
+        return pid
+
+    def idle_worker(self) -> int:
+        """The pid of the warm worker waiting for the next session (waits for it to be forked)."""
+        found: int = wait_until(lambda: _one(self._idle_workers()), 60, "one idle training worker")
+        return found
+
+    def _idle_workers(self) -> set[int]:
+        """The fork server's children that run no session (the host lists every session's pid)."""
+        assert self.process is not None
+        listed = self.client.get("/training/sessions").json()["items"]
+        sessions = {s.get("worker_pid") for s in listed}
+        return {
+            pid for pid in _fork_server_children(self.process.pid) if pid not in sessions and running(pid)
+        }
 
     def status(self, session_id: str) -> dict[str, Any]:
         view: dict[str, Any] = self.client.get(f"/training/status/{session_id}").json()
@@ -182,6 +210,34 @@ class HostProcess:
         assert response.status_code == 202, response.text
         session_id: str = response.json()["session_id"]
         return session_id
+
+
+def _fork_server_children(host_pid: int) -> set[int]:
+    """Every process the host's fork server forked: its idle worker and its sessions' children."""
+    servers = [pid for pid in descendants(host_pid) if b"forkserver" in _cmdline(pid)]
+    return {pid for server in servers for pid in _children(server)}
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child in descendants(pid) if _parent(child) == pid]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except OSError:
+        return None
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _one(pids: set[int]) -> int | None:
+    return next(iter(pids)) if len(pids) == 1 else None
 
 
 @pytest.fixture(scope="module")
@@ -242,6 +298,15 @@ def test_stop_mid_training_frees_the_slot(
     assert host.client.get("/health").json()["sessions_in_use"] == 0
 
 
+def test_a_session_runs_in_the_idle_worker_and_another_is_forked_for_the_next(
+    host: HostProcess, backend: FakeBackendServer, trained: object
+) -> None:
+    for operation_id in ("op_warm", "op_warm_again"):
+        idle = host.idle_worker()
+        assert host.run_briefly(backend, operation_id) == idle
+        assert host.idle_worker() != idle  # a new one, forked for the next session
+
+
 def test_kill_9_of_the_training_child_is_worker_crashed(
     host: HostProcess, backend: FakeBackendServer, trained: object
 ) -> None:
@@ -252,6 +317,28 @@ def test_kill_9_of_the_training_child_is_worker_crashed(
     assert view["error"]["code"] == "worker_crashed"
     assert view["error"]["details"]["exit_code"] == -signal.SIGKILL
     assert host.client.get("/health").json()["sessions_in_use"] == 0
+    # The next training runs on a fresh warm worker, forked before it started.
+    idle = host.idle_worker()
+    assert idle != pid
+    assert host.run_briefly(backend, "op_after_crash") == idle
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["shutdown", "killed"])
+def test_the_hosts_end_leaves_no_process_behind(tmp_path: Path, sig: int) -> None:
+    """A host shut down (SIGTERM) ends its idle worker; a host killed outright leaves one that sees its
+    pipe close and exits, and the fork server with it: no orphan either way."""
+    host = HostProcess(tmp_path / "work", tmp_path / "host.log")
+    host.start()
+    try:
+        assert host.process is not None
+        idle = host.idle_worker()
+        below = descendants(host.process.pid)
+        assert idle in below
+        host.kill(sig)
+        wait_until(lambda: not any(running(pid) for pid in below), 30, f"no process left of {below}")
+    finally:
+        host.kill()
+        host.client.close()
 
 
 def test_host_restart_keeps_and_resends_the_unacknowledged_result(

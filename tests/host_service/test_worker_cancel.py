@@ -70,6 +70,9 @@ class RecordingLauncher:
         self.workers.append(worker)
         return worker
 
+    def close(self) -> None:
+        self._real.close()
+
 
 def _session(csv: bytes) -> Session:
     now = datetime.now(UTC)
@@ -114,6 +117,7 @@ async def test_child_stopped_while_starting_exits_by_itself_well_within_the_grac
     runner.request_stop()
     async with asyncio.timeout(60):  # far below the 120 s grace: terminate() would never come in time
         await task
+    launcher.close()
 
     assert runner.session.status is SessionStatus.CANCELLED  # (not narrowed by the wait above)
     assert session.error is not None

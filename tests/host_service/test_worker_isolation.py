@@ -1,5 +1,6 @@
 """Children forked from the warm fork server stay isolated: SIGKILL of one training's process ends
-that training alone, and the next training gets a fresh process that completes."""
+that training alone, and the next training gets a fresh process, forked and warmed up before it
+started, that completes. The launcher's ``close()`` ends its idle worker."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from host_service.adapters.worker_process import ForkServerWorkerLauncher, ProcessWorker
 from host_service.domain.ports import WorkerMessage, WorkerSpec
 from shared.trainkit.workloads.strategy.sample_data import write_sample_data
+from tests.e2e.host_cluster import running
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +35,14 @@ def _spec(tmp_path: Path, session_id: str, epochs: int) -> WorkerSpec:
     return WorkerSpec(session_id, request, tmp_path / "data", tmp_path / session_id, 1.0)
 
 
+def _idle_pid(launcher: ForkServerWorkerLauncher) -> int:
+    deadline = time.monotonic() + 120
+    while (pid := launcher.idle_pid) is None:
+        assert time.monotonic() < deadline, "no idle worker was forked"
+        time.sleep(0.05)
+    return pid
+
+
 def _wait_for(
     worker: ProcessWorker, done: Callable[[list[WorkerMessage]], bool], seen: list[WorkerMessage]
 ) -> None:
@@ -48,7 +58,9 @@ def test_killed_training_fails_alone_and_the_next_one_runs_in_a_fresh_process(tm
     launcher = ForkServerWorkerLauncher()
     launcher.warm_up()
 
+    first_idle = _idle_pid(launcher)
     doomed = launcher.launch(_spec(tmp_path, "s_doomed", epochs=5000))
+    assert doomed.pid == first_idle
     first: list[WorkerMessage] = []
     _wait_for(doomed, lambda seen: any(m.kind == "progress" for m in seen), first)
     assert doomed.pid is not None
@@ -59,7 +71,10 @@ def test_killed_training_fails_alone_and_the_next_one_runs_in_a_fresh_process(tm
         time.sleep(0.05)
     assert doomed.exitcode == -signal.SIGKILL
 
+    warm = _idle_pid(launcher)  # forked while the doomed one trained
+    assert warm != doomed.pid
     survivor = launcher.launch(_spec(tmp_path, "s_next", epochs=2))
+    assert survivor.pid == warm
     second: list[WorkerMessage] = []
     _wait_for(
         survivor, lambda seen: any(m.kind in {"completed", "failed", "cancelled"} for m in seen), second
@@ -72,6 +87,10 @@ def test_killed_training_fails_alone_and_the_next_one_runs_in_a_fresh_process(tm
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert survivor.exitcode == 0
+    idle = _idle_pid(launcher)
+    launcher.close()
+    assert not running(idle)
+    assert launcher.idle_pid is None
 
 
 @pytest.mark.anyio
@@ -90,3 +109,4 @@ async def test_a_waiting_session_wakes_on_its_childs_message_and_on_its_exit(tmp
         await asyncio.wait_for(worker.wait(3600), 30)
         worker.drain()
     assert worker.exitcode == -signal.SIGKILL
+    launcher.close()
