@@ -105,7 +105,10 @@ def test_a_killed_hosts_training_resumes_on_the_other_host_from_its_last_checkpo
     history = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
     assert [row["epoch"] for row in history] == list(range(1, EPOCHS + 1))  # each epoch once
     assert api.versions() == [*versions_before, max(versions_before, default=0) + 1]  # stored once
-    logs = [line["message"] for line in api.http.get(f"/api/v1/operations/{op_id}/logs").json()["lines"]]
+    logs = [
+        line["message"]
+        for line in api.http.get(f"/api/v1/operations/{op_id}/logs", params={"limit": 5000}).json()["lines"]
+    ]
     assert f"operation {op_id}: retrying from epoch {resumed} on host {host_b.url}" in logs, logs[-40:]
     assert any("re-dispatched, retry 1 of 1 (max_retries)" in w for w in done["warnings"])
     # Nothing of host A trains on for nobody: its fork server and training child exited with it.
@@ -151,7 +154,10 @@ def test_a_killed_hosts_command_training_resumes_on_the_other_host_from_the_step
     resumed = second_attempt["resumed_from_epoch"]
     assert resumed >= shipped["epoch"]
     assert resumed % TOY["checkpoint_every"] == 0  # the step the program said, not one it printed later
-    logs = [line["message"] for line in api.http.get(f"/api/v1/operations/{op_id}/logs").json()["lines"]]
+    logs = [
+        line["message"]
+        for line in api.http.get(f"/api/v1/operations/{op_id}/logs", params={"limit": 5000}).json()["lines"]
+    ]
     assert any(f"resumed from step {resumed}" in line for line in logs), logs[-40:]
     steps = [row["step"] for row in api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]]
     assert steps == sorted(set(steps)), steps  # each step once
@@ -198,5 +204,10 @@ def test_a_host_killed_before_its_first_checkpoint_retries_from_scratch_on_the_o
         history = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
         assert [row["epoch"] for row in history] == list(range(1, EPOCHS + 1))  # each epoch once
         assert api.versions() == [*versions_before, max(versions_before, default=0) + 1]  # stored once
-        logs = [line["message"] for line in api.http.get(f"/api/v1/operations/{op_id}/logs").json()["lines"]]
+        logs = [
+            line["message"]
+            for line in api.http.get(f"/api/v1/operations/{op_id}/logs", params={"limit": 5000}).json()[
+                "lines"
+            ]
+        ]
         assert f"operation {op_id}: retrying from scratch on host {host_b.url}" in logs, logs[-40:]

@@ -383,7 +383,10 @@ def test_a_killed_command_job_is_submitted_again_and_resumes_from_the_step_its_p
     assert resumed >= shipped["epoch"]
     assert resumed % TOY["checkpoint_every"] == 0  # the step the program said, not one it printed later
     assert done["host_session_id"] == f"{op_id}-attempt-2"
-    logs = [line["message"] for line in api.http.get(f"/api/v1/operations/{op_id}/logs").json()["lines"]]
+    logs = [
+        line["message"]
+        for line in api.http.get(f"/api/v1/operations/{op_id}/logs", params={"limit": 5000}).json()["lines"]
+    ]
     assert any(f"resumed from step {resumed}" in line for line in logs), logs[-40:]
     history = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["history"]
     steps = [row["step"] for row in history]

@@ -112,12 +112,22 @@ def test_four_epochs_then_resume_ends_bitwise_equal_to_ten_straight(tmp_path: Pa
 
 
 def test_checkpoints_keep_the_last_two_and_respect_the_minimum_interval(tmp_path: Path) -> None:
-    ticks = iter([0.0, 1.0, 31.0, 32.0, 62.0, 100.0])
+    # The fit starts at 0; epochs 1..6 end at these moments. The interval counts from the start.
+    ticks = iter([0.0, 1.0, 31.0, 32.0, 62.0, 63.0, 100.0])
     saver = TrainingCheckpoints(tmp_path, min_interval_s=30, clock=lambda: next(ticks))
     Trainer(TrainerConfig(max_epochs=6, batch_size=32, device="cpu"), [saver]).fit(_module(), _data())
 
-    assert saver.saved == [1, 3, 5, 6]
-    assert [p.name for p in training_checkpoints(tmp_path)] == [checkpoint_name(6), checkpoint_name(5)]
+    assert saver.saved == [2, 4, 6]
+    assert [p.name for p in training_checkpoints(tmp_path)] == [checkpoint_name(6), checkpoint_name(4)]
+
+
+def test_a_fit_shorter_than_the_minimum_interval_writes_no_checkpoint(tmp_path: Path) -> None:
+    ticks = iter([0.0, 5.0, 10.0, 29.9])
+    saver = TrainingCheckpoints(tmp_path, min_interval_s=30, clock=lambda: next(ticks))
+    Trainer(TrainerConfig(max_epochs=3, batch_size=32, device="cpu"), [saver]).fit(_module(), _data())
+
+    assert saver.saved == []
+    assert training_checkpoints(tmp_path) == []
 
 
 def test_checkpoints_every_n_epochs(tmp_path: Path) -> None:

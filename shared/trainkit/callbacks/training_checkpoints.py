@@ -1,6 +1,6 @@
-"""Resumable training checkpoints: every ``every_n_epochs`` epochs, at most once per ``min_interval_s``,
-written atomically, the last ``keep_last`` kept. A fit resumes from them with ``Trainer.fit(...,
-resume_from=dirpath)`` (see :mod:`shared.trainkit.resume`).
+"""Resumable training checkpoints: every ``every_n_epochs`` epochs, at most once per ``min_interval_s``
+(counted from the fit's start), written atomically, the last ``keep_last`` kept. A fit resumes from them
+with ``Trainer.fit(..., resume_from=dirpath)`` (see :mod:`shared.trainkit.resume`).
 
 The epoch's state is serialized on the training thread (so it is exactly the state at the end of that
 epoch), and the file is written, fsynced and the old ones pruned on a writer thread while the next
@@ -71,7 +71,9 @@ class TrainingCheckpoints(Callback):
         return "TrainingCheckpoints"
 
     def on_fit_start(self, trainer: Trainer, module: TrainableModule) -> None:
-        self.saved, self._last_saved_at = [], None
+        # The interval counts from the fit's start: a fit shorter than it writes none (a fault then
+        # costs less than the interval), so a short training pays nothing for being resumable.
+        self.saved, self._last_saved_at = [], self._clock()
 
     def on_train_epoch_end(self, trainer: Trainer, module: TrainableModule, metrics: EpochMetrics) -> None:
         self.wait()  # the previous write's outcome decides whether this epoch is due
