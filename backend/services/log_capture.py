@@ -30,6 +30,7 @@ INFO_LOGGERS = (
     "backend.services.training",
     "backend.services.remote_runner",
     "backend.services.remote_follower",
+    "backend.services.progress",  # "retrying from epoch k on X"
     "backend.services.host_placement",
     "backend.services.ray_placement",
     "backend.adapters.ray_runs",
