@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import socket
 import sys
 import time
@@ -18,6 +17,7 @@ from backend.domain.access import AuthMode, start_refusal
 from backend.errors import AuthSetupError, ListenError, SettingsError
 from backend.main import create_app
 from backend.settings import Settings, load_settings
+from shared.trainkit.cores import default_training_threads
 from shared.trainkit.warm_start import load_training_stack
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def share_cores(settings: Settings, cores: int | None = None) -> int:
     a small model gains nothing from a second thread). Returns the number set."""
     import torch
 
-    threads = settings.local_training_threads or max(1, (cores or available_cores()) - 1)
+    threads = settings.local_training_threads or default_training_threads(cores)
     torch.set_num_threads(threads)
     return threads
 
@@ -98,13 +98,6 @@ def hand_over_the_gil_sooner() -> None:
     median fell from 8-200 ms to ~3 ms and its p99 from 0.3-5 s to 85-150 ms on this busy 2-core
     machine (load 2-7, ``benchmarks/poll_load.py``); a thread running alone is never interrupted."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the platform tells it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def listen(host: str, port: int) -> socket.socket:

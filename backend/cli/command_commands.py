@@ -21,6 +21,7 @@ from backend.cli.options import (
 from backend.cli.progress_display import TrainingProgressDisplay
 from backend.cli.remote_training import submit_and_follow
 from shared.contracts.commands import CommandView
+from shared.contracts.errors import first_error
 
 commands_dir_option = click.option(
     "--commands-dir",
@@ -211,8 +212,8 @@ def _run_local(options: dict[str, Any], command: dict[str, Any]) -> None:
     try:
         request = TrainingRequest(workload="command", command=command, name=options["run_name"])
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise CliFailure(f"{'.'.join(map(str, first['loc']))}: {first['msg']}", EXIT_BAD_INPUT) from exc
+        where, message = first_error(exc)
+        raise CliFailure(f"{where}: {message}", EXIT_BAD_INPUT) from exc
     executor = TrainingExecutor(
         options["data_dir"],
         ModelStorage(options["models_dir"]),

@@ -29,7 +29,13 @@ import httpx
 
 from shared.contracts.bundle import BUNDLE_FILE, BUNDLE_TAR, pack_files
 from shared.contracts.checkpoint_shipping import CheckpointSettings, next_checkpoint
-from shared.contracts.handoff import build_payload, encode_model_inline, payload_bytes, sha256_file
+from shared.contracts.handoff import (
+    build_payload,
+    encode_model_inline,
+    file_chunks,
+    payload_bytes,
+    sha256_file,
+)
 from shared.contracts.host import MODEL_SHA256_HEADER, StartSession
 from shared.contracts.ray_jobs import JOB_TOKEN_ENV, UPLOADED_MODEL_URL, JobProgress
 from shared.contracts.training import ProgressUpdate
@@ -278,13 +284,9 @@ class FolderSink:
         if size <= inline_limit:
             return artifact, encode_model_inline(self.model_file)
         with self.model_file.open("rb") as body:
-            link.call("PUT", "/model", content=_chunks(body), headers={MODEL_SHA256_HEADER: sha256})
+            link.call("PUT", "/model", content=file_chunks(body), headers={MODEL_SHA256_HEADER: sha256})
         logger.info("streamed the model (%d bytes) to the backend", size)
         return artifact, {"encoding": "external", "url": UPLOADED_MODEL_URL, "sha256": sha256, "size": size}
-
-
-def _chunks(source: Any) -> Any:
-    yield from iter(lambda: source.read(1 << 20), b"")
 
 
 def _download(link: BackendLink, url: str, target: Path, sha256: str) -> None:

@@ -24,6 +24,7 @@ from backend.cli.options import (
 )
 from backend.cli.progress_display import TrainingProgressDisplay
 from backend.cli.remote_training import submit_and_follow
+from shared.contracts.errors import first_error
 from shared.contracts.training import TabularSpec, TrainingOverrides, TrainingRequest, Workload
 
 _DATE = click.DateTime(formats=["%Y-%m-%d"])
@@ -254,6 +255,5 @@ def _one_or_many(values: tuple[str, ...]) -> str | list[str]:
 
 
 def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "request"
-    return f"{where}: {first.get('msg', 'invalid')}"
+    where, message = first_error(exc)
+    return f"{where or 'request'}: {message}"

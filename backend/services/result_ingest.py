@@ -41,6 +41,7 @@ from backend.errors import (
 )
 from backend.services.operations import OperationsService
 from shared.contracts.bundle import BUNDLE_FILE, BundleError, unpack_files
+from shared.contracts.errors import first_error
 from shared.contracts.handoff import HandoffError, ModelDigest, decode_inline_model
 from shared.contracts.host import ExternalModel, InlineModel, ResultArtifact, ResultPayload
 from shared.trainkit.executor.types import ModelArtifact, ModelRef, StagedModel
@@ -73,10 +74,10 @@ def parse_payload(body: bytes) -> ResultPayload:
     try:
         return ResultPayload.model_validate_json(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
+        where, message = first_error(exc)
+        field = where or "body"
         raise ResultRejectedError(
-            f"the result payload is not valid: {field}: {first['msg']}", field=field
+            f"the result payload is not valid: {field}: {message}", field=field
         ) from exc
 
 

@@ -12,6 +12,7 @@ from backend.domain.ports import CommandCatalog, StrategyCatalog
 from backend.domain.sweeps import check_path, check_spec, grid_values, trial_body
 from backend.errors import InvalidRequestError, NotFoundError
 from backend.services.training import TrainingService, check_name
+from shared.contracts.errors import first_error
 from shared.contracts.operations import StartTrainingRequest
 from shared.contracts.sweeps import ParamKind, ParamSpec, StartSweepRequest
 from shared.contracts.training import Workload
@@ -95,10 +96,9 @@ class SweepAdmission:
         try:
             self._training.resolve(trial_request(base, strategy, params))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
+            where, message = first_error(exc)
             raise InvalidRequestError(
-                f"space: a trial's request would be invalid at {where}: {first['msg']}", field=f"base.{where}"
+                f"space: a trial's request would be invalid at {where}: {message}", field=f"base.{where}"
             ) from exc
         except InvalidRequestError as exc:
             raise InvalidRequestError(f"space: a trial's request would be invalid: {exc.message}",

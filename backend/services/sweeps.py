@@ -50,6 +50,7 @@ from backend.services.model_aliases import ModelAliasService
 from backend.services.operations import OperationsService
 from backend.services.sweep_admission import SweepAdmission, trial_key, trial_request
 from backend.services.training import TrainingService
+from shared.contracts.errors import first_error
 from shared.contracts.sweeps import StartSweepRequest
 from shared.trainkit.errors import TrainkitError
 
@@ -525,8 +526,8 @@ def _request(sweep: Sweep) -> StartSweepRequest:
 def _refusal(exc: Exception) -> str:
     """What refused a trial's training request, in one line (a pydantic error: its first, located)."""
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        where, message = first_error(exc)
+        return f"{where}: {message}"
     return str(exc)
 
 

@@ -18,6 +18,7 @@ from backend.errors import IdempotencyConflictError, InvalidRequestError
 from backend.services.log_capture import LogCapture
 from backend.services.operations import OperationsService
 from backend.services.ray_placement import resources_of
+from shared.contracts.errors import first_error
 from shared.contracts.operations import StartTrainingRequest
 from shared.contracts.training import TrainingRequest, Workload
 
@@ -171,9 +172,9 @@ class TrainingService:
                 resources=body.resources,
             )
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or _field_of_workload(body.workload)
-            raise InvalidRequestError(f"{field}: {first['msg']}", field=field) from exc
+            where, message = first_error(exc)
+            field = where or _field_of_workload(body.workload)
+            raise InvalidRequestError(f"{field}: {message}", field=field) from exc
 
     def _strategy_of(self, body: StartTrainingRequest) -> tuple[str, str]:
         if bool(body.strategy) == bool(body.strategy_yaml):

@@ -31,6 +31,7 @@ from multiprocessing.synchronize import Event
 
 from host_service.domain.ports import WorkerMessage, WorkerSpec
 from host_service.worker import serve_one_session
+from shared.trainkit.cores import default_training_threads
 from shared.trainkit.warm_start import TRAINING_MODULES
 
 logger = logging.getLogger(__name__)
@@ -47,17 +48,6 @@ WORKER_MODULES = (
 WARM_FORK = sys.platform.startswith("linux")
 #: How long ``close()`` waits for the idle worker to leave on its own before killing it.
 CLOSE_WAIT_S = 5.0
-
-
-def default_training_threads(cores: int | None = None) -> int:
-    """Torch threads of a training: one fewer than the cores (at least one), as the backend gives its
-    in-process trainings. With torch's default of one per core, a training's threads take every core,
-    spinning between operations, and on a busy machine they wait for each other's time slices: on this
-    2-core machine under load a 5-epoch training took 2-3.6 s on two threads, 0.05-0.1 s on one
-    (``benchmarks/host_overhead.py``). A core also stays with the host's API and the session follower."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores - 1)
 
 
 class ProcessWorker:

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from shared.contracts.handoff import sha256_open_file
+from shared.contracts.handoff import file_chunks, sha256_open_file
 from shared.contracts.host import newest_checkpoint
-
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ class NextCheckpoint:
 
     def chunks(self) -> Iterator[bytes]:
         """The file's bytes for a streamed upload."""
-        yield from iter(lambda: self.source.read(_CHUNK), b"")
+        return file_chunks(self.source)
 
 
 @contextmanager

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """The first error of a pydantic validation: its dotted location (``overrides.epochs``; "" at the
+    top) and its message, the two parts every refusal of bad input names."""
+    first = exc.errors()[0]
+    return ".".join(str(part) for part in first.get("loc", ())), str(first.get("msg", "invalid"))
 
 
 class CodedError(Exception):

@@ -27,7 +27,7 @@ import binascii
 import hashlib
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -61,6 +61,11 @@ def sha256_open_file(source: BinaryIO) -> tuple[str, int]:
         size += len(block)
     source.seek(0)
     return digest.hexdigest(), size
+
+
+def file_chunks(source: BinaryIO) -> Iterator[bytes]:
+    """An open file's bytes from where it stands, in chunks: the body of a streamed upload."""
+    yield from iter(lambda: source.read(_READ_CHUNK), b"")
 
 
 def encode_model_inline(path: Path, *, level: int = DEFAULT_GZIP_LEVEL) -> dict[str, Any]:

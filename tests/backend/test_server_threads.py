@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from backend.server import SWITCH_INTERVAL_S, available_cores, hand_over_the_gil_sooner, share_cores
+from backend.server import SWITCH_INTERVAL_S, hand_over_the_gil_sooner, share_cores
 from backend.settings import Settings
+from shared.trainkit.cores import available_cores
 
 
 @pytest.fixture(autouse=True)

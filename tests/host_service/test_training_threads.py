@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from host_service.adapters.worker_process import ForkServerWorkerLauncher, default_training_threads
+from host_service.adapters.worker_process import ForkServerWorkerLauncher
 from host_service.settings import HostSettings
+from shared.trainkit.cores import default_training_threads
 
 
 @pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (8, 7)])
