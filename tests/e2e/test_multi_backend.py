@@ -209,7 +209,7 @@ def test_a_killed_owner_s_host_training_is_adopted_and_completed_once(cluster: C
     assert f"re-attaching to session {session_id}" not in backend_b.log()
 
     backend_a.kill(signal.SIGKILL)
-    wait_until(lambda: cluster.owner_of(op_id) == owner_b, INSTANCE_LEASE_S + 3, "B to adopt the operation")
+    wait_until(lambda: cluster.owner_of(op_id) == owner_b, INSTANCE_LEASE_S + 10, "B to adopt the operation")
     wait_until(
         lambda: f"re-attaching to session {session_id}" in backend_b.log(), 10, "B to follow the session"
     )
