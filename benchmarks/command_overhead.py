@@ -2,7 +2,10 @@
 
 1. The sample program (commands/toy) run directly vs as a command training through the real backend
    (uvicorn, HTTP submit + poll; completion timed by the server's ``completed_at``), same arguments,
-   alternating. Target: ratio <= 1.02.
+   in pairs whose order alternates (direct first, then the API first: a drift of the machine's speed
+   weighs on both sides alike). Target: ratio <= 1.02. Also printed: the service's own time, i.e. the
+   POST to completed minus the program's run as the service timed it (spawn to exit), which the
+   program's run-to-run spread (several % on a shared machine) does not blur.
 2. A chatty program printing 1,000,000 seed-004 lines as fast as it can, through the product's whole
    path (TrainingExecutor -> supervised process group -> reader thread -> parser, metric rows, output.log,
    the operation-log forwarder) vs the same program writing to /dev/null. Target: >= 200,000 lines/s.
@@ -62,7 +65,8 @@ def direct_toy(commands: Path, out: Path, steps: int) -> float:
     return time.perf_counter() - started
 
 
-def api_toy(client: httpx.Client, steps: int) -> float:
+def api_toy(client: httpx.Client, steps: int) -> tuple[float, float]:
+    """Seconds from the POST to completed, and of those the seconds outside the program's run."""
     body = {"workload": "command", "command": {"name": "toy", "params": {"steps": steps, "val_every": 100}}}
     started = time.time()
     op_id = client.post("/api/v1/trainings", json=body).json()["operation_id"]
@@ -71,7 +75,9 @@ def api_toy(client: httpx.Client, steps: int) -> float:
         if op["status"] in ("completed", "failed", "cancelled"):
             if op["status"] != "completed":
                 raise RuntimeError(f"operation {op_id} ended {op['status']}: {op.get('error')}")
-            return datetime.fromisoformat(op["completed_at"]).timestamp() - started
+            elapsed = datetime.fromisoformat(op["completed_at"]).timestamp() - started
+            telemetry = client.get(f"/api/v1/operations/{op_id}/metrics").json()["telemetry"]
+            return elapsed, elapsed - telemetry["command.exit"]["total_s"]
         time.sleep(0.5)
     raise RuntimeError("the command training did not finish within 600 s")
 
@@ -87,23 +93,35 @@ def compare_toy(root: Path, runs: int, steps: int) -> None:
     )
     direct: list[float] = []
     api: list[float] = []
+    service: list[float] = []
     try:
         with httpx.Client(base_url=server.url, timeout=30) as client:
             api_toy(client, 10)
             direct_toy(commands, root / "warm", 10)
-            for _ in range(runs):
-                direct.append(direct_toy(commands, root / "direct", steps))
-                api.append(api_toy(client, steps))
+            for pair in range(runs):
+                if pair % 2:
+                    elapsed, outside = api_toy(client, steps)
+                    direct.append(direct_toy(commands, root / "direct", steps))
+                else:
+                    direct.append(direct_toy(commands, root / "direct", steps))
+                    elapsed, outside = api_toy(client, steps)
+                api.append(elapsed)
+                service.append(outside)
     finally:
         server.stop()
     d, a = statistics.median(direct), statistics.median(api)
-    # Each API run is paired with the direct run just before it: the pairs share the machine's state of
+    # Each API run is paired with the direct run beside it: the pairs share the machine's state of
     # the moment, so their ratios' median shrugs off a slow minute that the medians of the sides do not.
     paired = statistics.median(x / y for x, y in zip(api, direct, strict=True))
-    print(f"1. toy, {steps} steps, {runs} runs each, alternating")
+    own = statistics.median(service)
+    print(f"1. toy, {steps} steps, {runs} pairs, direct and API first in turn")
     print(f"   direct          median {d:.3f} s  runs {[round(x, 3) for x in direct]}")
     print(f"   command via API median {a:.3f} s  runs {[round(x, 3) for x in api]}")
     print(f"   ratio of medians {a / d:.3f}; median of paired ratios {paired:.3f} (target <= 1.02)")
+    print(
+        f"   the service's own time (POST to completed minus the program's spawn to exit): median "
+        f"{own * 1000:.0f} ms = {own / d:.2%} of the direct run  runs {[round(x * 1000) for x in service]}"
+    )
 
 
 def executor(root: Path) -> TrainingExecutor:
@@ -172,7 +190,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=8, help="pairs of runs (direct, API)")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--parts", default="1,2,3", help="which measurements to run, e.g. --parts 2")
     args = parser.parse_args()

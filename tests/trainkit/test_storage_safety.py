@@ -266,3 +266,47 @@ def test_a_pointer_that_cannot_be_switched_does_not_fail_a_stored_save(
     assert "cleanup_stale repairs it" in caplog.text
     assert store.get_version("trend", "EURUSD_1h").version == 2
     assert store.read_file("trend", "EURUSD_1h", 2, "model.safetensors") == b"second"
+
+
+def test_every_file_and_folder_of_a_version_is_fsynced_before_it_becomes_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fsyncs run together (one thread each), but all of them end before the rename publishes."""
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        with lock:
+            events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+
+    def rename(source: str | Path, target: str | Path) -> None:
+        real_rename(source, target)
+        with lock:
+            events.append(("rename", str(target)))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    (out / "model.pt").write_bytes(b"weights")
+    (out / "sub" / "log.json").write_text("{}")
+    files = {"model.pt": out / "model.pt", "sub/log.json": out / "sub" / "log.json"}
+    command_artifact = ModelArtifact(
+        strategy="toy",
+        name="run",
+        model_bytes=b"",
+        config={},
+        metrics={},
+        features={},
+        metadata={},
+        files=files,
+    )
+    final = Path(ModelStorage(tmp_path / "models").save(command_artifact).path)
+    published = events.index(("rename", str(final)))
+    synced = {Path(path) for kind, path in events[:published] if kind == "fsync"}
+    temp = next(p for p in synced if p.name.startswith(".tmp-"))  # the temp folder, renamed since
+    expected = {temp} | {temp / p.relative_to(final) for p in final.rglob("*")}
+    assert expected <= synced, sorted(str(p) for p in expected - synced)
+    assert ("fsync", str(final.parent)) in events[published:]  # and the rename itself is made durable

@@ -6,7 +6,8 @@ stored before the switch, or received from an older host), ``config.json``, ``me
 sha256 and size of every other file), and a relative symlink ``{name}_latest -> {name}_v{N}``.
 
 Crash safety: a version is written into a hidden temp folder next to its final place, every file and
-the folder fsynced, then renamed into place in one step; delete renames to a hidden trash name first.
+folder of it fsynced (all at once: one journal commit, not one per file), then renamed into place in one
+step; delete renames to a hidden trash name first.
 Hidden folders are never listed and :meth:`ModelStorage.cleanup_stale` sweeps them.
 Race safety: see :mod:`~shared.trainkit.storage.version_claims` (per-model ``flock``; POSIX only).
 """
@@ -32,14 +33,15 @@ from shared.trainkit.executor.types import ModelArtifact, ModelRef
 from shared.trainkit.model_file import model_file_name
 from shared.trainkit.storage.archive import stream_zip
 from shared.trainkit.storage.durable_files import (
-    copy_durably,
+    copy_new,
+    fsync_all,
     fsync_dir,
     move_aside,
-    move_durably,
+    move_new,
     remove_symlink,
     switch_symlink,
+    write_new,
 )
-from shared.trainkit.storage.durable_files import write_durably as _write_durably
 from shared.trainkit.storage.integrity import (
     METADATA_FILE,
     file_manifest,
@@ -75,14 +77,15 @@ FILES_DIR = "files"
 class ModelStorage:
     """Implements :class:`~shared.trainkit.executor.types.ModelSink` and the model query interface.
 
-    ``write_file`` writes one file durably; tests inject a failing one to simulate a crash mid-save.
+    ``write_file`` writes one new file (the save fsyncs the version's files together once all are
+    written); tests inject a failing one to simulate a crash mid-save.
     """
 
     def __init__(
         self,
         root: Path,
         *,
-        write_file: FileWriter = _write_durably,
+        write_file: FileWriter = write_new,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.root = Path(root)
@@ -151,13 +154,17 @@ class ModelStorage:
         temp = strategy_dir / f"{TEMP_PREFIX}{final.name}-{uuid.uuid4().hex}"
         try:
             os.mkdir(temp)
+            written = [temp]
             for filename, data in payload.items():
                 self._write_file(temp / filename, data)
+                written.append(temp / filename)
             for filename, source in (moved or {}).items():
-                move_durably(source, temp / filename)
+                move_new(source, temp / filename)
+                written.append(temp / filename)
             for relative, source in (files or {}).items():
-                copy_durably(source, temp / relative)
-            fsync_dir(temp)
+                written.extend(copy_new(source, temp / relative))
+                written.append(temp / relative)
+            fsync_all(written)  # every byte and entry of the version on disk before it becomes visible
             with model_lock(strategy_dir, name):
                 os.rename(temp, final)  # fails if a non-empty ``final`` exists: nothing is ever clobbered
                 fsync_dir(strategy_dir)

@@ -165,7 +165,8 @@ class CommandWorkload(Workload):
         started = time.perf_counter()
         run.cancel.raise_if_cancelled("starting")
         run.tracker.start("starting", f"Starting {self.spec.name}")
-        self.validate()
+        if self.template is None:  # not yet validated by this run (its provenance record reads the inputs)
+            self.validate()
         assert self.template is not None
         if run.run_dir is not None:
             _write_run_file(run.run_dir, self.spec.name, self.values, run.provenance)
