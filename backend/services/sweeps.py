@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from backend.adapters.db.sweeps import SqlSweepRepository
 from backend.domain.instances import Liveness
-from backend.domain.operations import INTERRUPTED, Operation, OperationStatus
+from backend.domain.operations import INTERRUPTED, Operation, OperationStatus, OperationSummary
 from backend.domain.ports import Clock, CommandCatalog, StrategyCatalog
 from backend.domain.pruning import MedianPruning
 from backend.domain.sweeps import (
@@ -82,6 +82,18 @@ class Importances(NamedTuple):
     values: dict[str, float] | None
     trials: int
     at: datetime
+
+
+class SweepSnapshot(NamedTuple):
+    """A sweep as its views show it, read in the same few statements whatever its number of trials: its
+    trials, the best one, the operations of those shown (each trial's; only the best's in a list) and
+    its importances (None in a list)."""
+
+    sweep: Sweep
+    trials: list[SweepTrial]
+    best: SweepTrial | None
+    operations: dict[str, OperationSummary]
+    importances: Importances | None
 
 
 class Pruning(NamedTuple):
@@ -214,11 +226,24 @@ class SweepService:
             )
         return sweep
 
-    def list_sweeps(self) -> list[Sweep]:
-        return self._repo.all()
+    def snapshot(self, sweep: Sweep) -> SweepSnapshot:
+        """``sweep`` with every trial's operation (an open trial's with its history: its values so far)
+        and its importances."""
+        trials = self._repo.trials(sweep.id)
+        ops = self._ops.summaries(
+            (t.operation_id for t in trials if t.operation_id),
+            histories=(t.operation_id for t in trials if t.operation_id and t.state == "open"),
+        )
+        best = best_trial(trials, _request(sweep).objective.direction)
+        return SweepSnapshot(sweep, trials, best, ops, self.importances(sweep, trials))
 
-    def trials(self, sweep_id: str) -> list[SweepTrial]:
-        return self._repo.trials(sweep_id)
+    def snapshots(self) -> list[SweepSnapshot]:
+        """Every sweep (the 200 newest), newest first, with its best trial's operation only."""
+        listed = self._repo.all()
+        trials = self._repo.trials_of([s.id for s in listed])
+        bests = {s.id: best_trial(trials[s.id], _request(s).objective.direction) for s in listed}
+        ops = self._ops.summaries(b.operation_id for b in bests.values() if b is not None and b.operation_id)
+        return [SweepSnapshot(s, trials[s.id], bests[s.id], ops, None) for s in listed]
 
     def operation(self, op_id: str) -> Operation | None:
         try:
@@ -226,12 +251,12 @@ class SweepService:
         except NotFoundError:
             return None
 
-    def importances(self, sweep: Sweep) -> Importances | None:
+    def importances(self, sweep: Sweep, trials: list[SweepTrial]) -> Importances | None:
         """The sweep's parameter importances, computed again only when trials completed since. While it
         runs, at most every ``IMPORTANCES_REFRESH_S``, the first that long after it started (a short
         sweep's trials train beside none); a finished sweep's once more, from all its completed trials.
         A view asked while another computes gets the previous ones (None when there are none yet)."""
-        done = sum(1 for t in self._repo.trials(sweep.id) if t.state == "complete")
+        done = sum(1 for t in trials if t.state == "complete")
         kept = self._importances.get(sweep.id)
         if kept is not None and kept.trials == done:
             return kept

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, exists, func, or_, select, text, update
+from sqlalchemy import Engine, Select, case, exists, func, null, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -17,6 +18,7 @@ from backend.domain.operations import (
     OperationError,
     OperationFilter,
     OperationStatus,
+    OperationSummary,
     Progress,
     ProjectSummary,
 )
@@ -212,6 +214,35 @@ class SqlOperationRepository:
                 .offset(offset)
             ).all()
             return [_to_domain(r) for r in rows], total
+
+    def summaries(self, op_ids: Collection[str], *, histories: Collection[str]) -> list[OperationSummary]:
+        if not op_ids:
+            return []
+        # The model is read out of the result in SQL: a result carries its whole history too.
+        history = (
+            case((OperationRow.id.in_(list(histories)), OperationRow.history), else_=null())
+            if histories
+            else null()
+        )
+        query = select(
+            OperationRow.id,
+            OperationRow.status,
+            OperationRow.error_code,
+            OperationRow.error_message,
+            OperationRow.result["model"],
+            history,
+        ).where(OperationRow.id.in_(list(op_ids)))
+        with self._sessions() as session:
+            return [
+                OperationSummary(
+                    op_id,
+                    OperationStatus(status),
+                    (message or "") if code is not None else None,
+                    model,
+                    tuple(rows or ()),
+                )
+                for op_id, status, code, message, model, rows in session.execute(query)
+            ]
 
     def pending_ids(self) -> list[str]:
         with self._sessions() as session:
