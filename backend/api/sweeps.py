@@ -107,8 +107,9 @@ def list_sweeps(sweeps: SweepsDep) -> SweepList:
 @router.get("/{sweep_id}", response_model=SweepView, responses=error_responses(404))
 def get_sweep(sweep_id: SweepId, sweeps: SweepsDep) -> SweepView:
     """One sweep: its trials (params, objective, status, values reported per step), the best trial
-    and, once Optuna can compute them, the parameter importances (while the sweep runs: at most once a
-    minute, the first a minute after it started; ``importances_trials`` says from how many trials)."""
+    and, once Optuna can compute them, the parameter importances (while the sweep runs: as soon as two
+    trials completed, then at most once a minute, in the background; ``importances_trials`` says from
+    how many trials)."""
     return sweep_view(sweeps.snapshot(sweeps.get(sweep_id)), detail=True)
 
 
