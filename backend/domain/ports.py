@@ -62,8 +62,8 @@ class OperationRepository(Protocol):
         ...
 
     def summaries(self, op_ids: Collection[str], *, histories: Collection[str]) -> list[OperationSummary]:
-        """Those of ``op_ids`` that exist, in one statement, with the history only of those in
-        ``histories`` (any order)."""
+        """Those of ``op_ids`` that exist, in one statement (per thousand ids), with the history only
+        of those in ``histories`` (any order)."""
         ...
 
     def pending_ids(self) -> list[str]:

@@ -37,6 +37,10 @@ _SET_AT_CREATION = (
     "submitted_by",
 )
 
+#: Ids bound in one ``summaries`` statement: a sweep's trials can outnumber the bound parameters a
+#: statement may have (32766 on SQLite, 65535 on PostgreSQL).
+SUMMARIES_PER_STATEMENT = 1000
+
 #: Changed only by ``claim`` and ``adopt``: a stale snapshot written by ``save`` never moves an
 #: operation back to a backend that lost it (``save`` also refuses a snapshot of another owner).
 _OWNERSHIP = ("owner_id",)
@@ -216,33 +220,23 @@ class SqlOperationRepository:
             return [_to_domain(r) for r in rows], total
 
     def summaries(self, op_ids: Collection[str], *, histories: Collection[str]) -> list[OperationSummary]:
-        if not op_ids:
-            return []
-        # The model is read out of the result in SQL: a result carries its whole history too.
-        history = (
-            case((OperationRow.id.in_(list(histories)), OperationRow.history), else_=null())
-            if histories
-            else null()
-        )
-        query = select(
-            OperationRow.id,
-            OperationRow.status,
-            OperationRow.error_code,
-            OperationRow.error_message,
-            OperationRow.result["model"],
-            history,
-        ).where(OperationRow.id.in_(list(op_ids)))
+        ids, with_history = sorted(op_ids), set(histories)
+        found: list[OperationSummary] = []
         with self._sessions() as session:
-            return [
-                OperationSummary(
-                    op_id,
-                    OperationStatus(status),
-                    (message or "") if code is not None else None,
-                    model,
-                    tuple(rows or ()),
+            for start in range(0, len(ids), SUMMARIES_PER_STATEMENT):
+                chunk = ids[start : start + SUMMARIES_PER_STATEMENT]
+                rows = session.execute(_summaries_query(chunk, [i for i in chunk if i in with_history]))
+                found.extend(
+                    OperationSummary(
+                        op_id,
+                        OperationStatus(status),
+                        (message or "") if code is not None else None,
+                        model,
+                        tuple(history or ()),
+                    )
+                    for op_id, status, code, message, model, history in rows
                 )
-                for op_id, status, code, message, model, rows in session.execute(query)
-            ]
+        return found
 
     def pending_ids(self) -> list[str]:
         with self._sessions() as session:
@@ -283,6 +277,21 @@ class SqlOperationRepository:
     def ping(self) -> None:
         with self._sessions() as session:
             session.execute(text("SELECT 1"))
+
+
+def _summaries_query(op_ids: list[str], histories: list[str]) -> Select[Any]:
+    # The model is read out of the result in SQL: a result carries its whole history too.
+    history = (
+        case((OperationRow.id.in_(histories), OperationRow.history), else_=null()) if histories else null()
+    )
+    return select(
+        OperationRow.id,
+        OperationRow.status,
+        OperationRow.error_code,
+        OperationRow.error_message,
+        OperationRow.result["model"],
+        history,
+    ).where(OperationRow.id.in_(op_ids))
 
 
 def _filtered(query: Select[Any], where: OperationFilter) -> Select[Any]:
