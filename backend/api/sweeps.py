@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Path, Request, Response, status
 
 from backend.api.dependencies import CallerDep, get_components
 from backend.api.error_handlers import error_responses
-from backend.domain.sweeps import Sweep, SweepTrial, best_trial, trial_values
-from backend.services.sweeps import SweepService
+from backend.domain.operations import OperationSummary
+from backend.domain.sweeps import SweepTrial, trial_values
+from backend.services.sweeps import SweepService, SweepSnapshot
 from shared.contracts.results import ModelRefView, lenient
 from shared.contracts.sweeps import (
     Objective,
@@ -33,10 +34,9 @@ def get_sweeps(request: Request) -> SweepService:
 SweepsDep = Annotated[SweepService, Depends(get_sweeps)]
 
 
-def trial_view(sweeps: SweepService, trial: SweepTrial, metric: str) -> SweepTrialView:
-    op = sweeps.operation(trial.operation_id)
+def trial_view(trial: SweepTrial, op: OperationSummary | None, metric: str) -> SweepTrialView:
     state = op.status.value if op is not None else ("failed" if trial.state != "open" else "pending")
-    model = (op.result or {}).get("model") if op is not None else None
+    model = op.model if op is not None else None
     return SweepTrialView(
         number=trial.number,
         operation_id=trial.operation_id,
@@ -45,21 +45,19 @@ def trial_view(sweeps: SweepService, trial: SweepTrial, metric: str) -> SweepTri
         objective=trial.objective,
         intermediate=trial_values(trial, metric, op.history if op is not None else ()),
         model=lenient(ModelRefView, model) if isinstance(model, dict) and "version" in model else None,
-        error=trial.error
-        or (op.error.message if op is not None and op.error and state == "failed" else None),
+        error=trial.error or (op.error_message if op is not None and state == "failed" else None),
     )
 
 
-def sweep_view(sweeps: SweepService, sweep: Sweep, *, detail: bool) -> SweepView:
+def sweep_view(snapshot: SweepSnapshot, *, detail: bool) -> SweepView:
+    sweep, trials, ops = snapshot.sweep, snapshot.trials, snapshot.operations
     request = StartSweepRequest.model_validate(sweep.request["sweep"])
-    trials = sweeps.trials(sweep.id)
     metric = request.objective.metric
-    views = [trial_view(sweeps, t, metric) for t in trials] if detail else []
+    views = [trial_view(t, ops.get(t.operation_id), metric) for t in trials] if detail else []
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.state] = counts.get(t.state, 0) + 1
-    best = best_trial(trials, request.objective.direction)
-    importances = sweeps.importances(sweep) if detail else None
+    best, importances = snapshot.best, snapshot.importances
     return SweepView(
         sweep_id=sweep.id,
         name=request.name,
@@ -73,7 +71,7 @@ def sweep_view(sweeps: SweepService, sweep: Sweep, *, detail: bool) -> SweepView
         created_at=sweep.created_at,
         completed_at=sweep.completed_at,
         counts=counts,
-        best=trial_view(sweeps, best, metric) if best is not None else None,
+        best=trial_view(best, ops.get(best.operation_id), metric) if best is not None else None,
         best_alias=sweep.best_alias,
         error=sweep.error,
         submitted_by=sweep.submitted_by,
@@ -103,18 +101,19 @@ def start_sweep(
 @router.get("", response_model=SweepList)
 def list_sweeps(sweeps: SweepsDep) -> SweepList:
     """Every sweep, newest first, with its trial counts and best trial (no trial list)."""
-    return SweepList(items=[sweep_view(sweeps, s, detail=False) for s in sweeps.list_sweeps()])
+    return SweepList(items=[sweep_view(s, detail=False) for s in sweeps.snapshots()])
 
 
 @router.get("/{sweep_id}", response_model=SweepView, responses=error_responses(404))
 def get_sweep(sweep_id: SweepId, sweeps: SweepsDep) -> SweepView:
     """One sweep: its trials (params, objective, status, values reported per step), the best trial
-    and, once Optuna can compute them, the parameter importances (while the sweep runs: at most once a
-    minute, the first a minute after it started; ``importances_trials`` says from how many trials)."""
-    return sweep_view(sweeps, sweeps.get(sweep_id), detail=True)
+    and, once Optuna can compute them, the parameter importances (while the sweep runs: as soon as two
+    trials completed, then at most once a minute, in the background; ``importances_trials`` says from
+    how many trials)."""
+    return sweep_view(sweeps.snapshot(sweeps.get(sweep_id)), detail=True)
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepView, responses=error_responses(404, 409))
 def cancel_sweep(sweep_id: SweepId, sweeps: SweepsDep) -> SweepView:
     """Cancel: running trials are cancelled and no new one starts; 409 when it has finished."""
-    return sweep_view(sweeps, sweeps.cancel(sweep_id), detail=True)
+    return sweep_view(sweeps.snapshot(sweeps.cancel(sweep_id)), detail=True)

@@ -147,6 +147,31 @@ class OperationFilter:
 
 
 @dataclass(frozen=True)
+class OperationSummary:
+    """What a view of many operations at once (a sweep's trials) shows of each: its status, its error's
+    message, its result's model, and its history only when asked for (an epoch row each: the most of a
+    finished training's row)."""
+
+    id: str
+    status: OperationStatus
+    #: The error's message when it has one (possibly empty), else None.
+    error_message: str | None = None
+    #: ``result["model"]`` (None when it has no result or no model).
+    model: Any = None
+    history: tuple[dict[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, op: Operation, *, history: bool) -> OperationSummary:
+        return cls(
+            op.id,
+            op.status,
+            op.error.message if op.error is not None else None,
+            (op.result or {}).get("model"),
+            op.history if history else (),
+        )
+
+
+@dataclass(frozen=True)
 class ProjectSummary:
     """A project's operations counted by status, and when any of them last changed."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from backend.domain.operations import (
     OperationError,
     OperationFilter,
     OperationStatus,
+    OperationSummary,
     ProjectSummary,
 )
 from backend.domain.ray_cluster import JobResources, RayClusterState, RayJob
@@ -58,6 +59,11 @@ class OperationRepository(Protocol):
 
     def find(self, where: OperationFilter, *, limit: int, offset: int) -> tuple[list[Operation], int]:
         """A page of the operations ``where`` selects, newest first, and how many it selects in all."""
+        ...
+
+    def summaries(self, op_ids: Collection[str], *, histories: Collection[str]) -> list[OperationSummary]:
+        """Those of ``op_ids`` that exist, in one statement (per thousand ids), with the history only
+        of those in ``histories`` (any order)."""
         ...
 
     def pending_ids(self) -> list[str]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from backend.errors import InvalidRequestError
 from shared.contracts.sweeps import ParamKind, ParamSpec
@@ -67,6 +67,31 @@ class SweepTrial:
     reported: dict[int, float] = field(default_factory=dict)
     #: Why it failed when it has no operation to tell it: the refusal of its training request.
     error: str | None = None
+
+
+class Importances(NamedTuple):
+    """A sweep's parameter importances (None: Optuna cannot compute them yet), the number of completed
+    trials they were computed from, and when."""
+
+    values: dict[str, float] | None
+    trials: int
+    at: datetime
+
+
+def importances_due(
+    kept: Importances | None, completed: int, *, finished: bool, now: datetime, every_s: float
+) -> bool:
+    """Whether a sweep's importances are computed again, ``completed`` trials completed and ``kept``
+    the last ones: only when trials completed since. While it runs, from ``MIN_IMPORTANCE_TRIALS``
+    completed trials on (fewer: Optuna has nothing to fit), the first at once and then at most every
+    ``every_s``; a finished sweep's once more, from all its completed trials."""
+    if kept is not None and kept.trials == completed:
+        return False
+    if finished:
+        return True
+    if completed < MIN_IMPORTANCE_TRIALS:
+        return False
+    return kept is None or (now - kept.at).total_seconds() >= every_s
 
 
 def best_alias(sweep_id: str) -> str:

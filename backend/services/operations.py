@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from backend.domain.operations import (
     OperationError,
     OperationFilter,
     OperationStatus,
+    OperationSummary,
     Progress,
     ProjectSummary,
     retry_operation,
@@ -121,6 +122,23 @@ class OperationsService:
                 operation_id=shown,
             )
         return op
+
+    def summaries(
+        self, op_ids: Iterable[str], *, histories: Iterable[str] = ()
+    ) -> dict[str, OperationSummary]:
+        """Operation id -> its summary, for those of ``op_ids`` that exist, with the history of those
+        in ``histories``: the running and finished ones this backend holds from memory (as ``get``
+        reads them), all the others in one read."""
+        wanted, with_history = set(op_ids), set(histories)
+        found: dict[str, OperationSummary] = {}
+        for op_id in wanted:
+            cached = self.get_cached(op_id)
+            if cached is not None:
+                found[op_id] = OperationSummary.of(cached, history=op_id in with_history)
+        rest = wanted - found.keys()
+        for summary in self._repo.summaries(rest, histories=with_history & rest):
+            found[summary.id] = summary
+        return found
 
     def _remember_finished(self, op: Operation) -> None:
         with self._cache_lock:

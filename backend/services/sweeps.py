@@ -22,26 +22,27 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 
 from backend.adapters.db.sweeps import SqlSweepRepository
 from backend.domain.instances import Liveness
-from backend.domain.operations import INTERRUPTED, Operation, OperationStatus
+from backend.domain.operations import INTERRUPTED, Operation, OperationStatus, OperationSummary
 from backend.domain.ports import Clock, CommandCatalog, StrategyCatalog
 from backend.domain.pruning import MedianPruning
 from backend.domain.sweeps import (
-    MIN_IMPORTANCE_TRIALS,
     PRUNER_TOKEN,
     SWEEP_TERMINAL,
+    Importances,
     RunningValues,
     Sweep,
     SweepStatus,
     SweepTrial,
     best_alias,
     best_trial,
+    importances_due,
     intermediate_of,
     objective_of,
 )
@@ -66,22 +67,30 @@ class SweepNotFoundError(NotFoundError):
     code = "sweep_not_found"
 
 
-#: How often a running sweep's parameter importances are recomputed at most, the first time that long
-#: after it started. A computation fits Optuna's fANOVA random forest (a tenth of a second and more of
-#: CPU; the first in a process imports scikit-learn, more): once per completed trial it took a sweep of
-#: short trials' CPU from the trials beside it (issue 14). A finished sweep's are computed once.
+#: How often a running sweep's parameter importances are recomputed at most, the first as soon as
+#: enough trials completed. A computation fits Optuna's fANOVA random forest (a tenth of a second and
+#: more of CPU; the first in a process imports scikit-learn, a second and more): once per completed
+#: trial it took a sweep of short trials' CPU from the trials beside it (issue 14). A running sweep's
+#: are computed on a thread of their own, the view that asked answering the previous ones; a finished
+#: sweep's once, by the view that asks first.
 IMPORTANCES_REFRESH_S = 60.0
 #: Sweeps whose importances are kept (the most recently computed).
 IMPORTANCES_KEPT = 64
+#: How long a finished sweep's view waits for a running sweep's computation to end before it answers
+#: the importances it has (a computation takes seconds at most).
+IMPORTANCES_WAIT_S = 30.0
 
 
-class Importances(NamedTuple):
-    """A sweep's parameter importances (None: Optuna cannot compute them yet), the number of completed
-    trials they were computed from, and when."""
+class SweepSnapshot(NamedTuple):
+    """A sweep as its views show it, read in the same few statements whatever its number of trials: its
+    trials, the best one, the operations of those shown (each trial's; only the best's in a list) and
+    its importances (None in a list)."""
 
-    values: dict[str, float] | None
-    trials: int
-    at: datetime
+    sweep: Sweep
+    trials: list[SweepTrial]
+    best: SweepTrial | None
+    operations: dict[str, OperationSummary]
+    importances: Importances | None
 
 
 class Pruning(NamedTuple):
@@ -123,9 +132,11 @@ class SweepService:
         self._liveness = liveness
         self._new_id = new_id
         self._me = operations.instance_id
-        #: Sweep id -> its importances as last computed (oldest first); one computation at a time.
+        #: Sweep id -> its importances as last computed (oldest first); one computation at a time, a
+        #: running sweep's on the importances thread (which releases the lock when it is done).
         self._importances: dict[str, Importances] = {}
         self._importances_lock = threading.Lock()
+        self._fitter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweep-importances")
         #: Trial operation id -> its sweep id, for the trials this backend drives (read by the driver's
         #: event listener on any thread: single dict operations only).
         self._watched: dict[str, str] = {}
@@ -149,7 +160,9 @@ class SweepService:
         return self._studies_made
 
     def close(self) -> None:
-        """Close Optuna's connections (at shutdown, after the driver stopped)."""
+        """Close Optuna's connections (at shutdown, after the driver stopped), after the importances
+        computation under way if there is one."""
+        self._fitter.shutdown(wait=True)
         if self._studies_made is not None:
             self._studies_made.close()
 
@@ -214,11 +227,24 @@ class SweepService:
             )
         return sweep
 
-    def list_sweeps(self) -> list[Sweep]:
-        return self._repo.all()
+    def snapshot(self, sweep: Sweep) -> SweepSnapshot:
+        """``sweep`` with every trial's operation (an open trial's with its history: its values so far)
+        and its importances."""
+        trials = self._repo.trials(sweep.id)
+        ops = self._ops.summaries(
+            (t.operation_id for t in trials if t.operation_id),
+            histories=(t.operation_id for t in trials if t.operation_id and t.state == "open"),
+        )
+        best = best_trial(trials, _request(sweep).objective.direction)
+        return SweepSnapshot(sweep, trials, best, ops, self.importances(sweep, trials))
 
-    def trials(self, sweep_id: str) -> list[SweepTrial]:
-        return self._repo.trials(sweep_id)
+    def snapshots(self) -> list[SweepSnapshot]:
+        """Every sweep (the 200 newest), newest first, with its best trial's operation only."""
+        listed = self._repo.all()
+        trials = self._repo.trials_of([s.id for s in listed])
+        bests = {s.id: best_trial(trials[s.id], _request(s).objective.direction) for s in listed}
+        ops = self._ops.summaries(b.operation_id for b in bests.values() if b is not None and b.operation_id)
+        return [SweepSnapshot(s, trials[s.id], bests[s.id], ops, None) for s in listed]
 
     def operation(self, op_id: str) -> Operation | None:
         try:
@@ -226,31 +252,59 @@ class SweepService:
         except NotFoundError:
             return None
 
-    def importances(self, sweep: Sweep) -> Importances | None:
-        """The sweep's parameter importances, computed again only when trials completed since. While it
-        runs, at most every ``IMPORTANCES_REFRESH_S``, the first that long after it started (a short
-        sweep's trials train beside none); a finished sweep's once more, from all its completed trials.
-        A view asked while another computes gets the previous ones (None when there are none yet)."""
-        done = sum(1 for t in self._repo.trials(sweep.id) if t.state == "complete")
+    def importances(self, sweep: Sweep, trials: list[SweepTrial]) -> Importances | None:
+        """The sweep's parameter importances, computed again when :func:`importances_due` says so:
+        a finished sweep's here (waiting for a computation under way first), a running sweep's on the
+        importances thread, this view answering the previous ones (None when there are none yet)."""
+        done = sum(1 for t in trials if t.state == "complete")
         kept = self._importances.get(sweep.id)
-        if kept is not None and kept.trials == done:
+        finished = sweep.status in SWEEP_TERMINAL
+        now = self._clock.now()
+        if not importances_due(kept, done, finished=finished, now=now, every_s=IMPORTANCES_REFRESH_S):
             return kept
-        if sweep.status not in SWEEP_TERMINAL:
-            fitted = kept is not None and kept.trials >= MIN_IMPORTANCE_TRIALS  # fewer: no fit, cheap
-            since = kept.at if kept is not None and fitted else sweep.created_at
-            if (self._clock.now() - since).total_seconds() < IMPORTANCES_REFRESH_S:
-                return kept
-        if not self._importances_lock.acquire(blocking=False):
+        if not finished:
+            self._fit_later(sweep, done)
+            return kept
+        if not self._importances_lock.acquire(timeout=IMPORTANCES_WAIT_S):
             return kept
         try:
-            fresh = Importances(self._studies.importances(sweep.id, _request(sweep)), done, self._clock.now())
-            self._importances.pop(sweep.id, None)
-            self._importances[sweep.id] = fresh  # the most recent last
-            while len(self._importances) > IMPORTANCES_KEPT:
-                self._importances.pop(next(iter(self._importances)))
-            return fresh
+            kept = self._importances.get(sweep.id)
+            if kept is not None and kept.trials == done:
+                return kept  # another view computed them meanwhile
+            return self._fit(sweep, done)
         finally:
             self._importances_lock.release()
+
+    def _fit_later(self, sweep: Sweep, done: int) -> None:
+        """Compute ``sweep``'s importances on the importances thread, unless one computes already (a
+        later view asks again) or one just stored made it not due any more."""
+        if not self._importances_lock.acquire(blocking=False):
+            return
+        kept = self._importances.get(sweep.id)
+        now = self._clock.now()
+        if not importances_due(kept, done, finished=False, now=now, every_s=IMPORTANCES_REFRESH_S):
+            self._importances_lock.release()
+            return
+        try:
+            self._fitter.submit(self._fit_and_release, sweep, done)
+        except RuntimeError:  # shut down
+            self._importances_lock.release()
+
+    def _fit_and_release(self, sweep: Sweep, done: int) -> None:
+        try:
+            self._fit(sweep, done)
+        except Exception:
+            logger.exception("sweep %s: its parameter importances could not be computed", sweep.id)
+        finally:
+            self._importances_lock.release()
+
+    def _fit(self, sweep: Sweep, done: int) -> Importances:
+        fresh = Importances(self._studies.importances(sweep.id, _request(sweep)), done, self._clock.now())
+        self._importances.pop(sweep.id, None)
+        self._importances[sweep.id] = fresh  # the most recent last
+        while len(self._importances) > IMPORTANCES_KEPT:
+            self._importances.pop(next(iter(self._importances)))
+        return fresh
 
     def cancel(self, sweep_id: str) -> Sweep:
         """Cancel: running trials are cancelled at once (through any backend) and no new one starts;

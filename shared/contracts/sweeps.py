@@ -139,9 +139,10 @@ class SweepView(BaseModel):
     trials: list[SweepTrialView] = Field(default_factory=list)
     importances: dict[str, float] | None = Field(
         None,
-        description="Optuna's parameter importances, once two trials completed. While the sweep runs they "
-        "are recomputed at most once a minute, the first a minute after it started (a computation takes "
-        "CPU from the trials); a finished sweep's are from all its completed trials.",
+        description="Optuna's parameter importances, from when two trials completed. While the sweep runs "
+        "they are recomputed at most once a minute (a computation takes CPU from the trials), in the "
+        "background: a view may show the previous ones; a finished sweep's are from all its completed "
+        "trials.",
     )
     importances_trials: int | None = Field(
         None, description="How many completed trials the importances were computed from."

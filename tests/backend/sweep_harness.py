@@ -114,3 +114,72 @@ async def wait_sweep(
 
 def finished(body: dict[str, Any]) -> bool:
     return body.get("status") in ("completed", "failed", "cancelled")
+
+
+def fabricated_sweep(components: Any, *, trials: int, epochs: int = 50) -> str:
+    """A finished sweep of ``trials`` trials written straight to the app's database (no training runs):
+    all but three completed with a model and ``epochs`` history rows; one still running, half-way
+    through its history; one failed with an error; one refused before it had an operation. Its Optuna
+    study holds no trial (its importances are None, computed once). The sweep's id."""
+    from backend.adapters.db.operations import SqlOperationRepository
+    from backend.adapters.db.sweeps import SqlSweepRepository
+    from backend.adapters.optuna_studies import OptunaStudies
+    from backend.domain.operations import Operation, OperationError, OperationStatus
+    from backend.domain.sweeps import Sweep, SweepStatus, SweepTrial
+    from backend.services.sweeps import new_sweep_id
+    from shared.contracts.sweeps import StartSweepRequest
+
+    assert trials >= 4, "a completed, a running, a failed and a refused trial"
+    request = StartSweepRequest.model_validate(strategy_sweep(n_trials=trials))
+    now = components.operations.now()
+    sweep_id = new_sweep_id()
+    ops, sweeps = SqlOperationRepository(components.db), SqlSweepRepository(components.db)
+    studies = OptunaStudies(components.db.url.render_as_string(hide_password=False))
+    try:
+        studies.create(sweep_id, request)
+    finally:
+        studies.close()
+    sweeps.add(Sweep(sweep_id, SweepStatus.COMPLETED, {"sweep": request.model_dump(mode="json")}, now, now))
+    for n in range(trials):
+        params = {"overrides.learning_rate": 0.001 * (n + 1), "strategy.labels.threshold": 0.02}
+        if n == trials - 1:  # refused: no operation
+            sweeps.put_trial(
+                SweepTrial(sweep_id, n, n, "", params, "fail", error="its training could not start: x")
+            )
+            continue
+        status, shown = OperationStatus.COMPLETED, epochs
+        if n == trials - 2:
+            status, shown = OperationStatus.FAILED, epochs // 3
+        elif n == trials - 3:
+            status, shown = OperationStatus.RUNNING, epochs // 2
+        history = tuple(
+            {"epoch": e, "loss": 1.0 / (e + n + 1), "val_loss": 1.0 / (e + 1) + 0.01 * n, "accuracy": 0.5}
+            for e in range(1, shown + 1)
+        )
+        done = status is OperationStatus.COMPLETED
+        model = {"strategy": "trend_momentum", "name": "sweep", "version": n + 1, "path": f"models/{n + 1}"}
+        op = Operation(
+            id=f"{sweep_id}-op{n}",
+            type="training",
+            status=status,
+            execution_mode="local",
+            mode_reason="",
+            request={"strategy": "trend_momentum"},
+            created_at=now,
+            updated_at=now,
+            result={"model": model, "test_metrics": {"loss": 0.5}, "history": list(history)}
+            if done
+            else None,
+            error=OperationError("training_failed", f"trial {n} diverged")
+            if status is OperationStatus.FAILED
+            else None,
+            history=history,
+            tags=(sweep_id,),
+            owner_id=components.operations.instance_id,
+        )
+        ops.add(op)
+        state = {OperationStatus.COMPLETED: "complete", OperationStatus.FAILED: "fail"}.get(status, "open")
+        reported = {e: 1.0 / (e + 1) + 0.01 * n for e in range(1, shown + 1)} if state != "open" else {}
+        objective = 1.0 / (epochs + 1) + 0.01 * n if done else None
+        sweeps.put_trial(SweepTrial(sweep_id, n, n, op.id, params, state, objective, reported))
+    return sweep_id

@@ -144,3 +144,37 @@ def test_postgres_urls_use_the_psycopg3_driver() -> None:
     assert normalize_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalize_database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_summaries_read_each_operation_as_get_would_with_only_the_histories_asked_for(
+    repo: SqlOperationRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backend.adapters.db import operations as sql_operations
+    from backend.domain.operations import OperationSummary
+
+    rows = tuple({"epoch": e, "val_loss": 1.0 / e} for e in range(1, 4))
+    model = {"strategy": "trend", "name": "m", "version": 3}
+    repo.add(
+        make_op(
+            "op_done",
+            status=OperationStatus.COMPLETED,
+            history=rows,
+            result={"model": model, "history": list(rows)},
+        )
+    )
+    repo.add(make_op("op_norun", status=OperationStatus.COMPLETED, result={"test_metrics": {"f1": 0.5}}))
+    repo.add(make_op("op_failed", status=OperationStatus.FAILED, error=OperationError("x", "it broke")))
+    repo.add(make_op("op_blank", status=OperationStatus.FAILED, error=OperationError("x", "")))
+    repo.add(make_op("op_running", status=OperationStatus.RUNNING, history=rows))
+    monkeypatch.setattr(sql_operations, "SUMMARIES_PER_STATEMENT", 2)  # three statements for five ids
+    asked = ["op_done", "op_norun", "op_failed", "op_blank", "op_running", "op_missing"]
+    found = {s.id: s for s in repo.summaries(asked, histories=["op_running", "op_missing"])}
+    for op_id in asked[:-1]:
+        op = repo.get(op_id)
+        assert op is not None
+        assert found[op_id] == OperationSummary.of(op, history=op_id == "op_running")
+    assert set(found) == set(asked[:-1])
+    assert (found["op_done"].model, found["op_done"].history) == (model, ())
+    assert found["op_running"].history == rows
+    assert (found["op_blank"].error_message, found["op_running"].error_message) == ("", None)
+    assert repo.summaries([], histories=[]) == []

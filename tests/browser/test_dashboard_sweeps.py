@@ -1,5 +1,6 @@
-"""The sweeps page in Chromium: a finished sweep's trials sorted by objective, its charts and best trial;
-the wizard's "Start a sweep" opening the sweep form with the request built so far."""
+"""The sweeps page in Chromium: a finished sweep's trials sorted by objective, its charts and best trial; a
+refused trial's reason in its row; the wizard's "Start a sweep" opening the sweep form with the request
+built so far."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from tests.browser.conftest import Backend
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def finished_sweep(backend: Backend) -> dict[str, Any]:
-    body = {
+def finished_sweep(backend: Backend, **changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "base": {
             "strategy": "trend_momentum",
             "symbol": "EURUSD",
@@ -27,6 +28,7 @@ def finished_sweep(backend: Backend) -> dict[str, Any]:
         "n_trials": 3,
         "parallelism": 1,
         "pruner": "none",
+        **changes,
     }
     response = backend.http.post("/api/v1/sweeps", json=body)
     assert response.status_code == 202, response.text
@@ -78,6 +80,28 @@ def test_sweep_page_sorts_trials_by_objective_and_draws_its_charts(page: Any, ba
     assert f"sweep-{view['sweep_id']}-best" in page.locator("#best-trial").inner_text()
     page.goto("/#/sweeps")
     page.locator(f'#sweeps-table tr[data-sweep="{view["sweep_id"]}"]').wait_for()
+
+
+def test_a_refused_trials_row_shows_why_its_training_could_not_start(page: Any, backend: Backend) -> None:
+    # With period 5000 the EMA's output is ema_5000: the features naming ema_50_distance make that
+    # trial's strategy invalid, refused when it starts (no operation); the other trial trains.
+    path = "strategy.indicators.0.params.period"
+    space = {path: {"type": "categorical", "choices": [50, 5000]}}
+    view = finished_sweep(backend, space=space, sampler="grid", n_trials=2)
+    refused = next(t for t in view["trials"] if t["params"] == {path: 5000})
+    assert (refused["status"], refused["operation_id"]) == ("failed", "")
+    page.goto(f"/#/sweeps/{view['sweep_id']}")
+    row = page.locator(f'#trials-table tbody tr[data-trial="{refused["number"]}"]')
+    cell = row.locator(".trial-error")
+    cell.wait_for()
+    assert cell.inner_text() == refused["error"]
+    assert cell.inner_text().startswith("its training could not start: ")
+    assert "ema_50_distance" in cell.inner_text()
+    assert row.locator(".badge").inner_text() == "failed"
+    assert row.locator("a").count() == 0  # no operation to link to
+    trained = page.locator(f'#trials-table tbody tr[data-trial="{view["best"]["number"]}"]')
+    assert trained.locator(".trial-error").count() == 0
+    assert trained.locator("a").get_attribute("href") == f"#/trainings/{view['best']['operation_id']}"
 
 
 def test_the_wizard_starts_a_sweep_from_the_request_built_so_far(page: Any, backend: Backend) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, exists, func, or_, select, text, update
+from sqlalchemy import Engine, Select, case, exists, func, null, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -17,6 +18,7 @@ from backend.domain.operations import (
     OperationError,
     OperationFilter,
     OperationStatus,
+    OperationSummary,
     Progress,
     ProjectSummary,
 )
@@ -34,6 +36,10 @@ _SET_AT_CREATION = (
     "workload",
     "submitted_by",
 )
+
+#: Ids bound in one ``summaries`` statement: a sweep's trials can outnumber the bound parameters a
+#: statement may have (32766 on SQLite, 65535 on PostgreSQL).
+SUMMARIES_PER_STATEMENT = 1000
 
 #: Changed only by ``claim`` and ``adopt``: a stale snapshot written by ``save`` never moves an
 #: operation back to a backend that lost it (``save`` also refuses a snapshot of another owner).
@@ -213,6 +219,25 @@ class SqlOperationRepository:
             ).all()
             return [_to_domain(r) for r in rows], total
 
+    def summaries(self, op_ids: Collection[str], *, histories: Collection[str]) -> list[OperationSummary]:
+        ids, with_history = sorted(op_ids), set(histories)
+        found: list[OperationSummary] = []
+        with self._sessions() as session:
+            for start in range(0, len(ids), SUMMARIES_PER_STATEMENT):
+                chunk = ids[start : start + SUMMARIES_PER_STATEMENT]
+                rows = session.execute(_summaries_query(chunk, [i for i in chunk if i in with_history]))
+                found.extend(
+                    OperationSummary(
+                        op_id,
+                        OperationStatus(status),
+                        (message or "") if code is not None else None,
+                        model,
+                        tuple(history or ()),
+                    )
+                    for op_id, status, code, message, model, history in rows
+                )
+        return found
+
     def pending_ids(self) -> list[str]:
         with self._sessions() as session:
             query = (
@@ -252,6 +277,21 @@ class SqlOperationRepository:
     def ping(self) -> None:
         with self._sessions() as session:
             session.execute(text("SELECT 1"))
+
+
+def _summaries_query(op_ids: list[str], histories: list[str]) -> Select[Any]:
+    # The model is read out of the result in SQL: a result carries its whole history too.
+    history = (
+        case((OperationRow.id.in_(histories), OperationRow.history), else_=null()) if histories else null()
+    )
+    return select(
+        OperationRow.id,
+        OperationRow.status,
+        OperationRow.error_code,
+        OperationRow.error_message,
+        OperationRow.result["model"],
+        history,
+    ).where(OperationRow.id.in_(op_ids))
 
 
 def _filtered(query: Select[Any], where: OperationFilter) -> Select[Any]:

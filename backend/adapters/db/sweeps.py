@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import CursorResult, Engine, select, update
@@ -131,3 +132,18 @@ class SqlSweepRepository:
                 select(SweepTrialRow).where(SweepTrialRow.sweep_id == sweep_id).order_by(SweepTrialRow.number)
             )
             return [_trial(r) for r in rows]
+
+    def trials_of(self, sweep_ids: Collection[str]) -> dict[str, list[SweepTrial]]:
+        """Sweep id -> its trials by number, for every sweep of ``sweep_ids`` (in one statement)."""
+        found: dict[str, list[SweepTrial]] = {sweep_id: [] for sweep_id in sweep_ids}
+        if not found:
+            return found
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(SweepTrialRow)
+                .where(SweepTrialRow.sweep_id.in_(list(found)))
+                .order_by(SweepTrialRow.sweep_id, SweepTrialRow.number)
+            )
+            for row in rows:
+                found[row.sweep_id].append(_trial(row))
+        return found
