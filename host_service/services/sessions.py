@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from host_service.adapters.result_files import result_complete
+from host_service.adapters.session_writer import SessionWriter
 from host_service.domain.ports import Clock, NewId, RequestCheck, SessionStore, WorkerLauncher, WorkerSpec
 from host_service.domain.sessions import Session, SessionStatus, transition
 from host_service.errors import ResultNotAvailableError, SessionConflictError, SessionNotFoundError
@@ -37,11 +38,14 @@ class SessionService:
         clock: Clock,
         new_id: NewId,
         timings: RunnerTimings,
+        writer: SessionWriter,
         requests: RequestCheck | None = None,
         commands_dir: Path | None = None,
         shipper: CheckpointShipper | None = None,
     ) -> None:
         self._store = store
+        #: Every state change after the start, written off the event loop (in order, latest wins).
+        self._writer = writer
         self._shipper = shipper
         self._requests = requests
         self._commands_dir = commands_dir
@@ -146,7 +150,7 @@ class SessionService:
                 task.cancel()  # still downloading data: nothing to stop gracefully
         return session
 
-    def acknowledge(self, session_id: str) -> Session:
+    async def acknowledge(self, session_id: str) -> Session:
         """The backend has stored the result: delete it here (idempotent)."""
         session = self.get(session_id)
         if session.result_acknowledged:
@@ -160,8 +164,10 @@ class SessionService:
         session.result_acknowledged = True
         session.result_available = False
         session.updated_at = self._clock()
-        self._store.save(session)
-        self._store.delete_files(session_id)
+        # The files go once the record says so: a crash in between must not leave a session that
+        # recovery would send again without its result.
+        await asyncio.wrap_future(self._writer.save(session))
+        await asyncio.to_thread(self._store.delete_files, session_id)
         logger.info("result of session %s acknowledged and deleted", session_id)
         return session
 
@@ -170,10 +176,12 @@ class SessionService:
         return self._handoff
 
     async def shutdown(self) -> None:
-        """Cancel every task; a running child is reaped (terminate, then kill) before this returns."""
+        """Cancel every task; a running child is reaped (terminate, then kill) and every session state
+        is on disk before this returns."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._writer.close)
 
     def _launch_runner(self, session: Session) -> None:
         # A training with checkpoints to ship gets a run folder: a model workload writes its training
@@ -197,7 +205,7 @@ class SessionService:
             spec,
             datasets=self._datasets,
             launcher=self._launcher,
-            persist=self._store.save,
+            persist=self._writer.save,
             clock=self._clock,
             timings=self._timings,
             on_end=self._ended,
@@ -235,7 +243,7 @@ class SessionService:
     async def _deliver(self, session: Session) -> None:
         if await self._handoff.deliver(session):
             session.callback_delivered = True
-            self._store.save(session)
+            self._writer.save(session)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)

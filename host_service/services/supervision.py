@@ -42,7 +42,8 @@ class RunnerTimings:
 
 
 class SessionRunner:
-    """``persist`` writes the session through (its status changes are persisted at once)."""
+    """``persist`` queues the session's state to be written (``SessionWriter``: in order, off the event
+    loop, the latest state winning); every status change is queued at once."""
 
     def __init__(
         self,
@@ -51,7 +52,7 @@ class SessionRunner:
         *,
         datasets: DatasetCache,
         launcher: WorkerLauncher,
-        persist: Callable[[Session], None],
+        persist: Callable[[Session], object],
         clock: Clock,
         timings: RunnerTimings,
         on_end: Callable[[Session], None] | None = None,
