@@ -32,6 +32,25 @@ def write_durably(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def write_files_durably(folder: Path, files: dict[str, bytes]) -> None:
+    """Write new files into ``folder`` (refusing to overwrite), then fsync each and the folder. Every
+    write is issued before the first fsync, so the disk is waited for while all of them are in flight
+    rather than once per file in turn."""
+    handles = []
+    try:
+        for name, data in files.items():
+            handle = (folder / name).open("xb")
+            handles.append(handle)
+            handle.write(data)
+            handle.flush()
+        for handle in handles:
+            os.fsync(handle.fileno())
+    finally:
+        for handle in handles:
+            handle.close()
+    fsync_dir(folder)
+
+
 def copy_durably(source: Path, target: Path) -> None:
     """Copy ``source`` to a new file ``target`` (parent folders made and fsynced) and fsync it."""
     created = []
