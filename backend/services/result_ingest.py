@@ -12,6 +12,10 @@ publishes the version folder; every other one (another backend's pull racing thi
 retried callback) waits for the winner and answers with its version, so the same result twice, in one
 process or in N backends, gives one model version. (The lock per operation only spares this process a
 second download.) A rejection stores nothing, releases the claim and leaves the operation as it was.
+Looking for a version an earlier ingest stored reads every version's metadata of the model, so it is
+done only when an earlier claim exists (``claimed``; a first, ``fresh`` claim has nothing to find): a
+first ingest, the common case, costs no more as a model's versions add up. A store that fails after its
+rename keeps the version and its claim rather than releasing it for a second version.
 """
 
 from __future__ import annotations
@@ -131,9 +135,7 @@ class ResultIngest:
         """The version holding the payload's model: stored now, or found from an ingest that ran before."""
         artifact = payload.artifact
         assert artifact is not None
-        stored = await asyncio.to_thread(
-            self._sink.find_by_operation, artifact.strategy, artifact.name, op.id
-        )
+        stored = await asyncio.to_thread(self._stored_before, payload, op.id)
         if stored is not None:
             logger.info("operation %s: its model was stored before (v%d)", op.id, stored.version)
             return stored
@@ -173,7 +175,17 @@ class ResultIngest:
                 )
             await asyncio.sleep(self._limits.claim_poll_s)
         try:
-            stored = await asyncio.to_thread(self._publish, payload, op, model, files)
+            stored = await asyncio.to_thread(self._publish, payload, op, model, files, fresh=claim.fresh)
+        except Exception:
+            published = await asyncio.to_thread(self._release_unless_published, payload, op.id, me)
+            if published is None:
+                raise
+            logger.exception(
+                "operation %s: storing its model failed after v%d was published; keeping it",
+                op.id,
+                published.version,
+            )
+            stored = published
         except BaseException:
             await asyncio.to_thread(self._claims.release, op.id, me)
             raise
@@ -181,14 +193,40 @@ class ResultIngest:
         await asyncio.to_thread(self._claims.record, op.id, me, version)
         return stored
 
+    def _stored_before(self, payload: ResultPayload, op_id: str) -> ModelRef | None:
+        """The version an earlier ingest stored before it could complete the operation. Looked for only
+        when an earlier claim was kept: finding it reads the metadata of every version of the model."""
+        assert payload.artifact is not None
+        if not self._claims.claimed(op_id):
+            return None
+        return self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op_id)
+
     def _publish(
-        self, payload: ResultPayload, op: Operation, model: StagedModel | None, files: dict[str, Path]
+        self,
+        payload: ResultPayload,
+        op: Operation,
+        model: StagedModel | None,
+        files: dict[str, Path],
+        *,
+        fresh: bool,
     ) -> ModelRef:
         """The version for the claim just won: one an ingest that crashed after its rename already
-        stored (its metadata names the operation), else a new one."""
+        stored (its metadata names the operation), else a new one. A ``fresh`` claim is the
+        operation's first: nothing was stored under it to look for."""
         assert payload.artifact is not None
-        found = self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op.id)
+        artifact = payload.artifact
+        found = None if fresh else self._sink.find_by_operation(artifact.strategy, artifact.name, op.id)
         return found or self._store(payload, op, model, files)
+
+    def _release_unless_published(self, payload: ResultPayload, op_id: str, me: str) -> ModelRef | None:
+        """After a failed publish: the version when it was stored all the same (the store failed after
+        its rename), kept under the claim; else the claim released, for the next ingest to take. Were it
+        released with a version stored, that ingest's fresh claim would store a second one."""
+        assert payload.artifact is not None
+        found = self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op_id)
+        if found is None:
+            self._claims.release(op_id, me)
+        return found
 
     def _ref_of(self, stored: StoredVersion, op_id: str) -> ModelRef:
         found = self._sink.find_by_operation(stored.strategy, stored.name, op_id)
