@@ -38,7 +38,7 @@ class ModelFileResponse(FileResponse):
 @router.post("/start", status_code=202, response_model=SessionView, responses=_ERRORS)
 async def start_training(command: StartSession, sessions: SessionsDep) -> SessionView:
     """Start a session for the backend's operation (idempotent for the same request while it is live)."""
-    session, _ = sessions.start(command)
+    session, _ = await sessions.start(command)
     return session_view(session)
 
 

@@ -81,12 +81,14 @@ class SessionService:
                 self._spawn(self._deliver(session), f"redeliver-{session.session_id}")
         logger.info("recovered %d sessions", len(self._sessions))
 
-    def start(self, command: StartSession) -> tuple[Session, bool]:
+    async def start(self, command: StartSession) -> tuple[Session, bool]:
         """The session for ``command`` and whether it is new. Same operation + same request while live:
         the existing session (idempotent); another request: SessionConflictError; no slot:
         CapacityExhaustedError; a request this host cannot run (a command it does not have, or whose
         params do not fit its copy): a RequestRefusedError before anything is claimed. Checking and
-        claiming happen under one lock."""
+        claiming happen under one lock. A new session is on disk before this returns (the backend is
+        told about it), its training starting meanwhile: should the write fail, the session is
+        stopped and forgotten and the error raised."""
         if self._requests is not None:
             self._requests.check(command)
         fingerprint = _fingerprint(command)
@@ -121,14 +123,23 @@ class SessionService:
                 resume_checkpoint=resume.model_dump() if (resume := command.resume_checkpoint) else None,
             )
             self._sessions[session_id] = session
-        try:
-            self._store.save(session)
-        except BaseException:
-            self._forget(session_id)
-            raise
+        written = self._writer.save(session)
         self._launch_runner(session)
+        try:
+            await asyncio.wrap_future(written)
+        except BaseException:
+            await self._abandon(session_id)
+            raise
         logger.info("session %s started for operation %s", session_id, command.operation_id)
         return session, True
+
+    async def _abandon(self, session_id: str) -> None:
+        """A session whose start was not written: its training stopped (the child reaped), it forgotten."""
+        task = self._session_tasks.get(session_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._forget(session_id)
 
     def get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)

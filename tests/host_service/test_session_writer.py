@@ -8,11 +8,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from host_service.adapters.backend_client import CallbackRetryPolicy
 from host_service.adapters.session_store import SESSION_FILE, DiskSessionStore
 from host_service.adapters.session_writer import SessionWriter
 from host_service.domain.sessions import Session, SessionStatus
+from host_service.main import create_app
+from tests.host_service.conftest import SECRET, FakeBackend, host_settings, no_sleep, start_body
+from tests.host_service.fakes import FakeLauncher, SigningAuth
 
 NOW = datetime(2025, 1, 5, tzinfo=UTC)
 DEADLINE_S = 10.0
@@ -102,3 +107,35 @@ def test_on_disk_every_state_replaces_the_file_whole_and_close_writes_what_is_qu
     assert [p.name for p in folder.iterdir()] == [SESSION_FILE]  # no temp file left behind
     with pytest.raises(RuntimeError, match="closed"):
         writer.save(session)
+
+
+@pytest.mark.anyio
+async def test_a_start_whose_session_cannot_be_written_is_refused_and_leaves_no_training(
+    tmp_path: Path,
+) -> None:
+    settings = host_settings(tmp_path)
+    launcher, backend = FakeLauncher(), FakeBackend()
+    ids = iter(["hs_unwritable", "hs_ok"])
+    app = create_app(
+        settings,
+        launcher=launcher,
+        backend_transport=httpx.MockTransport(backend),
+        retry_policy=CallbackRetryPolicy(attempts=2, sleep=no_sleep),
+        device={"kind": "cpu", "name": "test-cpu", "memory_bytes": 1},
+        new_id=lambda: next(ids),
+    )
+    # A directory where the first session's record goes: its atomic replace fails, as on a broken disk.
+    (settings.work_dir / "sessions" / "hs_unwritable" / SESSION_FILE).mkdir(parents=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://host.test", auth=SigningAuth(SECRET), timeout=10
+        ) as client:
+            refused = await client.post("/training/start", json=start_body())
+            assert refused.status_code == 500
+            assert all(not worker.is_alive() for worker in launcher.workers)  # a launched child is reaped
+            assert (await client.get("/training/status/hs_unwritable")).status_code == 404
+            assert (await client.get("/health")).json()["sessions_in_use"] == 0
+            started = await client.post("/training/start", json=start_body())
+            assert started.status_code == 202
+            assert started.json()["session_id"] == "hs_ok"
