@@ -15,7 +15,8 @@ second download.) A rejection stores nothing, releases the claim and leaves the 
 Looking for a version an earlier ingest stored reads every version's metadata of the model, so it is
 done only when an earlier claim exists (``claimed``; a first, ``fresh`` claim has nothing to find): a
 first ingest, the common case, costs no more as a model's versions add up. A store that fails after its
-rename keeps the version and its claim rather than releasing it for a second version.
+rename keeps the version and its claim rather than releasing it for a second version. The version is
+recorded under the claim right after the operation is completed, in the same worker-thread call.
 """
 
 from __future__ import annotations
@@ -117,9 +118,9 @@ class ResultIngest:
             if done is not None:
                 await self.acknowledge(_host_of(op), payload.session_id)
                 return done
-            stored = await self._stored_model(payload, op) if payload.artifact is not None else None
+            stored, won = await self._stored_model(payload, op) if payload.artifact else (None, False)
             try:
-                await asyncio.to_thread(self._complete, payload, stored)
+                await asyncio.to_thread(self._complete_and_record, payload, stored, won)
             except IllegalTransitionError:
                 # Another backend completed it with the same stored version meanwhile.
                 done = self._already_done(await asyncio.to_thread(self._ops.get, op_id), payload)
@@ -131,14 +132,16 @@ class ResultIngest:
         await self.acknowledge(_host_of(op), payload.session_id)
         return IngestOutcome(op_id, stored, duplicate=False)
 
-    async def _stored_model(self, payload: ResultPayload, op: Operation) -> ModelRef:
-        """The version holding the payload's model: stored now, or found from an ingest that ran before."""
+    async def _stored_model(self, payload: ResultPayload, op: Operation) -> tuple[ModelRef, bool]:
+        """The version holding the payload's model: stored now, or found from an ingest that ran before;
+        and whether this ingest won its claim (the version is recorded under it once the operation is
+        completed)."""
         artifact = payload.artifact
         assert artifact is not None
         stored = await asyncio.to_thread(self._stored_before, payload, op.id)
         if stored is not None:
             logger.info("operation %s: its model was stored before (v%d)", op.id, stored.version)
-            return stored
+            return stored, False
         with self._workspace() as folder:
             model_file = await self._materialise(payload, op, folder)
             if artifact.bundle is None:
@@ -154,9 +157,9 @@ class ResultIngest:
 
     async def _store_once(
         self, payload: ResultPayload, op: Operation, model: StagedModel | None, files: dict[str, Path]
-    ) -> ModelRef:
-        """Publish the checked model from the temp folder only if this ingest wins the database claim;
-        else the version another ingest stored under it."""
+    ) -> tuple[ModelRef, bool]:
+        """Publish the checked model from the temp folder only if this ingest wins the database claim
+        (True); else the version another ingest stored under it (False)."""
         me = self._ops.instance_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._limits.claim_wait_s
@@ -166,7 +169,7 @@ class ResultIngest:
                 break
             if claim.stored is not None:
                 logger.info("operation %s: its model was stored by backend %s", op.id, claim.holder)
-                return await asyncio.to_thread(self._ref_of, claim.stored, op.id)
+                return await asyncio.to_thread(self._ref_of, claim.stored, op.id), False
             if loop.time() >= deadline:
                 raise ResultBeingStoredError(
                     f"backend {claim.holder} is storing the model of operation {op.id}; retry shortly",
@@ -189,9 +192,7 @@ class ResultIngest:
         except BaseException:
             await asyncio.to_thread(self._claims.release, op.id, me)
             raise
-        version = StoredVersion(stored.strategy, stored.name, stored.version)
-        await asyncio.to_thread(self._claims.record, op.id, me, version)
-        return stored
+        return stored, True
 
     def _stored_before(self, payload: ResultPayload, op_id: str) -> ModelRef | None:
         """The version an earlier ingest stored before it could complete the operation. Looked for only
@@ -371,6 +372,17 @@ class ResultIngest:
                 files=files,
             )
         )
+
+    def _complete_and_record(self, payload: ResultPayload, stored: ModelRef | None, won: bool) -> None:
+        """Complete the operation, then record the version under the claim this ingest won, whatever
+        the completion did: the user waits for one database write, not two. An ingest of another
+        backend waiting on the claim then finds the version, and the operation completed."""
+        try:
+            self._complete(payload, stored)
+        finally:
+            if won and stored is not None:
+                version = StoredVersion(stored.strategy, stored.name, stored.version)
+                self._claims.record(payload.operation_id, self._ops.instance_id, version)
 
     def _complete(self, payload: ResultPayload, stored: ModelRef | None) -> None:
         result = {

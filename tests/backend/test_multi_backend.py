@@ -260,6 +260,8 @@ async def test_a_first_ingest_searches_no_version_and_one_after_a_crash_finds_th
     )
     assert store.searches == 0  # no earlier claim: nothing of this operation can be stored
     assert a.get(first).status is OperationStatus.COMPLETED
+    later = SqlResultClaimRepository(db, lease_s=60).claim(first, "bk_b", clock.now())
+    assert later.stored == StoredVersion("trend", "EURUSD_1h", 1)  # recorded once the operation completed
 
     # bk_gone stored the model of the next operation and died before recording it and completing it.
     crashed = host_op(a, "hs_2")
