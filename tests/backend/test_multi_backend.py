@@ -201,12 +201,9 @@ async def test_two_backends_ingesting_the_same_result_at_once_store_one_version(
     payload = parse_payload(result_payload(op_id, "hs_1", tmp_path / "model.pt", config))
     store = LocalModelStore.at(tmp_path / "shared-models")  # one volume, two backends
 
-    def ingest_of(ops: OperationsService) -> ResultIngest:
-        claims = SqlResultClaimRepository(db, lease_s=60)
-        limits = IngestLimits(claim_wait_s=30, claim_poll_s=0.01)
-        return ResultIngest(ops, store, CheckpointValidator(), FakeHostClient(), claims=claims, limits=limits)
-
-    outcomes = await asyncio.gather(ingest_of(a).ingest(payload), ingest_of(b).ingest(payload))
+    outcomes = await asyncio.gather(
+        _ingest(db, a, store, wait_s=30).ingest(payload), _ingest(db, b, store, wait_s=30).ingest(payload)
+    )
     assert sorted(o.duplicate for o in outcomes) == [False, True]
     versions = store.list_versions("trend", "EURUSD_1h")
     assert [v["version"] for v in versions] == [1]
@@ -238,21 +235,26 @@ class CountingStore(LocalModelStore):
         return stored
 
 
-def _ingest(db: Engine, ops: OperationsService, store: LocalModelStore) -> ResultIngest:
+def _ingest(db: Engine, ops: OperationsService, store: LocalModelStore, *, wait_s: float = 1) -> ResultIngest:
     claims = SqlResultClaimRepository(db, lease_s=60)
-    limits = IngestLimits(claim_wait_s=1, claim_poll_s=0.01)
+    limits = IngestLimits(claim_wait_s=wait_s, claim_poll_s=0.01)
     return ResultIngest(ops, store, CheckpointValidator(), FakeHostClient(), claims=claims, limits=limits)
+
+
+def _one_backend(db: Engine, tmp_path: Path) -> tuple[FixedClock, OperationsService, dict[str, object]]:
+    """Backend bk_a, alive, and a real model file at ``tmp_path/model.pt``; its config."""
+    clock = FixedClock()
+    register(db, clock, "bk_a")
+    model, config = tiny_model()
+    (tmp_path / "model.pt").write_bytes(model)
+    return clock, backend(db, clock, "bk_a"), config
 
 
 @pytest.mark.anyio
 async def test_a_first_ingest_searches_no_version_and_one_after_a_crash_finds_the_stored_one(
     db: Engine, tmp_path: Path
 ) -> None:
-    clock = FixedClock()
-    register(db, clock, "bk_a")
-    a = backend(db, clock, "bk_a")
-    model, config = tiny_model()
-    (tmp_path / "model.pt").write_bytes(model)
+    clock, a, config = _one_backend(db, tmp_path)
     store = CountingStore(tmp_path / "models")
     first = host_op(a)
     await _ingest(db, a, store).ingest(
@@ -271,7 +273,7 @@ async def test_a_first_ingest_searches_no_version_and_one_after_a_crash_finds_th
         ModelArtifact(
             strategy="trend",
             name="EURUSD_1h",
-            model_bytes=model,
+            model_bytes=(tmp_path / "model.pt").read_bytes(),
             config=config,
             metrics={},
             features={},
@@ -288,12 +290,8 @@ async def test_a_first_ingest_searches_no_version_and_one_after_a_crash_finds_th
 async def test_a_store_failing_after_its_rename_keeps_the_version_and_its_claim(
     db: Engine, tmp_path: Path
 ) -> None:
-    clock = FixedClock()
-    register(db, clock, "bk_a")
-    a = backend(db, clock, "bk_a")
+    clock, a, config = _one_backend(db, tmp_path)
     op_id = host_op(a)
-    model, config = tiny_model()
-    (tmp_path / "model.pt").write_bytes(model)
     store = CountingStore(tmp_path / "models", fail_after_save=True)
     payload = parse_payload(result_payload(op_id, "hs_1", tmp_path / "model.pt", config))
     outcome = await _ingest(db, a, store).ingest(payload)
