@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from host_service.adapters.backend_client import CallbackRetryPolicy, HttpBackendClient
 from host_service.adapters.command_templates import CommandTemplates
 from host_service.adapters.session_store import DiskSessionStore
+from host_service.adapters.session_writer import SessionWriter
 from host_service.adapters.worker_process import ForkServerWorkerLauncher
 from host_service.api import health, training
 from host_service.api.dependencies import HostComponents
@@ -154,6 +155,7 @@ def _build(
         requests=templates,
         commands_dir=settings.commands_folder,
         store=store,
+        writer=SessionWriter(store),
         ledger=ledger,
         datasets=DatasetCache(settings.work_dir / "cache", backend),
         launcher=launcher,

@@ -285,6 +285,10 @@ class ResultClaimRepository(Protocol):
         """Won when nobody claimed it yet, or the holder's backend is dead and its claim unfinished."""
         ...
 
+    def claimed(self, op_id: str) -> bool:
+        """Whether any ingest claimed ``op_id`` (and so may have stored its model) and kept the claim."""
+        ...
+
     def record(self, op_id: str, owner: str, version: StoredVersion) -> None:
         """The version ``owner`` stored under its claim."""
         ...

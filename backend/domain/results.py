@@ -22,9 +22,12 @@ class StoredVersion:
 class ResultClaim:
     """The answer to "may I store this operation's model?".
 
-    ``won``: yes, store it and record the version. Else ``stored`` names the version another ingest
-    recorded, or (``stored`` None) ``holder`` is the live backend storing it right now."""
+    ``won``: yes, store it and record the version; ``fresh`` when it was won by the first claim of the
+    operation (no ingest before it got as far as storing: there is no version of it to look for). Else
+    ``stored`` names the version another ingest recorded, or (``stored`` None) ``holder`` is the live
+    backend storing it right now."""
 
     won: bool
     holder: str | None = None
     stored: StoredVersion | None = None
+    fresh: bool = False

@@ -12,6 +12,11 @@ publishes the version folder; every other one (another backend's pull racing thi
 retried callback) waits for the winner and answers with its version, so the same result twice, in one
 process or in N backends, gives one model version. (The lock per operation only spares this process a
 second download.) A rejection stores nothing, releases the claim and leaves the operation as it was.
+Looking for a version an earlier ingest stored reads every version's metadata of the model, so it is
+done only when an earlier claim exists (``claimed``; a first, ``fresh`` claim has nothing to find): a
+first ingest, the common case, costs no more as a model's versions add up. A store that fails after its
+rename keeps the version and its claim rather than releasing it for a second version. The version is
+recorded under the claim right after the operation is completed, in the same worker-thread call.
 """
 
 from __future__ import annotations
@@ -113,9 +118,9 @@ class ResultIngest:
             if done is not None:
                 await self.acknowledge(_host_of(op), payload.session_id)
                 return done
-            stored = await self._stored_model(payload, op) if payload.artifact is not None else None
+            stored, won = await self._stored_model(payload, op) if payload.artifact else (None, False)
             try:
-                await asyncio.to_thread(self._complete, payload, stored)
+                await asyncio.to_thread(self._complete_and_record, payload, stored, won)
             except IllegalTransitionError:
                 # Another backend completed it with the same stored version meanwhile.
                 done = self._already_done(await asyncio.to_thread(self._ops.get, op_id), payload)
@@ -127,16 +132,16 @@ class ResultIngest:
         await self.acknowledge(_host_of(op), payload.session_id)
         return IngestOutcome(op_id, stored, duplicate=False)
 
-    async def _stored_model(self, payload: ResultPayload, op: Operation) -> ModelRef:
-        """The version holding the payload's model: stored now, or found from an ingest that ran before."""
+    async def _stored_model(self, payload: ResultPayload, op: Operation) -> tuple[ModelRef, bool]:
+        """The version holding the payload's model: stored now, or found from an ingest that ran before;
+        and whether this ingest won its claim (the version is recorded under it once the operation is
+        completed)."""
         artifact = payload.artifact
         assert artifact is not None
-        stored = await asyncio.to_thread(
-            self._sink.find_by_operation, artifact.strategy, artifact.name, op.id
-        )
+        stored = await asyncio.to_thread(self._stored_before, payload, op.id)
         if stored is not None:
             logger.info("operation %s: its model was stored before (v%d)", op.id, stored.version)
-            return stored
+            return stored, False
         with self._workspace() as folder:
             model_file = await self._materialise(payload, op, folder)
             if artifact.bundle is None:
@@ -152,9 +157,9 @@ class ResultIngest:
 
     async def _store_once(
         self, payload: ResultPayload, op: Operation, model: StagedModel | None, files: dict[str, Path]
-    ) -> ModelRef:
-        """Publish the checked model from the temp folder only if this ingest wins the database claim;
-        else the version another ingest stored under it."""
+    ) -> tuple[ModelRef, bool]:
+        """Publish the checked model from the temp folder only if this ingest wins the database claim
+        (True); else the version another ingest stored under it (False)."""
         me = self._ops.instance_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._limits.claim_wait_s
@@ -164,7 +169,7 @@ class ResultIngest:
                 break
             if claim.stored is not None:
                 logger.info("operation %s: its model was stored by backend %s", op.id, claim.holder)
-                return await asyncio.to_thread(self._ref_of, claim.stored, op.id)
+                return await asyncio.to_thread(self._ref_of, claim.stored, op.id), False
             if loop.time() >= deadline:
                 raise ResultBeingStoredError(
                     f"backend {claim.holder} is storing the model of operation {op.id}; retry shortly",
@@ -173,22 +178,56 @@ class ResultIngest:
                 )
             await asyncio.sleep(self._limits.claim_poll_s)
         try:
-            stored = await asyncio.to_thread(self._publish, payload, op, model, files)
+            stored = await asyncio.to_thread(self._publish, payload, op, model, files, fresh=claim.fresh)
+        except Exception:
+            published = await asyncio.to_thread(self._release_unless_published, payload, op.id, me)
+            if published is None:
+                raise
+            logger.exception(
+                "operation %s: storing its model failed after v%d was published; keeping it",
+                op.id,
+                published.version,
+            )
+            stored = published
         except BaseException:
             await asyncio.to_thread(self._claims.release, op.id, me)
             raise
-        version = StoredVersion(stored.strategy, stored.name, stored.version)
-        await asyncio.to_thread(self._claims.record, op.id, me, version)
-        return stored
+        return stored, True
+
+    def _stored_before(self, payload: ResultPayload, op_id: str) -> ModelRef | None:
+        """The version an earlier ingest stored before it could complete the operation. Looked for only
+        when an earlier claim was kept: finding it reads the metadata of every version of the model."""
+        assert payload.artifact is not None
+        if not self._claims.claimed(op_id):
+            return None
+        return self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op_id)
 
     def _publish(
-        self, payload: ResultPayload, op: Operation, model: StagedModel | None, files: dict[str, Path]
+        self,
+        payload: ResultPayload,
+        op: Operation,
+        model: StagedModel | None,
+        files: dict[str, Path],
+        *,
+        fresh: bool,
     ) -> ModelRef:
         """The version for the claim just won: one an ingest that crashed after its rename already
-        stored (its metadata names the operation), else a new one."""
+        stored (its metadata names the operation), else a new one. A ``fresh`` claim is the
+        operation's first: nothing was stored under it to look for."""
         assert payload.artifact is not None
-        found = self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op.id)
+        artifact = payload.artifact
+        found = None if fresh else self._sink.find_by_operation(artifact.strategy, artifact.name, op.id)
         return found or self._store(payload, op, model, files)
+
+    def _release_unless_published(self, payload: ResultPayload, op_id: str, me: str) -> ModelRef | None:
+        """After a failed publish: the version when it was stored all the same (the store failed after
+        its rename), kept under the claim; else the claim released, for the next ingest to take. Were it
+        released with a version stored, that ingest's fresh claim would store a second one."""
+        assert payload.artifact is not None
+        found = self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op_id)
+        if found is None:
+            self._claims.release(op_id, me)
+        return found
 
     def _ref_of(self, stored: StoredVersion, op_id: str) -> ModelRef:
         found = self._sink.find_by_operation(stored.strategy, stored.name, op_id)
@@ -333,6 +372,17 @@ class ResultIngest:
                 files=files,
             )
         )
+
+    def _complete_and_record(self, payload: ResultPayload, stored: ModelRef | None, won: bool) -> None:
+        """Complete the operation, then record the version under the claim this ingest won, whatever
+        the completion did: the user waits for one database write, not two. An ingest of another
+        backend waiting on the claim then finds the version, and the operation completed."""
+        try:
+            self._complete(payload, stored)
+        finally:
+            if won and stored is not None:
+                version = StoredVersion(stored.strategy, stored.name, stored.version)
+                self._claims.record(payload.operation_id, self._ops.instance_id, version)
 
     def _complete(self, payload: ResultPayload, stored: ModelRef | None) -> None:
         result = {

@@ -7,6 +7,12 @@ files, as a command's, ``artifacts.tar`` holding them all), the four JSON files,
 (atomic: the folder is complete or absent). ``result.json`` (the TrainingResult) is written after it; a
 result is *available* once both exist, or once ``result.json`` exists alone for a run that kept no model
 (the sink was never called).
+
+The fsyncs keep one promise: a result the child reported is on disk until the backend acknowledges it,
+through a crash of the machine too (the host's recovery finds it complete and sends it again). The
+folder's files are all written, then fsynced together (``write_files_durably``), so the disk is waited
+for once for the lot, not once per file; the folder is fsynced before its rename (no complete-looking
+``result/`` with empty files), its parent after it, and ``result.json`` likewise.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from shared.contracts.bundle import BUNDLE_FILE, BUNDLE_TAR, pack_files
 from shared.contracts.handoff import sha256_file
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
 from shared.trainkit.model_file import MODEL_FILES, model_file_name
-from shared.trainkit.storage.durable_files import fsync_dir, replace_durably, write_durably
+from shared.trainkit.storage.durable_files import fsync_dir, replace_durably, write_files_durably
 
 MANIFEST_FILE = "manifest.json"
 RESULT_FILE = "result.json"
@@ -52,13 +58,10 @@ class ResultFolderSink:
                 files[model_file_name(artifact.model_bytes)] = artifact.model_bytes
             files.update({f"{part}.json": _json(getattr(artifact, part)) for part in _JSON_PARTS})
             files[ARTIFACT_FILE] = _json(described)
-            for name, data in files.items():
-                write_durably(staging / name, data)
             manifest.update(
                 {name: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for name, d in files.items()}
             )
-            write_durably(staging / MANIFEST_FILE, _json(manifest))
-            fsync_dir(staging)
+            write_files_durably(staging, {**files, MANIFEST_FILE: _json(manifest)})
             shutil.rmtree(self.result_dir, ignore_errors=True)
             os.replace(staging, self.result_dir)
             fsync_dir(self.result_dir.parent)

@@ -1,4 +1,8 @@
-"""Sessions on disk: ``{work_dir}/sessions/{id}/session.json``, each write atomic (temp file + rename)."""
+"""Sessions on disk: ``{work_dir}/sessions/{id}/session.json``, each write atomic and durable (temp file,
+fsync, rename, fsync of the folder): a crash leaves the previous state or the new one, never half of one.
+The fsyncs keep the promise that a state the backend was told about (a started session, an acknowledged
+result) survives a crash of the machine; the writes a session makes while it runs go through
+:class:`~host_service.adapters.session_writer.SessionWriter`, off the event loop."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 from host_service.domain.sessions import Session
 from shared.trainkit.storage.durable_files import replace_durably
@@ -36,9 +41,12 @@ class DiskSessionStore:
         return self.session_dir(session_id) / "runs"
 
     def save(self, session: Session) -> None:
-        folder = self.session_dir(session.session_id)
+        self.write_record(session.session_id, session.to_record())
+
+    def write_record(self, session_id: str, record: dict[str, Any]) -> None:
+        folder = self.session_dir(session_id)
         folder.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(session.to_record(), indent=1, sort_keys=True)
+        text = json.dumps(record, indent=1, sort_keys=True)
         replace_durably(folder / SESSION_FILE, text.encode())
 
     def load_all(self) -> list[Session]:

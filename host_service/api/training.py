@@ -38,7 +38,7 @@ class ModelFileResponse(FileResponse):
 @router.post("/start", status_code=202, response_model=SessionView, responses=_ERRORS)
 async def start_training(command: StartSession, sessions: SessionsDep) -> SessionView:
     """Start a session for the backend's operation (idempotent for the same request while it is live)."""
-    session, _ = sessions.start(command)
+    session, _ = await sessions.start(command)
     return session_view(session)
 
 
@@ -89,7 +89,7 @@ async def session_model(session_id: str, request: Request, components: Component
 @router.post("/result/{session_id}/ack", response_model=SessionView, responses=_ERRORS)
 async def acknowledge_result(session_id: str, sessions: SessionsDep) -> SessionView:
     """The backend stored the result; the host deletes its copy."""
-    return session_view(sessions.acknowledge(session_id))
+    return session_view(await sessions.acknowledge(session_id))
 
 
 @router.get("/sessions", response_model=SessionList)

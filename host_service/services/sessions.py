@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from host_service.adapters.result_files import result_complete
+from host_service.adapters.session_writer import SessionWriter
 from host_service.domain.ports import Clock, NewId, RequestCheck, SessionStore, WorkerLauncher, WorkerSpec
 from host_service.domain.sessions import Session, SessionStatus, transition
 from host_service.errors import ResultNotAvailableError, SessionConflictError, SessionNotFoundError
@@ -37,11 +38,14 @@ class SessionService:
         clock: Clock,
         new_id: NewId,
         timings: RunnerTimings,
+        writer: SessionWriter,
         requests: RequestCheck | None = None,
         commands_dir: Path | None = None,
         shipper: CheckpointShipper | None = None,
     ) -> None:
         self._store = store
+        #: Every state change after the start, written off the event loop (in order, latest wins).
+        self._writer = writer
         self._shipper = shipper
         self._requests = requests
         self._commands_dir = commands_dir
@@ -77,12 +81,14 @@ class SessionService:
                 self._spawn(self._deliver(session), f"redeliver-{session.session_id}")
         logger.info("recovered %d sessions", len(self._sessions))
 
-    def start(self, command: StartSession) -> tuple[Session, bool]:
+    async def start(self, command: StartSession) -> tuple[Session, bool]:
         """The session for ``command`` and whether it is new. Same operation + same request while live:
         the existing session (idempotent); another request: SessionConflictError; no slot:
         CapacityExhaustedError; a request this host cannot run (a command it does not have, or whose
         params do not fit its copy): a RequestRefusedError before anything is claimed. Checking and
-        claiming happen under one lock."""
+        claiming happen under one lock. A new session is on disk before this returns (the backend is
+        told about it), its training starting meanwhile: should the write fail, the session is
+        stopped and forgotten and the error raised."""
         if self._requests is not None:
             self._requests.check(command)
         fingerprint = _fingerprint(command)
@@ -117,14 +123,23 @@ class SessionService:
                 resume_checkpoint=resume.model_dump() if (resume := command.resume_checkpoint) else None,
             )
             self._sessions[session_id] = session
-        try:
-            self._store.save(session)
-        except BaseException:
-            self._forget(session_id)
-            raise
+        written = self._writer.save(session)
         self._launch_runner(session)
+        try:
+            await asyncio.wrap_future(written)
+        except BaseException:
+            await self._abandon(session_id)
+            raise
         logger.info("session %s started for operation %s", session_id, command.operation_id)
         return session, True
+
+    async def _abandon(self, session_id: str) -> None:
+        """A session whose start was not written: its training stopped (the child reaped), it forgotten."""
+        task = self._session_tasks.get(session_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self._forget(session_id)
 
     def get(self, session_id: str) -> Session:
         session = self._sessions.get(session_id)
@@ -146,7 +161,7 @@ class SessionService:
                 task.cancel()  # still downloading data: nothing to stop gracefully
         return session
 
-    def acknowledge(self, session_id: str) -> Session:
+    async def acknowledge(self, session_id: str) -> Session:
         """The backend has stored the result: delete it here (idempotent)."""
         session = self.get(session_id)
         if session.result_acknowledged:
@@ -160,8 +175,10 @@ class SessionService:
         session.result_acknowledged = True
         session.result_available = False
         session.updated_at = self._clock()
-        self._store.save(session)
-        self._store.delete_files(session_id)
+        # The files go once the record says so: a crash in between must not leave a session that
+        # recovery would send again without its result.
+        await asyncio.wrap_future(self._writer.save(session))
+        await asyncio.to_thread(self._store.delete_files, session_id)
         logger.info("result of session %s acknowledged and deleted", session_id)
         return session
 
@@ -170,10 +187,12 @@ class SessionService:
         return self._handoff
 
     async def shutdown(self) -> None:
-        """Cancel every task; a running child is reaped (terminate, then kill) before this returns."""
+        """Cancel every task; a running child is reaped (terminate, then kill) and every session state
+        is on disk before this returns."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.to_thread(self._writer.close)
 
     def _launch_runner(self, session: Session) -> None:
         # A training with checkpoints to ship gets a run folder: a model workload writes its training
@@ -197,7 +216,7 @@ class SessionService:
             spec,
             datasets=self._datasets,
             launcher=self._launcher,
-            persist=self._store.save,
+            persist=self._writer.save,
             clock=self._clock,
             timings=self._timings,
             on_end=self._ended,
@@ -235,7 +254,7 @@ class SessionService:
     async def _deliver(self, session: Session) -> None:
         if await self._handoff.deliver(session):
             session.callback_delivered = True
-            self._store.save(session)
+            self._writer.save(session)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coroutine, name=name)

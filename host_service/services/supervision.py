@@ -16,6 +16,7 @@ saying how it ended is a crash (``worker_crashed`` with its exit code).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ class RunnerTimings:
 
 
 class SessionRunner:
-    """``persist`` writes the session through (its status changes are persisted at once)."""
+    """``persist`` queues the session's state to be written (``SessionWriter``: in order, off the event
+    loop, the latest state winning); every status change is queued at once."""
 
     def __init__(
         self,
@@ -51,7 +53,7 @@ class SessionRunner:
         *,
         datasets: DatasetCache,
         launcher: WorkerLauncher,
-        persist: Callable[[Session], None],
+        persist: Callable[[Session], object],
         clock: Clock,
         timings: RunnerTimings,
         on_end: Callable[[Session], None] | None = None,
@@ -79,7 +81,7 @@ class SessionRunner:
                     SessionStatus.CANCELLED, {"code": "cancelled", "message": "stopped before training"}
                 )
                 return
-            self._worker = await asyncio.to_thread(self._launcher.launch, self._spec)
+            self._worker = await self._launch()
             self.session.worker_pid = self._worker.pid
             self._move(SessionStatus.RUNNING)
             await self._follow(self._worker)
@@ -93,6 +95,18 @@ class SessionRunner:
             if not self._stop_requested:
                 raise  # host shutdown: the session stays as it is; recovery settles it on the next start
             self._end(SessionStatus.CANCELLED, {"code": "cancelled", "message": "stopped before training"})
+
+    async def _launch(self) -> WorkerHandle:
+        """The child, launched in a thread. Cancelled meanwhile (a stop, the host's shutdown, a start
+        whose record could not be written), it still waits for the launch to finish (a fork takes
+        milliseconds) and keeps the child, so that ``run`` reaps it rather than leave it training."""
+        launch = asyncio.ensure_future(asyncio.to_thread(self._launcher.launch, self._spec))
+        try:
+            return await asyncio.shield(launch)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self._worker = await launch
+            raise
 
     def request_stop(self) -> None:
         if self.session.is_terminal or self._stop_requested:

@@ -32,6 +32,8 @@ from backend.services.instance_lease import InstanceLease
 from backend.services.operations import OperationsService
 from backend.services.result_ingest import IngestLimits, ResultIngest, parse_payload
 from shared.contracts.replay import ReplayError
+from shared.trainkit.errors import StorageError
+from shared.trainkit.executor.types import ModelArtifact, ModelRef
 from tests.backend.databases import DATABASES, empty_database
 from tests.backend.fakes import FixedClock
 from tests.backend.host_fakes import FakeHostClient, result_payload, tiny_model
@@ -168,7 +170,9 @@ def test_a_result_claim_is_won_once_recorded_and_taken_over_from_a_dead_holder(d
     other_id = host_op(backend(db, clock, "bk_a"), "hs_2")
     claims = SqlResultClaimRepository(db, lease_s=10)
     register(db, clock, "bk_a")
-    assert claims.claim(op_id, "bk_a", clock.now()).won
+    assert not claims.claimed(op_id)
+    first = claims.claim(op_id, "bk_a", clock.now())
+    assert (first.won, first.fresh, claims.claimed(op_id)) == (True, True, True)
     busy = claims.claim(op_id, "bk_b", clock.now())
     assert (busy.won, busy.holder, busy.stored) == (False, "bk_a", None)  # bk_a is alive and storing
     claims.record(op_id, "bk_a", StoredVersion("trend", "EURUSD_1h", 3))
@@ -176,8 +180,10 @@ def test_a_result_claim_is_won_once_recorded_and_taken_over_from_a_dead_holder(d
     assert (done.won, done.stored) == (False, StoredVersion("trend", "EURUSD_1h", 3))
 
     assert claims.claim(other_id, "bk_gone", clock.now()).won  # bk_gone has no lease: it died storing
-    assert claims.claim(other_id, "bk_b", clock.now()).won
+    taken = claims.claim(other_id, "bk_b", clock.now())
+    assert (taken.won, taken.fresh) == (True, False)  # bk_gone may have stored a version: look for it
     claims.release(other_id, "bk_b")  # a refused result gives the claim back
+    assert not claims.claimed(other_id)
     assert claims.claim(other_id, "bk_a", clock.now()).won
 
 
@@ -195,12 +201,9 @@ async def test_two_backends_ingesting_the_same_result_at_once_store_one_version(
     payload = parse_payload(result_payload(op_id, "hs_1", tmp_path / "model.pt", config))
     store = LocalModelStore.at(tmp_path / "shared-models")  # one volume, two backends
 
-    def ingest_of(ops: OperationsService) -> ResultIngest:
-        claims = SqlResultClaimRepository(db, lease_s=60)
-        limits = IngestLimits(claim_wait_s=30, claim_poll_s=0.01)
-        return ResultIngest(ops, store, CheckpointValidator(), FakeHostClient(), claims=claims, limits=limits)
-
-    outcomes = await asyncio.gather(ingest_of(a).ingest(payload), ingest_of(b).ingest(payload))
+    outcomes = await asyncio.gather(
+        _ingest(db, a, store, wait_s=30).ingest(payload), _ingest(db, b, store, wait_s=30).ingest(payload)
+    )
     assert sorted(o.duplicate for o in outcomes) == [False, True]
     versions = store.list_versions("trend", "EURUSD_1h")
     assert [v["version"] for v in versions] == [1]
@@ -210,6 +213,94 @@ async def test_two_backends_ingesting_the_same_result_at_once_store_one_version(
             text("SELECT version FROM operation_results WHERE operation_id = :id"), {"id": op_id}
         )
         assert stored.scalar_one() == 1
+
+
+class CountingStore(LocalModelStore):
+    """The real store; counts the searches for an operation's version (each reads every version's
+    metadata); ``fail_after_save`` raises once a version was stored, as a failed fsync after the rename."""
+
+    def __init__(self, root: Path, *, fail_after_save: bool = False) -> None:
+        super().__init__(LocalModelStore.at(root).storage)
+        self.searches = 0
+        self._fail_after_save = fail_after_save
+
+    def find_by_operation(self, strategy: str, name: str, operation_id: str) -> ModelRef | None:
+        self.searches += 1
+        return super().find_by_operation(strategy, name, operation_id)
+
+    def save(self, artifact: ModelArtifact) -> ModelRef:
+        stored = super().save(artifact)
+        if self._fail_after_save:
+            raise StorageError(f"could not fsync the folder of v{stored.version}", file=stored.path)
+        return stored
+
+
+def _ingest(db: Engine, ops: OperationsService, store: LocalModelStore, *, wait_s: float = 1) -> ResultIngest:
+    claims = SqlResultClaimRepository(db, lease_s=60)
+    limits = IngestLimits(claim_wait_s=wait_s, claim_poll_s=0.01)
+    return ResultIngest(ops, store, CheckpointValidator(), FakeHostClient(), claims=claims, limits=limits)
+
+
+def _one_backend(db: Engine, tmp_path: Path) -> tuple[FixedClock, OperationsService, dict[str, object]]:
+    """Backend bk_a, alive, and a real model file at ``tmp_path/model.pt``; its config."""
+    clock = FixedClock()
+    register(db, clock, "bk_a")
+    model, config = tiny_model()
+    (tmp_path / "model.pt").write_bytes(model)
+    return clock, backend(db, clock, "bk_a"), config
+
+
+@pytest.mark.anyio
+async def test_a_first_ingest_searches_no_version_and_one_after_a_crash_finds_the_stored_one(
+    db: Engine, tmp_path: Path
+) -> None:
+    clock, a, config = _one_backend(db, tmp_path)
+    store = CountingStore(tmp_path / "models")
+    first = host_op(a)
+    await _ingest(db, a, store).ingest(
+        parse_payload(result_payload(first, "hs_1", tmp_path / "model.pt", config))
+    )
+    assert store.searches == 0  # no earlier claim: nothing of this operation can be stored
+    assert a.get(first).status is OperationStatus.COMPLETED
+    later = SqlResultClaimRepository(db, lease_s=60).claim(first, "bk_b", clock.now())
+    assert later.stored == StoredVersion("trend", "EURUSD_1h", 1)  # recorded once the operation completed
+
+    # bk_gone stored the model of the next operation and died before recording it and completing it.
+    crashed = host_op(a, "hs_2")
+    payload = parse_payload(result_payload(crashed, "hs_2", tmp_path / "model.pt", config))
+    assert SqlResultClaimRepository(db, lease_s=60).claim(crashed, "bk_gone", clock.now()).won
+    earlier = store.save(
+        ModelArtifact(
+            strategy="trend",
+            name="EURUSD_1h",
+            model_bytes=(tmp_path / "model.pt").read_bytes(),
+            config=config,
+            metrics={},
+            features={},
+            metadata={"operation_id": crashed},
+        )
+    )
+    outcome = await _ingest(db, a, store).ingest(payload)
+    assert isinstance(outcome.model, ModelRef)
+    assert outcome.model.version == earlier.version
+    assert sorted(v["version"] for v in store.list_versions("trend", "EURUSD_1h")) == [1, 2]  # no third
+
+
+@pytest.mark.anyio
+async def test_a_store_failing_after_its_rename_keeps_the_version_and_its_claim(
+    db: Engine, tmp_path: Path
+) -> None:
+    clock, a, config = _one_backend(db, tmp_path)
+    op_id = host_op(a)
+    store = CountingStore(tmp_path / "models", fail_after_save=True)
+    payload = parse_payload(result_payload(op_id, "hs_1", tmp_path / "model.pt", config))
+    outcome = await _ingest(db, a, store).ingest(payload)
+    assert isinstance(outcome.model, ModelRef)
+    assert outcome.model.version == 1
+    assert a.get(op_id).status is OperationStatus.COMPLETED
+    assert [v["version"] for v in store.list_versions("trend", "EURUSD_1h")] == [1]
+    claim = SqlResultClaimRepository(db, lease_s=60).claim(op_id, "bk_b", clock.now())
+    assert claim.stored == StoredVersion("trend", "EURUSD_1h", 1)  # recorded, not released
 
 
 def test_a_signed_message_seen_by_one_backend_is_refused_by_every_other(db: Engine) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from host_service.adapters.backend_client import CallbackRetryPolicy
 from host_service.adapters.result_files import ResultFolderSink, write_result
-from host_service.main import create_app
+from host_service.domain.ports import NewId
+from host_service.main import create_app, new_session_id
 from host_service.settings import HostSettings
 from shared.trainkit.executor.types import ModelArtifact
 from tests.host_service.fakes import FakeLauncher, SigningAuth
@@ -77,17 +78,24 @@ def host_settings(tmp_path: Path, **overrides: Any) -> HostSettings:
 
 
 async def run_host(
-    settings: HostSettings, launcher: FakeLauncher, backend: FakeBackend
+    settings: HostSettings,
+    launcher: FakeLauncher,
+    backend: FakeBackend,
+    *,
+    new_id: NewId = new_session_id,
+    raise_app_exceptions: bool = True,
 ) -> AsyncIterator[Host]:
+    """The app with its lifespan run; ``raise_app_exceptions=False`` answers a server error as a 500."""
     app = create_app(
         settings,
         launcher=launcher,
         backend_transport=httpx.MockTransport(backend),
         retry_policy=CallbackRetryPolicy(attempts=2, sleep=no_sleep),
         device={"kind": "cpu", "name": "test-cpu", "memory_bytes": 1},
+        new_id=new_id,
     )
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://host.test", auth=SigningAuth(SECRET), timeout=10
         ) as client:

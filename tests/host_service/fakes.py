@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from host_service.domain.ports import WorkerMessage, WorkerSpec
+from host_service.domain.sessions import Session, SessionStatus
 from host_service.errors import CallbackRejectedError, DatasetError
 from shared.contracts.signing import sign_request
 
@@ -22,6 +23,22 @@ class FixedClock:
     def __call__(self) -> datetime:
         self.now += timedelta(milliseconds=1)
         return self.now
+
+
+def new_session(session_id: str = "hs_1", status: SessionStatus = SessionStatus.STARTING) -> Session:
+    """A session as ``SessionService.start`` makes one (times fixed)."""
+    at = datetime(2025, 1, 5, tzinfo=UTC)
+    return Session(
+        session_id=session_id,
+        operation_id=f"op_{session_id.removeprefix('hs_')}",
+        fingerprint="f",
+        callback_url="http://b/cb",
+        request={},
+        datasets=[],
+        created_at=at,
+        updated_at=at,
+        status=status,
+    )
 
 
 class FakeWorker:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from host_service.domain.ports import WorkerMessage
+from host_service.domain.ports import WorkerMessage, WorkerSpec
 from shared.contracts.handoff import decode_inline_model
 from shared.contracts.host import MODEL_SHA256_HEADER, ResultPayload
 from shared.contracts.signing import sign_request, verify, verify_request
@@ -27,7 +28,7 @@ from tests.host_service.conftest import (
     wait_status,
     write_fake_result,
 )
-from tests.host_service.fakes import FakeLauncher
+from tests.host_service.fakes import FakeLauncher, FakeWorker
 
 pytestmark = pytest.mark.anyio
 
@@ -314,3 +315,30 @@ async def test_stop_while_downloading_data_cancels_without_starting_a_worker(tmp
         assert view["error"]["message"] == "stopped before training"
         assert host.launcher.workers == []
         assert await _in_use(host) == 0
+
+
+class GatedLauncher(FakeLauncher):
+    """Launches only once ``gate`` is set (a fork that takes its time); ``launching`` says it began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.launching = threading.Event()
+        self.gate = threading.Event()
+
+    def launch(self, spec: WorkerSpec) -> FakeWorker:
+        self.launching.set()
+        assert self.gate.wait(10)
+        return super().launch(spec)
+
+
+async def test_a_stop_while_the_child_is_being_launched_reaps_the_child(tmp_path: Path) -> None:
+    launcher = GatedLauncher()
+    async for host in run_host(host_settings(tmp_path), launcher, FakeBackend()):
+        session_id = (await host.client.post("/training/start", json=start_body())).json()["session_id"]
+        await wait_for(launcher.launching.is_set)
+        await host.client.post(f"/training/stop/{session_id}")
+        launcher.gate.set()  # the launch finishes after the stop cancelled the session's task
+        view = await wait_status(host, session_id, "cancelled")
+        assert view["error"]["code"] == "cancelled"
+        await wait_for(lambda: launcher.workers and not launcher.workers[0].is_alive())
+        assert launcher.workers[0].calls == ["terminate"]

@@ -9,23 +9,15 @@ import pytest
 from host_service.domain.sessions import TERMINAL_STATUSES, Session, SessionStatus, transition
 from host_service.errors import IllegalTransitionError
 from shared.contracts.host import TERMINAL_SESSION_STATUSES, SessionStatusName
+from tests.host_service.fakes import new_session
 
 NOW = datetime(2025, 1, 5, tzinfo=UTC)
 
 
 def _session(status: SessionStatus = SessionStatus.STARTING) -> Session:
-    return Session(
-        session_id="hs_1",
-        operation_id="op_1",
-        fingerprint="f",
-        callback_url="http://b/cb",
-        request={},
-        datasets=[],
-        created_at=NOW,
-        updated_at=NOW,
-        status=status,
-        worker_pid=99,
-    )
+    session = new_session(status=status)
+    session.worker_pid = 99
+    return session
 
 
 def test_a_session_runs_then_completes() -> None:

@@ -13,7 +13,7 @@ import pytest
 from shared.trainkit.errors import ModelNotFoundError, StorageError
 from shared.trainkit.executor.types import ModelArtifact
 from shared.trainkit.storage import ModelStorage
-from shared.trainkit.storage.durable_files import write_durably
+from shared.trainkit.storage.durable_files import write_durably, write_files_durably
 
 DEADLINE_S = 60.0
 FILES_PER_VERSION = 5
@@ -310,3 +310,29 @@ def test_every_file_and_folder_of_a_version_is_fsynced_before_it_becomes_visible
     expected = {temp} | {temp / p.relative_to(final) for p in final.rglob("*")}
     assert expected <= synced, sorted(str(p) for p in expected - synced)
     assert ("fsync", str(final.parent)) in events[published:]  # and the rename itself is made durable
+
+
+def test_write_files_durably_writes_every_file_before_the_first_fsync_and_fsyncs_each_and_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {"model.safetensors": b"weights", "config.json": b"{}", "manifest.json": b"[]"}
+    synced: list[tuple[str, set[str]]] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        written = {p.name for p in tmp_path.iterdir() if p.stat().st_size > 0}
+        synced.append((os.readlink(f"/proc/self/fd/{fd}"), written))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    write_files_durably(tmp_path, files)
+    assert {Path(path).name for path, _ in synced} == {*files, tmp_path.name}  # together, in any order
+    assert all(written == set(files) for _, written in synced)  # every file's bytes before any fsync
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files
+
+
+def test_write_files_durably_never_overwrites_a_file(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_bytes(b"kept")
+    with pytest.raises(FileExistsError):
+        write_files_durably(tmp_path, {"model.safetensors": b"w", "config.json": b"new"})
+    assert (tmp_path / "config.json").read_bytes() == b"kept"

@@ -26,7 +26,7 @@ class SqlResultClaimRepository:
         try:
             with self._sessions.begin() as session:
                 session.add(OperationResultRow(operation_id=op_id, owner_id=owner, claimed_at=at))
-            return ResultClaim(won=True)
+            return ResultClaim(won=True, fresh=True)
         except IntegrityError:
             pass
         with self._sessions.begin() as session:
@@ -60,6 +60,10 @@ class SqlResultClaimRepository:
                 .values(owner_id=owner, claimed_at=at)
             )
             return int(getattr(result, "rowcount", 0)) == 1
+
+    def claimed(self, op_id: str) -> bool:
+        with self._sessions() as session:
+            return session.get(OperationResultRow, op_id) is not None
 
     def record(self, op_id: str, owner: str, version: StoredVersion) -> None:
         with self._sessions.begin() as session:

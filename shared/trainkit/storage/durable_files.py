@@ -85,6 +85,15 @@ def write_durably(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def write_files_durably(folder: Path, files: dict[str, bytes]) -> None:
+    """Write new files into ``folder`` (refusing to overwrite), then fsync them and the folder together
+    (:func:`fsync_all`): every write is issued before the first fsync, and the disk is waited for once
+    for the lot rather than once per file in turn."""
+    for name, data in files.items():
+        write_new(folder / name, data)
+    fsync_all([*(folder / name for name in files), folder])
+
+
 def move_new(source: Path, target: Path) -> None:
     """Move ``source`` to the new file ``target``, not yet synced: a rename on the same file system (no
     byte copied), else a copy and the source removed."""
