@@ -22,7 +22,8 @@ What bounds it (a timestamped timeline of both services and the child, load ~2, 
 starts its steps ~10 ms after a local training would (the start call, the data check, the hand-over
 to the idle worker; the session's record is written meanwhile), and the operation completes ~30 ms after
 its steps end, against ~3 ms locally: the result folder written and fsynced (4-5 ms), the outcome
-message to the host (~2 ms), the payload (~2 ms), the signed callback with its replay record (~8 ms),
+message to the host (~2 ms; up to the GIL's 5 ms switch interval more until the child flushed its
+queue at once instead of on its way out), the payload (~2 ms), the signed callback with its replay record (~8 ms),
 the backend's ingest (the weights validated ~2 ms, claim and store ~9 ms, completion ~3 ms). On these
 2 cores, the steps themselves also run slower in the child than in the backend: it is a fresh process
 (~10 ms on this training, measured apart from the servers) and shares the cores with the backend, the

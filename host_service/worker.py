@@ -12,6 +12,7 @@ and the orphan exit first stop the program's own process group, so no process of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -80,7 +81,8 @@ def run_worker(spec: WorkerSpec, messages: Queue[WorkerMessage], cancel: Event) 
         level=logging.INFO,
         format=f"%(asctime)s worker[{spec.session_id}] %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger().addHandler(_LogForwarder(messages))
+    forwarder = _LogForwarder(messages)
+    logging.getLogger().addHandler(forwarder)
     if spec.request.get("workload") == "command":
         signal.signal(signal.SIGTERM, _unwind_on_sigterm)
     token = CancelToken()
@@ -90,9 +92,16 @@ def run_worker(spec: WorkerSpec, messages: Queue[WorkerMessage], cancel: Event) 
     )
     watcher.start()
     try:
-        messages.put(_train(spec, messages, token))
+        outcome = _train(spec, messages, token)
     finally:
         finished.set()
+    logging.getLogger().removeHandler(forwarder)
+    messages.put(outcome)
+    # Sent now, not on the way out: the queue's feeder thread would wait for the GIL while this process
+    # tears itself down (the interpreter's 5 ms switch interval, longer on a busy machine), and the host
+    # would learn of the end, and hand the result on, that much later.
+    messages.close()
+    messages.join_thread()
 
 
 class _LogForwarder(logging.Handler):
@@ -168,7 +177,9 @@ def _watch(
                 finished.wait(spec.heartbeat_interval_s * 5)
             os._exit(ORPHAN_EXIT_CODE)
         if not finished.is_set():
-            messages.put(WorkerMessage("heartbeat"))
+            # ValueError: closed just now, the outcome went out; nothing more to say.
+            with contextlib.suppress(ValueError):
+                messages.put(WorkerMessage("heartbeat"))
 
 
 def process_alive(pid: int) -> bool:

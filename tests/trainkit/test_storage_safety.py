@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import threading
@@ -293,16 +294,7 @@ def test_every_file_and_folder_of_a_version_is_fsynced_before_it_becomes_visible
     (out / "model.pt").write_bytes(b"weights")
     (out / "sub" / "log.json").write_text("{}")
     files = {"model.pt": out / "model.pt", "sub/log.json": out / "sub" / "log.json"}
-    command_artifact = ModelArtifact(
-        strategy="toy",
-        name="run",
-        model_bytes=b"",
-        config={},
-        metrics={},
-        features={},
-        metadata={},
-        files=files,
-    )
+    command_artifact = dataclasses.replace(artifact(b""), strategy="toy", name="run", files=files)
     final = Path(ModelStorage(tmp_path / "models").save(command_artifact).path)
     published = events.index(("rename", str(final)))
     synced = {Path(path) for kind, path in events[:published] if kind == "fsync"}
