@@ -190,7 +190,9 @@ class ResultIngest:
             )
             stored = published
         except BaseException:
-            await asyncio.to_thread(self._claims.release, op.id, me)
+            # Cancelled (a shutdown, a dropped request): the publish's thread may still have renamed a
+            # version into place, so the claim goes only when none was; shielded, so it does run.
+            await asyncio.shield(asyncio.to_thread(self._release_unless_published, payload, op.id, me))
             raise
         return stored, True
 
@@ -224,7 +226,11 @@ class ResultIngest:
         its rename), kept under the claim; else the claim released, for the next ingest to take. Were it
         released with a version stored, that ingest's fresh claim would store a second one."""
         assert payload.artifact is not None
-        found = self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op_id)
+        try:
+            found = self._sink.find_by_operation(payload.artifact.strategy, payload.artifact.name, op_id)
+        except Exception:  # the search failed: the claim must not stay held until our lease lapses
+            logger.exception("operation %s: could not look for a version stored before", op_id)
+            found = None
         if found is None:
             self._claims.release(op_id, me)
         return found

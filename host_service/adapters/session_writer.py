@@ -92,7 +92,9 @@ class SessionWriter:
         except Exception as exc:  # the next state of the session is written all the same
             logger.exception("could not write the state of session %s", session_id)
             for future in waiting:
-                future.set_exception(exc)
+                if future.set_running_or_notify_cancel():  # False: its waiter was cancelled meanwhile
+                    future.set_exception(exc)
             return
         for future in waiting:
-            future.set_result(None)
+            if future.set_running_or_notify_cancel():
+                future.set_result(None)

@@ -111,3 +111,22 @@ async def test_a_start_whose_session_cannot_be_written_is_refused_and_leaves_no_
         started = await host.client.post("/training/start", json=start_body())
         assert started.status_code == 202
         assert started.json()["session_id"] == "hs_ok"
+
+
+def test_a_cancelled_waiter_does_not_stop_the_writer() -> None:
+    """A start or acknowledge whose await is cancelled (a shutdown, a dropped request) cancels its future;
+    the writer still writes that state and goes on writing the next ones."""
+    store = GatedStore()
+    writer = SessionWriter(store)
+    a = new_session("a")
+    writer.save(a)
+    assert store.started.wait(DEADLINE_S)
+    a.status = SessionStatus.RUNNING
+    abandoned = writer.save(a)
+    assert abandoned.cancel()
+    store.gate.set()
+    assert writer.flush(DEADLINE_S)
+    a.status = SessionStatus.COMPLETED
+    assert writer.save(a).result(DEADLINE_S) is None
+    assert [status for _, status, _ in store.writes] == ["starting", "running", "completed"]
+    writer.close()

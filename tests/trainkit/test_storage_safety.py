@@ -14,7 +14,12 @@ import pytest
 from shared.trainkit.errors import ModelNotFoundError, StorageError
 from shared.trainkit.executor.types import ModelArtifact
 from shared.trainkit.storage import ModelStorage
-from shared.trainkit.storage.durable_files import write_durably, write_files_durably
+from shared.trainkit.storage.durable_files import (
+    FSYNC_THREADS,
+    fsync_all,
+    write_durably,
+    write_files_durably,
+)
 
 DEADLINE_S = 60.0
 FILES_PER_VERSION = 5
@@ -328,3 +333,12 @@ def test_write_files_durably_never_overwrites_a_file(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         write_files_durably(tmp_path, {"model.safetensors": b"w", "config.json": b"new"})
     assert (tmp_path / "config.json").read_bytes() == b"kept"
+
+
+def test_fsync_all_syncs_more_paths_than_it_has_threads_and_raises_the_first_error(tmp_path: Path) -> None:
+    paths = [tmp_path / f"f{i}" for i in range(FSYNC_THREADS * 3)]
+    for path in paths:
+        path.write_bytes(b"x")
+    fsync_all([*paths, tmp_path])
+    with pytest.raises(FileNotFoundError):
+        fsync_all([*paths, tmp_path / "missing"])
