@@ -277,7 +277,7 @@ def test_a_pointer_that_cannot_be_switched_does_not_fail_a_stored_save(
 def test_every_file_and_folder_of_a_version_is_fsynced_before_it_becomes_visible(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fsyncs run together (one thread each), but all of them end before the rename publishes."""
+    """The fsyncs run together (on threads of their own), but all of them end before the rename publishes."""
     events: list[tuple[str, str]] = []
     lock = threading.Lock()
     real_fsync, real_rename = os.fsync, os.rename

@@ -32,11 +32,11 @@ FSYNC_THREADS = 16
 
 
 def fsync_all(paths: Sequence[Path]) -> None:
-    """fsync every file and folder of ``paths`` at once (up to FSYNC_THREADS threads), and return when all are on disk
-    (raising the first error). The file system commits concurrent fsyncs together (one journal commit for
-    the lot on ext4 and xfs): a model version's eight entries take about one fsync's time, not eight —
-    1 ms instead of 6-10 ms on this project's CI disk while something else writes. Threads live for one
-    call (no pool to outlive a fork)."""
+    """fsync every file and folder of ``paths`` at once (up to FSYNC_THREADS threads) and return when all
+    are on disk, raising the first error. The file system commits concurrent fsyncs together (one journal
+    commit for the lot on ext4 and xfs): a model version's eight entries take about one fsync's time, not
+    eight — 1 ms instead of 6-10 ms on this project's CI disk while something else writes. The threads
+    live for one call (no pool to outlive a fork)."""
     errors: list[OSError] = []
 
     def sync(path: Path) -> None:
