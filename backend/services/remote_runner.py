@@ -94,6 +94,7 @@ class RemoteRunner:
         self._wake: dict[str, asyncio.Event] = {}
         self._placing: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        operations.on_terminal(self._settled)
 
     # --- TrainingRunner ------------------------------------------------------------------------
 
@@ -105,6 +106,15 @@ class RemoteRunner:
 
     def cancel(self, op_id: str) -> bool:
         """Wake the operation's follower: it forwards the stop and waits for the answer."""
+        return self._wake_follower(op_id)
+
+    def _settled(self, op: Operation) -> None:
+        """An operation settled in this process (its result ingested, a cancel answered): its follower,
+        if it has one here, finishes now and frees its place (a host's slot) for the next operation,
+        rather than at its next poll, seconds later on a long run. Any thread."""
+        self._wake_follower(op.id)
+
+    def _wake_follower(self, op_id: str) -> bool:
         event = self._wake.get(op_id)
         if event is None or self._loop is None:
             return False

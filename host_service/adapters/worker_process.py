@@ -3,8 +3,9 @@
 Children are forked from a ``forkserver`` that imported torch and the training library once, when the
 host started, and each is forked *ahead of its session*: the launcher keeps one idle worker, forked and
 warmed up (a training step on the training's own thread count, a candle file parsed) while nothing
-waits on it, and a session's start only hands that process its spec through a pipe. A new idle worker
-is forked at once in the background for the next session. Every session still gets a process of its
+waits on it, and a session's start only hands that process its spec through a pipe. The next idle worker
+is forked in the background when the session asks for it (``prepare_next``: once its training is under
+way, so that the fork and warm-up do not take the CPU from the training's own start). Every session still gets a process of its
 own, forked from the pristine server (never from the API process, never reused), so a child killed with
 SIGKILL fails that session alone and the next one runs on the next fresh worker. The server imports
 modules only (no threads, no CUDA), which keeps forking from it safe; should it die, multiprocessing
@@ -169,25 +170,30 @@ class ForkServerWorkerLauncher:
         """Start the fork server (it imports ``preload``) and fork the first idle worker, in the
         background: the host answers at once, and the first training finds a warm worker waiting."""
         if self.keep_idle:
-            self._replenish()
+            self.prepare_next()
         elif self.warm_fork:
             forkserver.ensure_running()
 
     def launch(self, spec: WorkerSpec) -> ProcessWorker:
-        """``spec`` runs in the idle worker (one being forked is waited for), else in a new one; the
-        next idle worker is forked in the background."""
+        """``spec`` runs in the idle worker (one being forked is waited for), else in a new one. The next
+        idle worker is forked on ``prepare_next``."""
         worker = self._take_idle()
         if worker is not None:
             try:
-                handed = worker.assign(spec)
+                return worker.assign(spec)
             except OSError:  # it died while idle: its successor below is as warm, just not forked yet
                 logger.warning("the idle training worker %s was gone; forking another", worker.pid)
-            else:
-                self._replenish()
-                return handed
-        handed = self._start().assign(spec)
-        self._replenish()
-        return handed
+        return self._start().assign(spec)
+
+    def prepare_next(self) -> None:
+        """Fork the next idle worker in the background, unless one is idle or being forked already."""
+        if not self.keep_idle:
+            return
+        with self._lock:
+            if self._closed or self._idle is not None or self._forking is not None:
+                return
+            self._forking = threading.Thread(target=self._fork_idle, name="idle-worker-fork", daemon=True)
+            self._forking.start()
 
     @property
     def idle_pid(self) -> int | None:
@@ -215,15 +221,6 @@ class ForkServerWorkerLauncher:
         with self._lock:
             worker, self._idle = self._idle, None
         return worker if worker is not None and worker.is_alive() else None
-
-    def _replenish(self) -> None:
-        if not self.keep_idle:
-            return
-        with self._lock:
-            if self._closed or self._idle is not None or self._forking is not None:
-                return
-            self._forking = threading.Thread(target=self._fork_idle, name="idle-worker-fork", daemon=True)
-            self._forking.start()
 
     def _fork_idle(self) -> None:
         try:

@@ -132,3 +132,8 @@ class WorkerHandle(Protocol):
 
 class WorkerLauncher(Protocol):
     def launch(self, spec: WorkerSpec) -> WorkerHandle: ...
+
+    def prepare_next(self) -> None:
+        """Get a worker ready for the next session, if none is ready or being readied (idempotent).
+        Called by a session once its training is under way (see ``SessionRunner``)."""
+        ...

@@ -8,6 +8,12 @@ session ends on that message, and ``on_end`` hears of it (the result is sent, th
 process exits: its exit is bookkeeping (tens of milliseconds of interpreter teardown under load) that
 the user no longer waits for. The child is reaped all the same (terminate, then kill, if it lingers).
 
+The launcher readies a worker for the next session once this one's training is under way: at the
+child's first progress report from within its fit (one that names an epoch: the data is loaded and the
+features computed by then), after ``prepare_next_after_s`` of a child that reports no epoch, or at the
+session's end, whichever comes first. Forked at the launch instead, the next worker's fork and warm-up
+would take the CPU from this training's own start (loading its data, on a machine of few cores).
+
 Stop escalates: the cancel event first (training raises TrainingCancelledError at the next batch), then
 ``terminate()`` after ``grace_s``, then ``kill()`` after another ``grace_s``. A child that exits without
 saying how it ended is a crash (``worker_crashed`` with its exit code).
@@ -40,6 +46,8 @@ class RunnerTimings:
     poll_interval_s: float = 0.25
     heartbeat_interval_s: float = 2.0
     persist_interval_s: float = 2.0
+    #: When a child that reported no epoch yet counts as under way (see the module's docstring).
+    prepare_next_after_s: float = 1.0
 
 
 class SessionRunner:
@@ -69,6 +77,8 @@ class SessionRunner:
         self._worker: WorkerHandle | None = None
         self._stop_requested = False
         self._outcome: WorkerMessage | None = None
+        self._in_fit = False
+        self._next_prepared = False
 
     async def run(self) -> None:
         """Download data, start the child, follow it to the end (never raises but CancelledError)."""
@@ -126,7 +136,7 @@ class SessionRunner:
 
     async def _follow(self, worker: WorkerHandle) -> None:
         loop = asyncio.get_running_loop()
-        last_persist = loop.time()
+        last_persist = started = loop.time()
         stop_started: float | None = None
         while self._outcome is None:
             self._apply(worker.drain())
@@ -134,6 +144,8 @@ class SessionRunner:
                 self._apply(worker.drain())
                 break
             now = loop.time()
+            if self._in_fit or now - started >= self._timings.prepare_next_after_s:
+                self._prepare_next()
             if self._stop_requested:
                 stop_started = now if stop_started is None else stop_started
                 self._escalate(worker, now - stop_started)
@@ -179,6 +191,7 @@ class SessionRunner:
             self.session.last_heartbeat = self._clock()
             if message.kind == "progress":
                 self.session.progress = message.body
+                self._in_fit = self._in_fit or message.body.get("epoch") is not None
                 record_epoch(self.session, message.body)
             elif message.kind == "log":
                 record_log(self.session, message.body)
@@ -209,6 +222,11 @@ class SessionRunner:
         else:
             self._end(SessionStatus.FAILED, {"details": {}, **outcome.body})
 
+    def _prepare_next(self) -> None:
+        if not self._next_prepared:
+            self._next_prepared = True
+            self._launcher.prepare_next()
+
     def _move(self, target: SessionStatus) -> None:
         transition(self.session, target, now=self._clock())
         self._persist(self.session)
@@ -219,6 +237,7 @@ class SessionRunner:
         logger.info("session %s ended %s", self.session.session_id, target.value)
         if self._on_end is not None:
             self._on_end(self.session)
+        self._prepare_next()
 
 
 def _crash(exitcode: int | None) -> dict[str, Any]:

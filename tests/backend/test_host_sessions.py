@@ -189,3 +189,21 @@ async def test_after_a_restart_the_backend_re_attaches_to_a_running_host_session
         op = await backend.wait_status(op_id, "completed")
         assert op["host_session_id"] == session_id
         assert backend.versions() == [1]
+
+
+async def test_a_stored_result_frees_the_hosts_slot_at_once_not_at_the_next_poll(tmp_path: Path) -> None:
+    """Polls and health checks 30 s apart: the second training gets the one slot within seconds only
+    because completing the first wakes its follower, which releases the slot."""
+    slow = {"host_poll_initial_s": 30.0, "host_poll_max_s": 30.0, "host_health_interval_s": 30.0}
+    async with host_backend(host_settings(tmp_path, host_lease_s=120.0, **slow)) as backend:
+        first, session_id = await _on_host(backend)
+        second = await backend.start_training()
+        deadline = time.monotonic() + 5
+        while second not in backend.components.hosts.dispatching:
+            assert time.monotonic() < deadline, "the second training never reached the dispatcher"
+            await asyncio.sleep(0.01)
+        _finish(backend.hosts, session_id, tmp_path)
+        assert (await backend.post_result(backend.hosts.results[session_id])).status_code == 200
+        await backend.wait_status(first, "completed")
+        placed = await backend.wait_for(second, lambda b: b["host_session_id"] is not None, "the slot", 5)
+        assert placed["host_url"] == "http://h1"

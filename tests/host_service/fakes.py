@@ -103,11 +103,16 @@ class FakeLauncher:
     def __init__(self, **worker_options: bool) -> None:
         self.workers: list[FakeWorker] = []
         self.worker_options = worker_options
+        #: How many workers were launched when each ``prepare_next`` came.
+        self.prepared: list[int] = []
 
     def launch(self, spec: WorkerSpec) -> FakeWorker:
         worker = FakeWorker(spec, **self.worker_options)
         self.workers.append(worker)
         return worker
+
+    def prepare_next(self) -> None:
+        self.prepared.append(len(self.workers))
 
 
 class FakeBackendClient:

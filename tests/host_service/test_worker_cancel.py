@@ -70,6 +70,9 @@ class RecordingLauncher:
         self.workers.append(worker)
         return worker
 
+    def prepare_next(self) -> None:
+        self._real.prepare_next()
+
     def close(self) -> None:
         self._real.close()
 

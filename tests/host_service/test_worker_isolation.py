@@ -71,6 +71,7 @@ def test_killed_training_fails_alone_and_the_next_one_runs_in_a_fresh_process(tm
         time.sleep(0.05)
     assert doomed.exitcode == -signal.SIGKILL
 
+    launcher.prepare_next()  # as its session does once it reported progress
     warm = _idle_pid(launcher)  # forked while the doomed one trained
     assert warm != doomed.pid
     survivor = launcher.launch(_spec(tmp_path, "s_next", epochs=2))
@@ -87,6 +88,8 @@ def test_killed_training_fails_alone_and_the_next_one_runs_in_a_fresh_process(tm
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert survivor.exitcode == 0
+    assert launcher.idle_pid is None  # none forked until a session asks for it
+    launcher.prepare_next()
     idle = _idle_pid(launcher)
     launcher.close()
     assert not running(idle)
