@@ -78,13 +78,20 @@ def main() -> None:
         default=DEFAULT_ROWS,
         help="candles (default: the sample data's, as a new user trains)",
     )
+    parser.add_argument(
+        "--user-intervals",
+        action="store_true",
+        help="health checks, polls and heartbeats at the product's defaults (what make run gives), "
+        "not the e2e tests' short ones",
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_sample_data(root / "backend" / "data", symbols=("EURUSD",), timeframes=("1h",), rows=args.rows)
-        host = host_process(root / "host")
-        backend = backend_process(root / "backend", [host.url])
+        intervals = not args.user_intervals
+        host = host_process(root / "host", test_intervals=intervals)
+        backend = backend_process(root / "backend", [host.url], test_intervals=intervals)
         processes = [host, backend]
         try:
             start_all(processes)

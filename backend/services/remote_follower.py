@@ -1,7 +1,8 @@
 """RemoteFollower: follows one remote run (a host session, a Ray job) until its operation ends.
 
 One loop for every remote mode. It polls the run through the RemoteBackend (``poll_initial_s``, backing
-off to ``poll_max_s`` while nothing changes), mirrors progress, epochs, device and heartbeat into the
+off to ``poll_max_s`` while nothing changes; a run just started is first looked at after one
+``poll_initial_s``), mirrors progress, epochs, device and heartbeat into the
 operation through the same throttle as local progress, relays the run's log lines into the operation's
 log, pulls the result when the run completed but no callback arrived within ``result_pull_delay_s``,
 forwards a cancel and records ``cancelled`` after ``cancel_grace_s``. A run lost for reasons of the
@@ -67,6 +68,7 @@ class RemoteFollower:
         timings: RemoteTimings,
         wake: asyncio.Event,
         monotonic: Callable[[], float] = time.monotonic,
+        first_look_after_s: float = 0.0,
     ) -> None:
         self.op_id = op_id
         self.run = run
@@ -76,6 +78,7 @@ class RemoteFollower:
         self._t = timings
         self.wake = wake
         self._monotonic = monotonic
+        self._first_look_after_s = first_look_after_s
         self._last_progress: dict[str, Any] | None = None
         self._completed_at: float | None = None
         self._ended_at: float | None = None
@@ -86,6 +89,8 @@ class RemoteFollower:
         """Follow until the operation settles (None) or the run is lost (its error)."""
         lease = HostLease(self._t.lease_s, self._monotonic())
         interval = self._t.poll_initial_s
+        if self._first_look_after_s > 0:  # a cancel, or the result stored meanwhile, wakes it sooner
+            await self._sleep(self._first_look_after_s)
         while True:
             op = await asyncio.to_thread(self._ops.get, self.op_id)
             if op.is_terminal:

@@ -208,11 +208,12 @@ class RemoteRunner:
         try:
             with self._logs.capture(op_id):
                 while True:
+                    started_now = run is None
                     if run is None:
                         run = await self._place(op_id)
                         if run is None:
                             return
-                    lost = await self._follow(op_id, run)
+                    lost = await self._follow(op_id, run, started_now=started_now)
                     if lost is None or not await self._after_loss(op_id, run, lost):
                         return
                     run = None
@@ -282,7 +283,10 @@ class RemoteRunner:
         self._ops.track(op)
         return True
 
-    async def _follow(self, op_id: str, run: RemoteRun) -> OperationError | None:
+    async def _follow(self, op_id: str, run: RemoteRun, *, started_now: bool) -> OperationError | None:
+        """``started_now``: placed by this task a moment ago (not re-attached): the first look at it
+        waits one poll interval, as there is nothing to see yet and the look would take CPU from the
+        run's own start (on a host that is this machine, or the backend's polls of a Ray job)."""
         follower = RemoteFollower(
             op_id,
             run,
@@ -292,6 +296,7 @@ class RemoteRunner:
             timings=self._t,
             wake=self._wake[op_id],
             monotonic=self._monotonic,
+            first_look_after_s=self._t.poll_initial_s if started_now else 0.0,
         )
         try:
             return await follower.follow()

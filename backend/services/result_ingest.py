@@ -16,20 +16,24 @@ Looking for a version an earlier ingest stored reads every version's metadata of
 done only when an earlier claim exists (``claimed``; a first, ``fresh`` claim has nothing to find): a
 first ingest, the common case, costs no more as a model's versions add up. A store that fails after its
 rename keeps the version and its claim rather than releasing it for a second version. The version is
-recorded under the claim right after the operation is completed, in the same worker-thread call.
+recorded under the claim right after the operation is completed. Checking, storing and completing run
+in one worker-thread call (an inline model's decoding too: a hand-off waits for one thread hop, not
+seven), which runs to its end even if the request is dropped meanwhile (a shutdown): a version stored
+is never left without its operation completed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -52,6 +56,7 @@ from shared.contracts.host import ExternalModel, InlineModel, ResultArtifact, Re
 from shared.trainkit.executor.types import ModelArtifact, ModelRef, StagedModel
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _READ_CHUNK = 1 << 20
 #: Modes whose results arrive through the hand-off (a host callback or pull, a Ray job's post).
@@ -118,9 +123,8 @@ class ResultIngest:
             if done is not None:
                 await self.acknowledge(_host_of(op), payload.session_id)
                 return done
-            stored, won = await self._stored_model(payload, op) if payload.artifact else (None, False)
             try:
-                await asyncio.to_thread(self._complete_and_record, payload, stored, won)
+                stored = await self._store_and_complete(payload, op)
             except IllegalTransitionError:
                 # Another backend completed it with the same stored version meanwhile.
                 done = self._already_done(await asyncio.to_thread(self._ops.get, op_id), payload)
@@ -132,69 +136,95 @@ class ResultIngest:
         await self.acknowledge(_host_of(op), payload.session_id)
         return IngestOutcome(op_id, stored, duplicate=False)
 
-    async def _stored_model(self, payload: ResultPayload, op: Operation) -> tuple[ModelRef, bool]:
-        """The version holding the payload's model: stored now, or found from an ingest that ran before;
-        and whether this ingest won its claim (the version is recorded under it once the operation is
-        completed)."""
+    async def _store_and_complete(self, payload: ResultPayload, op: Operation) -> ModelRef | None:
+        """The payload's model stored (or the version an earlier ingest stored found), then the operation
+        completed with it. An inline model has nothing to fetch: it is decoded, checked, stored and the
+        operation completed in one worker-thread call, awaited to its end even if this request is dropped
+        meanwhile. An external one is fetched first, unless an earlier ingest stored it."""
+        if payload.artifact is None:
+            await asyncio.to_thread(self._complete_and_record, payload, None, False)
+            return None
+        with self._workspace() as folder:
+            if isinstance(payload.model, InlineModel):
+                outcome = await _to_its_end(self._check_store_complete, payload, op, folder, None)
+            else:
+                earlier = await asyncio.to_thread(self._complete_with_earlier, payload, op.id)
+                if earlier is not None:
+                    return earlier
+                fetched = await self._materialise(payload, op, folder)
+                outcome = await _to_its_end(self._check_store_complete, payload, op, folder, fetched)
+            deadline = asyncio.get_running_loop().time() + self._limits.claim_wait_s
+            while isinstance(outcome, _Held):
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise ResultBeingStoredError(
+                        f"backend {outcome.holder} is storing the model of operation {op.id}; retry shortly",
+                        operation_id=op.id,
+                        holder=outcome.holder,
+                    )
+                await asyncio.sleep(self._limits.claim_poll_s)
+                outcome = await _to_its_end(self._store_complete, payload, op, outcome.checked)
+            return outcome
+
+    def _check_store_complete(
+        self, payload: ResultPayload, op: Operation, folder: Path, fetched: Path | None
+    ) -> ModelRef | _Held:
+        """The model slot's file checked (an inline model decoded into ``folder`` first, unless an earlier
+        ingest stored it), then stored and the operation completed (``_store_complete``)."""
+        if fetched is None:
+            earlier = self._complete_with_earlier(payload, op.id)
+            if earlier is not None:
+                return earlier
+            assert isinstance(payload.model, InlineModel)
+            fetched = _slot_file(payload, folder)
+            self._decode_inline(payload.model, fetched)
+        return self._store_complete(payload, op, self._checked(payload, fetched, folder))
+
+    def _checked(self, payload: ResultPayload, model_file: Path, folder: Path) -> _Checked:
+        """Weights validated against the artifact's config; a command's artefacts unpacked and checked one
+        by one against the artifact's list (files of any kind: no torch weights to validate)."""
         artifact = payload.artifact
         assert artifact is not None
-        stored = await asyncio.to_thread(self._stored_before, payload, op.id)
-        if stored is not None:
-            logger.info("operation %s: its model was stored before (v%d)", op.id, stored.version)
-            return stored, False
-        with self._workspace() as folder:
-            model_file = await self._materialise(payload, op, folder)
-            if artifact.bundle is None:
-                await asyncio.to_thread(self._validator.validate, model_file, artifact.config)
-                # Checked against the payload's sha256 and size: the store takes the file as it is.
-                assert payload.model is not None  # _materialise refused a payload without one
-                staged = StagedModel(model_file, payload.model.sha256, payload.model.size)
-                return await self._store_once(payload, op, staged, {})
-            # A command's artefacts: files of any kind, checked one by one against the artifact's list
-            # (there are no torch weights to validate).
-            files = await asyncio.to_thread(self._unpack, artifact, model_file, folder / "files")
-            return await self._store_once(payload, op, None, files)
+        assert payload.model is not None
+        if artifact.bundle is None:
+            self._validator.validate(model_file, artifact.config)
+            # Checked against the payload's sha256 and size: the store takes the file as it is.
+            return _Checked(StagedModel(model_file, payload.model.sha256, payload.model.size), {})
+        return _Checked(None, self._unpack(artifact, model_file, folder / "files"))
 
-    async def _store_once(
-        self, payload: ResultPayload, op: Operation, model: StagedModel | None, files: dict[str, Path]
-    ) -> tuple[ModelRef, bool]:
-        """Publish the checked model from the temp folder only if this ingest wins the database claim
-        (True); else the version another ingest stored under it (False)."""
+    def _store_complete(self, payload: ResultPayload, op: Operation, checked: _Checked) -> ModelRef | _Held:
+        """Publish the checked model only if this ingest wins the database claim, else take the version
+        another ingest stored under it; then complete the operation with it. ``_Held`` while another
+        backend holds the claim without a version yet (the caller waits and calls again)."""
         me = self._ops.instance_id
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._limits.claim_wait_s
-        while True:
-            claim = await asyncio.to_thread(self._claims.claim, op.id, me, self._ops.now())
-            if claim.won:
-                break
-            if claim.stored is not None:
-                logger.info("operation %s: its model was stored by backend %s", op.id, claim.holder)
-                return await asyncio.to_thread(self._ref_of, claim.stored, op.id), False
-            if loop.time() >= deadline:
-                raise ResultBeingStoredError(
-                    f"backend {claim.holder} is storing the model of operation {op.id}; retry shortly",
-                    operation_id=op.id,
-                    holder=claim.holder,
+        claim = self._claims.claim(op.id, me, self._ops.now())
+        if not claim.won:
+            if claim.stored is None:
+                return _Held(claim.holder, checked)
+            logger.info("operation %s: its model was stored by backend %s", op.id, claim.holder)
+            stored = self._ref_of(claim.stored, op.id)
+        else:
+            try:
+                stored = self._publish(payload, op, checked.model, checked.files, fresh=claim.fresh)
+            except Exception:
+                published = self._release_unless_published(payload, op.id, me)
+                if published is None:
+                    raise
+                logger.exception(
+                    "operation %s: storing its model failed after v%d was published; keeping it",
+                    op.id,
+                    published.version,
                 )
-            await asyncio.sleep(self._limits.claim_poll_s)
-        try:
-            stored = await asyncio.to_thread(self._publish, payload, op, model, files, fresh=claim.fresh)
-        except Exception:
-            published = await asyncio.to_thread(self._release_unless_published, payload, op.id, me)
-            if published is None:
-                raise
-            logger.exception(
-                "operation %s: storing its model failed after v%d was published; keeping it",
-                op.id,
-                published.version,
-            )
-            stored = published
-        except BaseException:
-            # Cancelled (a shutdown, a dropped request): the publish's thread may still have renamed a
-            # version into place, so the claim goes only when none was; shielded, so it does run.
-            await asyncio.shield(asyncio.to_thread(self._release_unless_published, payload, op.id, me))
-            raise
-        return stored, True
+                stored = published
+        self._complete_and_record(payload, stored, claim.won)
+        return stored
+
+    def _complete_with_earlier(self, payload: ResultPayload, op_id: str) -> ModelRef | None:
+        """The operation completed with the version an earlier ingest stored, if one did (else None)."""
+        stored = self._stored_before(payload, op_id)
+        if stored is not None:
+            logger.info("operation %s: its model was stored before (v%d)", op_id, stored.version)
+            self._complete_and_record(payload, stored, False)
+        return stored
 
     def _stored_before(self, payload: ResultPayload, op_id: str) -> ModelRef | None:
         """The version an earlier ingest stored before it could complete the operation. Looked for only
@@ -285,16 +315,11 @@ class ResultIngest:
             yield Path(folder)
 
     async def _materialise(self, payload: ResultPayload, op: Operation, folder: Path) -> Path:
-        """The model slot's raw bytes in ``folder/model.weights`` (a ``model.safetensors``, or an older
-        host's ``model.pt``: the validator and the store tell them apart by content) or
-        ``artifacts.tar``, size and sha256 checked."""
-        assert payload.artifact is not None
-        assert payload.model is not None
-        target = folder / (BUNDLE_FILE if payload.artifact.bundle is not None else "model.weights")
+        """An external model slot's raw bytes fetched into ``folder`` (``_slot_file``), size and sha256
+        checked."""
         model = payload.model
-        if isinstance(model, InlineModel):
-            await asyncio.to_thread(self._decode_inline, model, target)
-            return target
+        assert isinstance(model, ExternalModel)
+        target = _slot_file(payload, folder)
         streamed_sha256 = await self._download(model, op, target)
         if streamed_sha256 is None:
             await asyncio.to_thread(_check_file, target, model)
@@ -399,6 +424,43 @@ class ResultIngest:
         }
         device = payload.result.get("device")
         self._ops.complete(payload.operation_id, result, device=device if isinstance(device, str) else None)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A model slot checked and ready to store: validated weights, or a command's unpacked files."""
+
+    model: StagedModel | None
+    files: dict[str, Path]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """Another backend holds the operation's result claim and has recorded no version yet."""
+
+    holder: str | None
+    checked: _Checked
+
+
+async def _to_its_end(func: Callable[..., _T], /, *args: Any) -> _T:
+    """``func(*args)`` in a worker thread, awaited to its end even when this task is cancelled meanwhile
+    (the cancel is raised after it): the temp folder it works in outlives it, and a store it began is
+    completed, never cut in two."""
+    future = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([future])
+        raise
+
+
+def _slot_file(payload: ResultPayload, folder: Path) -> Path:
+    """Where the model slot's raw bytes go: ``model.weights`` (a ``model.safetensors``, or an older
+    host's ``model.pt``: the validator and the store tell them apart by content) or ``artifacts.tar``."""
+    assert payload.artifact is not None
+    return folder / (BUNDLE_FILE if payload.artifact.bundle is not None else "model.weights")
 
 
 def _host_of(op: Operation) -> str | None:

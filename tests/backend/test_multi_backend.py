@@ -8,6 +8,7 @@ PostgreSQL alike; the real-process version of the same story is tests/e2e/test_m
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -301,6 +302,43 @@ async def test_a_store_failing_after_its_rename_keeps_the_version_and_its_claim(
     assert [v["version"] for v in store.list_versions("trend", "EURUSD_1h")] == [1]
     claim = SqlResultClaimRepository(db, lease_s=60).claim(op_id, "bk_b", clock.now())
     assert claim.stored == StoredVersion("trend", "EURUSD_1h", 1)  # recorded, not released
+
+
+class BlockingStore(LocalModelStore):
+    """The real store, whose ``save`` waits until the test lets it go (``saving`` is set meanwhile)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(LocalModelStore.at(root).storage)
+        self.saving, self.go = threading.Event(), threading.Event()
+
+    def save(self, artifact: ModelArtifact) -> ModelRef:
+        self.saving.set()
+        assert self.go.wait(30), "the test never let the save go"
+        return super().save(artifact)
+
+
+@pytest.mark.anyio
+async def test_an_ingest_dropped_while_storing_still_stores_once_and_completes_the_operation(
+    db: Engine, tmp_path: Path
+) -> None:
+    """The request delivering a result is dropped (a shutdown, a client gone) while its model is being
+    stored: the store and the completion run to their end, and the host's retry finds them done."""
+    _, a, config = _one_backend(db, tmp_path)
+    op_id = host_op(a)
+    store = BlockingStore(tmp_path / "models")
+    payload = parse_payload(result_payload(op_id, "hs_1", tmp_path / "model.pt", config))
+    ingest = _ingest(db, a, store)
+    dropped = asyncio.create_task(ingest.ingest(payload))
+    assert await asyncio.to_thread(store.saving.wait, 30)
+    dropped.cancel()
+    await asyncio.sleep(0.05)  # the cancel reaches the ingest while its store waits
+    store.go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await dropped
+    assert a.get(op_id).status is OperationStatus.COMPLETED  # the store it began ran to its end
+    again = await _ingest(db, a, store).ingest(payload)  # the host's retry
+    assert again.duplicate
+    assert [v["version"] for v in store.list_versions("trend", "EURUSD_1h")] == [1]
 
 
 def test_a_signed_message_seen_by_one_backend_is_refused_by_every_other(db: Engine) -> None:

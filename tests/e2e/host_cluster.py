@@ -24,6 +24,29 @@ from tests.servers import REPO, free_port
 
 SECRET = "e2e-host-secret"
 START_DEADLINE_S = 60.0
+#: The tests' intervals, far shorter than a user's, so that a test sees an end, a loss or a retry within
+#: tenths of seconds; ``test_intervals=False`` runs a process on the product's defaults instead (what
+#: ``make run`` gives a user; the benchmarks that time what a user waits for use them).
+HOST_TEST_INTERVALS = {
+    "stop_grace_s": "3",
+    "heartbeat_interval_s": "0.5",
+    "progress_persist_interval_s": "0.5",
+    "poll_interval_s": "0.1",
+    "callback_attempts": "3",
+    "callback_initial_wait_s": "0.2",
+    "callback_max_wait_s": "0.5",
+    "callback_timeout_s": "20",
+}
+BACKEND_TEST_INTERVALS = {
+    "progress_write_interval_s": "0.2",
+    "host_health_interval_s": "0.3",
+    "host_health_timeout_s": "1",
+    "host_lease_s": "3",
+    "host_poll_initial_s": "0.2",
+    "host_poll_max_s": "0.5",
+    "host_result_pull_delay_s": "1",
+    "cancel_grace_s": "8",
+}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -89,47 +112,39 @@ class Process:
             self.proc.wait(timeout=30)
 
 
-def host_process(folder: Path, *, capacity: int = 1, port: int | None = None, **settings: str) -> Process:
+def host_process(
+    folder: Path, *, capacity: int = 1, port: int | None = None, test_intervals: bool = True, **settings: str
+) -> Process:
     port = port or free_port()
-    env = clean_env(
-        MODELYARD_HOST_STOP_GRACE_S="3",
-        MODELYARD_HOST_HEARTBEAT_INTERVAL_S="0.5",
-        MODELYARD_HOST_PROGRESS_PERSIST_INTERVAL_S="0.5",
-        MODELYARD_HOST_POLL_INTERVAL_S="0.1",
-        MODELYARD_HOST_CALLBACK_ATTEMPTS="3",
-        MODELYARD_HOST_CALLBACK_INITIAL_WAIT_S="0.2",
-        MODELYARD_HOST_CALLBACK_MAX_WAIT_S="0.5",
-        MODELYARD_HOST_CALLBACK_TIMEOUT_S="20",
-        **{f"MODELYARD_HOST_{k.upper()}": v for k, v in settings.items()},
-    )
+    values = {**(HOST_TEST_INTERVALS if test_intervals else {}), **settings}
+    env = clean_env(**{f"MODELYARD_HOST_{k.upper()}": v for k, v in values.items()})
     command = [sys.executable, "-m", "host_service", "--port", str(port), "--work-dir", str(folder / "work")]
     command += ["--capacity", str(capacity)]
     return Process(f"host-{port}", folder, command, env, port)
 
 
 def backend_process(
-    folder: Path, hosts: Iterable[str], *, port: int | None = None, **settings: str
+    folder: Path,
+    hosts: Iterable[str],
+    *,
+    port: int | None = None,
+    test_intervals: bool = True,
+    **settings: str,
 ) -> Process:
     port = port or free_port()
-    env = clean_env(
-        MODELYARD_PORT=str(port),
-        MODELYARD_DATABASE_URL=f"sqlite:///{folder / 'var' / 'modelyard.db'}",
-        MODELYARD_MODELS_DIR=str(folder / "models"),
-        MODELYARD_DATA_DIR=str(folder / "data"),
-        MODELYARD_STRATEGIES_DIR=str(REPO / "strategies"),
-        MODELYARD_RUNS_DIR=str(folder / "runs"),
-        MODELYARD_HOSTS=",".join(hosts),
-        MODELYARD_PROGRESS_WRITE_INTERVAL_S="0.2",
-        MODELYARD_HOST_HEALTH_INTERVAL_S="0.3",
-        MODELYARD_HOST_HEALTH_TIMEOUT_S="1",
-        MODELYARD_HOST_LEASE_S="3",
-        MODELYARD_HOST_POLL_INITIAL_S="0.2",
-        MODELYARD_HOST_POLL_MAX_S="0.5",
-        MODELYARD_HOST_RESULT_PULL_DELAY_S="1",
-        MODELYARD_CANCEL_GRACE_S="8",
-        MODELYARD_CALLBACK_MAX_BYTES=str(1 << 20),
-        **{f"MODELYARD_{k.upper()}": v for k, v in settings.items()},
-    )
+    values = {
+        "port": str(port),
+        "database_url": f"sqlite:///{folder / 'var' / 'modelyard.db'}",
+        "models_dir": str(folder / "models"),
+        "data_dir": str(folder / "data"),
+        "strategies_dir": str(REPO / "strategies"),
+        "runs_dir": str(folder / "runs"),
+        "hosts": ",".join(hosts),
+        "callback_max_bytes": str(1 << 20),
+        **(BACKEND_TEST_INTERVALS if test_intervals else {}),
+        **settings,
+    }
+    env = clean_env(**{f"MODELYARD_{k.upper()}": v for k, v in values.items()})
     return Process(f"backend-{port}", folder, [sys.executable, "-m", "backend.server"], env, port)
 
 
