@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 
-from backend.api.dependencies import CallerDep, get_components
+from backend.api.dependencies import CallerDep, components_of
 from backend.api.error_handlers import error_responses
 from backend.domain.operations import OperationSummary
 from backend.domain.sweeps import SweepTrial, trial_values
@@ -27,8 +27,8 @@ router = APIRouter(prefix="/api/v1/sweeps", tags=["sweeps"])
 SweepId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def get_sweeps(request: Request) -> SweepService:
-    return get_components(request).sweeps
+async def get_sweeps(request: Request) -> SweepService:
+    return components_of(request).sweeps
 
 
 SweepsDep = Annotated[SweepService, Depends(get_sweeps)]

@@ -1,4 +1,7 @@
-"""What routes depend on, as ``Annotated`` aliases; the lifespan puts the components on ``app.state``."""
+"""What routes depend on, as ``Annotated`` aliases; the lifespan puts the components on ``app.state``.
+
+``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a thread hop per request for
+an attribute lookup (as in ``backend.api.dependencies``)."""
 
 from __future__ import annotations
 
@@ -21,13 +24,17 @@ class HostComponents:
     version: str
 
 
-def components(request: Request) -> HostComponents:
+def components_of(request: Request) -> HostComponents:
     found: HostComponents = request.app.state.components
     return found
 
 
-def sessions(request: Request) -> SessionService:
-    return components(request).sessions
+async def components(request: Request) -> HostComponents:
+    return components_of(request)
+
+
+async def sessions(request: Request) -> SessionService:
+    return components_of(request).sessions
 
 
 ComponentsDep = Annotated[HostComponents, Depends(components)]
