@@ -18,18 +18,23 @@ the same polling, and both train on cores - 1 torch threads (the backend's in-pr
 host's children alike). The machine's load average is printed with the result: on a busy machine every
 extra process hop of host mode (backend -> host -> child -> host -> backend) waits for a time slice.
 
-What bounds it (a timestamped timeline of both services and the child, load ~2, Dec 2026): the child
-starts its steps ~10 ms after a local training would (the start call, the data check, the hand-over
-to the idle worker; the session's record is written meanwhile), and the operation completes ~30 ms after
-its steps end, against ~3 ms locally: the result folder written and fsynced (4-5 ms), the outcome
-message to the host (~2 ms; up to the GIL's 5 ms switch interval more until the child flushed its
-queue at once instead of on its way out), the payload (~2 ms), the signed callback with its replay record (~8 ms),
-the backend's ingest (the weights validated ~2 ms, claim and store ~9 ms, completion ~3 ms). On these
-2 cores, the steps themselves also run slower in the child than in the backend: it is a fresh process
-(~10 ms on this training, measured apart from the servers) and shares the cores with the backend, the
-host's loop and the next idle worker's fork and warm-up (~25 ms of CPU while the training starts).
+The services run with the e2e tests' short intervals (health checks every 0.3 s, host polls from
+0.2 s, progress written every 0.2 s); ``--user-intervals`` runs them on the product's defaults, as
+``make run`` does (fewer progress writes make the local side a few milliseconds faster).
 
-    .venv/bin/python benchmarks/host_overhead.py [--pairs 5] [--epochs 5] [--rows N]
+What bounds it (timestamped timelines of both services and the child, medians of 13 host trainings,
+Dec 2026): the operation completes ~33 ms after the host learns the child's outcome, against ~4 ms
+after a local training's steps: the payload built (~2 ms, on a worker thread), the signed POST reaching
+its route (~5 ms: HTTP on loopback, middleware, routing), the signature and its replay record (~1.5 ms),
+then one worker-thread call: an earlier claim looked for (~1 ms), the inline model decoded (~0.5 ms)
+and validated (~2.5 ms), the claim (~1 ms), the store (~8 ms: the files written and fsynced together,
+the rename, the latest link) and the completion (~5 ms). Before it, the child wrote its result folder
+(~8 ms, fsynced). At the start the child begins its steps ~5 ms after a local training would (the
+start call, the hand-over to the idle worker). On 2 cores the child's steps also share the CPU with
+both services and the poller; the next idle worker's fork and warm-up (~25 ms of CPU) wait until the
+training's fit has begun, and the backend's first look at the run until one poll interval has passed.
+
+    .venv/bin/python benchmarks/host_overhead.py [--pairs 5] [--epochs 5] [--rows N] [--user-intervals]
 """
 
 from __future__ import annotations

@@ -25,15 +25,14 @@ is never left without its operation completed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -49,6 +48,7 @@ from backend.errors import (
     ResultRejectedError,
 )
 from backend.services.operations import OperationsService
+from shared.aio import to_thread_to_its_end
 from shared.contracts.bundle import BUNDLE_FILE, BundleError, unpack_files
 from shared.contracts.errors import first_error
 from shared.contracts.handoff import HandoffError, ModelDigest, decode_inline_model
@@ -56,7 +56,6 @@ from shared.contracts.host import ExternalModel, InlineModel, ResultArtifact, Re
 from shared.trainkit.executor.types import ModelArtifact, ModelRef, StagedModel
 
 logger = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 _READ_CHUNK = 1 << 20
 #: Modes whose results arrive through the hand-off (a host callback or pull, a Ray job's post).
@@ -146,13 +145,13 @@ class ResultIngest:
             return None
         with self._workspace() as folder:
             if isinstance(payload.model, InlineModel):
-                outcome = await _to_its_end(self._check_store_complete, payload, op, folder, None)
+                outcome = await to_thread_to_its_end(self._check_store_complete, payload, op, folder, None)
             else:
                 earlier = await asyncio.to_thread(self._complete_with_earlier, payload, op.id)
                 if earlier is not None:
                     return earlier
                 fetched = await self._materialise(payload, op, folder)
-                outcome = await _to_its_end(self._check_store_complete, payload, op, folder, fetched)
+                outcome = await to_thread_to_its_end(self._check_store_complete, payload, op, folder, fetched)
             deadline = asyncio.get_running_loop().time() + self._limits.claim_wait_s
             while isinstance(outcome, _Held):
                 if asyncio.get_running_loop().time() >= deadline:
@@ -162,7 +161,7 @@ class ResultIngest:
                         holder=outcome.holder,
                     )
                 await asyncio.sleep(self._limits.claim_poll_s)
-                outcome = await _to_its_end(self._store_complete, payload, op, outcome.checked)
+                outcome = await to_thread_to_its_end(self._store_complete, payload, op, outcome.checked)
             return outcome
 
     def _check_store_complete(
@@ -440,20 +439,6 @@ class _Held:
 
     holder: str | None
     checked: _Checked
-
-
-async def _to_its_end(func: Callable[..., _T], /, *args: Any) -> _T:
-    """``func(*args)`` in a worker thread, awaited to its end even when this task is cancelled meanwhile
-    (the cancel is raised after it): the temp folder it works in outlives it, and a store it began is
-    completed, never cut in two."""
-    future = asyncio.ensure_future(asyncio.to_thread(func, *args))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        while not future.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([future])
-        raise
 
 
 def _slot_file(payload: ResultPayload, folder: Path) -> Path:

@@ -46,7 +46,9 @@ class DiskSessionStore:
     def write_record(self, session_id: str, record: dict[str, Any]) -> None:
         folder = self.session_dir(session_id)
         folder.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(record, indent=1, sort_keys=True)
+        # Compact: ``indent`` makes ``json`` fall back to its Python encoder, which holds the GIL the
+        # event loop and the hand-off wait for (``jq . session.json`` shows it indented).
+        text = json.dumps(record, sort_keys=True)
         replace_durably(folder / SESSION_FILE, text.encode())
 
     def load_all(self) -> list[Session]:

@@ -22,7 +22,6 @@ saying how it ended is a crash (``worker_crashed`` with its exit code).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from host_service.domain.sessions import Session, SessionStatus, record_epoch, r
 from host_service.errors import DatasetError
 from host_service.services.checkpoint_shipper import resume_files
 from host_service.services.datasets import DatasetCache
+from shared.aio import to_thread_to_its_end
 
 logger = logging.getLogger(__name__)
 
@@ -108,15 +108,15 @@ class SessionRunner:
 
     async def _launch(self) -> WorkerHandle:
         """The child, launched in a thread. Cancelled meanwhile (a stop, the host's shutdown, a start
-        whose record could not be written), it still waits for the launch to finish (a fork takes
-        milliseconds) and keeps the child, so that ``run`` reaps it rather than leave it training."""
-        launch = asyncio.ensure_future(asyncio.to_thread(self._launcher.launch, self._spec))
-        try:
-            return await asyncio.shield(launch)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                self._worker = await launch
-            raise
+        whose record could not be written), once or again, it still waits for the launch to finish (a
+        fork takes milliseconds), which keeps the child, so that ``run`` reaps it rather than leave it
+        training."""
+
+        def launch() -> WorkerHandle:
+            self._worker = self._launcher.launch(self._spec)
+            return self._worker
+
+        return await to_thread_to_its_end(launch)
 
     def request_stop(self) -> None:
         if self.session.is_terminal or self._stop_requested:
