@@ -75,6 +75,7 @@ class SessionRunner:
         self._clock = clock
         self._timings = timings
         self._worker: WorkerHandle | None = None
+        self._launched: WorkerHandle | None = None
         self._stop_requested = False
         self._outcome: WorkerMessage | None = None
         self._in_fit = False
@@ -100,8 +101,9 @@ class SessionRunner:
                 SessionStatus.FAILED, {"code": exc.code, "message": exc.message, "details": exc.details}
             )
         except asyncio.CancelledError:
-            if self._worker is not None:
-                await self._reap(self._worker, patient=False)
+            worker = self._worker or self._launched  # launched, then cancelled before it was taken on
+            if worker is not None:
+                await self._reap(worker, patient=False)
             if not self._stop_requested:
                 raise  # host shutdown: the session stays as it is; recovery settles it on the next start
             self._end(SessionStatus.CANCELLED, {"code": "cancelled", "message": "stopped before training"})
@@ -109,12 +111,13 @@ class SessionRunner:
     async def _launch(self) -> WorkerHandle:
         """The child, launched in a thread. Cancelled meanwhile (a stop, the host's shutdown, a start
         whose record could not be written), once or again, it still waits for the launch to finish (a
-        fork takes milliseconds), which keeps the child, so that ``run`` reaps it rather than leave it
-        training."""
+        fork takes milliseconds) and keeps the child in ``_launched``, so that ``run`` reaps it rather
+        than leave it training. ``_worker`` is set on the event loop only, right before the session
+        moves to running: a stop sees no worker (and cancels the launch) until then."""
 
         def launch() -> WorkerHandle:
-            self._worker = self._launcher.launch(self._spec)
-            return self._worker
+            self._launched = self._launcher.launch(self._spec)
+            return self._launched
 
         return await to_thread_to_its_end(launch)
 

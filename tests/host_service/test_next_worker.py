@@ -15,18 +15,22 @@ from host_service.domain.ports import WorkerSpec
 from host_service.domain.sessions import SessionStatus
 from host_service.services.datasets import DatasetCache
 from host_service.services.supervision import RunnerTimings, SessionRunner
-from tests.host_service.conftest import Host, start_body, wait_status
 from tests.host_service.fakes import FakeBackendClient, FakeLauncher, new_session
 
 pytestmark = pytest.mark.anyio
 
 
-async def _start(host: Host) -> str:
-    response = await host.client.post("/training/start", json=start_body())
-    assert response.status_code == 202, response.text
-    session_id: str = response.json()["session_id"]
-    await wait_status(host, session_id, "running")
-    return session_id
+def _runner(tmp_path: Path, launcher: FakeLauncher, prepare_next_after_s: float) -> SessionRunner:
+    session = new_session()
+    return SessionRunner(
+        session,
+        WorkerSpec(session.session_id, session.request, tmp_path / "data", tmp_path / "result", 1.0),
+        datasets=DatasetCache(tmp_path / "cache", FakeBackendClient()),
+        launcher=launcher,
+        persist=lambda _: None,
+        clock=lambda: datetime.now(UTC),
+        timings=RunnerTimings(poll_interval_s=0.01, prepare_next_after_s=prepare_next_after_s),
+    )
 
 
 async def _until(condition: Callable[[], object], what: str) -> None:
@@ -36,48 +40,54 @@ async def _until(condition: Callable[[], object], what: str) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_the_next_worker_is_readied_once_the_fit_reports_not_at_the_launch(host: Host) -> None:
-    session_id = await _start(host)
-    worker = host.launcher.workers[0]
+async def _launched(runner: SessionRunner) -> asyncio.Task[None]:
+    task = asyncio.create_task(runner.run())
+    await _until(lambda: runner.session.status is SessionStatus.RUNNING, "the child launched")
+    return task
+
+
+async def test_the_next_worker_is_readied_once_the_fit_reports_not_at_the_launch(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    runner = _runner(tmp_path, launcher, prepare_next_after_s=60)
+    task = await _launched(runner)
+    worker = launcher.workers[0]
     worker.send("progress", percentage=10.0, phase="indicators", message="Computing indicators")
     await asyncio.sleep(0.1)  # ten of the runner's polls: it had its chance to ready one too early
-    assert host.launcher.prepared == []
+    assert launcher.prepared == []
     worker.send("progress", percentage=20.0, phase="training", message="Started", epoch=1, total_epochs=2)
-    await _until(lambda: host.launcher.prepared, "the next worker readied")
+    await _until(lambda: launcher.prepared, "the next worker readied")
     worker.send("progress", percentage=40.0, phase="training", message="Epoch 1/2", epoch=1, total_epochs=2)
     worker.complete()
-    await wait_status(host, session_id, "completed")
-    assert host.launcher.prepared == [1]  # once, while the first session trained
+    async with asyncio.timeout(5):
+        await task
+    assert runner.session.status is SessionStatus.COMPLETED
+    assert launcher.prepared == [1]  # once, while the first session trained
 
 
-async def test_a_session_that_ends_before_any_progress_readies_it_at_its_end(host: Host) -> None:
-    session_id = await _start(host)
-    host.launcher.workers[0].exit(-9)
-    await wait_status(host, session_id, "failed")
-    await _until(lambda: host.launcher.prepared, "the next worker readied")
-    assert host.launcher.prepared == [1]
+async def test_a_session_that_ends_before_any_progress_readies_it_at_its_end(tmp_path: Path) -> None:
+    launcher = FakeLauncher()
+    runner = _runner(tmp_path, launcher, prepare_next_after_s=60)
+    task = await _launched(runner)
+    await asyncio.sleep(0.05)
+    assert launcher.prepared == []
+    launcher.workers[0].exit(-9)
+    async with asyncio.timeout(5):
+        await task
+    assert runner.session.status is SessionStatus.FAILED
+    assert launcher.prepared == [1]
 
 
 async def test_a_silent_child_counts_as_under_way_after_prepare_next_after_s(tmp_path: Path) -> None:
-    session = new_session()
     launcher = FakeLauncher()
-    runner = SessionRunner(
-        session,
-        WorkerSpec(session.session_id, session.request, tmp_path / "data", tmp_path / "result", 1.0),
-        datasets=DatasetCache(tmp_path / "cache", FakeBackendClient()),
-        launcher=launcher,
-        persist=lambda _: None,
-        clock=lambda: datetime.now(UTC),
-        timings=RunnerTimings(poll_interval_s=0.01, prepare_next_after_s=0.3),
-    )
-    task = asyncio.create_task(runner.run())
-    await _until(lambda: session.status is SessionStatus.RUNNING, "the child launched")
-    launched = asyncio.get_running_loop().time()
+    runner = _runner(tmp_path, launcher, prepare_next_after_s=0.3)
+    started = asyncio.get_running_loop().time()
+    task = await _launched(runner)
     await _until(lambda: launcher.prepared, "the next worker readied")
-    assert asyncio.get_running_loop().time() - launched >= 0.25
+    # At least the interval after the launch (which came after ``started``), less the clock's slack.
+    assert asyncio.get_running_loop().time() - started >= 0.29
     assert launcher.prepared == [1]
     launcher.workers[0].complete()
     async with asyncio.timeout(5):
         await task
-    assert session.status is SessionStatus.COMPLETED
+    assert runner.session.status is SessionStatus.COMPLETED
     assert launcher.prepared == [1]
