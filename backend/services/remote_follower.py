@@ -2,12 +2,12 @@
 
 One loop for every remote mode. It polls the run through the RemoteBackend (``poll_initial_s``, backing
 off to ``poll_max_s`` while nothing changes; a run just started is first looked at after one
-``poll_initial_s``), mirrors progress, epochs, device and heartbeat into the
-operation through the same throttle as local progress, relays the run's log lines into the operation's
-log, pulls the result when the run completed but no callback arrived within ``result_pull_delay_s``,
-forwards a cancel and records ``cancelled`` after ``cancel_grace_s``. A run lost for reasons of the
-infrastructure (silent past the lease, gone, crashed) is returned to the RemoteRunner, whose re-dispatch
-policy decides what becomes of its operation.
+``poll_initial_s``), mirrors progress, epochs, device and heartbeat into the operation through the same
+throttle as local progress, relays the run's log lines into the operation's log, pulls the result when
+the run completed but no callback arrived within ``result_pull_delay_s``, forwards a cancel and records
+``cancelled`` after ``cancel_grace_s``. A run lost for reasons of the infrastructure (silent past the
+lease, gone, crashed) is returned to the RemoteRunner, whose re-dispatch policy decides what becomes of
+its operation.
 """
 
 from __future__ import annotations

@@ -2,15 +2,15 @@
 
 Children are forked from a ``forkserver`` that imported torch and the training library once, when the
 host started, and each is forked *ahead of its session*: the launcher keeps one idle worker, forked and
-warmed up (a training step on the training's own thread count, a candle file parsed) while nothing
-waits on it, and a session's start only hands that process its spec through a pipe. The next idle worker
-is forked in the background when the session asks for it (``prepare_next``: once its training is under
-way, so that the fork and warm-up do not take the CPU from the training's own start). Every session still gets a process of its
-own, forked from the pristine server (never from the API process, never reused), so a child killed with
-SIGKILL fails that session alone and the next one runs on the next fresh worker. The server imports
-modules only (no threads, no CUDA), which keeps forking from it safe; should it die, multiprocessing
-starts a new one on the next launch. ``close()`` (host shutdown) ends the idle worker; an idle worker
-whose host died sees its pipe close and exits.
+warmed up (a training step on the training's own thread count, a candle file parsed) while nothing waits
+on it, and a session's start only hands that process its spec through a pipe. The next idle worker is
+forked in the background when the session asks for it (``prepare_next``: once its training is under way,
+so that the fork and warm-up do not take the CPU from the training's own start). Every session still gets
+a process of its own, forked from the pristine server (never from the API process, never reused), so a
+child killed with SIGKILL fails that session alone and the next one runs on the next fresh worker. The
+server imports modules only (no threads, no CUDA), which keeps forking from it safe; should it die,
+multiprocessing starts a new one on the next launch. ``close()`` (host shutdown) ends the idle worker; an
+idle worker whose host died sees its pipe close and exits.
 """
 
 from __future__ import annotations

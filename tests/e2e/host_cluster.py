@@ -24,7 +24,7 @@ from tests.servers import REPO, free_port
 
 SECRET = "e2e-host-secret"
 START_DEADLINE_S = 60.0
-#: The tests' intervals, far shorter than a user's, so that a test sees an end, a loss or a retry within
+#: The tests' intervals (and callback retry budget), far shorter than a user's, so that a test sees an end, a loss or a retry within
 #: tenths of seconds; ``test_intervals=False`` runs a process on the product's defaults instead (what
 #: ``make run`` gives a user; the benchmarks that time what a user waits for use them).
 HOST_TEST_INTERVALS = {
