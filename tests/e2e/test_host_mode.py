@@ -74,7 +74,9 @@ def test_a_host_training_completes_through_the_callback_with_the_hosts_exact_wei
 
 def test_three_trainings_on_two_one_slot_hosts_never_share_a_slot(cluster: Cluster) -> None:
     api = cluster.api
-    ops = [api.start(epochs=1) for _ in range(3)]
+    # Long enough that the first two still train when the third arrives (a finished training frees its
+    # slot at once: one epoch could end before the third POST, and the third would never wait).
+    ops = [api.start(epochs=30) for _ in range(3)]
     deadline = time.monotonic() + 90
     third_waited = False
     while not all(api.op(o)["status"] in ("completed", "failed") for o in ops):
