@@ -158,10 +158,22 @@ def test_leaving_a_training_page_destroys_its_charts(page: Any, finished_runs: l
 
 def test_a_chart_follows_the_width_of_its_panel(page: Any, finished_runs: list[str]) -> None:
     open_drawn_chart(page, finished_runs[0])
-    wide = page.locator("#loss-chart canvas").bounding_box()["width"]
+    wide = page.wait_for_function(
+        "() => document.querySelector('#loss-chart canvas')?.getBoundingClientRect().width || null"
+    ).json_value()
     page.set_viewport_size({"width": 1000, "height": 800})  # still two panels a row
-    page.wait_for_function(
-        f"() => document.querySelector('#loss-chart canvas').getBoundingClientRect().width < {wide}"
+    # Both widths read in one step (a live refresh may swap the figure between two separate reads);
+    # a canvas that never narrows to its panel's width fails here on the wait's deadline.
+    handle = page.wait_for_function(
+        """(wide) => {
+            const canvas = document.querySelector('#loss-chart canvas');
+            const plot = canvas?.closest('.chart-plot');
+            if (!plot) return null;
+            const drawn = canvas.getBoundingClientRect().width, panel = plot.getBoundingClientRect().width;
+            return drawn < wide && Math.abs(drawn - panel) <= 1 ? [drawn, panel] : null;
+        }""",
+        arg=wide,
     )
-    plot = page.locator("#loss-chart .chart-plot").bounding_box()["width"]
-    assert abs(page.locator("#loss-chart canvas").bounding_box()["width"] - plot) <= 1
+    drawn, panel = handle.json_value()
+    assert 0 < drawn < wide
+    assert abs(drawn - panel) <= 1
