@@ -19,7 +19,9 @@ rename keeps the version and its claim rather than releasing it for a second ver
 recorded under the claim right after the operation is completed. Checking, storing and completing run
 in one worker-thread call (an inline model's decoding too: a hand-off waits for one thread hop, not
 seven), which runs to its end even if the request is dropped meanwhile (a shutdown): a version stored
-is never left without its operation completed.
+is never left without its operation completed. A Ray job's model, uploaded before its result, is linked
+into the temp folder, not moved, and deleted once its operation is completed: an ingest that fails or is
+dropped before that leaves it for the job's retry.
 """
 
 from __future__ import annotations
@@ -143,12 +145,13 @@ class ResultIngest:
         if payload.artifact is None:
             await asyncio.to_thread(self._complete_and_record, payload, None, False)
             return None
-        with self._workspace() as folder:
+        with self._workspace(op) as folder:
             if isinstance(payload.model, InlineModel):
                 outcome = await to_thread_to_its_end(self._check_store_complete, payload, op, folder, None)
             else:
                 earlier = await asyncio.to_thread(self._complete_with_earlier, payload, op.id)
                 if earlier is not None:
+                    await asyncio.to_thread(self._drop_upload, op)
                     return earlier
                 fetched = await self._materialise(payload, op, folder)
                 outcome = await to_thread_to_its_end(self._check_store_complete, payload, op, folder, fetched)
@@ -162,7 +165,8 @@ class ResultIngest:
                     )
                 await asyncio.sleep(self._limits.claim_poll_s)
                 outcome = await to_thread_to_its_end(self._store_complete, payload, op, outcome.checked)
-            return outcome
+        await asyncio.to_thread(self._drop_upload, op)
+        return outcome
 
     def _check_store_complete(
         self, payload: ResultPayload, op: Operation, folder: Path, fetched: Path | None
@@ -309,9 +313,28 @@ class ResultIngest:
         return None
 
     @contextmanager
-    def _workspace(self) -> Iterator[Path]:
-        with tempfile.TemporaryDirectory(prefix="modelyard-ingest-", dir=self._temp_dir) as folder:
+    def _workspace(self, op: Operation) -> Iterator[Path]:
+        """A temp folder for the model slot; a Ray job's beside its upload, which is linked into it."""
+        upload = self._upload_of(op)
+        where = self._temp_dir
+        if upload is not None:
+            where = upload.parent
+            where.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="modelyard-ingest-", dir=where) as folder:
             yield Path(folder)
+
+    def _upload_of(self, op: Operation) -> Path | None:
+        """Where a Ray job's streamed model waits (``backend.api.ray_jobs``); None in other modes."""
+        if op.execution_mode != "ray" or self._uploads_dir is None:
+            return None
+        return self._uploads_dir / f"{op.id}.model"
+
+    def _drop_upload(self, op: Operation) -> None:
+        """A Ray job's upload deleted once its operation is completed with the version stored from it
+        (kept until then: an ingest that fails or is dropped before that leaves it for the retry)."""
+        upload = self._upload_of(op)
+        if upload is not None:
+            upload.unlink(missing_ok=True)
 
     async def _materialise(self, payload: ResultPayload, op: Operation, folder: Path) -> Path:
         """An external model slot's raw bytes fetched into ``folder`` (``_slot_file``), size and sha256
@@ -351,13 +374,15 @@ class ResultIngest:
                 limit=limit,
                 size=model.size,
             )
-        if op.execution_mode == "ray" and self._uploads_dir is not None:
-            staged = self._uploads_dir / f"{op.id}.model"
-            if not staged.is_file():
+        upload = self._upload_of(op)
+        if upload is not None:
+            if not upload.is_file():
                 raise ResultRejectedError(
                     f"the result references an uploaded model, but operation {op.id} has none"
                 )
-            await asyncio.to_thread(shutil.move, staged, target)
+            # Linked, not moved: the store moves the slot's file into the version, and a store that
+            # fails, or an ingest dropped before it, must leave the upload for the job's retry.
+            await asyncio.to_thread(_link_or_copy, upload, target)
             return None
         if not op.host_url:
             raise ResultConflictError(f"operation {op.id} has no host to fetch its model from")
@@ -467,6 +492,13 @@ def _check_streamed(sha256: str, size: int, model: ExternalModel) -> None:
         raise ResultRejectedError(
             f"the streamed model was refused: its sha256 is {sha256}, expected {model.sha256}"
         )
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        target.hardlink_to(source)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, target)
 
 
 def _check_file(path: Path, model: ExternalModel) -> None:

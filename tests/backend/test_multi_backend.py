@@ -32,9 +32,11 @@ from backend.services.events import EventBroker
 from backend.services.instance_lease import InstanceLease
 from backend.services.operations import OperationsService
 from backend.services.result_ingest import IngestLimits, ResultIngest, parse_payload
+from shared.contracts.ray_jobs import UPLOADED_MODEL_URL
 from shared.contracts.replay import ReplayError
 from shared.trainkit.errors import StorageError
 from shared.trainkit.executor.types import ModelArtifact, ModelRef
+from shared.trainkit.storage import model_storage
 from tests.backend.databases import DATABASES, empty_database
 from tests.backend.fakes import FixedClock
 from tests.backend.host_fakes import FakeHostClient, result_payload, tiny_model
@@ -339,6 +341,53 @@ async def test_an_ingest_dropped_while_storing_still_stores_once_and_completes_t
     again = await _ingest(db, a, store).ingest(payload)  # the host's retry
     assert again.duplicate
     assert [v["version"] for v in store.list_versions("trend", "EURUSD_1h")] == [1]
+
+
+@pytest.mark.anyio
+async def test_a_ray_jobs_upload_outlives_a_failed_store_and_goes_once_its_version_is_stored(
+    db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ray job PUTs its model, then posts its result: a store that fails keeps the upload for the
+    job's retry (it used to be moved into the ingest's temp folder and deleted with it), and the upload
+    is deleted once the operation is completed with the version stored from it."""
+    _, a, config = _one_backend(db, tmp_path)
+    op, _ = a.create(op_type="training", request=REQUEST, execution_mode="ray", mode_reason="t")
+    a.update(
+        op.id,
+        lambda cur: transition(cur, OperationStatus.RUNNING, a.now()).with_changes(host_session_id=op.id),
+    )
+    uploads = tmp_path / "ray-uploads"
+    uploads.mkdir()
+    upload = uploads / f"{op.id}.model"
+    upload.write_bytes((tmp_path / "model.pt").read_bytes())
+    payload = parse_payload(result_payload(op.id, op.id, upload, config, external_url=UPLOADED_MODEL_URL))
+    store = LocalModelStore.at(tmp_path / "models")
+    fsync_all = model_storage.fsync_all
+    failures = [OSError(28, "No space left on device")]
+
+    def fsync_failing_once(paths: list[Path]) -> None:  # runs after the slot's file is moved in
+        if failures:
+            raise failures.pop()
+        fsync_all(paths)
+
+    monkeypatch.setattr(model_storage, "fsync_all", fsync_failing_once)
+    limits = IngestLimits(claim_wait_s=1, claim_poll_s=0.01)
+    claims = SqlResultClaimRepository(db, lease_s=60)
+    ingest = ResultIngest(
+        a, store, CheckpointValidator(), FakeHostClient(), claims=claims, limits=limits, uploads_dir=uploads
+    )
+    with pytest.raises(StorageError):
+        await ingest.ingest(payload)
+    assert upload.read_bytes() == (tmp_path / "model.pt").read_bytes()  # kept for the retry
+    assert a.get(op.id).status is OperationStatus.RUNNING
+    outcome = await ingest.ingest(payload)  # the job's retry
+    assert isinstance(outcome.model, ModelRef)
+    assert outcome.model.version == 1
+    assert a.get(op.id).status is OperationStatus.COMPLETED
+    assert not upload.exists()
+    assert list(uploads.iterdir()) == []  # no ingest folder left behind either
+    stored = Path(outcome.model.path)
+    assert [p.read_bytes() for p in stored.glob("model.*")] == [(tmp_path / "model.pt").read_bytes()]
 
 
 def test_a_signed_message_seen_by_one_backend_is_refused_by_every_other(db: Engine) -> None:
