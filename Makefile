@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run serve test lint typecheck contracts bench host install clean
+.PHONY: run serve test lint typecheck contracts bench bench-ray host install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/handoff.py --backend --sizes 45
 	$(BIN)/python benchmarks/command_overhead.py
 	$(BIN)/python benchmarks/tabular_baselines.py
+	$(BIN)/python benchmarks/host_overhead.py
+	$(BIN)/python benchmarks/checkpoint_cost.py
+	$(BIN)/python benchmarks/sweep_overhead.py
+	$(BIN)/python benchmarks/sweep_view_queries.py
+
+# Ray mode against a local Ray cluster the benchmark starts and stops (minutes).
+bench-ray: $(STAMP)
+	$(BIN)/python benchmarks/ray_overhead.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
