@@ -23,17 +23,23 @@ writes), as ``make run`` gives them to a user; ``--test-intervals`` runs them on
 ones instead (health checks every 0.3 s, host polls from 0.2 s, progress written every 0.2 s), as this
 benchmark did until Dec 2026.
 
-What bounds it (timestamped timelines of both services and the child, medians of 13 host trainings,
-Dec 2026): the operation completes ~33 ms after the host learns the child's outcome, against ~4 ms
-after a local training's steps: the payload built (~2 ms, on a worker thread), the signed POST reaching
-its route (~5 ms: HTTP on loopback, middleware, routing), the signature and its replay record (~1.5 ms),
-then one worker-thread call: an earlier claim looked for (~1 ms), the inline model decoded (~0.5 ms)
-and validated (~2.5 ms), the claim (~1 ms), the store (~8 ms: the files written and fsynced together,
-the rename, the latest link) and the completion (~5 ms). Before it, the child wrote its result folder
-(~8 ms, fsynced). At the start the child begins its steps ~5 ms after a local training would (the
-start call, the hand-over to the idle worker). On 2 cores the child's steps also share the CPU with
-both services and the poller; the next idle worker's fork and warm-up (~25 ms of CPU) wait until the
-training's fit has begun, and the backend's first look at the run until one poll interval has passed.
+What bounds it: host mode adds a near-constant ~45 ms to the training, whatever its length (0.39 vs
+0.44 s on a slow day, 0.18 vs 0.225 s on a fast one), so the ratio misses 1.2 for trainings shorter than
+~0.23 s locally (``--epochs 15`` on a fast day: local 0.33 s, host 0.37 s, 1.13). Timestamped timelines of both services and the child (CLOCK_MONOTONIC, medians of 20
+pairs, Dec 2026, fast day): the child starts ~4 ms after a local training would (the start call, the
+hand-over to the idle worker); its execution takes ~25 ms longer (160 vs 135 ms), of which ~12 ms is
+its own CPU (2,900 minor page faults against 85 in the backend's long-lived thread: copy-on-write of
+the pages it inherits from the fork server, ~2.5 us each here, and caches cold in a new process) and
+the rest waiting for a core it shares on 2 cores with both services and the next idle worker's fork
+and warm-up (~15 ms of CPU; 50-150 involuntary context switches against ~10); then the hand-off takes
+~25 ms where a local training completes ~3 ms after its steps: the result folder written (~2 ms), the
+outcome reaching the host (~2 ms), the payload built (~3 ms), the POST reaching its route (~3 ms), the
+signature and its replay record (~2 ms), the inline model decoded and validated (~4 ms), the version
+stored (~5 ms: written, fsynced, renamed, the latest link) and the operation completed (~3 ms). Tried
+and measured without effect: freezing the idle worker's objects out of the garbage collector, malloc
+kept from returning memory, fewer progress messages from the child (53 to 23 per training); forking
+the next idle worker only at the session's end moved its cost onto the hand-off. The per-step line
+printed shows where the child's extra execution time falls.
 
     .venv/bin/python benchmarks/host_overhead.py [--pairs 5] [--epochs 5] [--rows N] [--test-intervals]
 """
@@ -56,8 +62,8 @@ from tests.e2e.host_cluster import Api, backend_process, host_process, start_all
 POLL_S = 0.02
 
 
-def timed_training(api: Api, mode: str, epochs: int) -> tuple[float, float]:
-    """Seconds from the POST to completed, and of those the seconds outside the execution's steps."""
+def timed_training(api: Api, mode: str, epochs: int) -> tuple[float, dict[str, float]]:
+    """Seconds from the POST to completed, and the seconds of each of the execution's steps."""
     started = time.perf_counter()
     op_id = api.start(epochs=epochs, mode=mode)
     op = wait_until(lambda: _ended(api, op_id), 120, f"{mode} training {op_id} to end", every=POLL_S)
@@ -65,8 +71,8 @@ def timed_training(api: Api, mode: str, epochs: int) -> tuple[float, float]:
     if op["status"] != "completed" or op["execution_mode"] != mode:
         raise RuntimeError(f"{mode} training ended {op['status']} in mode {op['execution_mode']}: {op}")
     telemetry = api.http.get(f"/api/v1/operations/{op_id}/metrics").json()["telemetry"]
-    in_steps = sum(stats["total_s"] for name, stats in telemetry.items() if name.startswith("step."))
-    return elapsed, elapsed - in_steps
+    steps = {name: stats["total_s"] for name, stats in telemetry.items() if name.startswith("step.")}
+    return elapsed, steps
 
 
 def _ended(api: Api, op_id: str) -> dict[str, object] | None:
@@ -104,12 +110,15 @@ def main() -> None:
             wait_until(lambda: api.hosts_healthy(1), 30, "the host to be healthy")
             times: dict[str, list[float]] = {"local": [], "host": []}
             outside: dict[str, list[float]] = {"local": [], "host": []}
+            steps: dict[str, dict[str, list[float]]] = {"local": {}, "host": {}}
             timed_training(api, "local", 1), timed_training(api, "host", 1)  # warm-up: data, caches
             for pair in range(args.pairs):
                 for mode in ("local", "host") if pair % 2 == 0 else ("host", "local"):
-                    elapsed, beside = timed_training(api, mode, args.epochs)
+                    elapsed, its_steps = timed_training(api, mode, args.epochs)
                     times[mode].append(elapsed)
-                    outside[mode].append(beside)
+                    outside[mode].append(elapsed - sum(its_steps.values()))
+                    for name, seconds in its_steps.items():
+                        steps[mode].setdefault(name, []).append(seconds)
             api.close()
         finally:
             for process in processes:
@@ -125,9 +134,21 @@ def main() -> None:
     )
     local_edges, host_edges = (statistics.median(outside[mode]) for mode in ("local", "host"))
     print(f"outside the training's steps (medians): local {local_edges:.3f} s | host {host_edges:.3f} s")
+    names = sorted(steps["local"].keys() | steps["host"].keys())
+    print(
+        "each step (medians, ms, local/host): "
+        + ", ".join(
+            f"{name[5:]} {_median_ms(steps['local'], name)}/{_median_ms(steps['host'], name)}"
+            for name in names
+        )
+    )
     print(
         f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
     )
+
+
+def _median_ms(steps: dict[str, list[float]], name: str) -> str:
+    return f"{statistics.median(steps[name]) * 1000:.1f}" if name in steps else "-"
 
 
 if __name__ == "__main__":

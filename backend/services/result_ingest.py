@@ -151,7 +151,7 @@ class ResultIngest:
             else:
                 earlier = await asyncio.to_thread(self._complete_with_earlier, payload, op.id)
                 if earlier is not None:
-                    await asyncio.to_thread(self._drop_upload, op)
+                    await self._drop_upload(op)
                     return earlier
                 fetched = await self._materialise(payload, op, folder)
                 outcome = await to_thread_to_its_end(self._check_store_complete, payload, op, folder, fetched)
@@ -165,7 +165,7 @@ class ResultIngest:
                     )
                 await asyncio.sleep(self._limits.claim_poll_s)
                 outcome = await to_thread_to_its_end(self._store_complete, payload, op, outcome.checked)
-        await asyncio.to_thread(self._drop_upload, op)
+        await self._drop_upload(op)
         return outcome
 
     def _check_store_complete(
@@ -329,12 +329,12 @@ class ResultIngest:
             return None
         return self._uploads_dir / f"{op.id}.model"
 
-    def _drop_upload(self, op: Operation) -> None:
+    async def _drop_upload(self, op: Operation) -> None:
         """A Ray job's upload deleted once its operation is completed with the version stored from it
         (kept until then: an ingest that fails or is dropped before that leaves it for the retry)."""
         upload = self._upload_of(op)
         if upload is not None:
-            upload.unlink(missing_ok=True)
+            await asyncio.to_thread(upload.unlink, True)  # missing_ok
 
     async def _materialise(self, payload: ResultPayload, op: Operation, folder: Path) -> Path:
         """An external model slot's raw bytes fetched into ``folder`` (``_slot_file``), size and sha256
