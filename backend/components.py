@@ -464,7 +464,7 @@ def ray_runner(
         entrypoint=entrypoint,
         commands_dir=commands_dir,
         checkpoints=checkpoints,
-        mint_token=lambda op_id: key.mint(op_id, operations.now() + ttl),
+        mint_token=lambda submission_id: key.mint(submission_id, operations.now() + ttl),
         result_grace_s=timings.result_grace_s,
     )
     placement = RayPlacement(operations, monitor, backend, commands, timings=timings)

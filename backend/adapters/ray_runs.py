@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from backend.domain.job_tokens import ATTEMPT
 from backend.domain.operations import OperationError
 from backend.domain.ports import RayJobs
 from backend.domain.ray_cluster import JobResources, RayJob, RayJobStatus
@@ -60,10 +61,11 @@ class RayJobRuns:
 
     async def start(self, where: str, command: StartSession, resources: JobResources) -> RemoteRun:
         op_id = command.operation_id
-        # The job's credential reaches this operation's routes only: runtime_env shows in Ray's dashboard.
-        env = {JOB_TOKEN_ENV: self._mint(op_id)}
         for attempt in range(1, MAX_SUBMISSIONS + 1):
-            submission_id = op_id if attempt == 1 else f"{op_id}-attempt-{attempt}"
+            submission_id = op_id if attempt == 1 else f"{op_id}{ATTEMPT}{attempt}"
+            # The job's credential reaches this operation's routes only, and only while it runs as this
+            # submission: runtime_env shows in Ray's dashboard.
+            env = {JOB_TOKEN_ENV: self._mint(submission_id)}
             entrypoint = self._entrypoint_of(op_id, submission_id)
             try:
                 await asyncio.to_thread(

@@ -45,10 +45,11 @@ def bearer_token(request: Request) -> str:
 
 
 def job_operation(operation_id: str, request: Request, components: ComponentsDep) -> Operation:
-    """The operation this job token was minted for, still active and in ray mode; 401 otherwise."""
+    """The operation this job token was minted for, still active in ray mode and running as the token's
+    submission; 401 otherwise."""
     token = bearer_token(request)
     try:
-        components.job_tokens.verify(token, operation_id, components.operations.now())
+        submission = components.job_tokens.verify(token, operation_id, components.operations.now())
     except JobTokenError as exc:
         raise JobTokenRejectedError(
             f"job token refused: {exc}; a Ray job sends the MODELYARD_JOB_TOKEN it was started with",
@@ -60,6 +61,12 @@ def job_operation(operation_id: str, request: Request, components: ComponentsDep
             f"operation {operation_id} is {op.status.value} in {op.execution_mode} mode; its job token is "
             "no longer accepted",
             reason="operation_ended",
+        )
+    if op.host_session_id != submission:
+        raise JobTokenRejectedError(
+            f"job token refused: it is Ray job {submission}'s, and operation {operation_id} now runs as "
+            f"job {op.host_session_id} (a later attempt); an earlier attempt's job is no longer heard",
+            reason="superseded",
         )
     return op
 
@@ -132,7 +139,7 @@ def job_progress(body: JobProgress, op: JobOperationDep, components: ComponentsD
 @router.post("/{operation_id}/failure", responses=JOB_RESPONSES)
 def job_failure(body: JobFailure, op: JobOperationDep, components: ComponentsDep) -> dict[str, bool]:
     """The training failed in the job (its own error, e.g. a bad config); the job exits after this."""
-    details = {**body.details, "submission_id": op.id}
+    details = {**body.details, "submission_id": op.host_session_id or op.id}
     components.operations.fail(op.id, OperationError(body.code, body.message, details))
     return {"accepted": True}
 

@@ -1,9 +1,11 @@
 """Job tokens: a bearer credential that lets one Ray job reach its own operation's data, progress and result.
 
 A job's runtime_env shows in Ray's dashboard, so the job never gets the shared secret: it gets
-``mjt_<operation id>.<expiry unix s>.<hmac-sha256 hex>`` keyed by a key only the backends hold. The
-token names its operation (a job cannot act on another one) and expires; the routes also refuse it
-once the operation has ended.
+``mjt_<submission id>.<expiry unix s>.<hmac-sha256 hex>`` keyed by a key only the backends hold. The
+token names its job's submission, which names its operation (the operation id for a first attempt,
+``<operation id>-attempt-<n>`` for a re-submission): a job cannot act on another operation, and the
+routes refuse an earlier attempt's job once its operation runs as a later one, and any job once the
+operation has ended. The token expires.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 PREFIX = "mjt_"
+#: Between the operation id and the attempt's number in a re-submission's id.
+ATTEMPT = "-attempt-"
 
 
 class JobTokenError(ValueError):
@@ -24,12 +28,13 @@ class JobTokenError(ValueError):
 class JobTokenKey:
     secret: bytes
 
-    def mint(self, operation_id: str, expires_at: datetime) -> str:
+    def mint(self, submission_id: str, expires_at: datetime) -> str:
         expiry = int(expires_at.timestamp())
-        return f"{PREFIX}{operation_id}.{expiry}.{self._mac(operation_id, expiry)}"
+        return f"{PREFIX}{submission_id}.{expiry}.{self._mac(submission_id, expiry)}"
 
-    def verify(self, token: str, operation_id: str, now: datetime) -> None:
-        """Return if ``token`` was minted by this key for ``operation_id`` and has not expired."""
+    def verify(self, token: str, operation_id: str, now: datetime) -> str:
+        """The submission id ``token`` was minted for by this key, if it is a job of ``operation_id`` and
+        the token has not expired; JobTokenError otherwise."""
         if not token.startswith(PREFIX) or token.count(".") < 2:
             raise JobTokenError("not a job token")
         body, expiry_text, mac = token[len(PREFIX) :].rsplit(".", 2)
@@ -38,14 +43,21 @@ class JobTokenKey:
         expiry = int(expiry_text)
         if not hmac.compare_digest(mac, self._mac(body, expiry)):
             raise JobTokenError("job token signature does not match")
-        if body != operation_id:
-            raise JobTokenError(f"job token is for operation {body}, not {operation_id}")
+        if operation_of(body) != operation_id:
+            raise JobTokenError(f"job token is for operation {operation_of(body)}, not {operation_id}")
         if now.timestamp() >= expiry:
             raise JobTokenError("job token expired")
+        return body
 
-    def _mac(self, operation_id: str, expiry: int) -> str:
-        message = f"modelyard-ray-job|{operation_id}|{expiry}".encode()
+    def _mac(self, submission_id: str, expiry: int) -> str:
+        message = f"modelyard-ray-job|{submission_id}|{expiry}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
+
+
+def operation_of(submission_id: str) -> str:
+    """The operation a Ray job's submission id belongs to: ``op_x`` and ``op_x-attempt-3`` both ``op_x``."""
+    operation, attempt, number = submission_id.rpartition(ATTEMPT)
+    return operation if attempt and number.isdigit() else submission_id
 
 
 def derive_key(shared_secrets: list[str], fallback: bytes) -> JobTokenKey:

@@ -89,3 +89,15 @@ def test_a_job_token_opens_only_its_own_operation_until_it_expires() -> None:
         key.verify(forged, "op_b", NOW)
     with pytest.raises(JobTokenError, match="not a job token"):
         key.verify("myd_some_api_token", "op_a", NOW)
+
+
+def test_a_job_token_names_its_submission_which_names_its_operation() -> None:
+    key = derive_key(["whsec_shared"], b"unused")
+    assert key.verify(key.mint("op_a", NOW + timedelta(hours=1)), "op_a", NOW) == "op_a"
+    retry = key.mint("op_a-attempt-3", NOW + timedelta(hours=1))
+    assert key.verify(retry, "op_a", NOW) == "op_a-attempt-3"  # a re-submission of op_a
+    with pytest.raises(JobTokenError, match="for operation op_a, not op_a-attempt-3"):
+        key.verify(retry, "op_a-attempt-3", NOW)
+    odd = key.mint("op_a-attempt-x", NOW + timedelta(hours=1))  # not an attempt's number: its own id
+    with pytest.raises(JobTokenError, match="for operation op_a-attempt-x, not op_a"):
+        key.verify(odd, "op_a", NOW)
