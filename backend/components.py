@@ -320,7 +320,9 @@ def build_components(settings: Settings, given: Adapters) -> Components:
         ingest=ingest,
         http=http,
         lease=lease,
-        model_sweeper=StaleModelSweeper(getattr(adapters.models, "cleanup_stale", None)),
+        model_sweeper=StaleModelSweeper(
+            getattr(adapters.models, "cleanup_stale", None), ingest.cleanup_uploads
+        ),
         host_replay=SqlReplayGuard(db, DEFAULT_TOLERANCE_S),
         tokens=TokenService(SqlTokenRepository(db), adapters.clock),
         health=DatabaseHealth(operations.ping, max_age_s=settings.health_cache_s),

@@ -25,7 +25,8 @@ benchmark did until Dec 2026.
 
 What bounds it: host mode adds a near-constant ~45 ms to the training, whatever its length (0.39 vs
 0.44 s on a slow day, 0.18 vs 0.225 s on a fast one), so the ratio misses 1.2 for trainings shorter than
-~0.23 s locally (``--epochs 15`` on a fast day: local 0.33 s, host 0.37 s, 1.13). Timestamped timelines of both services and the child (CLOCK_MONOTONIC, medians of 20
+~0.23 s locally and meets it above (a 15-epoch training, ``--epochs 15``, on a fast day: local 0.33 s,
+host 0.37 s, 1.13). Timestamped timelines of both services and the child (CLOCK_MONOTONIC, medians of 20
 pairs, Dec 2026, fast day): the child starts ~4 ms after a local training would (the start call, the
 hand-over to the idle worker); its execution takes ~25 ms longer (160 vs 135 ms), of which ~12 ms is
 its own CPU (2,900 minor page faults against 85 in the backend's long-lived thread: copy-on-write of

@@ -36,7 +36,7 @@ class Open(StrEnum):
     PUBLIC = "public"
     #: Host-facing routes: their own signature check (``host_access``) decides.
     HOST_SIGNED = "host_signed"
-    #: Ray jobs' routes: their per-operation job token (``ray_jobs.job_operation``) decides.
+    #: Ray jobs' routes: their job token (``ray_jobs.job_operation``) decides.
     RAY_JOB = "ray_job"
 
 

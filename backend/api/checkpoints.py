@@ -3,8 +3,8 @@
 
 Two credentials open these routes: a host's signature (the shared secret) for a host training, or a Ray
 job's bearer job token for its own operation only (``backend.api.ray_jobs.job_operation``: the token
-names the operation, which must be active in ray mode; the job ships with ``session_id`` = its submission
-id, as it posts its result).
+names the job's submission, which must be the one the operation, active in ray mode, runs as; the job
+ships with ``session_id`` = its submission id, as it posts its result).
 
 ``PUT /api/v1/callbacks/checkpoints/{operation_id}?session_id=&epoch=&sha256=&size=&name=`` is a signed
 request (:mod:`backend.api.host_access`) whose signature covers the query, so the body's digest and size

@@ -1,7 +1,8 @@
 """The routes a Ray job (``modelyard ray-job``) calls back on: its spec, its data, progress, model, result.
 
-Each takes the job's bearer job token, which names one operation: a job reaches its own operation's data
-and reports only for it, and the token is refused once the operation has ended. The model travels
+Each takes the job's bearer job token, which names the job's submission and through it one operation: a
+job reaches its own operation's data and reports only for it, only while the operation runs as that job
+(an earlier attempt's job is refused), and not once the operation has ended. The model travels
 inline in the result for small models, or is first streamed here (``PUT /model``, checked against its
 sha256) and referenced from the result as ``uploaded``.
 """
@@ -62,10 +63,10 @@ def job_operation(operation_id: str, request: Request, components: ComponentsDep
             "no longer accepted",
             reason="operation_ended",
         )
-    if op.host_session_id != submission:
+    if submission is not None and op.host_session_id != submission:
         raise JobTokenRejectedError(
-            f"job token refused: it is Ray job {submission}'s, and operation {operation_id} now runs as "
-            f"job {op.host_session_id} (a later attempt); an earlier attempt's job is no longer heard",
+            f"job token refused: it is Ray job {submission}'s, and operation {operation_id} runs as job "
+            f"{op.host_session_id}; only the job an operation runs as is heard",
             reason="superseded",
         )
     return op
@@ -168,8 +169,8 @@ async def job_result(request: Request, op: JobOperationDep, components: Componen
     """The job's result payload (``session_id`` = its submission id); stored as a model version once."""
     body = await read_body_limited(request, components.settings.callback_max_bytes)
     payload = parse_payload(body)
-    # The session is the job's submission id (the operation id, a retry's <id>-attempt-<n>): the ingest
-    # refuses (409) a result of an earlier attempt's job.
+    # The session is the job's submission id (the operation id, a retry's <id>-attempt-<n>): an earlier
+    # attempt's job was refused with its token already (401); a legacy token's, by the ingest (409).
     if payload.operation_id != op.id or not payload.session_id.startswith(op.id):
         raise ResultRejectedError(
             f"a result for {payload.operation_id}/{payload.session_id} sent to the route of {op.id}",

@@ -1,7 +1,7 @@
 """``modelyard ray-job``: the entrypoint of a Ray job. Runs one operation's training with the same
 TrainingExecutor as local and host mode, and reports to the backend that submitted it over HTTP.
 
-It authenticates with the job token in MODELYARD_JOB_TOKEN (scoped to this operation: its spec, its
+It authenticates with the job token in MODELYARD_JOB_TOKEN (scoped to this job of its operation: its spec, its
 data files, its progress, its training checkpoints and its result; never the shared secret). The training
 writes checkpoints into its run folder (``--checkpoint-every-epochs``, ``--checkpoint-min-interval``) and
 a thread ships each new one to the backend's checkpoint route, so a lost job is submitted again resuming

@@ -1,11 +1,15 @@
 """Job tokens: a bearer credential that lets one Ray job reach its own operation's data, progress and result.
 
 A job's runtime_env shows in Ray's dashboard, so the job never gets the shared secret: it gets
-``mjt_<submission id>.<expiry unix s>.<hmac-sha256 hex>`` keyed by a key only the backends hold. The
+``mjs_<submission id>.<expiry unix s>.<hmac-sha256 hex>`` keyed by a key only the backends hold. The
 token names its job's submission, which names its operation (the operation id for a first attempt,
 ``<operation id>-attempt-<n>`` for a re-submission): a job cannot act on another operation, and the
 routes refuse an earlier attempt's job once its operation runs as a later one, and any job once the
 operation has ended. The token expires.
+
+A token minted before Dec 2026 (``mjt_<operation id>…``, its MAC over the operation) named the
+operation only: it is still taken until it expires, for any job of its operation, so that a job
+running across the upgrade is not cut off.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-PREFIX = "mjt_"
+PREFIX = "mjs_"
+#: Tokens minted before Dec 2026: they name the operation, not the job's submission.
+LEGACY_PREFIX = "mjt_"
 #: Between the operation id and the attempt's number in a re-submission's id.
 ATTEMPT = "-attempt-"
 
@@ -30,27 +36,31 @@ class JobTokenKey:
 
     def mint(self, submission_id: str, expires_at: datetime) -> str:
         expiry = int(expires_at.timestamp())
-        return f"{PREFIX}{submission_id}.{expiry}.{self._mac(submission_id, expiry)}"
+        return f"{PREFIX}{submission_id}.{expiry}.{self._mac(PREFIX, submission_id, expiry)}"
 
-    def verify(self, token: str, operation_id: str, now: datetime) -> str:
+    def verify(self, token: str, operation_id: str, now: datetime) -> str | None:
         """The submission id ``token`` was minted for by this key, if it is a job of ``operation_id`` and
-        the token has not expired; JobTokenError otherwise."""
-        if not token.startswith(PREFIX) or token.count(".") < 2:
+        the token has not expired (None for a legacy token: any job of the operation); JobTokenError
+        otherwise."""
+        prefix = next((p for p in (PREFIX, LEGACY_PREFIX) if token.startswith(p)), None)
+        if prefix is None or token.count(".") < 2:
             raise JobTokenError("not a job token")
-        body, expiry_text, mac = token[len(PREFIX) :].rsplit(".", 2)
+        body, expiry_text, mac = token[len(prefix) :].rsplit(".", 2)
         if not expiry_text.isdigit():
             raise JobTokenError("not a job token")
         expiry = int(expiry_text)
-        if not hmac.compare_digest(mac, self._mac(body, expiry)):
+        if not hmac.compare_digest(mac, self._mac(prefix, body, expiry)):
             raise JobTokenError("job token signature does not match")
-        if operation_of(body) != operation_id:
-            raise JobTokenError(f"job token is for operation {operation_of(body)}, not {operation_id}")
+        operation = operation_of(body) if prefix == PREFIX else body
+        if operation != operation_id:
+            raise JobTokenError(f"job token is for operation {operation}, not {operation_id}")
         if now.timestamp() >= expiry:
             raise JobTokenError("job token expired")
-        return body
+        return body if prefix == PREFIX else None
 
-    def _mac(self, submission_id: str, expiry: int) -> str:
-        message = f"modelyard-ray-job|{submission_id}|{expiry}".encode()
+    def _mac(self, prefix: str, subject: str, expiry: int) -> str:
+        domain = "modelyard-ray-job" if prefix == LEGACY_PREFIX else "modelyard-ray-job-submission"
+        message = f"{domain}|{subject}|{expiry}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
 

@@ -20,16 +20,19 @@ recorded under the claim right after the operation is completed. Checking, stori
 in one worker-thread call (an inline model's decoding too: a hand-off waits for one thread hop, not
 seven), which runs to its end even if the request is dropped meanwhile (a shutdown): a version stored
 is never left without its operation completed. A Ray job's model, uploaded before its result, is linked
-into the temp folder, not moved, and deleted once its operation is completed: an ingest that fails or is
-dropped before that leaves it for the job's retry.
+into a temp folder beside it, not moved, and deleted once its operation ends (an ``on_terminal``
+observer; ``cleanup_uploads`` catches what ended elsewhere): an ingest that fails or is dropped before
+that leaves it for the job's retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +47,7 @@ from backend.domain.results import StoredVersion
 from backend.errors import (
     HostError,
     IllegalTransitionError,
+    OperationNotFoundError,
     PayloadTooLargeError,
     ResultBeingStoredError,
     ResultConflictError,
@@ -60,6 +64,9 @@ from shared.trainkit.executor.types import ModelArtifact, ModelRef, StagedModel
 logger = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 20
+INGEST_FOLDER_PREFIX = "modelyard-ingest-"
+#: A Ray job's streamed model: ``<uploads dir>/<operation id>.model`` (``backend.api.ray_jobs``).
+UPLOAD_SUFFIX = ".model"
 #: Modes whose results arrive through the hand-off (a host callback or pull, a Ray job's post).
 REMOTE_MODES = frozenset({"host", "ray"})
 
@@ -112,9 +119,11 @@ class ResultIngest:
         self._hosts = hosts
         self._limits = limits
         self._temp_dir = temp_dir
-        #: Ray mode: where a job's streamed model waits (``backend.api.ray_jobs``) until its result comes.
+        #: Ray mode: where a job's streamed model waits (``backend.api.ray_jobs``) until its operation ends.
         self._uploads_dir = uploads_dir
         self._locks: dict[str, asyncio.Lock] = {}
+        if uploads_dir is not None:
+            operations.on_terminal(self._drop_upload)
 
     async def ingest(self, payload: ResultPayload) -> IngestOutcome:
         op_id = payload.operation_id
@@ -151,7 +160,6 @@ class ResultIngest:
             else:
                 earlier = await asyncio.to_thread(self._complete_with_earlier, payload, op.id)
                 if earlier is not None:
-                    await self._drop_upload(op)
                     return earlier
                 fetched = await self._materialise(payload, op, folder)
                 outcome = await to_thread_to_its_end(self._check_store_complete, payload, op, folder, fetched)
@@ -165,8 +173,7 @@ class ResultIngest:
                     )
                 await asyncio.sleep(self._limits.claim_poll_s)
                 outcome = await to_thread_to_its_end(self._store_complete, payload, op, outcome.checked)
-        await self._drop_upload(op)
-        return outcome
+            return outcome
 
     def _check_store_complete(
         self, payload: ResultPayload, op: Operation, folder: Path, fetched: Path | None
@@ -320,21 +327,52 @@ class ResultIngest:
         if upload is not None:
             where = upload.parent
             where.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="modelyard-ingest-", dir=where) as folder:
+        with tempfile.TemporaryDirectory(prefix=INGEST_FOLDER_PREFIX, dir=where) as folder:
             yield Path(folder)
 
     def _upload_of(self, op: Operation) -> Path | None:
         """Where a Ray job's streamed model waits (``backend.api.ray_jobs``); None in other modes."""
         if op.execution_mode != "ray" or self._uploads_dir is None:
             return None
-        return self._uploads_dir / f"{op.id}.model"
+        return self._uploads_dir / f"{op.id}{UPLOAD_SUFFIX}"
 
-    async def _drop_upload(self, op: Operation) -> None:
-        """A Ray job's upload deleted once its operation is completed with the version stored from it
-        (kept until then: an ingest that fails or is dropped before that leaves it for the retry)."""
+    def _drop_upload(self, op: Operation) -> None:
+        """An ended Ray operation's upload deleted (an ``on_terminal`` observer): completed, its version
+        holds the bytes; failed or cancelled, a retry's job uploads again. Kept until then: an ingest
+        that fails or is dropped leaves it for the job's retry."""
         upload = self._upload_of(op)
         if upload is not None:
-            await asyncio.to_thread(upload.unlink, True)  # missing_ok
+            upload.unlink(missing_ok=True)
+
+    def cleanup_uploads(self, max_age_s: float) -> list[str]:
+        """What ``_drop_upload`` could not delete: the uploads of operations that ended elsewhere (another
+        backend, a crash between the end and the delete) or are gone, and the part files and ingest
+        folders older than ``max_age_s`` that a crash left (a younger one may still be in use)."""
+        if self._uploads_dir is None or not self._uploads_dir.is_dir():
+            return []
+        removed = []
+        cutoff = time.time() - max_age_s
+        for entry in self._uploads_dir.iterdir():
+            if entry.name.startswith(INGEST_FOLDER_PREFIX) or entry.name.endswith(".part"):
+                stale = _modified(entry) < cutoff
+            elif entry.suffix == UPLOAD_SUFFIX:
+                stale = self._ended(entry.name.removesuffix(UPLOAD_SUFFIX))
+            else:
+                continue
+            if not stale:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(str(entry))
+        return removed
+
+    def _ended(self, op_id: str) -> bool:
+        try:
+            return self._ops.get(op_id).is_terminal
+        except OperationNotFoundError:
+            return True
 
     async def _materialise(self, payload: ResultPayload, op: Operation, folder: Path) -> Path:
         """An external model slot's raw bytes fetched into ``folder`` (``_slot_file``), size and sha256
@@ -366,7 +404,7 @@ class ResultIngest:
 
     async def _download(self, model: ExternalModel, op: Operation, target: Path) -> str | None:
         """Fetch the model into ``target``; the sha256 of the bytes when they came over HTTP (None when
-        a Ray job's upload was moved into place: that file is still to be hashed)."""
+        a Ray job's upload was linked into place: that file is still to be hashed)."""
         limit = self._limits.max_model_bytes
         if model.size > limit:
             raise PayloadTooLargeError(
@@ -376,13 +414,15 @@ class ResultIngest:
             )
         upload = self._upload_of(op)
         if upload is not None:
-            if not upload.is_file():
+            # Linked, not moved: the store moves the slot's file into the version, and a store that
+            # fails, or an ingest dropped before it, must leave the upload for the job's retry. (Awaited
+            # to its end: a copy must not outlive the temp folder it writes into.)
+            try:
+                await to_thread_to_its_end(_link_or_copy, upload, target)
+            except FileNotFoundError:
                 raise ResultRejectedError(
                     f"the result references an uploaded model, but operation {op.id} has none"
-                )
-            # Linked, not moved: the store moves the slot's file into the version, and a store that
-            # fails, or an ingest dropped before it, must leave the upload for the job's retry.
-            await asyncio.to_thread(_link_or_copy, upload, target)
+                ) from None
             return None
         if not op.host_url:
             raise ResultConflictError(f"operation {op.id} has no host to fetch its model from")
@@ -494,11 +534,24 @@ def _check_streamed(sha256: str, size: int, model: ExternalModel) -> None:
         )
 
 
+#: Why a hard link can fail where a copy works: another file system, none allowed, too many links.
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     try:
         target.hardlink_to(source)
-    except OSError:  # a file system without hard links
+    except OSError as exc:
+        if exc.errno not in _NO_LINK:
+            raise
         shutil.copyfile(source, target)
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # gone meanwhile
+        return float("inf")
 
 
 def _check_file(path: Path, model: ExternalModel) -> None:

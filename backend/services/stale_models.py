@@ -1,4 +1,6 @@
-"""StaleModelSweeper: removes what crashed model saves left in the store, at start and periodically.
+"""StaleModelSweeper: removes what crashed model saves left in the store, at start and periodically,
+and what crashed result ingests and ended Ray jobs left among the Ray uploads (any further cleanups
+given).
 
 At start this process has no save in flight, so when no other backend is alive every leftover goes at
 once; otherwise (and every ``interval_s`` while running) only leftovers older than ``max_age_s`` go, as
@@ -19,19 +21,23 @@ Cleanup = Callable[[float], list[str]]
 
 class StaleModelSweeper:
     def __init__(
-        self, cleanup: Cleanup | None, *, interval_s: float = 600.0, max_age_s: float = 3600.0
+        self,
+        cleanup: Cleanup | None,
+        *more: Cleanup,
+        interval_s: float = 600.0,
+        max_age_s: float = 3600.0,
     ) -> None:
-        self._cleanup = cleanup
+        self._cleanups = [c for c in (cleanup, *more) if c is not None]
         self._interval_s = interval_s
         self._max_age_s = max_age_s
         self._task: asyncio.Task[None] | None = None
 
     def sweep(self, *, everything: bool = False) -> list[str]:
-        if self._cleanup is None:
-            return []
-        removed = self._cleanup(0.0 if everything else self._max_age_s)
+        removed = [
+            path for cleanup in self._cleanups for path in cleanup(0.0 if everything else self._max_age_s)
+        ]
         if removed:
-            logger.warning("removed %d half-written model folder(s): %s", len(removed), removed)
+            logger.warning("removed %d crash leftover(s): %s", len(removed), removed)
         return removed
 
     async def start(self) -> None:

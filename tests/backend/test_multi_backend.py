@@ -8,7 +8,9 @@ PostgreSQL alike; the real-process version of the same story is tests/e2e/test_m
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,8 +28,9 @@ from backend.adapters.db.tables import OperationRow
 from backend.adapters.model_validation import CheckpointValidator
 from backend.adapters.storage import LocalModelStore
 from backend.domain.instances import BackendInstance
-from backend.domain.operations import OperationStatus, transition
+from backend.domain.operations import OperationError, OperationStatus, transition
 from backend.domain.results import StoredVersion
+from backend.errors import ResultRejectedError
 from backend.services.events import EventBroker
 from backend.services.instance_lease import InstanceLease
 from backend.services.operations import OperationsService
@@ -343,6 +346,27 @@ async def test_an_ingest_dropped_while_storing_still_stores_once_and_completes_t
     assert [v["version"] for v in store.list_versions("trend", "EURUSD_1h")] == [1]
 
 
+def ray_upload(db: Engine, tmp_path: Path, ops: OperationsService) -> tuple[str, Path, ResultIngest]:
+    """A ray-mode operation running as its first job, which uploaded ``tmp_path/model.pt`` to
+    ``tmp_path/ray-uploads``; the ingest (over ``ops``) that takes its result."""
+    op, _ = ops.create(op_type="training", request=REQUEST, execution_mode="ray", mode_reason="t")
+    ops.update(
+        op.id,
+        lambda cur: transition(cur, OperationStatus.RUNNING, ops.now()).with_changes(host_session_id=op.id),
+    )
+    uploads = tmp_path / "ray-uploads"
+    uploads.mkdir(exist_ok=True)
+    upload = uploads / f"{op.id}.model"
+    upload.write_bytes((tmp_path / "model.pt").read_bytes())
+    limits = IngestLimits(claim_wait_s=1, claim_poll_s=0.01)
+    claims = SqlResultClaimRepository(db, lease_s=60)
+    store = LocalModelStore.at(tmp_path / "models")
+    ingest = ResultIngest(
+        ops, store, CheckpointValidator(), FakeHostClient(), claims=claims, limits=limits, uploads_dir=uploads
+    )
+    return op.id, upload, ingest
+
+
 @pytest.mark.anyio
 async def test_a_ray_jobs_upload_outlives_a_failed_store_and_goes_once_its_version_is_stored(
     db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -351,17 +375,8 @@ async def test_a_ray_jobs_upload_outlives_a_failed_store_and_goes_once_its_versi
     job's retry (it used to be moved into the ingest's temp folder and deleted with it), and the upload
     is deleted once the operation is completed with the version stored from it."""
     _, a, config = _one_backend(db, tmp_path)
-    op, _ = a.create(op_type="training", request=REQUEST, execution_mode="ray", mode_reason="t")
-    a.update(
-        op.id,
-        lambda cur: transition(cur, OperationStatus.RUNNING, a.now()).with_changes(host_session_id=op.id),
-    )
-    uploads = tmp_path / "ray-uploads"
-    uploads.mkdir()
-    upload = uploads / f"{op.id}.model"
-    upload.write_bytes((tmp_path / "model.pt").read_bytes())
-    payload = parse_payload(result_payload(op.id, op.id, upload, config, external_url=UPLOADED_MODEL_URL))
-    store = LocalModelStore.at(tmp_path / "models")
+    op_id, upload, ingest = ray_upload(db, tmp_path, a)
+    payload = parse_payload(result_payload(op_id, op_id, upload, config, external_url=UPLOADED_MODEL_URL))
     fsync_all = model_storage.fsync_all
     failures = [OSError(28, "No space left on device")]
 
@@ -371,23 +386,64 @@ async def test_a_ray_jobs_upload_outlives_a_failed_store_and_goes_once_its_versi
         fsync_all(paths)
 
     monkeypatch.setattr(model_storage, "fsync_all", fsync_failing_once)
-    limits = IngestLimits(claim_wait_s=1, claim_poll_s=0.01)
-    claims = SqlResultClaimRepository(db, lease_s=60)
-    ingest = ResultIngest(
-        a, store, CheckpointValidator(), FakeHostClient(), claims=claims, limits=limits, uploads_dir=uploads
-    )
     with pytest.raises(StorageError):
         await ingest.ingest(payload)
     assert upload.read_bytes() == (tmp_path / "model.pt").read_bytes()  # kept for the retry
-    assert a.get(op.id).status is OperationStatus.RUNNING
+    assert a.get(op_id).status is OperationStatus.RUNNING
     outcome = await ingest.ingest(payload)  # the job's retry
     assert isinstance(outcome.model, ModelRef)
     assert outcome.model.version == 1
-    assert a.get(op.id).status is OperationStatus.COMPLETED
+    assert a.get(op_id).status is OperationStatus.COMPLETED
     assert not upload.exists()
-    assert list(uploads.iterdir()) == []  # no ingest folder left behind either
+    assert list(upload.parent.iterdir()) == []  # no ingest folder left behind either
     stored = Path(outcome.model.path)
     assert [p.read_bytes() for p in stored.glob("model.*")] == [(tmp_path / "model.pt").read_bytes()]
+
+
+@pytest.mark.anyio
+async def test_a_refused_ray_result_keeps_the_upload_until_the_operation_fails_then_it_goes(
+    db: Engine, tmp_path: Path
+) -> None:
+    _, a, config = _one_backend(db, tmp_path)
+    op_id, upload, ingest = ray_upload(db, tmp_path, a)
+    wrong = {**config, "model": {**config["model"], "input_dim": 99}}  # weights that do not fit it
+    payload = parse_payload(result_payload(op_id, op_id, upload, wrong, external_url=UPLOADED_MODEL_URL))
+    with pytest.raises(ResultRejectedError):
+        await ingest.ingest(payload)
+    assert upload.exists()
+    a.fail(op_id, OperationError("training_error", "the job gave up"))  # what the job posts next
+    assert not upload.exists()
+    assert list(upload.parent.iterdir()) == []
+
+
+def test_the_cleanup_takes_uploads_of_ended_or_unknown_operations_and_old_crash_leftovers(
+    db: Engine, tmp_path: Path
+) -> None:
+    """What the end of its operation could not delete: it ended in another backend (or this one crashed
+    between the end and the delete), or it is gone; an ingest folder or part file a crash left, once old
+    (a young one may be in use)."""
+    clock, a, _ = _one_backend(db, tmp_path)
+    running, upload, ingest = ray_upload(db, tmp_path, a)
+    uploads = upload.parent
+    ended, _ = a.create(op_type="training", request=REQUEST, execution_mode="ray", mode_reason="t")
+    backend(db, clock, "bk_b").mark_cancelled(ended.id)  # another backend ended it: no observer here
+    leftovers = {
+        "ended": uploads / f"{ended.id}.model",
+        "unknown": uploads / "op_gone.model",
+        "old_part": uploads / f".{running}.model.0123.part",
+        "old_ingest": uploads / "modelyard-ingest-old",
+    }
+    for path in leftovers.values():
+        path.mkdir() if path.name.startswith("modelyard-ingest") else path.write_bytes(b"x")
+    young = uploads / "modelyard-ingest-young"
+    young.mkdir()
+    hour_ago = time.time() - 3600
+    for name in ("old_part", "old_ingest"):
+        os.utime(leftovers[name], (hour_ago, hour_ago))
+    removed = ingest.cleanup_uploads(600)
+    assert sorted(removed) == sorted(str(p) for p in leftovers.values())
+    assert sorted(uploads.iterdir()) == sorted([upload, young])  # the running one's upload, in use
+    assert ingest.cleanup_uploads(0) == [str(young)]  # at a start with no other backend alive
 
 
 def test_a_signed_message_seen_by_one_backend_is_refused_by_every_other(db: Engine) -> None:

@@ -56,19 +56,26 @@ async def test_an_earlier_attempts_job_is_refused_once_its_operation_runs_as_a_l
     op_id = ray_op(components, "{op}-attempt-2")
     base = f"/api/v1/ray/jobs/{op_id}"
     first = token(components, op_id)  # the first attempt's job, thought lost
+    checkpoints = f"/api/v1/callbacks/checkpoints/{op_id}"
     for method, path, kwargs in [
-        ("POST", "progress", {"json": PROGRESS}),
-        ("POST", "failure", {"json": {"code": "training_error", "message": "the old job failed"}}),
-        ("PUT", "model", {"content": b"x", "headers": {"x-content-sha256": "0" * 64}}),
-        ("GET", "spec", {}),
+        ("POST", f"{base}/progress", {"json": PROGRESS}),
+        ("POST", f"{base}/failure", {"json": {"code": "training_error", "message": "the old job failed"}}),
+        ("PUT", f"{base}/model", {"content": b"x", "headers": {"x-content-sha256": "0" * 64}}),
+        ("POST", f"{base}/result", {"json": {}}),
+        ("GET", f"{base}/spec", {}),
+        ("GET", f"{base}/data/EURUSD_1h.csv", {}),
+        ("GET", checkpoints, {}),
+        (
+            "PUT",
+            f"{checkpoints}?session_id={op_id}-attempt-2&epoch=1&sha256={'0' * 64}&size=1",
+            {"content": b"x"},
+        ),
     ]:
-        refused = await client.request(
-            method, f"{base}/{path}", headers={**first, **kwargs.pop("headers", {})}, **kwargs
-        )
+        refused = await client.request(method, path, headers={**first, **kwargs.pop("headers", {})}, **kwargs)
         assert refused.status_code == 401, (path, refused.text)
         error = refused.json()["error"]
         assert error["details"]["reason"] == "superseded"
-        assert f"now runs as job {op_id}-attempt-2" in error["message"]
+        assert f"runs as job {op_id}-attempt-2" in error["message"]
     op = components.operations.get(op_id)
     assert op.status is OperationStatus.RUNNING  # the old job's failure changed nothing
     assert op.progress is None or op.progress.message != "from a job"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -101,3 +103,20 @@ def test_a_job_token_names_its_submission_which_names_its_operation() -> None:
     odd = key.mint("op_a-attempt-x", NOW + timedelta(hours=1))  # not an attempt's number: its own id
     with pytest.raises(JobTokenError, match="for operation op_a-attempt-x, not op_a"):
         key.verify(odd, "op_a", NOW)
+
+
+def test_a_token_minted_before_tokens_named_the_submission_is_taken_for_any_job_of_its_operation() -> None:
+    """A job running across the upgrade keeps its credential (``mjt_``, its MAC over the operation id)."""
+    key = derive_key(["whsec_shared"], b"unused")
+    expiry = int((NOW + timedelta(hours=1)).timestamp())
+    mac = hmac.new(key.secret, f"modelyard-ray-job|op_a|{expiry}".encode(), hashlib.sha256).hexdigest()
+    legacy = f"mjt_op_a.{expiry}.{mac}"
+    assert key.verify(legacy, "op_a", NOW) is None  # no submission named: any job of op_a
+    with pytest.raises(JobTokenError, match="not op_b"):
+        key.verify(legacy, "op_b", NOW)
+    # A new token's MAC does not pass as a legacy one, nor the other way round.
+    minted = key.mint("op_a", NOW + timedelta(hours=1))
+    with pytest.raises(JobTokenError, match="signature"):
+        key.verify("mjt_" + minted.removeprefix("mjs_"), "op_a", NOW)
+    with pytest.raises(JobTokenError, match="signature"):
+        key.verify("mjs_" + legacy.removeprefix("mjt_"), "op_a", NOW)
