@@ -129,7 +129,7 @@ class Components:
     checkpoints: CheckpointStore
     #: Ray mode's runner; None when MODELYARD_RAY_ADDRESS is unset.
     ray: RemoteRunner | None = None
-    #: Verifies the per-operation credentials of Ray jobs (``backend.api.ray_jobs``).
+    #: Mints and verifies the credentials of Ray jobs, their job tokens (``backend.api.ray_jobs``).
     job_tokens: JobTokenKey = field(default_factory=lambda: JobTokenKey(secrets.token_bytes(32)))
 
 

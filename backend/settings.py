@@ -69,7 +69,7 @@ Ray mode (see docs/ray.md):
 | MODELYARD_RAY_REQUEST_TIMEOUT_S | 5 | timeout of one Jobs API call |
 | MODELYARD_RAY_POLL_S | 1 | seconds between two looks at a running job's status and log |
 | MODELYARD_RAY_LEASE_S | 30 | a cluster silent for longer loses its jobs (ray_job_lost) |
-| MODELYARD_RAY_JOB_TOKEN_TTL_S | 86400 | lifetime of a job's per-operation credential |
+| MODELYARD_RAY_JOB_TOKEN_TTL_S | 86400 | lifetime of a Ray job's credential (its job token) |
 """
 
 from __future__ import annotations

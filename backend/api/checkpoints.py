@@ -140,7 +140,7 @@ async def receive_checkpoint(
 def download_checkpoint(operation_id: str, request: Request, components: ComponentsDep) -> FileResponse:
     """The newest checkpoint kept for the operation, its sha256 in ``X-Content-SHA256`` (a host or a Ray
     job resuming a lost training fetches it this way). Signed like the data downloads, or the operation's
-    own job token."""
+    own job token (of the job the operation runs as)."""
     _authorised_operation(operation_id, request, components)
     stored = components.checkpoints.latest(operation_id)
     if stored is None:
@@ -151,7 +151,7 @@ def download_checkpoint(operation_id: str, request: Request, components: Compone
 def _authorised_operation(
     operation_id: str, request: Request, components: ComponentsDep
 ) -> tuple[Operation, bool]:
-    """The operation, once the request proves a host's signature or the operation's own job token
+    """The operation, once the request proves a host's signature or the job token of the job it runs as
     (then True: a Ray job asks)."""
     if bearer_token(request):
         return job_operation(operation_id, request, components), True

@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 TerminalObserver = Callable[[Operation], None]
 FINISHED_CACHE_SIZE = 1000
+#: How long a finished operation is answered from memory before the database is read again: it changes
+#: only by a retry, and a retry through another backend must show here within this.
+FINISHED_FRESH_S = 2.0
 
 
 def new_operation_id() -> str:
@@ -83,8 +86,9 @@ class OperationsService:
         self._cache_lock = threading.Lock()
         self._write_lock = threading.RLock()
         self._live: dict[str, _Live] = {}
-        # Finished operations never change again, so they are safe to cache (even across backends).
-        self._finished: OrderedDict[str, Operation] = OrderedDict()
+        # Finished operations change only when retried: cached, and read again once FINISHED_FRESH_S old
+        # (a retry through another backend). Op id -> (operation, time.monotonic() when cached).
+        self._finished: OrderedDict[str, tuple[Operation, float]] = OrderedDict()
         self._observers: list[TerminalObserver] = []
         self._elsewhere_observers: list[Callable[[str], object]] = []
 
@@ -101,12 +105,26 @@ class OperationsService:
     # --- reads -------------------------------------------------------------------------------
 
     def get_cached(self, op_id: str) -> Operation | None:
-        """A running (live) or finished operation without touching the database; None otherwise."""
+        """A running (live) or finished operation without touching the database (a finished one cached
+        less than ``FINISHED_FRESH_S`` ago); None otherwise."""
         with self._cache_lock:
             live = self._live.get(op_id)
             if live is not None:
                 return live.op
-            return self._finished.get(op_id)
+            finished = self._finished.get(op_id)
+        if finished is None or time.monotonic() - finished[1] >= FINISHED_FRESH_S:
+            return None
+        return finished[0]
+
+    def stored(self, op_id: str) -> Operation | None:
+        """The operation as the database holds it now (no cache), None when there is none."""
+        return self._repo.get(op_id)
+
+    def _read_through(self, op_id: str) -> Operation:
+        """The stored operation, the finished cache corrected with it."""
+        with self._cache_lock:
+            self._finished.pop(op_id, None)
+        return self.get(op_id)
 
     def get(self, op_id: str) -> Operation:
         cached = self.get_cached(op_id)
@@ -142,7 +160,7 @@ class OperationsService:
 
     def _remember_finished(self, op: Operation) -> None:
         with self._cache_lock:
-            self._finished[op.id] = op
+            self._finished[op.id] = (op, time.monotonic())
             self._finished.move_to_end(op.id)
             while len(self._finished) > FINISHED_CACHE_SIZE:
                 self._finished.popitem(last=False)
@@ -415,12 +433,17 @@ class OperationsService:
         for _ in range(3):
             with self._write_lock:
                 current = self.get(op_id)
+                if current.is_terminal:
+                    # A finished one changes only by a retry, perhaps through another backend since it
+                    # was cached: the change is judged on the stored state.
+                    current = self._read_through(op_id)
                 updated = change(current)
                 if updated is current:
                     return current
                 if not self._repo.save(updated, expected=current.status):
-                    with self._cache_lock:
-                        self._live.pop(op_id, None)  # stale: re-read from the database
+                    with self._cache_lock:  # stale: re-read from the database
+                        self._live.pop(op_id, None)
+                        self._finished.pop(op_id, None)  # retried through another backend
                     continue
                 with self._cache_lock:
                     if updated.is_terminal:
@@ -430,7 +453,8 @@ class OperationsService:
                 if updated.is_terminal:
                     self._remember_finished(updated)
                 elif current.is_terminal:  # retried: no longer finished
-                    self._finished.pop(op_id, None)
+                    with self._cache_lock:
+                        self._finished.pop(op_id, None)
             self._broker.publish(OperationEvent("status", updated))
             if current.status is OperationStatus.PENDING and updated.status is not OperationStatus.PENDING:
                 self._broker.queue_moved()

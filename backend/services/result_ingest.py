@@ -47,7 +47,6 @@ from backend.domain.results import StoredVersion
 from backend.errors import (
     HostError,
     IllegalTransitionError,
-    OperationNotFoundError,
     PayloadTooLargeError,
     ResultBeingStoredError,
     ResultConflictError,
@@ -136,8 +135,9 @@ class ResultIngest:
             try:
                 stored = await self._store_and_complete(payload, op)
             except IllegalTransitionError:
-                # Another backend completed it with the same stored version meanwhile.
-                done = self._already_done(await asyncio.to_thread(self._ops.get, op_id), payload)
+                # Another backend completed (or ended) it meanwhile: judged as the database holds it.
+                current = await asyncio.to_thread(self._ops.stored, op_id)
+                done = self._already_done(current, payload) if current is not None else None
                 if done is None:
                     raise
                 await self.acknowledge(op.host_url, payload.session_id)
@@ -369,10 +369,10 @@ class ResultIngest:
         return removed
 
     def _ended(self, op_id: str) -> bool:
-        try:
-            return self._ops.get(op_id).is_terminal
-        except OperationNotFoundError:
-            return True
+        """Read from the database, not a cache: a finished operation retried through another backend
+        runs again, and its new job's upload must stay."""
+        op = self._ops.stored(op_id)
+        return op is None or op.is_terminal
 
     async def _materialise(self, payload: ResultPayload, op: Operation, folder: Path) -> Path:
         """An external model slot's raw bytes fetched into ``folder`` (``_slot_file``), size and sha256
@@ -420,6 +420,13 @@ class ResultIngest:
             try:
                 await to_thread_to_its_end(_link_or_copy, upload, target)
             except FileNotFoundError:
+                current = await asyncio.to_thread(self._ops.stored, op.id)
+                if current is not None and current.status not in ACTIVE_STATUSES:
+                    # Deleted as its operation ended meanwhile (completed through another backend,
+                    # cancelled): ``ingest`` answers from the operation as it is now.
+                    raise IllegalTransitionError(
+                        f"operation {op.id} ended while its result was taken"
+                    ) from None
                 raise ResultRejectedError(
                     f"the result references an uploaded model, but operation {op.id} has none"
                 ) from None
@@ -535,7 +542,7 @@ def _check_streamed(sha256: str, size: int, model: ExternalModel) -> None:
 
 
 #: Why a hard link can fail where a copy works: another file system, none allowed, too many links.
-_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
+_NO_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOSYS})
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

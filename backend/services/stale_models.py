@@ -33,15 +33,20 @@ class StaleModelSweeper:
         self._task: asyncio.Task[None] | None = None
 
     def sweep(self, *, everything: bool = False) -> list[str]:
-        removed = [
-            path for cleanup in self._cleanups for path in cleanup(0.0 if everything else self._max_age_s)
-        ]
+        """Each cleanup in turn; one that fails (a database error, a folder it cannot read) is logged
+        and the others still run: a leftover waits for the next sweep, it never stops a start."""
+        removed = []
+        for cleanup in self._cleanups:
+            try:
+                removed += cleanup(0.0 if everything else self._max_age_s)
+            except Exception:
+                logger.exception("a sweep of crash leftovers failed (%s); retried later", cleanup)
         if removed:
             logger.warning("removed %d crash leftover(s): %s", len(removed), removed)
         return removed
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._sweep_forever(), name="stale-model-sweep")
+        self._task = asyncio.create_task(self._sweep_forever(), name="crash-leftover-sweep")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -55,4 +60,4 @@ class StaleModelSweeper:
             try:
                 await asyncio.to_thread(self.sweep)
             except Exception:
-                logger.exception("sweeping stale model folders failed")
+                logger.exception("sweeping crash leftovers failed")

@@ -1,7 +1,8 @@
 """Wire schemas between a Ray job (``modelyard ray-job``) and the backend that submitted it (pydantic only).
 
-Every call carries the job's own bearer credential (a job token naming this job's submission, never the shared secret:
-a job's runtime_env is visible in Ray's dashboard). Endpoints, all under ``/api/v1/ray/jobs/{operation_id}``::
+Every call carries the job's own bearer credential (a job token naming this job's submission, never the
+shared secret: a job's runtime_env is visible in Ray's dashboard). Endpoints, all under
+``/api/v1/ray/jobs/{operation_id}``::
 
     GET  /spec                 -> StartSession (the request and the data files to fetch)
     GET  /data/{filename}      -> the bytes of one of those files

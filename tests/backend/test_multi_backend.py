@@ -30,7 +30,8 @@ from backend.adapters.storage import LocalModelStore
 from backend.domain.instances import BackendInstance
 from backend.domain.operations import OperationError, OperationStatus, transition
 from backend.domain.results import StoredVersion
-from backend.errors import ResultRejectedError
+from backend.errors import ResultConflictError, ResultRejectedError
+from backend.services import operations as operations_module
 from backend.services.events import EventBroker
 from backend.services.instance_lease import InstanceLease
 from backend.services.operations import OperationsService
@@ -414,6 +415,64 @@ async def test_a_refused_ray_result_keeps_the_upload_until_the_operation_fails_t
     a.fail(op_id, OperationError("training_error", "the job gave up"))  # what the job posts next
     assert not upload.exists()
     assert list(upload.parent.iterdir()) == []
+
+
+def test_a_finished_operation_retried_through_another_backend_is_seen_running_here(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished operation is answered from memory for a moment only: a retry through another backend
+    shows here once that moment is over, and a change made here meanwhile is judged on the stored state
+    (it used to see the cached end for good, and every change failed as 'kept changing')."""
+    monkeypatch.setattr(operations_module, "FINISHED_FRESH_S", 0.05)
+    clock = FixedClock()
+    a, b = backend(db, clock, "bk_a"), backend(db, clock, "bk_b")
+    op, _ = a.create(op_type="training", request=REQUEST, execution_mode="local", mode_reason="t")
+    a.mark_cancelled(op.id)
+    assert b.get(op.id).status is OperationStatus.CANCELLED  # cached by b
+    a.retry(op.id)
+    assert b.mark_cancelled(op.id).status is OperationStatus.CANCELLED  # its cache was stale: re-read
+    a.retry(op.id)
+    time.sleep(0.1)
+    assert b.get(op.id).status is OperationStatus.PENDING
+
+
+def test_a_sweep_keeps_the_upload_of_an_operation_retried_through_another_backend(
+    db: Engine, tmp_path: Path
+) -> None:
+    _, a, _ = _one_backend(db, tmp_path)
+    op_id, upload, _ = ray_upload(db, tmp_path, a)
+    a.fail(op_id, OperationError("ray_job_lost", "the job was lost"))
+    b = backend(db, FixedClock(), "bk_b")
+    store = LocalModelStore.at(tmp_path / "models")
+    claims = SqlResultClaimRepository(db, lease_s=60)
+    sweeper = ResultIngest(b, store, CheckpointValidator(), FakeHostClient(), claims=claims,
+                           limits=IngestLimits(), uploads_dir=upload.parent)  # fmt: skip
+    assert b.get(op_id).is_terminal  # b has seen it failed (and keeps that a moment)
+    a.retry(op_id)
+    upload.write_bytes(b"the new job's model")  # the retry's job uploads again
+    assert sweeper.cleanup_uploads(600) == []
+    assert upload.exists()
+
+
+@pytest.mark.anyio
+async def test_a_result_whose_upload_went_with_its_operations_end_meanwhile_is_a_conflict_not_a_refusal(
+    db: Engine, tmp_path: Path
+) -> None:
+    """Backend b still holds the operation as running when a's cancel ended it and deleted its upload:
+    b answers from the operation as stored (409: it takes no result), not 'the upload is missing' (422)."""
+    clock, a, config = _one_backend(db, tmp_path)
+    op_id, upload, _ = ray_upload(db, tmp_path, a)
+    payload = parse_payload(result_payload(op_id, op_id, upload, config, external_url=UPLOADED_MODEL_URL))
+    b = backend(db, clock, "bk_b")
+    b.track(a.get(op_id))  # b follows it live: running
+    store = LocalModelStore.at(tmp_path / "models")
+    claims = SqlResultClaimRepository(db, lease_s=60)
+    ingest_b = ResultIngest(b, store, CheckpointValidator(), FakeHostClient(), claims=claims,
+                            limits=IngestLimits(), uploads_dir=upload.parent)  # fmt: skip
+    a.mark_cancelled(op_id)
+    assert not upload.exists()  # gone with the operation's end
+    with pytest.raises(ResultConflictError, match="cancelled"):
+        await ingest_b.ingest(payload)
 
 
 def test_the_cleanup_takes_uploads_of_ended_or_unknown_operations_and_old_crash_leftovers(
