@@ -4,12 +4,14 @@
    the seed) and submitted one after another through the API by a client that waits for each (it reads
    the operation every 20 ms and submits the next one once it sees the end).
    Target: sweep time / sequential time <= 1.1. Until Dec 2026 that client looked every 0.2 s, idling
-   ~0.1 s per training, and the ratio read 0.54; against a client that looks every 20 ms it is ~1.3 for
-   these 3-epoch (~55 ms) trainings. What the sweep adds per trial (py-spy of the backend, Dec 2026):
-   after a trial ends its driver tells Optuna (~7 ms, SQL), asks for the next trial (~4 ms), records the
-   trial row twice and starts the training through the same path as the API (~5 ms validating it), ~14 ms
-   more than the client between two trainings; and each trial's training runs ~12 ms longer, sharing
-   the process (and the GIL) with the driver's thread as it starts.
+   ~0.1 s per training, and the ratio read 0.54; against a client that looks every 20 ms it is ~1.2 for
+   these 3-epoch (~55 ms) trainings (1.20 and 1.22 on 1 Dec). A 2-trial sweep runs first: a backend's
+   first parameter importances import optuna.importance and scikit-learn (~0.9 s holding the GIL, once
+   per process), which slowed the trainings it overlapped by ~0.3 s (1.48 with it in). What the sweep adds
+   per trial (py-spy of the backend, Dec 2026): after a trial ends its driver tells Optuna (~7 ms, SQL),
+   asks for the next trial (~4 ms), records the trial row twice and starts the training through the same
+   path as the API (~5 ms validating it), ~13 ms more than the client between two trainings; and each
+   trial's training runs ~4 ms longer, sharing the process (and the GIL) with the driver's thread.
 2. A median-pruned sweep where half the trials are clearly bad (learning rate 8.0 against 0.003): the
    fraction of epochs it did not train, against every trial running all its epochs.
 
@@ -87,6 +89,23 @@ def sweep(client: httpx.Client, body: dict[str, Any]) -> tuple[float, dict[str, 
         time.sleep(SWEEP_POLL_S)
 
 
+def warm_up_sweeps(client: httpx.Client) -> None:
+    """A 2-trial sweep to its end and its view read: the process's first parameter importances import
+    optuna.importance (and scikit-learn with it, ~0.9 s holding the GIL), once per backend; left in the
+    measured sweep, it slowed the trainings it overlapped by ~0.3 s in all."""
+    body = {
+        "base": {**BASE, "overrides": {"epochs": 1}},
+        "space": {"overrides.seed": {"type": "int", "low": 1, "high": 2, "step": 1}},
+        "objective": {"metric": "val_loss"},
+        "n_trials": 2,
+        "sampler": "grid",
+        "pruner": "none",
+    }
+    _, view = sweep(client, body)
+    if view.get("importances") is None:
+        client.get(f"/api/v1/sweeps/{view['sweep_id']}")
+
+
 def overhead(client: httpx.Client, trials: int, epochs: int) -> None:
     body = {
         "base": {**BASE, "overrides": {"epochs": epochs, "early_stopping_patience": 10_000}},
@@ -157,6 +176,7 @@ def main() -> None:
         try:
             with httpx.Client(base_url=server.url, timeout=60) as client:
                 sequential(client, 1, 1)  # first-touch costs out of the way
+                warm_up_sweeps(client)
                 overhead(client, args.trials, args.epochs)
                 if args.prune_seeds > 0:  # no seeds, no pruned sweep: a sweep of 0 trials is a 422
                     pruning(client, args.prune_epochs, args.prune_seeds)
