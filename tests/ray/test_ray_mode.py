@@ -1,9 +1,10 @@
 """Ray mode end to end: a real local Ray cluster (2 CPUs, loopback), a real backend process, real jobs.
 
-The tests run in file order as one story on one backend: a training completes; a command training
-completes with its artefacts; a job's token opens its own operation's routes only; a cancel stops its
-job; a killed job process is lost (no retry allowed), or resubmitted and resumed from the checkpoint it
-shipped; the backend is killed mid-job and restarted, and reconciles. Every wait has a deadline.
+The tests run in file order as one story on one backend: a training completes; a model above the
+inline limit is uploaded before its result; a command training completes with its artefacts; a job's
+token opens its own operation's routes only; a cancel stops its job; a killed job process is lost (no
+retry allowed), or resubmitted and resumed from the checkpoint it shipped; the backend is killed
+mid-job and restarted, and reconciles. Every wait has a deadline.
 """
 
 from __future__ import annotations
@@ -164,6 +165,42 @@ def test_a_ray_training_completes_with_its_model_stored_and_history(stack: RaySt
     messages = [line["message"] for line in logs["lines"]]
     assert any("training starts" in m for m in messages), messages[-20:]
     wait_until(lambda: job_status(stack, op_id) is RayJobStatus.SUCCEEDED, 30, "the job to succeed")
+
+
+def test_a_model_above_the_inline_limit_is_uploaded_stored_once_and_its_upload_deleted(
+    stack: RayStack, tmp_path: Path
+) -> None:
+    """A tabular model of ~17.7 MB (hidden layers 2100 x 2100), above the job's 16 MiB inline limit: the
+    job streams it to the backend first (PUT .../model), then posts a result that references it; the
+    version holds exactly those bytes and ``runs/ray-uploads`` is empty once the operation has ended."""
+    api = stack.api
+    rows = ["a,b,c,d,label"] + [
+        f"{i % 7 / 7:.3f},{i % 11 / 11:.3f},{i % 13 / 13:.3f},{i % 5 / 5:.3f},{(i % 7 + i % 5) % 2}"
+        for i in range(400)
+    ]
+    table = tmp_path / "wide.csv"
+    table.write_text("\n".join(rows) + "\n")
+    with table.open("rb") as handle:
+        uploaded = api.http.post("/api/v1/data", files={"file": ("wide.csv", handle, "text/csv")})
+    assert uploaded.status_code == 201, uploaded.text
+    body = {
+        "workload": "tabular",
+        "tabular": {"dataset": "wide.csv", "target": "label", "hidden_layers": [2100, 2100]},
+        "overrides": {"epochs": 1},
+        "execution_mode": "ray",
+    }
+    response = api.http.post("/api/v1/trainings", json=body)
+    assert response.status_code == 202, response.text
+    op_id = str(response.json()["operation_id"])
+    op = api.finished(op_id, timeout=300)
+    assert op["status"] == "completed", op
+    version = stack.backend.folder / str(op["result"]["model"]["path"])
+    weights = version / "model.safetensors"
+    assert weights.stat().st_size > 16 << 20  # above the inline limit: it could not travel inline
+    assert _sha256(weights) == op["result"]["host_model_sha256"]
+    logs = api.http.get(f"/api/v1/operations/{op_id}/logs", params={"limit": 1000}).json()
+    assert any("streamed the model" in line["message"] for line in logs["lines"]), logs["lines"][-20:]
+    assert list((stack.backend.folder / "runs" / "ray-uploads").iterdir()) == []
 
 
 def _sha256(path: Path) -> str:
