@@ -9,7 +9,6 @@ sha256) and referenced from the result as ``uploaded``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -153,9 +152,14 @@ async def job_model(request: Request, op: JobOperationDep, components: Component
         raise InvalidRequestError(
             f"header {MODEL_SHA256_HEADER} (sha256 hex of the body) is required", field=MODEL_SHA256_HEADER
         )
+    target = components.ingest.upload_path(op)
+    if target is None:
+        raise ResultRejectedError(
+            "this backend keeps no uploaded models; send the model inline in the result"
+        )
     size = await receive_file(
         request.stream(),
-        uploaded_model_path(components, op.id),
+        target,
         sha256=expected,
         limit=components.settings.max_model_bytes,
         limit_setting="MODELYARD_MAX_MODEL_BYTES",
@@ -180,7 +184,3 @@ async def job_result(request: Request, op: JobOperationDep, components: Componen
         outcome = await components.ingest.ingest(payload)
     model = outcome.model.as_dict() if isinstance(outcome.model, ModelRef) else outcome.model
     return {"operation_id": outcome.operation_id, "model": model, "duplicate": outcome.duplicate}
-
-
-def uploaded_model_path(components: Components, op_id: str) -> Path:
-    return components.settings.runs_dir / "ray-uploads" / f"{op_id}.model"

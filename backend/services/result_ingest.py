@@ -140,7 +140,7 @@ class ResultIngest:
                 done = self._already_done(current, payload) if current is not None else None
                 if done is None:
                     raise
-                await self.acknowledge(op.host_url, payload.session_id)
+                await self.acknowledge(_host_of(op), payload.session_id)
                 return done
         logger.info("operation %s completed from host session %s: %s", op_id, payload.session_id, stored)
         await self.acknowledge(_host_of(op), payload.session_id)
@@ -322,7 +322,7 @@ class ResultIngest:
     @contextmanager
     def _workspace(self, op: Operation) -> Iterator[Path]:
         """A temp folder for the model slot; a Ray job's beside its upload, which is linked into it."""
-        upload = self._upload_of(op)
+        upload = self.upload_path(op)
         where = self._temp_dir
         if upload is not None:
             where = upload.parent
@@ -330,8 +330,9 @@ class ResultIngest:
         with tempfile.TemporaryDirectory(prefix=INGEST_FOLDER_PREFIX, dir=where) as folder:
             yield Path(folder)
 
-    def _upload_of(self, op: Operation) -> Path | None:
-        """Where a Ray job's streamed model waits (``backend.api.ray_jobs``); None in other modes."""
+    def upload_path(self, op: Operation) -> Path | None:
+        """Where a Ray job streams its model before its result (``backend.api.ray_jobs``) and it waits
+        until the operation ends; None in other modes (or with no uploads folder)."""
         if op.execution_mode != "ray" or self._uploads_dir is None:
             return None
         return self._uploads_dir / f"{op.id}{UPLOAD_SUFFIX}"
@@ -340,7 +341,7 @@ class ResultIngest:
         """An ended Ray operation's upload deleted (an ``on_terminal`` observer): completed, its version
         holds the bytes; failed or cancelled, a retry's job uploads again. Kept until then: an ingest
         that fails or is dropped leaves it for the job's retry."""
-        upload = self._upload_of(op)
+        upload = self.upload_path(op)
         if upload is not None:
             upload.unlink(missing_ok=True)
 
@@ -412,7 +413,7 @@ class ResultIngest:
                 limit=limit,
                 size=model.size,
             )
-        upload = self._upload_of(op)
+        upload = self.upload_path(op)
         if upload is not None:
             # Linked, not moved: the store moves the slot's file into the version, and a store that
             # fails, or an ingest dropped before it, must leave the upload for the job's retry. (Awaited

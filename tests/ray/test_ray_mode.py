@@ -189,9 +189,7 @@ def test_a_model_above_the_inline_limit_is_uploaded_stored_once_and_its_upload_d
         "overrides": {"epochs": 1},
         "execution_mode": "ray",
     }
-    response = api.http.post("/api/v1/trainings", json=body)
-    assert response.status_code == 202, response.text
-    op_id = str(response.json()["operation_id"])
+    op_id = _start(api, body)
     op = api.finished(op_id, timeout=300)
     assert op["status"] == "completed", op
     version = stack.backend.folder / str(op["result"]["model"]["path"])
@@ -201,6 +199,13 @@ def test_a_model_above_the_inline_limit_is_uploaded_stored_once_and_its_upload_d
     logs = api.http.get(f"/api/v1/operations/{op_id}/logs", params={"limit": 1000}).json()
     assert any("streamed the model" in line["message"] for line in logs["lines"]), logs["lines"][-20:]
     assert list((stack.backend.folder / "runs" / "ray-uploads").iterdir()) == []
+
+
+def _start(api: Api, body: dict[str, Any]) -> str:
+    """POST ``body`` as a training; its operation id (202 asserted)."""
+    response = api.http.post("/api/v1/trainings", json=body)
+    assert response.status_code == 202, response.text
+    return str(response.json()["operation_id"])
 
 
 def _sha256(path: Path) -> str:
@@ -214,9 +219,7 @@ def test_a_ray_command_training_completes_with_its_history_and_artefacts(stack: 
         "command": {"name": "toy", "params": {"steps": 200, "val_every": 50, "hidden": 16}},
         "execution_mode": "ray",
     }
-    response = api.http.post("/api/v1/trainings", json=body)
-    assert response.status_code == 202, response.text
-    op_id = str(response.json()["operation_id"])
+    op_id = _start(api, body)
     op = api.finished(op_id, timeout=180)
     assert op["status"] == "completed", op
     assert op["execution_mode"] == "ray"
@@ -401,9 +404,7 @@ def test_a_killed_command_job_is_submitted_again_and_resumes_from_the_step_its_p
     api = stack.api
     versions_before = api.versions("toy", "toy")
     body = {"workload": "command", "command": {"name": "toy", "params": TOY}, "execution_mode": "ray"}
-    response = api.http.post("/api/v1/trainings", json={**body, "max_retries": 1})
-    assert response.status_code == 202, response.text
-    op_id = str(response.json()["operation_id"])
+    op_id = _start(api, {**body, "max_retries": 1})
     shipped = wait_until(
         lambda: (s := _shipped(stack, op_id)) and s["epoch"] >= KILL_AFTER_STEP and s,
         180,
